@@ -1,0 +1,34 @@
+# The README's two commands: `make run` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt | cksum | cut -d' ' -f1)
+PORT ?= 8501
+HF_HUB_OFFLINE ?= 1
+# Models load from local files only; `make run HF_HUB_OFFLINE=0` lets a configured hub id download.
+
+.PHONY: setup run test demo-db bench clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-test.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo-db: $(STAMP)
+	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python -m coldrec init --if-missing
+
+run: demo-db
+	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/streamlit run app.py --server.port $(PORT)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python benchmarks/bench_evaluate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
