@@ -1,0 +1,159 @@
+"""Command line: ``python -m coldrec init | predict | evaluate | stats``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import DEMO_DIR, Settings
+
+
+def _shots(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--shots takes comma-separated integers, got {text!r}") from exc
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError("--shots needs non-negative integers")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="python -m coldrec", description="Cold-start product categorisation.")
+    parser.add_argument("--db", help="database file (default: $COLDREC_DB or data/coldrec.duckdb)")
+    parser.add_argument("--model", help="Hugging Face id or local folder (default: $COLDREC_MODEL or the bundled model)")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create the database from a catalog and categories (default: data/demo)")
+    init.add_argument("--catalog", default=str(DEMO_DIR / "catalog.csv"), help="catalog file with a category column")
+    init.add_argument("--categories", default=str(DEMO_DIR / "categories.csv"), help="name, description, path")
+    init.add_argument("--if-missing", action="store_true", help="do nothing when the database already exists")
+
+    predict = sub.add_parser("predict", help="predict categories and similar catalog items for a product file")
+    predict.add_argument("file", help="CSV, TSV, Excel, JSON, JSON Lines or Parquet")
+    predict.add_argument("-o", "--out", help="output .csv, .json or .xlsx (default: CSV on stdout)")
+    predict.add_argument("--save-batch", metavar="NAME", help="also store the items and predictions as upload batch NAME")
+
+    evaluate = sub.add_parser("evaluate", help="few-shot evaluation on a labelled file")
+    evaluate.add_argument("data", help="labelled file (any ingest format)")
+    evaluate.add_argument("--text-col", action="append", required=True, help="text column (repeatable)")
+    evaluate.add_argument("--label-col", required=True)
+    evaluate.add_argument("--categories", help="CSV with columns name, description")
+    evaluate.add_argument("--shots", type=_shots, default=[0, 1, 4, 8, 16])
+    evaluate.add_argument("--seeds", type=int, default=3)
+    evaluate.add_argument("--test-size", type=int, default=2000)
+    evaluate.add_argument("--min-per-class", type=int, default=10)
+    evaluate.add_argument("--methods", default="coldrec,prototype,tfidf-logreg", help="comma-separated")
+    evaluate.add_argument("--json", help="write the results here")
+
+    sub.add_parser("stats", help="counts of items, labels, categories and cached vectors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env(db_path=args.db, model=args.model, device=args.device)
+    try:
+        return _COMMANDS[args.command](args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, RuntimeError, OSError) as exc:  # our errors carry user-facing messages
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _init(args: argparse.Namespace, settings: Settings) -> int:
+    from .workspace import Workspace, progress_printer
+
+    if args.if_missing and Path(settings.db_path).exists():
+        print(f"{settings.db_path} exists; nothing to do")
+        return 0
+    ws = Workspace.open(settings)
+    try:
+        counts = ws.init_catalog(args.catalog, args.categories, progress=progress_printer("embedding catalog"))
+    finally:
+        ws.close()
+    print(
+        f"{settings.db_path}: {counts['categories']} categories, {counts['items']} catalog items, "
+        f"{counts['labels']} new labels"
+    )
+    return 0
+
+
+def _predict(args: argparse.Namespace, settings: Settings) -> int:
+    from .export import to_csv_bytes, write_table
+    from .ingest import Limits, load_items
+    from .workspace import Workspace, progress_printer
+
+    items = load_items(args.file, limits=Limits(int(settings.max_upload_mb * 1e6), settings.max_rows))
+    ws = Workspace.open(settings)
+    try:
+        if args.save_batch:
+            ws.add_upload(items, batch=args.save_batch)
+        batch = ws.predict(items, progress=progress_printer("embedding") if args.out else None)
+        if args.save_batch:
+            ws.save_predictions(batch)
+    finally:
+        ws.close()
+    frame = batch.frame().drop(columns=["top3_json"])
+    if args.out and args.out.lower().endswith(".json"):
+        frame["neighbour_ids"] = frame["neighbour_ids"].str.split()
+    if args.out:
+        write_table(frame, args.out)
+        unsure = int(frame["unsure"].sum())
+        print(f"{len(frame)} predictions ({unsure} unsure) written to {args.out}")
+    else:
+        sys.stdout.write(to_csv_bytes(frame).decode("utf-8-sig"))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from .encoder import load_encoder
+    from .evaluate import load_labelled, run_evaluation
+    from .ingest import read_table
+
+    data = load_labelled(args.data, args.text_col, args.label_col, args.min_per_class)
+    descriptions: dict[str, str] = {}
+    if args.categories:
+        cats = read_table(args.categories)
+        if "name" not in cats.columns:
+            raise ValueError(f"{args.categories}: needs columns name, description")
+        descriptions = dict(zip(cats["name"].astype(str), cats.get("description", cats["name"]).astype(str)))
+    print(f"{data.name}: {len(data.texts):,} items, {len(data.classes)} classes", file=sys.stderr)
+    encoder = load_encoder(settings.model, settings.device)
+    result = run_evaluation(
+        data,
+        encoder,
+        shots=args.shots,
+        seeds=args.seeds,
+        test_size=args.test_size,
+        descriptions=descriptions,
+        methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+        log=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from .store import Store
+
+    store = Store(settings.db_path)
+    try:
+        print(json.dumps({"database": str(settings.db_path), **store.stats()}, indent=2))
+    finally:
+        store.close()
+    return 0
+
+
+_COMMANDS = {"init": _init, "predict": _predict, "evaluate": _evaluate, "stats": _stats}

@@ -1,0 +1,223 @@
+"""Few-shot evaluation protocol and baselines (what ``python -m coldrec evaluate`` runs).
+
+Protocol: drop rows with empty labels; de-duplicate by text; keep classes with at least
+``min_per_class`` rows. Per seed: a random test set; per k, k labelled examples per class
+drawn from the remaining rows, excluding rows whose title also occurs in the test set
+(the same product in other sizes or colours would leak the answer). k = 0 is zero-shot
+from class names (and descriptions when given).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .classify import category_prompt, fit_classifier
+from .encoder import TextEncoder, embed_texts
+from .ingest import clean_text, item_text, read_table
+
+METHODS = ("coldrec", "prototype", "tfidf-logreg")
+
+
+@dataclass
+class LabelledData:
+    """Texts with labels ready for the protocol."""
+
+    texts: list[str]
+    groups: list[str]
+    labels: np.ndarray
+    classes: list[str]
+    name: str
+
+
+def load_labelled(
+    path: str | Path, text_cols: Sequence[str], label_col: str, min_per_class: int = 10
+) -> LabelledData:
+    """Read ``path`` (any ingest format) and apply the protocol's cleaning steps."""
+    frame = read_table(path, limits=_no_limits())
+    missing = [c for c in [*text_cols, label_col] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{Path(path).name}: column(s) {missing} not found; columns are {list(frame.columns)}")
+    labels = frame[label_col].map(clean_text)
+    parts = [frame[c].map(clean_text) for c in text_cols]
+    title = parts[0]
+    rest = pd.Series([". ".join(p for p in row if p) for row in zip(*parts[1:])], index=frame.index) if len(
+        parts
+    ) > 1 else pd.Series([""] * len(frame), index=frame.index)
+    texts = pd.Series([item_text(t, d) for t, d in zip(title, rest)], index=frame.index)
+    data = pd.DataFrame({"text": texts, "group": title.str.lower(), "label": labels})
+    data = data[(data["label"] != "") & (data["text"] != "")]
+    data = data.drop_duplicates("text")
+    counts = data["label"].value_counts()
+    data = data[data["label"].isin(counts[counts >= min_per_class].index)].reset_index(drop=True)
+    classes = sorted(data["label"].unique())
+    index = {c: i for i, c in enumerate(classes)}
+    return LabelledData(
+        texts=data["text"].tolist(),
+        groups=data["group"].tolist(),
+        labels=data["label"].map(index).to_numpy(),
+        classes=classes,
+        name=Path(path).name,
+    )
+
+
+def _no_limits():  # evaluation files are the operator's own, not uploads
+    from .ingest import Limits
+
+    return Limits(max_bytes=10**10, max_rows=10**8)
+
+
+@dataclass
+class Split:
+    """Test rows and, per k, support rows of one seed."""
+
+    seed: int
+    test: np.ndarray
+    support: dict[int, np.ndarray]
+
+
+def make_splits(data: LabelledData, shots: Sequence[int], seeds: int, test_size: int) -> list[Split]:
+    """Deterministic test and support draws for each seed."""
+    n = len(data.texts)
+    groups = np.array(data.groups)
+    splits = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        test = np.sort(rng.choice(n, size=min(test_size, n - 1), replace=False))
+        pool_mask = np.ones(n, dtype=bool)
+        pool_mask[test] = False
+        pool_mask &= ~np.isin(groups, groups[test])
+        pool = np.flatnonzero(pool_mask)
+        support: dict[int, np.ndarray] = {}
+        for k in shots:
+            chosen = []
+            for c in range(len(data.classes)):
+                rows = pool[data.labels[pool] == c]
+                if k > 0 and len(rows):
+                    chosen.extend(rng.choice(rows, size=min(k, len(rows)), replace=False).tolist())
+            support[k] = np.array(sorted(chosen), dtype=np.int64)
+        splits.append(Split(seed=seed, test=test, support=support))
+    return splits
+
+
+def _metrics(y_true: np.ndarray, proba: np.ndarray | None, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    out = {
+        "accuracy": float((y_true == y_pred).mean()),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0)),
+    }
+    if proba is not None:
+        present = np.unique(y_true)
+        p = proba[:, present]
+        p = p / p.sum(axis=1, keepdims=True).clip(min=1e-12)
+        out["macro_auc"] = float(
+            roc_auc_score(y_true, p, multi_class="ovr", average="macro", labels=present)
+        ) if len(present) > 2 else float("nan")
+        out["ece"] = expected_calibration_error(y_true, proba)
+    return out
+
+
+def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """Gap between confidence and accuracy of the top prediction, averaged over 10 confidence bins."""
+    conf = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y_true
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (conf > lo) & (conf <= hi)
+        if mask.any():
+            ece += mask.mean() * abs(conf[mask].mean() - correct[mask].mean())
+    return float(ece)
+
+
+
+
+def run_evaluation(
+    data: LabelledData,
+    encoder: TextEncoder,
+    shots: Sequence[int] = (0, 1, 4, 8, 16),
+    seeds: int = 3,
+    test_size: int = 2000,
+    descriptions: dict[str, str] | None = None,
+    methods: Sequence[str] = METHODS,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, object]:
+    """Run the protocol and return the result document written by ``evaluate --json``."""
+    splits = make_splits(data, shots, seeds, test_size)
+    needed = sorted({int(i) for s in splits for i in np.concatenate([s.test, *s.support.values()])})
+    log(f"embedding {len(needed):,} texts with {encoder.name} on {encoder.device}")
+    started = time.perf_counter()
+    vectors = np.zeros((len(data.texts), encoder.dim), dtype=np.float32)
+    vectors[needed] = embed_texts(encoder, [data.texts[i] for i in needed])
+    per_s = len(needed) / max(time.perf_counter() - started, 1e-9)
+    descriptions = descriptions or {}
+    prompts = embed_texts(encoder, [category_prompt(c, descriptions.get(c)) for c in data.classes])
+
+    results = []
+    for method in methods:
+        for k in shots:
+            if method != "coldrec" and k == 0:
+                continue  # baselines need labelled examples
+            runs = []
+            for split in splits:
+                sup = split.support[k]
+                y_true = data.labels[split.test]
+                if method == "coldrec":
+                    model = fit_classifier(data.classes, prompts, vectors[sup], [data.classes[i] for i in data.labels[sup]])
+                    proba = model.predict_proba(vectors[split.test])
+                elif method == "prototype":
+                    model = fit_classifier(
+                        data.classes, prompts, vectors[sup], [data.classes[i] for i in data.labels[sup]], prior_weight=0.0
+                    )
+                    proba = model.predict_proba(vectors[split.test])
+                    # A class without examples has no prototype: it can never win.
+                    proba[:, model.counts == 0] = 0.0
+                    proba /= proba.sum(axis=1, keepdims=True).clip(min=1e-12)
+                elif method == "tfidf-logreg":
+                    proba = _tfidf_logreg(data, sup, split.test)
+                else:
+                    raise ValueError(f"unknown method {method!r}")
+                runs.append(_metrics(y_true, proba, proba.argmax(axis=1), len(data.classes)))
+            row: dict[str, object] = {"method": method, "shots": int(k), "seeds": len(runs)}
+            for key in runs[0]:
+                values = np.array([r[key] for r in runs], dtype=float)
+                row[key] = round(float(np.mean(values)), 4)
+                row[f"{key}_std"] = round(float(np.std(values)), 4)
+            results.append(row)
+            log(f"{method:>13} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f}")
+    return {
+        "dataset": data.name,
+        "n_items": len(data.texts),
+        "n_classes": len(data.classes),
+        "model": encoder.name,
+        "device": encoder.device,
+        "embed_items_per_s": round(per_s, 1),
+        "results": results,
+    }
+
+
+def _tfidf_logreg(data: LabelledData, support: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Baseline: word+character TF-IDF with logistic regression, trained on the support set."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline, make_union
+
+    y = data.labels[support]
+    proba = np.zeros((len(test), len(data.classes)))
+    if len(np.unique(y)) < 2:
+        proba[:, y[0] if len(y) else 0] = 1.0
+        return proba
+    features = make_union(
+        TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1),
+        TfidfVectorizer(sublinear_tf=True, analyzer="char_wb", ngram_range=(2, 5), min_df=1),
+    )
+    pipe = make_pipeline(features, LogisticRegression(C=10.0, max_iter=2000))
+    pipe.fit([data.texts[i] for i in support], y)
+    proba[:, pipe.classes_] = pipe.predict_proba([data.texts[i] for i in test])
+    return proba

@@ -1,0 +1,184 @@
+"""A workspace ties a store to an encoder: the operations the dashboard and CLI call.
+
+The fitted classifier and the catalog's neighbour index are cached and rebuilt only when
+labels, categories or the catalog change, so a new label shows in the next prediction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
+from .config import DEMO_DIR, Settings
+from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder
+from .ingest import item_text, load_items, read_table
+from .neighbours import NeighbourIndex
+from .store import Store
+
+
+@dataclass
+class PredictionBatch:
+    """Predictions for a set of items, with their evidence and similar catalog items."""
+
+    items: pd.DataFrame
+    predictions: list[Prediction]
+    #: Per item, the nearest catalog items as (item_id, cosine).
+    neighbours: list[list[tuple[str, float]]]
+    vectors: np.ndarray
+
+    def frame(self, n_neighbours: int = 5) -> pd.DataFrame:
+        """One row per item: id, title, top-3 with probabilities, unsure flag, neighbour ids."""
+        preds = predictions_frame(self.items["item_id"].tolist(), self.predictions)
+        preds.insert(1, "title", self.items["title"].tolist())
+        preds["neighbour_ids"] = [" ".join(i for i, _ in hits[:n_neighbours]) for hits in self.neighbours]
+        return preds
+
+
+class Workspace:
+    """The store, the encoder and the models built from them."""
+
+    def __init__(self, store: Store, encoder: TextEncoder, settings: Settings | None = None) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.settings = settings or Settings()
+        self._lock = threading.Lock()
+        self._classifier: tuple[object, CategoryModel] | None = None
+        self._catalog: tuple[object, NeighbourIndex] | None = None
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, encoder: TextEncoder | None = None) -> "Workspace":
+        """Open the configured database and load the configured model."""
+        settings = settings or Settings.from_env()
+        store = Store(settings.db_path)
+        try:
+            encoder = encoder or load_encoder(settings.model, settings.device)
+        except Exception:
+            store.close()
+            raise
+        return cls(store, encoder, settings)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.store.close()
+
+    # -- loading data -----------------------------------------------------------------------
+    def init_catalog(
+        self,
+        catalog: str | Path = DEMO_DIR / "catalog.csv",
+        categories: str | Path = DEMO_DIR / "categories.csv",
+        progress: ProgressFn | None = None,
+    ) -> dict[str, int]:
+        """Load a catalog (with its ``category`` column as imported labels) and its categories.
+
+        Safe to run again: items are updated and labels only added where they changed.
+        Embeds the catalog so the first prediction is fast.
+        """
+        cats = read_table(categories)
+        if "name" not in cats.columns:
+            raise ValueError(f"{Path(categories).name}: needs a 'name' column (and optionally description, path)")
+        self.store.upsert_categories(cats)
+        items = load_items(catalog, id_prefix="CAT")
+        self.store.upsert_items(items, source="catalog")
+        labelled = 0
+        if "category" in items.columns:
+            known = set(self.store.category_names())
+            current = dict(self.store.labels()[["item_id", "category"]].itertuples(index=False))
+            todo = items[(items["category"] != "") & items["category"].isin(known)]
+            todo = todo[[current.get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
+            if len(todo):
+                self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who="catalog", source="import")
+            labelled = len(todo)
+        self.embed_items(items, progress=progress)
+        return {"categories": len(cats), "items": len(items), "labels": labelled}
+
+    def add_upload(self, items: pd.DataFrame, batch: str) -> int:
+        """Store validated upload rows (from :func:`coldrec.ingest.load_items`) as a batch."""
+        return self.store.upsert_items(items, source="upload", batch=batch)
+
+    # -- embeddings and models --------------------------------------------------------------
+    def embed_items(self, items: pd.DataFrame, progress: ProgressFn | None = None) -> np.ndarray:
+        """Unit vectors for items (title + description), from the cache where possible."""
+        descriptions = items["description"] if "description" in items else [""] * len(items)
+        texts = [item_text(t, d) for t, d in zip(items["title"], descriptions)]
+        return embed_texts(self.encoder, texts, cache=self.store, progress=progress)
+
+    def classifier(self) -> CategoryModel:
+        """The classifier for the current categories and labels (rebuilt only after changes)."""
+        cats = self.store.categories()
+        key = (self.store.label_version(), tuple(map(tuple, cats.fillna("").values.tolist())))
+        with self._lock:
+            if self._classifier is not None and self._classifier[0] == key:
+                return self._classifier[1]
+        if cats.empty:
+            raise ValueError("there are no categories yet: add some (or run `python -m coldrec init`)")
+        prompts = embed_texts(
+            self.encoder,
+            [category_prompt(n, d, p) for n, d, p in cats[["name", "description", "path"]].itertuples(index=False)],
+            cache=self.store,
+        )
+        labels = self.store.labels()
+        vectors = self.embed_items(labels) if len(labels) else None
+        model = fit_classifier(
+            cats["name"].tolist(), prompts, vectors, labels["category"].tolist(), labels["item_id"].tolist()
+        )
+        with self._lock:
+            self._classifier = (key, model)
+        return model
+
+    def catalog_index(self) -> NeighbourIndex:
+        """Neighbour index over the catalog items (rebuilt only when the catalog changes)."""
+        key = self.store.query_df(
+            "SELECT count(*) AS n, max(added_at) AS t FROM items WHERE source = 'catalog'"
+        ).values.tolist()[0]
+        with self._lock:
+            if self._catalog is not None and self._catalog[0] == key:
+                return self._catalog[1]
+        catalog = self.store.items(source="catalog")
+        index = NeighbourIndex(catalog["item_id"].tolist(), self.embed_items(catalog))
+        with self._lock:
+            self._catalog = (key, index)
+        return index
+
+    # -- predicting and labelling -----------------------------------------------------------
+    def predict(
+        self, items: pd.DataFrame, progress: ProgressFn | None = None, n_neighbours: int = 5
+    ) -> PredictionBatch:
+        """Predict categories and find similar catalog items for ``items`` (id, title, description)."""
+        vectors = self.embed_items(items, progress=progress)
+        model = self.classifier()
+        predictions = model.predict(vectors, unsure_below=self.settings.unsure_below)
+        neighbours = self.catalog_index().search(vectors, k=n_neighbours, exclude=items["item_id"].tolist())
+        return PredictionBatch(items.reset_index(drop=True), predictions, neighbours, vectors)
+
+    def predict_text(self, text: str, n_neighbours: int = 5) -> PredictionBatch:
+        """Predict one typed product (first line = title, the rest = description)."""
+        title, _, description = text.strip().partition("\n")
+        items = pd.DataFrame({"item_id": ["(typed)"], "title": [title.strip()], "description": [description.strip()]})
+        return self.predict(items, n_neighbours=n_neighbours)
+
+    def save_predictions(self, batch: PredictionBatch) -> None:
+        """Keep the latest prediction of each (stored) item for analytics and audit."""
+        self.store.save_predictions(self.encoder.name, batch.frame())
+
+    def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
+        """Record a label; the next prediction uses it."""
+        self.store.label(item_id, category, who=who, source=source)
+
+
+def progress_printer(label: str) -> Callable[[int, int], None]:
+    """A progress callback that prints ``label: done/total`` every 10%."""
+    last = [-1]
+
+    def report(done: int, total: int) -> None:
+        step = int(10 * done / total) if total else 10
+        if step != last[0]:
+            last[0] = step
+            print(f"{label}: {done:,}/{total:,}", flush=True)
+
+    return report
