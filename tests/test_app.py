@@ -1,0 +1,68 @@
+"""The dashboard renders (Streamlit AppTest) on a fresh database with the tiny model."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import PROJECT
+
+
+@pytest.fixture
+def app_env(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder, small_catalog):
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    catalog, categories = small_catalog
+    catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    categories.to_csv(tmp_path / "categories.csv", index=False)
+    ws = Workspace(Store(tmp_path / "app.duckdb"), tiny_encoder)
+    ws.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+    ws.close()
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "app.duckdb"))
+    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    st.cache_resource.clear()
+    yield tmp_path
+    st.cache_resource.clear()
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(PROJECT / "app.py"), default_timeout=60)
+
+
+def test_overview_renders_with_sidebar_counts(app_env):
+    at = _app().run()
+    assert not at.exception
+    assert at.title[0].value == "Overview"
+    metrics = {m.label: m.value for m in at.sidebar.metric}
+    assert metrics == {"Catalog items": "12", "Labelled items": "12"}
+
+
+def test_try_a_product_shows_a_prediction_and_escapes_markup(app_env):
+    at = _app().run()
+    at.text_area[0].input("<b>steel</b> *pan*\n<script>alert(1)</script>").run()
+    assert not at.exception
+    verdicts = [m.value for m in at.markdown if "%" in m.value]
+    assert verdicts and "<b>" not in verdicts[0]
+    assert len(at.dataframe) >= 2  # evidence and similar items
+
+
+def test_a_locked_database_shows_a_message_not_a_traceback(app_env, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    db = tmp_path / "held.duckdb"
+    script = f"import sys, time; sys.path.insert(0, {str(PROJECT)!r}); from coldrec.store import Store; s = Store({str(db)!r}); print('open', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        monkeypatch.setenv("COLDREC_DB", str(db))
+        st.cache_resource.clear()
+        at = _app().run()
+        assert not at.exception
+        assert "in use by another coldrec process" in at.error[0].value
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -1,0 +1,97 @@
+"""CLI: init, predict (CSV and JSON), evaluate contract, stats, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from coldrec.cli import main
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, tiny_model_dir, small_catalog):
+    catalog, categories = small_catalog
+    catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    categories.to_csv(tmp_path / "categories.csv", index=False)
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "cli.duckdb"))
+    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    assert main(["init", "--catalog", str(tmp_path / "catalog.csv"), "--categories", str(tmp_path / "categories.csv")]) == 0
+    return tmp_path
+
+
+def test_init_if_missing_leaves_an_existing_database(env, capsys):
+    assert main(["init", "--if-missing"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_predict_writes_csv_with_top3_unsure_and_five_neighbours(env):
+    pd.DataFrame({"sku": ["n1", "n2"], "name": ["steel pot set", "cat toy ball"]}).to_csv(env / "new.csv", index=False)
+    assert main(["predict", str(env / "new.csv"), "-o", str(env / "out.csv")]) == 0
+    out = pd.read_csv(env / "out.csv", encoding="utf-8-sig")
+    assert out["item_id"].tolist() == ["n1", "n2"]
+    for col in ["top1", "top1_probability", "top2", "top3", "top3_probability", "unsure"]:
+        assert col in out.columns
+    assert all(len(ids.split()) == 5 for ids in out["neighbour_ids"])
+
+
+def test_predict_json_and_save_batch(env):
+    (env / "new.jsonl").write_text('{"id": "n1", "title": "leather boot"}\n{"id": "n2", "title": "wok"}\n')
+    assert main(["predict", str(env / "new.jsonl"), "-o", str(env / "out.json"), "--save-batch", "b1"]) == 0
+    rows = json.loads((env / "out.json").read_text())
+    assert [r["item_id"] for r in rows] == ["n1", "n2"] and len(rows[0]["neighbour_ids"]) == 5
+    assert main(["stats"]) == 0
+
+
+def test_bad_file_gives_a_message_and_exit_2(env, capsys):
+    (env / "bad.csv").write_text("sku,price\nA1,3\n")
+    assert main(["predict", str(env / "bad.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "no text column" in err and "Traceback" not in err
+
+
+def test_missing_model_gives_a_message_naming_it(env, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("COLDREC_MODEL", str(tmp_path / "nowhere"))
+    (env / "new.csv").write_text("title\npan\n")
+    assert main(["predict", str(env / "new.csv")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_evaluate_follows_the_json_contract(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    words = {"Cookware": "pan pot wok skillet steel iron", "Footwear": "shoe boot sneaker sandal leather",
+             "Pets": "dog cat pet food toy ball"}
+    rows = []
+    for label, vocab in words.items():
+        w = vocab.split()
+        for i in range(14):
+            rows.append({"title": f"{w[i % len(w)]} {w[(i * 2 + 1) % len(w)]} {i}", "description": "", "category": label})
+    rows.append({"title": "rare thing", "description": "", "category": "Tiny"})  # dropped by --min-per-class
+    rows.append({"title": "pan pot 0", "description": "", "category": ""})  # empty label: dropped
+    pd.DataFrame(rows).to_csv(tmp_path / "data.csv", index=False)
+    pd.DataFrame({"name": ["Cookware"], "description": ["pans"]}).to_csv(tmp_path / "cats.csv", index=False)
+    args = ["--model", str(tiny_model_dir), "evaluate", str(tmp_path / "data.csv"), "--text-col", "title",
+            "--text-col", "description", "--label-col", "category", "--categories", str(tmp_path / "cats.csv"),
+            "--shots", "0,1,4", "--seeds", "2", "--test-size", "12", "--min-per-class", "10",
+            "--json", str(tmp_path / "out.json")]
+    assert main(args) == 0
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert {"dataset", "n_items", "n_classes", "model", "device", "embed_items_per_s", "results"} <= set(doc)
+    assert doc["n_classes"] == 3 and doc["n_items"] == 42 and doc["device"] == "cpu"
+    ours = [r for r in doc["results"] if r["method"] == "coldrec"]
+    assert [r["shots"] for r in ours] == [0, 1, 4]
+    for r in ours:
+        assert {"accuracy", "accuracy_std", "macro_f1", "macro_f1_std", "seeds"} <= set(r) and r["seeds"] == 2
+        assert 0.0 <= r["accuracy"] <= 1.0
+    assert {r["method"] for r in doc["results"]} == {"coldrec", "prototype", "tfidf-logreg"}
+    # Deterministic for given seeds.
+    assert main(args[:-1] + [str(tmp_path / "again.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert [r["accuracy"] for r in again["results"]] == [r["accuracy"] for r in doc["results"]]
+
+
+def test_bad_shots_argument_is_rejected():
+    with pytest.raises(SystemExit):
+        main(["evaluate", "x.csv", "--text-col", "t", "--label-col", "l", "--shots", "a,b"])

@@ -1,0 +1,123 @@
+"""Encoder: loading, pooling, normalisation, order, caching, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from coldrec.encoder import ModelLoadError, _read_pooling, embed_texts, load_encoder, pick_device, text_hash
+
+
+def test_dimension_comes_from_the_model_config(tiny_encoder):
+    assert tiny_encoder.dim == 32
+    vectors = tiny_encoder.encode(["steel pan", "dog food"])
+    assert vectors.shape == (2, 32) and vectors.dtype == np.float32
+
+
+def test_vectors_are_unit_length_and_deterministic(tiny_encoder):
+    texts = ["steel frying pan", "a", "wool socks and leather boot " * 20]
+    first = tiny_encoder.encode(texts)
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(tiny_encoder.encode(texts), first, atol=1e-6)
+
+
+def test_length_sorted_batches_return_vectors_in_input_order(tiny_encoder):
+    texts = ["dog food pack with rice and chicken for the big dog", "pan", "cat toy ball set", "wok"]
+    together = tiny_encoder.encode(texts)
+    alone = np.vstack([tiny_encoder.encode([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_progress_callback_counts_up_to_total(tiny_encoder):
+    seen = []
+    tiny_encoder.encode([f"pan {i}" for i in range(10)], progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (10, 10)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_concurrent_threads_get_the_same_vectors(tiny_encoder):
+    texts = [f"steel pot set {i}" for i in range(12)]
+    expected = tiny_encoder.encode(texts)
+    results = [None] * 4
+
+    def work(slot):
+        results[slot] = tiny_encoder.encode(texts)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_allclose(r, expected, atol=1e-6)
+
+
+def test_pooling_is_read_from_a_sentence_transformers_folder(tmp_path):
+    assert _read_pooling(None) == "mean"
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    assert _read_pooling(tmp_path) == "cls"
+
+
+def test_cls_pooling_model_gives_different_vectors(tiny_model_dir, tmp_path, tiny_encoder):
+    folder = tmp_path / "cls-model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    cls_encoder = load_encoder(str(folder), device="cpu")
+    assert cls_encoder.pooling == "cls"
+    assert not np.allclose(cls_encoder.encode(["steel pan"]), tiny_encoder.encode(["steel pan"]))
+
+
+def test_unloadable_model_error_names_the_model(tmp_path):
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    with pytest.raises(ModelLoadError, match="not-a-model"):
+        load_encoder(str(empty), device="cpu")
+    with pytest.raises(ModelLoadError, match="no-such-org/no-such-model"):
+        load_encoder("no-such-org/no-such-model", device="cpu")
+
+
+def test_device_falls_back_to_cpu_and_respects_override():
+    assert pick_device("cpu") == "cpu"
+    assert pick_device() in {"cuda", "mps", "cpu"}
+
+
+class CountingCache:
+    def __init__(self):
+        self.data = {}
+
+    def get_embeddings(self, model, hashes):
+        return {h: self.data[(model, h)] for h in hashes if (model, h) in self.data}
+
+    def put_embeddings(self, model, hashes, vectors):
+        for h, v in zip(hashes, vectors):
+            self.data[(model, h)] = v
+
+
+class CountingEncoder:
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.device, self.calls = inner, inner.name, inner.dim, inner.device, []
+
+    def encode(self, texts, progress=None):
+        self.calls.append(list(texts))
+        return self.inner.encode(texts, progress)
+
+
+def test_embed_texts_never_recomputes_a_cached_or_repeated_text(tiny_encoder):
+    enc, cache = CountingEncoder(tiny_encoder), CountingCache()
+    first = embed_texts(enc, ["pan", "wok", "pan"], cache=cache)
+    assert enc.calls == [["pan", "wok"]]
+    again = embed_texts(enc, ["wok", "pan", "boot"], cache=cache)
+    assert enc.calls[-1] == ["boot"]
+    np.testing.assert_allclose(again[1], first[0])
+    assert (tiny_encoder.name, text_hash("boot")) in cache.data
+
+
+def test_text_hash_distinguishes_exact_text():
+    assert text_hash("Pan") != text_hash("pan") != text_hash("pan ")
+    assert len(text_hash("抹茶")) == 64

@@ -1,0 +1,142 @@
+"""Tests for coldrec.neighbours: exact cosine top-k and the id-keyed index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coldrec.neighbours import NeighbourIndex, top_k_cosine
+
+
+def _unit(rng, n, dim):
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _check_against_brute_force(queries, index, k):
+    idx, sims = top_k_cosine(queries, index, k)
+    kk = min(k, len(index))
+    assert idx.shape == sims.shape == (len(queries), kk)
+    assert idx.dtype == np.int64 and sims.dtype == np.float32
+
+    full = queries.astype(np.float64) @ index.astype(np.float64).T
+    order = np.argsort(-full, axis=1, kind="stable")
+    expected_sims = np.take_along_axis(full, order[:, :kk], axis=1)
+    # same similarities as brute force, best first
+    np.testing.assert_allclose(sims, expected_sims, atol=1e-5)
+    assert np.all(np.diff(sims, axis=1) <= 0)
+    # each returned similarity belongs to the returned index, with no repeats
+    np.testing.assert_allclose(np.take_along_axis(full, idx, axis=1), sims, atol=1e-5)
+    assert all(len(set(row.tolist())) == kk for row in idx)
+    assert idx.min() >= 0 and idx.max() < len(index)
+    # identical indices wherever the brute-force ranking has no near-ties
+    sorted_sims = np.take_along_axis(full, order[:, : kk + 1], axis=1)
+    gaps = -np.diff(sorted_sims, axis=1)
+    clear = gaps.min(axis=1) > 1e-4 if gaps.size else np.ones(len(queries), dtype=bool)
+    assert clear.mean() > 0.5
+    np.testing.assert_array_equal(idx[clear], order[clear, :kk])
+    return idx, sims
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 49, 50, 51, 200])
+def test_top_k_matches_brute_force(k):
+    rng = np.random.default_rng(k)
+    _check_against_brute_force(_unit(rng, 40, 16), _unit(rng, 50, 16), k)
+
+
+def test_k_larger_than_index_returns_every_row_sorted():
+    rng = np.random.default_rng(1)
+    queries, index = _unit(rng, 5, 8), _unit(rng, 7, 8)
+    idx, sims = top_k_cosine(queries, index, 100)
+    assert idx.shape == (5, 7)
+    for row in idx:
+        assert sorted(row.tolist()) == list(range(7))
+    assert np.all(np.diff(sims, axis=1) <= 0)
+
+
+def test_queries_in_several_chunks():
+    rng = np.random.default_rng(2100)
+    queries, index = _unit(rng, 2100, 8), _unit(rng, 300, 8)
+    idx, sims = _check_against_brute_force(queries, index, 5)
+    # rows past the first chunk of 2048 are filled in correctly too
+    tail = slice(2048, 2100)
+    full_tail = queries[tail].astype(np.float64) @ index.astype(np.float64).T
+    np.testing.assert_allclose(sims[tail, 0], full_tail.max(axis=1), atol=1e-5)
+
+
+def test_queries_in_chunks_with_k_at_least_n():
+    rng = np.random.default_rng(7)
+    queries, index = _unit(rng, 2100, 8), _unit(rng, 6, 8)
+    _check_against_brute_force(queries, index, 6)
+    _check_against_brute_force(queries, index, 9)
+
+
+def test_a_query_finds_itself_first():
+    rng = np.random.default_rng(3)
+    index = _unit(rng, 30, 12)
+    idx, sims = top_k_cosine(index, index, 3)
+    assert idx[:, 0].tolist() == list(range(30))
+    np.testing.assert_allclose(sims[:, 0], 1.0, atol=1e-5)
+
+
+def test_accepts_lists_and_float64():
+    idx, sims = top_k_cosine([[1.0, 0.0]], np.array([[0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]]), 2)
+    assert idx.tolist() == [[1, 0]]
+    np.testing.assert_allclose(sims, [[1.0, 0.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "n_queries,n_index,k,shape",
+    [(0, 5, 3, (0, 0)), (4, 0, 3, (4, 0)), (4, 5, 0, (4, 0)), (0, 0, 3, (0, 0)), (3, 5, -1, (3, 0))],
+)
+def test_empty_inputs(n_queries, n_index, k, shape):
+    rng = np.random.default_rng(0)
+    queries = _unit(rng, n_queries, 4) if n_queries else np.zeros((0, 4), dtype=np.float32)
+    index = _unit(rng, n_index, 4) if n_index else np.zeros((0, 4), dtype=np.float32)
+    idx, sims = top_k_cosine(queries, index, k)
+    assert idx.shape == shape and sims.shape == shape
+    assert idx.dtype == np.int64 and sims.dtype == np.float32
+
+
+def _index(n=10, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return NeighbourIndex(ids=[f"item{i}" for i in range(n)], vectors=_unit(rng, n, dim))
+
+
+def test_search_without_exclude_returns_the_item_itself_first():
+    index = _index()
+    results = index.search(index.vectors[[2, 5]], k=3)
+    assert [r[0][0] for r in results] == ["item2", "item5"]
+    assert all(len(r) == 3 for r in results)
+    assert results[0][0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_search_excludes_own_id_and_still_returns_k():
+    index = _index()
+    queries = index.vectors[[2, 5, 9]]
+    own = ["item2", "item5", "item9"]
+    results = index.search(queries, k=4, exclude=own)
+    assert [len(r) for r in results] == [4, 4, 4]
+    for hits, me, q in zip(results, own, queries):
+        ids = [i for i, _ in hits]
+        assert me not in ids
+        assert len(set(ids)) == 4
+        sims = [s for _, s in hits]
+        assert sims == sorted(sims, reverse=True)
+        assert all(isinstance(s, float) for s in sims)
+        # the hits are the true 4 nearest other items
+        others = [(float(q @ v), i) for i, v in zip(index.ids, index.vectors) if i != me]
+        assert ids == [i for _, i in sorted(others, reverse=True)[:4]]
+
+
+def test_search_exclude_of_an_id_not_in_the_top_returns_k():
+    index = _index()
+    results = index.search(index.vectors[[0]], k=3, exclude=["not-an-item"])
+    assert [i for i, _ in results[0]] == [i for i, _ in index.search(index.vectors[[0]], k=3)[0]]
+    assert len(results[0]) == 3
+
+
+def test_search_with_k_at_least_n_excluding_self_returns_the_rest():
+    index = _index(n=4)
+    results = index.search(index.vectors[[1]], k=10, exclude=["item1"])
+    assert sorted(i for i, _ in results[0]) == ["item0", "item2", "item3"]

@@ -1,0 +1,183 @@
+"""Store: schema, items, append-only labels, embeddings, concurrency, crashes, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coldrec.store import Store, StoreError, StoreLockedError
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _seed(store: Store) -> None:
+    store.upsert_categories(pd.DataFrame({"name": ["Cookware", "Footwear"], "description": ["pans", "shoes"]}))
+    store.upsert_items(
+        pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["pan", "boot", "wok"], "price": [10, None, "3.5"]}),
+        source="catalog",
+    )
+
+
+def test_items_and_categories_round_trip(store):
+    _seed(store)
+    items = store.items()
+    assert items["item_id"].tolist() == ["a", "b", "c"]
+    assert items.loc[0, "price"] == 10 and pd.isna(items.loc[1, "price"]) and items.loc[2, "price"] == 3.5
+    assert store.category_names() == ["Cookware", "Footwear"]
+    # Updating an item keeps its source.
+    store.upsert_items(pd.DataFrame({"item_id": ["a"], "title": ["steel pan"]}), source="upload", batch="b1")
+    row = store.items().set_index("item_id").loc["a"]
+    assert row["title"] == "steel pan" and row["source"] == "catalog"
+
+
+def test_labels_are_an_append_only_history(store):
+    _seed(store)
+    store.label("a", "Cookware", who="ana")
+    store.label("a", "Footwear", who="ben", source="accepted")
+    store.label("b", "Footwear", who="ana")
+    store.label("b", None, who="ana")  # removal
+    current = store.labels().set_index("item_id")
+    assert current.loc["a", "category"] == "Footwear" and current.loc["a", "who"] == "ben"
+    assert "b" not in current.index
+    history = store.label_history("a")
+    assert history["category"].tolist() == ["Footwear", "Cookware"]
+    assert history["source"].tolist() == ["accepted", "manual"]
+    assert len(store.label_history()) == 4
+
+
+def test_bad_labels_are_refused_whole_and_name_the_problem(store):
+    _seed(store)
+    version = store.label_version()
+    with pytest.raises(StoreError, match="'zz'"):
+        store.add_labels(["a", "zz"], ["Cookware", "Cookware"], who="ana")
+    with pytest.raises(StoreError, match="'Toys'"):
+        store.add_labels(["a", "b"], ["Cookware", "Toys"], who="ana")
+    with pytest.raises(StoreError, match="source"):
+        store.label("a", "Cookware", who="ana", source="guess")
+    assert store.label_version() == version and store.labels().empty
+
+
+def test_label_version_changes_with_every_label(store):
+    _seed(store)
+    v0 = store.label_version()
+    store.label("a", "Cookware", who="x")
+    assert store.label_version() > v0
+
+
+def test_embeddings_round_trip_per_model(store):
+    vectors = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    store.put_embeddings("m1", ["h1", "h2", "h3"], vectors)
+    store.put_embeddings("m1", ["h1"], vectors[2:3])  # an existing hash is kept
+    got = store.get_embeddings("m1", ["h3", "h1", "missing"])
+    assert set(got) == {"h1", "h3"}
+    np.testing.assert_array_equal(got["h1"], vectors[0])
+    assert store.get_embeddings("m2", ["h1"]) == {}
+    assert store.embedding_counts().set_index("model").loc["m1", "vectors"] == 3
+
+
+def test_predictions_keep_the_latest_per_item(store):
+    _seed(store)
+    frame = pd.DataFrame(
+        {"item_id": ["a"], "category": ["Cookware"], "probability": [0.9], "unsure": [False],
+         "top3_json": [json.dumps([{"category": "Cookware", "probability": 0.9}])]}
+    )
+    store.save_predictions("m", frame)
+    store.save_predictions("m", frame.assign(category="Footwear", probability=0.4, unsure=True))
+    got = store.predictions("m")
+    assert len(got) == 1 and got.loc[0, "category"] == "Footwear" and bool(got.loc[0, "unsure"])
+
+
+def test_concurrent_sessions_lose_no_labels(store):
+    _seed(store)
+    errors = []
+
+    def session(who, category):
+        try:
+            for i in range(50):
+                store.label("abc"[i % 3], category, who=who)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(f"user{i}", ["Cookware", "Footwear"][i % 2])) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    history = store.label_history()
+    assert len(history) == 200 and history["event_id"].is_unique
+    assert history.groupby("who").size().to_dict() == {f"user{i}": 50 for i in range(4)}
+
+
+def test_labels_survive_a_killed_process(tmp_path):
+    db = tmp_path / "crash.duckdb"
+    script = textwrap.dedent(
+        f"""
+        import sys, time, pandas as pd
+        sys.path.insert(0, {PROJECT!r})
+        from coldrec.store import Store
+        s = Store({str(db)!r})
+        s.upsert_categories(pd.DataFrame({{"name": ["Cookware"]}}))
+        s.upsert_items(pd.DataFrame({{"item_id": ["a", "b"], "title": ["pan", "pot"]}}), source="catalog")
+        s.label("a", "Cookware", who="ana")
+        s.label("b", "Cookware", who="ana")
+        print("saved", flush=True)
+        time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "saved"
+        proc.send_signal(signal.SIGKILL)  # no close, no checkpoint
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reopened = Store(db)
+    try:
+        assert reopened.labels()["item_id"].tolist() == ["a", "b"]
+    finally:
+        reopened.close()
+
+
+def test_a_database_held_by_another_process_gives_a_clear_error(tmp_path):
+    db = tmp_path / "held.duckdb"
+    script = f"import sys, time; sys.path.insert(0, {PROJECT!r}); from coldrec.store import Store; s = Store({str(db)!r}); print('open', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        with pytest.raises(StoreLockedError, match="in use by another coldrec process"):
+            Store(db)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_user_text_is_stored_verbatim_not_executed(store):
+    nasty = "x'); DROP TABLE items; --"
+    store.upsert_categories(pd.DataFrame({"name": [nasty], "description": ["<script>alert(1)</script>"]}))
+    store.upsert_items(pd.DataFrame({"item_id": [nasty], "title": ["Robert'); DROP TABLE labels;--"]}), source="upload")
+    store.label(nasty, nasty, who=nasty)
+    assert store.labels().loc[0, "category"] == nasty
+    assert store.categories().loc[0, "description"] == "<script>alert(1)</script>"
+
+
+def test_stats_count_everything(store):
+    _seed(store)
+    store.label("a", "Cookware", who="x")
+    store.add_interactions(pd.DataFrame({"user_id": ["u1"], "item_id": ["a"], "order_number": [1]}))
+    stats = store.stats()
+    assert stats == {
+        "catalog_items": 3, "uploaded_items": 0, "labelled_items": 1, "categories": 2,
+        "cached_vectors": 0, "interactions": 1,
+    }

@@ -1,0 +1,71 @@
+"""Workspace: init, predictions with evidence and neighbours, labels feeding back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def test_init_loads_catalog_labels_and_embeddings(workspace):
+    stats = workspace.store.stats()
+    assert stats["catalog_items"] == 12 and stats["labelled_items"] == 12 and stats["categories"] == 3
+    # 12 items + nothing else embedded yet; prompts are embedded on first classifier use.
+    assert stats["cached_vectors"] == 12
+    history = workspace.store.label_history()
+    assert set(history["source"]) == {"import"} and set(history["who"]) == {"catalog"}
+
+
+def test_init_twice_adds_no_duplicate_labels(workspace, tmp_path):
+    before = len(workspace.store.label_history())
+    counts = workspace.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+    assert counts["labels"] == 0 and len(workspace.store.label_history()) == before
+
+
+def test_predict_returns_top3_evidence_and_catalog_neighbours(workspace):
+    items = pd.DataFrame({"item_id": ["n1", "n2"], "title": ["steel frying pan", "dog food pack"], "description": ["", ""]})
+    batch = workspace.predict(items)
+    frame = batch.frame()
+    assert frame["item_id"].tolist() == ["n1", "n2"]
+    # Identical catalog text is the nearest neighbour with cosine 1.
+    assert batch.neighbours[0][0] == ("C1", 1.0) or batch.neighbours[0][0][0] == "C1"
+    assert batch.neighbours[0][0][1] > 0.999
+    assert len(frame.loc[0, "neighbour_ids"].split()) == 5
+    assert batch.predictions[0].evidence[0][:2] == ("C1", "Cookware")
+
+
+def test_a_label_changes_the_next_prediction(workspace):
+    workspace.store.upsert_items(
+        pd.DataFrame({"item_id": ["u1"], "title": ["yoga mat"], "description": [""]}), source="upload", batch="b1"
+    )
+    items = workspace.store.items(batch="b1")
+    before = workspace.predict(items).predictions[0]
+    target = next(c for c in ["Cookware", "Footwear", "Pet Supplies"] if c != before.category)
+    for n in range(6):
+        workspace.store.upsert_items(
+            pd.DataFrame({"item_id": [f"y{n}"], "title": ["yoga mat"], "description": [""]}), source="upload"
+        )
+        workspace.label(f"y{n}", target, who="ana")
+    after = workspace.predict(items).predictions[0]
+    assert after.category == target
+
+
+def test_classifier_is_reused_until_labels_change(workspace):
+    first = workspace.classifier()
+    assert workspace.classifier() is first
+    workspace.label("C1", "Footwear", who="ana")
+    assert workspace.classifier() is not first
+
+
+def test_predictions_are_saved_for_stored_items(workspace):
+    workspace.store.upsert_items(pd.DataFrame({"item_id": ["u1"], "title": ["wool socks"]}), source="upload", batch="b")
+    batch = workspace.predict(workspace.store.items(batch="b"))
+    workspace.save_predictions(batch)
+    saved = workspace.store.predictions(workspace.encoder.name)
+    assert saved["item_id"].tolist() == ["u1"] and saved.loc[0, "category"] == batch.predictions[0].category
+
+
+def test_predict_text_splits_title_and_description(workspace):
+    batch = workspace.predict_text("cast iron skillet\nheavy pan for the oven")
+    assert batch.items.loc[0, "title"] == "cast iron skillet"
+    assert batch.items.loc[0, "description"] == "heavy pan for the oven"
+    assert np.isclose(np.linalg.norm(batch.vectors[0]), 1.0)
