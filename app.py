@@ -1,0 +1,11 @@
+"""coldrec dashboard: `streamlit run app.py` (or `make run`)."""
+
+import streamlit as st
+
+from coldrec import ui
+
+st.set_page_config(page_title="coldrec", page_icon="🧊", layout="wide")
+ws = ui.workspace()
+ui.sidebar(ws)
+page = st.navigation([st.Page("pages/overview.py", title="Overview", icon="🏠", default=True)])
+page.run()

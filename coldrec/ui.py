@@ -1,0 +1,76 @@
+"""Streamlit glue: cached resources and shared widgets. The only coldrec module importing streamlit."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pandas as pd
+import streamlit as st
+
+from .config import Settings
+from .encoder import ModelLoadError
+from .store import StoreError
+from .workspace import PredictionBatch, Workspace
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
+
+
+def md_escape(text: object) -> str:
+    """User text made safe inside Markdown: HTML escaped and Markdown syntax neutralised."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+@st.cache_resource(show_spinner="Loading the model and opening the database…", on_release=lambda ws: ws.close())
+def _open_workspace() -> Workspace:
+    return Workspace.open(Settings.from_env())
+
+
+def workspace() -> Workspace:
+    """The process-wide workspace (model + database), or a clear error and stop."""
+    try:
+        return _open_workspace()
+    except (StoreError, ModelLoadError, OSError) as exc:
+        st.error(f"coldrec cannot start: {exc}")
+        st.stop()
+        raise  # unreachable; st.stop() raises
+
+
+def sidebar(ws: Workspace) -> None:
+    """Catalog size, labelled count, model, device and database path."""
+    stats = ws.store.stats()
+    with st.sidebar:
+        st.metric("Catalog items", f"{stats['catalog_items']:,}")
+        st.metric("Labelled items", f"{stats['labelled_items']:,}")
+        st.caption(f"Uploaded: {stats['uploaded_items']:,} · Categories: {stats['categories']}")
+        st.caption(f"Model: `{ws.encoder.name}` on **{ws.encoder.device}** ({ws.encoder.dim} dims)")
+        st.caption(f"Database: `{ws.store.path}`")
+        st.text_input("Your name (recorded with labels)", key="who", placeholder="e.g. ana")
+
+
+def who() -> str:
+    """The name entered in the sidebar, for label history."""
+    return str(st.session_state.get("who") or "anonymous")
+
+
+def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
+    """Top-3 with probabilities, evidence (nearest labelled examples) and similar catalog items."""
+    from .charts import top3_bars
+
+    pred = batch.predictions[row]
+    verdict = "unsure — please check" if pred.unsure else "confident"
+    st.markdown(f"**{md_escape(pred.category)}** · {pred.probability:.0%} · {verdict}")
+    st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
+    titles = ws.store.items()[["item_id", "title", "category"]].set_index("item_id")
+    left, right = st.columns(2)
+    with left:
+        st.caption("Why: the labelled examples nearest to it")
+        evidence = pd.DataFrame(pred.evidence, columns=["item_id", "label", "similarity"])
+        evidence.insert(1, "title", evidence["item_id"].map(titles["title"]))
+        st.dataframe(evidence, hide_index=True, width="stretch")
+    with right:
+        st.caption("Similar catalog items")
+        hits = pd.DataFrame(batch.neighbours[row], columns=["item_id", "similarity"])
+        hits.insert(1, "title", hits["item_id"].map(titles["title"]))
+        hits.insert(2, "category", hits["item_id"].map(titles["category"]))
+        st.dataframe(hits, hide_index=True, width="stretch")
