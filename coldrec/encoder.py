@@ -133,8 +133,9 @@ class Encoder:
 def load_encoder(model: str | None = None, device: str | None = None, batch_size: int | None = None) -> Encoder:
     """Load ``model`` (a Hugging Face id or local folder; ``None`` = bundled all-MiniLM-L6-v2).
 
-    Raises :class:`ModelLoadError` naming the model when it cannot be loaded. Hub ids are
-    resolved from the local Hugging Face cache only when ``HF_HUB_OFFLINE`` is set.
+    Raises :class:`ModelLoadError` naming the model when it cannot be loaded. A hub id is
+    looked up in the local Hugging Face cache first, then downloaded unless ``HF_HUB_OFFLINE``
+    is set.
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -157,12 +158,21 @@ def load_encoder(model: str | None = None, device: str | None = None, batch_size
     dtype = torch.float32
     if dev.startswith("cuda"):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    def load(local_files_only: bool) -> tuple[object, object]:
+        tok = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+        return tok, AutoModel.from_pretrained(source, local_files_only=local_files_only, dtype=dtype)
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-        net = AutoModel.from_pretrained(source, local_files_only=local_only, dtype=dtype)
+        try:
+            # A hub id already in the local cache loads without touching the network.
+            tokenizer, net = load(True)
+        except OSError:
+            if local_only:
+                raise
+            tokenizer, net = load(False)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError... depending on what is wrong
         raise ModelLoadError(f"could not load model {model or source!r}: {str(exc).splitlines()[0]}") from exc
-    net.eval().to(dev)
+    net.eval().to(dev)  # type: ignore[attr-defined]
     dim = int(getattr(net.config, "hidden_size", 0) or getattr(net.config, "d_model", 0))
     if dim <= 0:
         raise ModelLoadError(f"model {name!r} has no hidden_size in its config")

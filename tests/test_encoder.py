@@ -121,3 +121,24 @@ def test_embed_texts_never_recomputes_a_cached_or_repeated_text(tiny_encoder):
 def test_text_hash_distinguishes_exact_text():
     assert text_hash("Pan") != text_hash("pan") != text_hash("pan ")
     assert len(text_hash("抹茶")) == 64
+
+
+def test_a_hub_id_in_the_local_hugging_face_cache_loads_offline(tiny_model_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--tiny-org--tiny-bert"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        f"import sys; sys.path.insert(0, {project!r}); from coldrec.encoder import load_encoder; "
+        "e = load_encoder('tiny-org/tiny-bert', device='cpu'); print(e.name, e.dim)"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["tiny-org/tiny-bert", "32"]

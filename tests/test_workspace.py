@@ -69,3 +69,23 @@ def test_predict_text_splits_title_and_description(workspace):
     assert batch.items.loc[0, "title"] == "cast iron skillet"
     assert batch.items.loc[0, "description"] == "heavy pan for the oven"
     assert np.isclose(np.linalg.norm(batch.vectors[0]), 1.0)
+
+
+def test_reuploading_the_same_products_never_re_embeds_them(workspace):
+    calls = []
+    real_encode = workspace.encoder.encode
+
+    class Spy:
+        name, dim, device = workspace.encoder.name, workspace.encoder.dim, workspace.encoder.device
+
+        def encode(self, texts, progress=None):
+            calls.append(len(texts))
+            return real_encode(texts, progress)
+
+    workspace.encoder = Spy()
+    items = pd.DataFrame({"item_id": ["n1", "n2"], "title": ["wool jacket", "linen shirt"], "description": ["", ""]})
+    workspace.predict(items)
+    assert sum(calls) >= 2
+    calls.clear()
+    workspace.predict(items.assign(item_id=["again1", "again2"]))
+    assert calls == []
