@@ -173,7 +173,12 @@ def run_evaluation(
                     proba = model.predict_proba(vectors[split.test])
                 elif method == "prototype":
                     model = fit_classifier(
-                        data.classes, prompts, vectors[sup], [data.classes[i] for i in data.labels[sup]], prior_weight=0.0
+                        data.classes,
+                        prompts,
+                        vectors[sup],
+                        [data.classes[i] for i in data.labels[sup]],
+                        prior_weight=0.0,
+                        head=False,
                     )
                     proba = model.predict_proba(vectors[split.test])
                     # A class without examples has no prototype: it can never win.

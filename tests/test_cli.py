@@ -95,3 +95,24 @@ def test_evaluate_follows_the_json_contract(tmp_path, tiny_model_dir, monkeypatc
 def test_bad_shots_argument_is_rejected():
     with pytest.raises(SystemExit):
         main(["evaluate", "x.csv", "--text-col", "t", "--label-col", "l", "--shots", "a,b"])
+
+
+def test_prototype_baseline_is_the_prototype_alone(tiny_encoder, monkeypatch):
+    """The baseline must not borrow the product's prior or trained head."""
+    import numpy as np
+
+    import coldrec.evaluate as ev
+
+    seen = []
+    real_fit = ev.fit_classifier
+
+    def spy(*args, **kwargs):
+        model = real_fit(*args, **kwargs)
+        seen.append((kwargs.get("prior_weight"), model.head))
+        return model
+
+    monkeypatch.setattr(ev, "fit_classifier", spy)
+    texts = [f"{w} {i}" for w in ("pan", "boot", "dog") for i in range(12)]
+    data = ev.LabelledData(texts, texts, np.repeat(np.arange(3), 12), ["a", "b", "c"], "toy")
+    ev.run_evaluation(data, tiny_encoder, shots=[8], seeds=1, test_size=6, methods=["prototype"])
+    assert seen and all(prior == 0.0 and head is None for prior, head in seen)
