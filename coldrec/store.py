@@ -189,7 +189,8 @@ class Store:
     def upsert_items(self, frame: pd.DataFrame, source: str, batch: str | None = None) -> int:
         """Add items (``item_id``, ``title``, optional ``description``, ``brand``, ``price``).
 
-        An existing id gets the new text and batch but keeps its original source.
+        An existing id gets the new text and batch but keeps its original source; an upload
+        may not reuse a catalog item's id (:class:`StoreError` names them; nothing is written).
         """
         if source not in ITEM_SOURCES:
             raise StoreError(f"unknown item source {source!r}")
@@ -206,6 +207,17 @@ class Store:
             }
         )
         with self._write_lock:
+            if source == "upload":
+                clash = self._exec(
+                    "SELECT r.item_id FROM rows r JOIN items i USING (item_id) WHERE i.source = 'catalog' LIMIT 5",
+                    tables={"rows": rows},
+                )
+                if clash:
+                    raise StoreError(
+                        "these ids belong to catalog items, so the upload would overwrite them: "
+                        + ", ".join(repr(r[0]) for r in clash)
+                        + "; rename them or leave the id column out"
+                    )
             self._exec(
                 """INSERT INTO items
                    SELECT item_id, title, description, brand, price, NULL, ?, ?, ? FROM rows
@@ -298,6 +310,15 @@ class Store:
     def label_version(self) -> int:
         """Id of the newest label event: changes whenever labels change (for caches)."""
         return int(self._scalar("SELECT coalesce(max(event_id), 0) FROM label_events") or 0)
+
+    def label_counts(self) -> pd.DataFrame:
+        """Labelled examples per category (zero for categories without any), by name."""
+        return self.query_df(
+            """SELECT c.name AS category, count(l.item_id) AS examples,
+                      count(l.item_id) FILTER (WHERE l.source <> 'import') AS added_here
+               FROM categories c LEFT JOIN labels l ON l.category = c.name
+               GROUP BY c.name ORDER BY c.name"""
+        )
 
     # -- embeddings -------------------------------------------------------------------------
     def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:

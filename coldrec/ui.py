@@ -74,3 +74,47 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
         hits.insert(1, "title", hits["item_id"].map(titles["title"]))
         hits.insert(2, "category", hits["item_id"].map(titles["category"]))
         st.dataframe(hits, hide_index=True, width="stretch")
+
+
+def progress_callback(label: str):
+    """A ``progress(done, total)`` callback drawing a Streamlit progress bar with counts."""
+    bar = st.progress(0.0, text=label)
+
+    def update(done: int, total: int) -> None:
+        if total:
+            bar.progress(min(done / total, 1.0), text=f"{label}: {done:,} / {total:,}")
+
+    return update
+
+
+def shorten(frame: pd.DataFrame, columns: tuple[str, ...] = ("title", "description"), limit: int = 120) -> pd.DataFrame:
+    """A display copy with long text cut to ``limit`` characters (storage keeps the full text)."""
+    out = frame.copy()
+    for column in columns:
+        if column in out:
+            out[column] = out[column].map(
+                lambda v: v if not isinstance(v, str) or len(v) <= limit else v[: limit - 1] + "…"
+            )
+    return out
+
+
+def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> None:
+    """Accept the prediction or correct it; both become labels at once."""
+    categories = ws.store.category_names()
+    current = ws.store.labels().set_index("item_id")["category"].get(item_id)
+    if current:
+        st.success(f"Labelled: {current}", icon="🏷️")
+    accept, correct = st.columns([1, 2])
+    if accept.button(f"Accept: {predicted}", key=f"{key}-accept", type="primary"):
+        ws.label(item_id, predicted, who=who(), source="accepted")
+        st.toast(f"Saved label {predicted}")
+        st.rerun()
+    with correct:
+        choice = st.selectbox(
+            "Correct to", categories, index=categories.index(current or predicted) if (current or predicted) in categories else 0,
+            key=f"{key}-choice",
+        )
+        if st.button("Save correction", key=f"{key}-save"):
+            ws.label(item_id, choice, who=who(), source="manual")
+            st.toast(f"Saved label {choice}")
+            st.rerun()

@@ -145,6 +145,22 @@ class Workspace:
             self._catalog = (key, index)
         return index
 
+    def embedding_coverage(self) -> dict[str, int]:
+        """How many stored items already have a vector for the current model."""
+        from .encoder import text_hash
+
+        items = self.store.items()
+        hashes = [text_hash(item_text(t, d)) for t, d in zip(items["title"], items["description"])]
+        found = self.store.get_embeddings(self.encoder.name, hashes)
+        return {"items": len(items), "embedded": sum(h in found for h in hashes)}
+
+    def embed_all(self, progress: ProgressFn | None = None) -> int:
+        """Embed every stored item and category prompt with the current model (after a model change)."""
+        items = self.store.items()
+        self.embed_items(items, progress=progress)
+        self.classifier()
+        return len(items)
+
     # -- predicting and labelling -----------------------------------------------------------
     def predict(
         self, items: pd.DataFrame, progress: ProgressFn | None = None, n_neighbours: int = 5
@@ -156,6 +172,11 @@ class Workspace:
         neighbours = self.catalog_index().search(vectors, k=n_neighbours, exclude=items["item_id"].tolist())
         return PredictionBatch(items.reset_index(drop=True), predictions, neighbours, vectors)
 
+    def predict_batch(self, batch: str, progress: ProgressFn | None = None) -> PredictionBatch:
+        """Predictions for a stored upload batch, from the current labels (vectors come from the cache)."""
+        items = self.store.items(source="upload", batch=batch)
+        return self.predict(items, progress=progress)
+
     def predict_text(self, text: str, n_neighbours: int = 5) -> PredictionBatch:
         """Predict one typed product (first line = title, the rest = description)."""
         title, _, description = text.strip().partition("\n")
@@ -165,6 +186,34 @@ class Workspace:
     def save_predictions(self, batch: PredictionBatch) -> None:
         """Keep the latest prediction of each (stored) item for analytics and audit."""
         self.store.save_predictions(self.encoder.name, batch.frame())
+
+    def save_label_edits(self, before: pd.Series, after: pd.Series, who: str) -> int:
+        """Record the labels that differ between two item_id-indexed series (blank = no label).
+
+        Returns how many labels changed. This is what a data-editor "Save" calls.
+        """
+        old = before.fillna("").astype(str)
+        new = after.reindex(old.index).fillna("").astype(str)
+        changed = old.index[old != new]
+        if len(changed) == 0:
+            return 0
+        categories = [new[i] or None for i in changed]
+        self.store.add_labels([str(i) for i in changed], categories, who=who, source="manual")
+        return len(changed)
+
+    def add_category(self, name: str, description: str = "", path: str = "") -> str:
+        """Create a category; raises ``ValueError`` for a blank, over-long or existing name."""
+        name = " ".join((name or "").split())
+        if not name:
+            raise ValueError("a category needs a name")
+        if len(name) > 100:
+            raise ValueError("category names are limited to 100 characters")
+        if name.casefold() in {n.casefold() for n in self.store.category_names()}:
+            raise ValueError(f"category {name!r} already exists")
+        self.store.upsert_categories(
+            pd.DataFrame({"name": [name], "description": [description.strip() or None], "path": [path.strip() or None]})
+        )
+        return name
 
     def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
         """Record a label; the next prediction uses it."""

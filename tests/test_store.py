@@ -34,10 +34,13 @@ def test_items_and_categories_round_trip(store):
     assert items["item_id"].tolist() == ["a", "b", "c"]
     assert items.loc[0, "price"] == 10 and pd.isna(items.loc[1, "price"]) and items.loc[2, "price"] == 3.5
     assert store.category_names() == ["Cookware", "Footwear"]
-    # Updating an item keeps its source.
-    store.upsert_items(pd.DataFrame({"item_id": ["a"], "title": ["steel pan"]}), source="upload", batch="b1")
-    row = store.items().set_index("item_id").loc["a"]
-    assert row["title"] == "steel pan" and row["source"] == "catalog"
+    # Re-importing updates the text; re-uploading an upload keeps it an upload.
+    store.upsert_items(pd.DataFrame({"item_id": ["a"], "title": ["steel pan"]}), source="catalog")
+    assert store.items().set_index("item_id").loc["a", "title"] == "steel pan"
+    store.upsert_items(pd.DataFrame({"item_id": ["u"], "title": ["mug"]}), source="upload", batch="b1")
+    store.upsert_items(pd.DataFrame({"item_id": ["u"], "title": ["big mug"]}), source="upload", batch="b2")
+    row = store.items().set_index("item_id").loc["u"]
+    assert row["title"] == "big mug" and row["source"] == "upload" and row["batch"] == "b2"
 
 
 def test_labels_are_an_append_only_history(store):
@@ -181,3 +184,11 @@ def test_stats_count_everything(store):
         "catalog_items": 3, "uploaded_items": 0, "labelled_items": 1, "categories": 2,
         "cached_vectors": 0, "interactions": 1,
     }
+
+
+def test_an_upload_cannot_overwrite_catalog_items(store):
+    _seed(store)
+    with pytest.raises(StoreError, match="'a'"):
+        store.upsert_items(pd.DataFrame({"item_id": ["new1", "a"], "title": ["x", "y"]}), source="upload", batch="b")
+    assert store.items().set_index("item_id").loc["a", "title"] == "pan"
+    assert "new1" not in store.items()["item_id"].tolist()
