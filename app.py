@@ -7,5 +7,12 @@ from coldrec import ui
 st.set_page_config(page_title="coldrec", page_icon="🧊", layout="wide")
 ws = ui.workspace()
 ui.sidebar(ws)
-page = st.navigation([st.Page("pages/overview.py", title="Overview", icon="🏠", default=True)])
+page = st.navigation(
+    [
+        st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
+        st.Page("pages/upload.py", title="Upload & predict", icon="📤"),
+        st.Page("pages/label.py", title="Label", icon="🏷️"),
+        st.Page("pages/categories.py", title="Categories & model", icon="⚙️"),
+    ]
+)
 page.run()

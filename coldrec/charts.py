@@ -21,3 +21,11 @@ def top3_bars(top: list[tuple[str, float]]) -> go.Figure:
     fig = px.bar(frame, x="probability", y="category", orientation="h", range_x=[0, 1], height=60 + 32 * len(frame))
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None)
     return fig
+
+
+def example_counts(counts: pd.DataFrame) -> go.Figure:
+    """Labelled examples per category (from :meth:`coldrec.store.Store.label_counts`)."""
+    frame = counts.sort_values("examples")
+    fig = px.bar(frame, x="examples", y="category", orientation="h", height=24 * len(frame) + 60)
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None)
+    return fig

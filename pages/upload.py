@@ -1,0 +1,102 @@
+"""Upload & predict: read a file or pasted text, map columns, predict, accept or correct."""
+
+from datetime import datetime
+from pathlib import Path
+
+import streamlit as st
+
+from coldrec import ui
+from coldrec.export import to_csv_bytes, to_excel_bytes
+from coldrec.ingest import COLUMN_SYNONYMS, IngestError, Limits, guess_mapping, parse_pasted, prepare_items, read_table
+
+ws = ui.workspace()
+st.title("Upload & predict")
+limits = Limits(int(ws.settings.max_upload_mb * 1e6), ws.settings.max_rows)
+
+file_tab, paste_tab = st.tabs(["Upload a file", "Paste text"])
+with file_tab:
+    uploaded = st.file_uploader(
+        "CSV, TSV, Excel, JSON, JSON Lines or Parquet",
+        type=["csv", "tsv", "txt", "xlsx", "xls", "json", "jsonl", "ndjson", "parquet"],
+    )
+with paste_tab:
+    pasted = st.text_area("One product per line (title, optionally a TAB and a description)", height=150)
+
+raw, source = None, None
+try:
+    if uploaded is not None:
+        raw, source = read_table(uploaded.getvalue(), uploaded.name, limits), uploaded.name
+    elif pasted.strip():
+        raw, source = parse_pasted(pasted), "pasted text"
+except IngestError as exc:
+    st.error(str(exc))
+
+if raw is not None:
+    with st.expander(f"Preview of {source}: {len(raw):,} rows", expanded=True):
+        st.dataframe(ui.shorten(raw.head(20).astype(str), tuple(raw.columns)), hide_index=True)
+    guessed = guess_mapping(list(raw.columns))
+    options = ["(none)", *raw.columns]
+    cols = st.columns(len(COLUMN_SYNONYMS))
+    mapping = {}
+    for col, canonical in zip(cols, COLUMN_SYNONYMS):
+        chosen = col.selectbox(canonical, options, index=options.index(guessed.get(canonical, "(none)")), key=f"map-{canonical}")
+        mapping[canonical] = None if chosen == "(none)" else chosen
+    default_name = f"{Path(source).stem} {datetime.now():%Y-%m-%d %H:%M}"
+    batch_name = st.text_input("Batch name", value=default_name, max_chars=80)
+    if st.button("Predict", type="primary"):
+        try:
+            items = prepare_items(raw, source, mapping)
+        except IngestError as exc:
+            st.error(str(exc))
+            st.stop()
+        with st.status(f"Predicting {len(items):,} products…", expanded=True) as status:
+            ws.add_upload(items, batch=batch_name)
+            batch = ws.predict(items, progress=ui.progress_callback("Embedding"))
+            ws.save_predictions(batch)
+            status.update(label=f"Predicted {len(items):,} products", state="complete")
+        st.session_state["batch"] = batch_name
+
+batches = ws.store.batches()["batch"].tolist()
+if not batches:
+    st.info("Upload a file or paste products to see predictions.")
+    st.stop()
+current = st.session_state.get("batch")
+chosen = st.selectbox("Batch", batches, index=batches.index(current) if current in batches else 0)
+batch = ws.predict_batch(chosen)
+table = batch.frame()
+labels = ws.store.labels().set_index("item_id")["category"]
+table["label"] = table["item_id"].map(labels).fillna("")
+shown = ["item_id", "title", "top1", "top1_probability", "unsure", "label", "top2", "top2_probability", "top3", "top3_probability"]
+unsure = int(table["unsure"].sum())
+st.subheader(f"{len(table):,} predictions · {unsure:,} unsure · {int((table['label'] != '').sum()):,} labelled")
+selection = st.dataframe(
+    ui.shorten(table[shown]),
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="results",
+    column_config={
+        "top1": "category",
+        "top1_probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.2f"),
+        "top2_probability": st.column_config.NumberColumn("p2", format="%.2f"),
+        "top3_probability": st.column_config.NumberColumn("p3", format="%.2f"),
+    },
+)
+export = table.drop(columns=["top3_json"])
+left, right = st.columns(2)
+left.download_button("Download CSV", to_csv_bytes(export), file_name=f"{chosen}.csv", mime="text/csv")
+right.download_button(
+    "Download Excel",
+    to_excel_bytes(export),
+    file_name=f"{chosen}.xlsx",
+    mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
+rows = selection.selection.rows if selection else []
+row = rows[0] if rows else None
+if row is None:
+    st.caption("Select a row to see why, similar catalog items, and to accept or correct it.")
+else:
+    item_id = table.loc[row, "item_id"]
+    st.subheader(table.loc[row, "title"], anchor=False)
+    ui.prediction_detail(ws, batch, row)
+    ui.label_controls(ws, item_id, batch.predictions[row].category, key=f"res-{item_id}")

@@ -1,0 +1,119 @@
+"""Every dashboard page through Streamlit's AppTest, on a fresh database with the tiny model."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from coldrec import ui
+
+from tests.conftest import PROJECT
+from tests.test_app import app_env  # noqa: F401 - fixture
+
+NEW_CSV = b"sku,name,desc\nn1,steel frying pan,for the oven\nn2,leather boot,<script>alert(1)</script>\nn3,dog food pack,\n"
+
+
+def _page(path: str) -> AppTest:
+    at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=90)
+    at.run()
+    return at.switch_page(path).run()
+
+
+@pytest.mark.parametrize("path", ["pages/overview.py", "pages/upload.py", "pages/label.py", "pages/categories.py"])
+def test_every_page_renders_on_a_fresh_database(app_env, path):
+    at = _page(path)
+    assert not at.exception, at.exception
+    assert at.title
+
+
+def _upload(at: AppTest, content: bytes = NEW_CSV, name: str = "new.csv") -> AppTest:
+    at.file_uploader[0].set_value((name, content, "text/csv")).run()
+    predict = next(b for b in at.button if b.label == "Predict")
+    return predict.click().run()
+
+
+def test_upload_flow_predicts_offers_downloads_and_stores_the_batch(app_env):
+    at = _upload(_page("pages/upload.py"))
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    assert table["item_id"].tolist() == ["n1", "n2", "n3"]
+    assert {"top1", "top1_probability", "unsure", "top2", "top3"} <= set(table.columns)
+    assert [d.label for d in at.get("download_button")] == ["Download CSV", "Download Excel"]
+
+
+def test_accepting_a_prediction_saves_a_label_that_persists(app_env):
+    at = _upload(_page("pages/upload.py"))
+    at.session_state["results"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    accept = next(b for b in at.button if b.label.startswith("Accept: "))
+    predicted = accept.label.removeprefix("Accept: ")
+    at = accept.click().run()
+    assert not at.exception, at.exception
+    ws = ui._open_workspace()
+    labels = ws.store.labels().set_index("item_id")
+    assert labels.loc["n1", "category"] == predicted and labels.loc["n1", "source"] == "accepted"
+
+
+def test_label_editor_saves_to_duckdb_and_changes_the_next_prediction(app_env):
+    at = _upload(_page("pages/upload.py"))
+    ws = ui._open_workspace()
+    items = ws.store.items(batch=ws.store.batches()["batch"][0])
+    before = ws.predict(items).predictions[0]
+    target = next(c for c in ws.store.category_names() if c != before.category)
+
+    at = at.switch_page("pages/label.py").run()
+    editor = at.data_editor[0]
+    # n1 labelled as the target becomes its own nearest labelled example.
+    at.session_state[editor.key] = {"edited_rows": {0: {"label": target}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    save = next(b for b in at.button if b.label == "Save labels")
+    at = save.click().run()
+    assert not at.exception, at.exception
+    assert ws.store.labels().set_index("item_id").loc["n1", "category"] == target
+    after = ws.predict(items).predictions[0]
+    assert after.evidence[0][:2] == ("n1", target)
+    assert after.top[0][0] == target or dict(after.top).get(target, 0) > dict(before.top).get(target, 0)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", b"", "empty"),
+        ("latin1.csv", b"title\ncaf\xe9 cr\xe8me\n", "UTF-8"),
+        ("nocol.csv", b"sku,price\nA1,3\n", "no text column"),
+        ("dups.csv", b"id,title\nA,pan\nA,pot\n", "duplicate ids"),
+    ],
+)
+def test_bad_uploads_show_one_clear_message_and_change_nothing(app_env, name, content, message):
+    at = _page("pages/upload.py")
+    ws = ui._open_workspace()
+    before = ws.store.stats()
+    at.file_uploader[0].set_value((name, content, "text/csv")).run()
+    predict = [b for b in at.button if b.label == "Predict"]
+    if predict:
+        at = predict[0].click().run()
+    assert not at.exception, at.exception
+    assert len(at.error) == 1 and message in at.error[0].value and name in at.error[0].value
+    assert ws.store.stats() == before
+
+
+def test_oversized_upload_is_refused(app_env, monkeypatch):
+    monkeypatch.setenv("COLDREC_MAX_UPLOAD_MB", "0.0001")
+    import streamlit as st
+
+    st.cache_resource.clear()
+    at = _page("pages/upload.py")
+    at.file_uploader[0].set_value(("big.csv", b"title\n" + b"steel pan\n" * 100, "text/csv")).run()
+    assert "over the" in at.error[0].value
+
+
+def test_new_category_from_the_label_page(app_env):
+    at = _page("pages/label.py")
+    form_inputs = [t for t in at.text_input if t.label == "Name"]
+    form_inputs[0].input("Garden")
+    next(t for t in at.text_input if t.label == "One-line description").input("Hoses, seeds and tools for the garden")
+    at = next(b for b in at.button if b.label == "Add category").click().run()
+    assert not at.exception, at.exception
+    ws = ui._open_workspace()
+    assert "Garden" in ws.store.category_names()
