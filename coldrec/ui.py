@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 
 import pandas as pd
@@ -13,12 +12,17 @@ from .encoder import ModelLoadError
 from .store import StoreError
 from .workspace import PredictionBatch, Workspace
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$&:])")
 
 
 def md_escape(text: object) -> str:
-    """User text made safe inside Markdown: HTML escaped and Markdown syntax neutralised."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+    """User text made safe inside Streamlit Markdown: every Markdown/HTML character backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def error(message: object) -> None:
+    """An error box whose text (file names, columns, values) is shown literally."""
+    st.error(md_escape(message))
 
 
 @st.cache_resource(show_spinner="Loading the model and opening the database…", on_release=lambda ws: ws.close())
@@ -31,7 +35,7 @@ def workspace() -> Workspace:
     try:
         return _open_workspace()
     except (StoreError, ModelLoadError, OSError) as exc:
-        st.error(f"coldrec cannot start: {exc}")
+        st.error("coldrec cannot start: " + md_escape(exc))
         st.stop()
         raise  # unreachable; st.stop() raises
 
@@ -43,8 +47,8 @@ def sidebar(ws: Workspace) -> None:
         st.metric("Catalog items", f"{stats['catalog_items']:,}")
         st.metric("Labelled items", f"{stats['labelled_items']:,}")
         st.caption(f"Uploaded: {stats['uploaded_items']:,} · Categories: {stats['categories']}")
-        st.caption(f"Model: `{ws.encoder.name}` on **{ws.encoder.device}** ({ws.encoder.dim} dims)")
-        st.caption(f"Database: `{ws.store.path}`")
+        st.caption(f"Model: {md_escape(ws.encoder.name)} on **{ws.encoder.device}** ({ws.encoder.dim} dims)")
+        st.caption(f"Database: {md_escape(ws.store.path)}")
         st.text_input("Your name (recorded with labels)", key="who", placeholder="e.g. ana")
 
 
@@ -103,11 +107,11 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
     categories = ws.store.category_names()
     current = ws.store.labels().set_index("item_id")["category"].get(item_id)
     if current:
-        st.success(f"Labelled: {current}", icon="🏷️")
+        st.success(f"Labelled: {md_escape(current)}", icon="🏷️")
     accept, correct = st.columns([1, 2])
-    if accept.button(f"Accept: {predicted}", key=f"{key}-accept", type="primary"):
+    if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary"):
         ws.label(item_id, predicted, who=who(), source="accepted")
-        st.toast(f"Saved label {predicted}")
+        st.toast(f"Saved label {md_escape(predicted)}")
         st.rerun()
     with correct:
         choice = st.selectbox(
@@ -116,5 +120,5 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
         )
         if st.button("Save correction", key=f"{key}-save"):
             ws.label(item_id, choice, who=who(), source="manual")
-            st.toast(f"Saved label {choice}")
+            st.toast(f"Saved label {md_escape(choice)}")
             st.rerun()

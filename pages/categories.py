@@ -27,7 +27,7 @@ with st.expander("Import categories from a CSV (name, description, optional path
                 raise IngestError(f"{uploaded.name}: needs a 'name' column; columns are {list(table.columns)}")
             st.success(f"Imported {ws.store.upsert_categories(table)} categories")
         except IngestError as exc:
-            st.error(str(exc))
+            ui.error(exc)
 
 st.subheader("Model")
 coverage = ws.embedding_coverage()
@@ -37,7 +37,7 @@ a.metric("Device", enc.device)
 b.metric("Dimension", enc.dim)
 c.metric("Items embedded", f"{coverage['embedded']:,} / {coverage['items']:,}")
 d.metric("Cached vectors", f"{ws.store.stats()['cached_vectors']:,}")
-st.caption(f"Model `{enc.name}` · pooling {getattr(enc, 'pooling', '?')} · max length {getattr(enc, 'max_length', '?')} tokens")
+st.caption(f"Model {ui.md_escape(enc.name)} · pooling {getattr(enc, 'pooling', '?')} · max length {getattr(enc, 'max_length', '?')} tokens")
 st.dataframe(ws.store.embedding_counts(), hide_index=True)
 missing = coverage["items"] - coverage["embedded"]
 if missing:

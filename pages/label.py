@@ -22,10 +22,10 @@ with right:
         path = st.text_input("Parent path (optional)", placeholder="Home & Kitchen > Kitchen", max_chars=300)
         if st.form_submit_button("Add category"):
             try:
-                st.toast(f"Added category {ws.add_category(name, description, path)}")
+                st.toast(f"Added category {ui.md_escape(ws.add_category(name, description, path))}")
                 st.rerun()
             except ValueError as exc:
-                st.error(str(exc))
+                ui.error(exc)
 
 with left:
     mode = st.radio("Show", ["Upload batch", "Category"], horizontal=True)

@@ -29,7 +29,7 @@ try:
     elif pasted.strip():
         raw, source = parse_pasted(pasted), "pasted text"
 except IngestError as exc:
-    st.error(str(exc))
+    ui.error(exc)
 
 if raw is not None:
     with st.expander(f"Preview of {source}: {len(raw):,} rows", expanded=True):
@@ -47,7 +47,7 @@ if raw is not None:
         try:
             items = prepare_items(raw, source, mapping)
         except IngestError as exc:
-            st.error(str(exc))
+            ui.error(exc)
             st.stop()
         with st.status(f"Predicting {len(items):,} products…", expanded=True) as status:
             ws.add_upload(items, batch=batch_name)
@@ -97,6 +97,6 @@ if row is None:
     st.caption("Select a row to see why, similar catalog items, and to accept or correct it.")
 else:
     item_id = table.loc[row, "item_id"]
-    st.subheader(table.loc[row, "title"], anchor=False)
+    st.subheader(ui.md_escape(table.loc[row, "title"]), anchor=False)
     ui.prediction_detail(ws, batch, row)
     ui.label_controls(ws, item_id, batch.predictions[row].category, key=f"res-{item_id}")

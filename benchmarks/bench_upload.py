@@ -1,0 +1,109 @@
+"""Time from upload to predictions for 1,000 new products, first time and with cached embeddings.
+
+Two paths are timed on the real bundled model:
+  * library: read + validate the file, store the batch, embed, predict, store predictions;
+  * dashboard: the same through Streamlit's AppTest (set the file, click Predict, render the table).
+Products come from ../shared/datasets/flipkart_products when present, else the demo arrivals.
+Prints figures, the peak memory of this process and the machine; writes benchmarks/results/upload.json.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks.bench_evaluate import machine  # noqa: E402
+
+FLIPKART = ROOT.parent / "shared" / "datasets" / "flipkart_products" / "flipkart_products.csv"
+
+
+def products(n: int, offset: int) -> bytes:
+    """``n`` products as CSV bytes (sku, title, description)."""
+    import pandas as pd
+
+    if FLIPKART.is_file():
+        frame = pd.read_csv(FLIPKART, keep_default_na=False).drop_duplicates("title").iloc[offset : offset + n]
+        frame = frame.rename(columns={"item_id": "sku"})[["sku", "title", "description"]]
+    else:
+        demo = pd.read_csv(ROOT / "data" / "demo" / "new_arrivals.csv", keep_default_na=False)
+        frame = pd.concat([demo.assign(title=demo["title"] + f" v{i}") for i in range(n // len(demo) + 1)]).head(n)
+        frame = frame.rename(columns={"item_id": "sku"})[["sku", "title", "description"]]
+        frame["sku"] = [f"B{offset + i}" for i in range(len(frame))]
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def library_path(ws, data: bytes, batch: str) -> float:
+    from coldrec.ingest import load_items
+
+    started = time.perf_counter()
+    items = load_items(data, "bench.csv")
+    ws.add_upload(items, batch=batch)
+    result = ws.predict(items)
+    ws.save_predictions(result)
+    result.frame()
+    return time.perf_counter() - started
+
+
+def dashboard_path(data: bytes, name: str) -> float:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+    at = at.switch_page("pages/upload.py").run()
+    started = time.perf_counter()
+    at.file_uploader[0].set_value((name, data, "text/csv")).run()
+    at = next(b for b in at.button if b.label == "Predict").click().run()
+    elapsed = time.perf_counter() - started
+    assert not at.exception and len(at.dataframe[-1].value) == 1000, "predictions table missing"
+    return elapsed
+
+
+def main() -> int:
+    from coldrec.config import Settings
+    from coldrec.workspace import Workspace
+
+    n = 1000
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.duckdb"
+        ws = Workspace.open(Settings(db_path=db))
+        ws.init_catalog()
+        ws.classifier()
+        first_data, app_data = products(n, 0), products(n, n)
+        lib_first = library_path(ws, first_data, "lib-1")
+        lib_cached = library_path(ws, first_data, "lib-2")
+        ws.close()
+
+        os.environ["COLDREC_DB"] = str(db)
+        app_first = dashboard_path(app_data, "first.csv")
+        app_cached = dashboard_path(app_data, "again.csv")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    doc = {
+        "products": n,
+        "source": "flipkart" if FLIPKART.is_file() else "demo",
+        "library_first_s": round(lib_first, 2),
+        "library_cached_s": round(lib_cached, 2),
+        "dashboard_first_s": round(app_first, 2),
+        "dashboard_cached_s": round(app_cached, 2),
+        "peak_rss_mb": round(peak_mb),
+        "machine": machine(),
+    }
+    out = ROOT / "benchmarks" / "results" / "upload.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
