@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="create the database from a catalog and categories (default: data/demo)")
     init.add_argument("--catalog", default=str(DEMO_DIR / "catalog.csv"), help="catalog file with a category column")
     init.add_argument("--categories", default=str(DEMO_DIR / "categories.csv"), help="name, description, path")
+    init.add_argument("--interactions", help="purchases to load (default: the demo's, with the demo catalog)")
     init.add_argument("--if-missing", action="store_true", help="do nothing when the database already exists")
 
     predict = sub.add_parser("predict", help="predict categories and similar catalog items for a product file")
@@ -50,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--min-per-class", type=int, default=10)
     evaluate.add_argument("--methods", default="coldrec,prototype,tfidf-logreg", help="comma-separated")
     evaluate.add_argument("--json", help="write the results here")
+
+    audience = sub.add_parser("audience-eval", help="cold-start audience evaluation (hold out items, rank users)")
+    audience.add_argument("--items", required=True, help="items file with item_id and the text column(s)")
+    audience.add_argument("--interactions", required=True, help="purchases with user_id, item_id")
+    audience.add_argument("--text-col", action="append", default=None, help="text column (repeatable; default title)")
+    audience.add_argument("--holdout-frac", type=float, default=0.2)
+    audience.add_argument("--k", type=_shots, default=[10, 50], help="cut-offs, e.g. 10,50")
+    audience.add_argument("--seeds", type=int, default=3)
+    audience.add_argument("--json", help="write the results here")
+
+    interactions = sub.add_parser("import-interactions", help="load purchases (user_id, item_id, ...) into the database")
+    interactions.add_argument("file", help="CSV, Parquet, ... with user_id, item_id, optional timestamp/order_number/quantity")
 
     sub.add_parser("stats", help="counts of items, labels, categories and cached vectors")
     return parser
@@ -76,12 +89,18 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     ws = Workspace.open(settings)
     try:
-        counts = ws.init_catalog(args.catalog, args.categories, progress=progress_printer("embedding catalog"))
+        counts = ws.init_catalog(
+            args.catalog,
+            args.categories,
+            progress=progress_printer("embedding catalog"),
+            interactions=args.interactions
+            or (DEMO_DIR / "interactions.csv" if Path(args.catalog) == DEMO_DIR / "catalog.csv" else None),
+        )
     finally:
         ws.close()
     print(
         f"{settings.db_path}: {counts['categories']} categories, {counts['items']} catalog items, "
-        f"{counts['labels']} new labels"
+        f"{counts['labels']} new labels, {counts['interactions']} purchases"
     )
     return 0
 
@@ -145,6 +164,43 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from .audience import evaluate_audience, load_interactions, read_items
+    from .encoder import load_encoder
+
+    text_cols = args.text_col or ["title"]
+    items = read_items(args.items)
+    missing = [c for c in ["item_id", *text_cols] if c not in items.columns]
+    if missing:
+        raise ValueError(f"{args.items}: column(s) {missing} not found; columns are {list(items.columns)}")
+    interactions = load_interactions(args.interactions)
+    encoder = load_encoder(settings.model, settings.device)
+    result = evaluate_audience(
+        items, interactions, lambda texts: encoder.encode(texts), text_cols=text_cols, ks=args.k,
+        seeds=args.seeds, holdout_frac=args.holdout_frac, name=Path(args.interactions).name,
+    )
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def _import_interactions(args: argparse.Namespace, settings: Settings) -> int:
+    from .audience import load_interactions
+    from .store import Store
+
+    store = Store(settings.db_path)
+    try:
+        frame = load_interactions(args.file, known_items=store.items()["item_id"].tolist())
+        store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
+        print(f"{len(frame):,} purchases by {frame['user_id'].nunique():,} shoppers imported into {settings.db_path}")
+    finally:
+        store.close()
+    return 0
+
+
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from .store import Store
 
@@ -156,4 +212,11 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-_COMMANDS = {"init": _init, "predict": _predict, "evaluate": _evaluate, "stats": _stats}
+_COMMANDS = {
+    "init": _init,
+    "predict": _predict,
+    "evaluate": _evaluate,
+    "audience-eval": _audience_eval,
+    "import-interactions": _import_interactions,
+    "stats": _stats,
+}

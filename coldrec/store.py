@@ -404,6 +404,16 @@ class Store:
             self._exec("INSERT INTO interactions SELECT * FROM rows", tables={"rows": rows})
         return n
 
+    def interactions(self) -> pd.DataFrame:
+        """All purchases: user_id, item_id, ts (as timestamp), order_number, quantity."""
+        return self.query_df(
+            "SELECT user_id, item_id, ts AS timestamp, order_number, quantity FROM interactions ORDER BY user_id"
+        )
+
+    def interactions_version(self) -> int:
+        """Changes whenever purchases are added (for caches)."""
+        return int(self._scalar("SELECT count(*) FROM interactions") or 0)
+
     # -- overview ---------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
         """Counts shown in the dashboard's sidebar."""

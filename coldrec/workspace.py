@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .audience import AudienceModel, build_audience, load_interactions
 from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder
@@ -50,6 +51,7 @@ class Workspace:
         self._lock = threading.Lock()
         self._classifier: tuple[object, CategoryModel] | None = None
         self._catalog: tuple[object, NeighbourIndex] | None = None
+        self._audience: tuple[object, AudienceModel] | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, encoder: TextEncoder | None = None) -> "Workspace":
@@ -73,11 +75,13 @@ class Workspace:
         catalog: str | Path = DEMO_DIR / "catalog.csv",
         categories: str | Path = DEMO_DIR / "categories.csv",
         progress: ProgressFn | None = None,
+        interactions: str | Path | None = None,
     ) -> dict[str, int]:
-        """Load a catalog (with its ``category`` column as imported labels) and its categories.
+        """Load a catalog (with its ``category`` column as imported labels), its categories and,
+        optionally, purchases.
 
-        Safe to run again: items are updated and labels only added where they changed.
-        Embeds the catalog so the first prediction is fast.
+        Safe to run again: items are updated, labels only added where they changed, purchases
+        only loaded into an empty table. Embeds the catalog so the first prediction is fast.
         """
         cats = read_table(categories)
         if "name" not in cats.columns:
@@ -94,8 +98,16 @@ class Workspace:
             if len(todo):
                 self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who="catalog", source="import")
             labelled = len(todo)
+        purchases = 0
+        if interactions is not None and self.store.interactions_version() == 0:
+            purchases = self.import_interactions(interactions)
         self.embed_items(items, progress=progress)
-        return {"categories": len(cats), "items": len(items), "labels": labelled}
+        return {"categories": len(cats), "items": len(items), "labels": labelled, "interactions": purchases}
+
+    def import_interactions(self, data: str | Path | bytes, filename: str | None = None) -> int:
+        """Validate purchases against the stored items and append them (nothing on error)."""
+        frame = load_interactions(data, filename, known_items=self.store.items()["item_id"].tolist())
+        return self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
 
     def add_upload(self, items: pd.DataFrame, batch: str) -> int:
         """Store validated upload rows (from :func:`coldrec.ingest.load_items`) as a batch."""
@@ -160,6 +172,23 @@ class Workspace:
         self.embed_items(items, progress=progress)
         self.classifier()
         return len(items)
+
+    def audience(self) -> AudienceModel | None:
+        """The audience model over stored purchases (``None`` without any); rebuilt when they change."""
+        key = (self.store.interactions_version(), self.store.query_df(
+            "SELECT count(*) AS n, max(added_at) AS t FROM items").values.tolist()[0])
+        with self._lock:
+            if self._audience is not None and self._audience[0] == key:
+                return self._audience[1]
+        purchases = self.store.interactions()
+        if purchases.empty:
+            return None
+        items = self.store.items()
+        items = items[items["item_id"].isin(set(purchases["item_id"]))]
+        model = build_audience(purchases, items["item_id"].tolist(), self.embed_items(items))
+        with self._lock:
+            self._audience = (key, model)
+        return model
 
     # -- predicting and labelling -----------------------------------------------------------
     def predict(

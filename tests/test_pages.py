@@ -26,7 +26,9 @@ def _page(path: str) -> AppTest:
     return at.switch_page(path).run()
 
 
-@pytest.mark.parametrize("path", ["pages/overview.py", "pages/upload.py", "pages/label.py", "pages/categories.py"])
+@pytest.mark.parametrize(
+    "path", ["pages/overview.py", "pages/upload.py", "pages/label.py", "pages/audience.py", "pages/categories.py"]
+)
 def test_every_page_renders_on_a_fresh_database(app_env, path):
     at = _page(path)
     assert not at.exception, at.exception
@@ -124,3 +126,23 @@ def test_new_category_from_the_label_page(app_env):
     assert not at.exception, at.exception
     ws = ui._open_workspace()
     assert "Garden" in ws.store.category_names()
+
+
+def test_audience_page_lists_shoppers_with_reasons_and_exports(app_env):
+    import pandas as pd
+
+    from coldrec.store import Store
+
+    store = Store(app_env / "app.duckdb")
+    store.add_interactions(
+        pd.DataFrame({"user_id": ["ana", "ana", "ben", "ben"], "item_id": ["C1", "C2", "P1", "P2"], "order_number": [1, 2, 1, 1]})
+    )
+    store.close()
+    at = _page("pages/audience.py")
+    at.text_input[0].input("steel frying pan").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert set(table["user_id"]) <= {"ana", "ben"} and len(table) >= 1
+    assert "because they bought" in table.columns
+    assert any(d.label == "Download audience CSV" for d in at.get("download_button"))
+    assert not at.exception
