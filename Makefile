@@ -7,7 +7,7 @@ PORT ?= 8501
 HF_HUB_OFFLINE ?= 1
 # Models load from local files only; `make run HF_HUB_OFFLINE=0` lets a configured hub id download.
 
-.PHONY: setup run test demo-db bench clean
+.PHONY: setup run test demo-db bench browser clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python benchmarks/bench_evaluate.py
+	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python benchmarks/bench_audience.py
+	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python benchmarks/bench_upload.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Debian's Chromium for the browser test (what .ci/run does on a fresh machine).
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)

@@ -2,7 +2,7 @@
 
 Nobody has bought a new product, so its audience is inferred from its text: the catalog items
 most similar to it (by embedding) stand in for it, and shoppers who bought those items, weighted by
-similarity and by how recently they bought, are its likely audience. Each suggested shopper comes
+similarity (to the fifth power) and by how recently they bought, are its likely audience. Each suggested shopper comes
 with the reason: their purchases closest to the new product.
 
 ``profile`` is the other classic answer (a recency-weighted mean of each shopper's purchases,
@@ -29,8 +29,10 @@ INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "order_number": ("order_number", "order", "order_no", "order_seq"),
     "quantity": ("quantity", "qty", "count", "units", "amount"),
 }
-#: Neighbours of a new item that vote for its audience (measured; BENCHMARKS.md).
-DEFAULT_NEIGHBOURS = 50
+#: Neighbours of a new item that vote for its audience, and the power of their similarity in the
+#: vote (a grid on Instacart orders; BENCHMARKS.md): sharp weights let the closest items lead.
+DEFAULT_NEIGHBOURS = 200
+SIMILARITY_POWER = 5
 #: A purchase's weight halves every this many orders (or days, without order numbers) back.
 HALF_LIFE = 20.0
 
@@ -133,9 +135,12 @@ class AudienceModel:
         if method == "profile":
             profiles = self.profiles()
             return vectors @ profiles.T
-        idx, sims = top_k_cosine(vectors, self.item_vectors, self.neighbours)
+        # About a tenth of a small catalog (where 200 neighbours would be everything), at least 20.
+        n = len(self.item_ids)
+        k = max(min(self.neighbours, n // 10), min(n, 20))
+        idx, sims = top_k_cosine(vectors, self.item_vectors, k)
         votes = np.zeros((len(vectors), len(self.item_ids)), dtype=np.float32)
-        np.put_along_axis(votes, idx, np.clip(sims, 0, None) ** 3, axis=1)
+        np.put_along_axis(votes, idx, np.clip(sims, 0, None) ** SIMILARITY_POWER, axis=1)
         return np.asarray((self.purchases @ sparse.csr_matrix(votes).T).T.todense())
 
     def profiles(self) -> np.ndarray:

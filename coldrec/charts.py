@@ -8,10 +8,20 @@ import plotly.graph_objects as go
 
 
 def category_counts(items: pd.DataFrame) -> go.Figure:
-    """Horizontal bars: labelled items per category, plus the unlabelled count."""
-    labelled = items["category"].fillna("(unlabelled)").value_counts().rename_axis("category").reset_index(name="items")
-    fig = px.bar(labelled.sort_values("items"), x="items", y="category", orientation="h", height=28 * len(labelled) + 80)
-    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None, xaxis_title="items")
+    """Stacked bars per category: catalog items, labelled uploads, and a bar of unlabelled uploads."""
+    frame = items.assign(
+        category=items["category"].fillna("(not labelled yet)"),
+        kind=items["source"].map({"catalog": "catalog", "upload": "new arrivals"}),
+    )
+    counts = frame.groupby(["category", "kind"]).size().reset_index(name="items")
+    order = counts.groupby("category")["items"].sum().sort_values().index.tolist()
+    fig = px.bar(
+        counts, x="items", y="category", color="kind", orientation="h", height=26 * len(order) + 90,
+        category_orders={"category": order[::-1]},
+        color_discrete_map={"catalog": "#2f6f5e", "new arrivals": "#e0a03a"},
+    )
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None, xaxis_title="items", legend_title=None)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -28,4 +38,5 @@ def example_counts(counts: pd.DataFrame) -> go.Figure:
     frame = counts.sort_values("examples")
     fig = px.bar(frame, x="examples", y="category", orientation="h", height=24 * len(frame) + 60)
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None)
+    fig.update_yaxes(automargin=True)
     return fig

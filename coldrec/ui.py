@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import re
 
 import pandas as pd
@@ -27,7 +28,9 @@ def error(message: object) -> None:
 
 @st.cache_resource(show_spinner="Loading the model and opening the database…", on_release=lambda ws: ws.close())
 def _open_workspace() -> Workspace:
-    return Workspace.open(Settings.from_env())
+    ws = Workspace.open(Settings.from_env())
+    atexit.register(ws.close)  # Streamlit does not release cached resources at shutdown
+    return ws
 
 
 def workspace() -> Workspace:
@@ -45,7 +48,7 @@ def sidebar(ws: Workspace) -> None:
     stats = ws.store.stats()
     with st.sidebar:
         st.metric("Catalog items", f"{stats['catalog_items']:,}")
-        st.metric("Labelled items", f"{stats['labelled_items']:,}")
+        st.metric("Labelled examples", f"{stats['labelled_items']:,}", help="Catalog items count as labelled: their category is known.")
         st.caption(f"Uploaded: {stats['uploaded_items']:,} · Categories: {stats['categories']}")
         st.caption(f"Model: {md_escape(ws.encoder.name)} on **{ws.encoder.device}** ({ws.encoder.dim} dims)")
         st.caption(f"Database: {md_escape(ws.store.path)}")

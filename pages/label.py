@@ -45,14 +45,17 @@ with left:
     if subset.empty:
         st.info("Nothing to label here.")
         st.stop()
-    frame = ui.shorten(subset.set_index("item_id")[["title", "description", "category"]]).rename(
-        columns={"category": "label"}
-    )
+    frame = ui.shorten(subset.set_index("item_id")[["category", "title", "description"]].fillna(""), limit=90)
+    frame = frame.rename(columns={"category": "label"})
     edited = st.data_editor(
         frame,
         key=f"editor-{mode}-{chosen}",
         disabled=["title", "description"],
-        column_config={"label": st.column_config.SelectboxColumn("label", options=categories, required=False)},
+        column_config={
+            "label": st.column_config.SelectboxColumn("label", options=categories, required=False, width="medium"),
+            "title": st.column_config.TextColumn("title", width="large"),
+            "description": st.column_config.TextColumn("description", width="medium"),
+        },
         width="stretch",
     )
     if st.button("Save labels", type="primary"):

@@ -76,6 +76,7 @@ selection = st.dataframe(
     selection_mode="single-row",
     key="results",
     column_config={
+        "title": st.column_config.TextColumn("title", width="medium"),
         "top1": "category",
         "top1_probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.2f"),
         "top2_probability": st.column_config.NumberColumn("p2", format="%.2f"),
@@ -98,5 +99,5 @@ if row is None:
 else:
     item_id = table.loc[row, "item_id"]
     st.subheader(ui.md_escape(table.loc[row, "title"]), anchor=False)
-    ui.prediction_detail(ws, batch, row)
     ui.label_controls(ws, item_id, batch.predictions[row].category, key=f"res-{item_id}")
+    ui.prediction_detail(ws, batch, row)

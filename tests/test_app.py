@@ -37,7 +37,7 @@ def test_overview_renders_with_sidebar_counts(app_env):
     assert not at.exception
     assert at.title[0].value == "Overview"
     metrics = {m.label: m.value for m in at.sidebar.metric}
-    assert metrics == {"Catalog items": "12", "Labelled items": "12"}
+    assert metrics == {"Catalog items": "12", "Labelled examples": "12"}
 
 
 def test_try_a_product_shows_a_prediction_and_escapes_markup(app_env):

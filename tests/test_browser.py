@@ -1,0 +1,209 @@
+"""End to end in a real browser: init a database with the bundled model, run the app, upload, predict, label.
+
+Needs Chromium at /usr/bin/chromium and the ``playwright`` Python package (no downloaded browsers);
+skipped when either is missing. Screenshots go to ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = PROJECT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+expect = sync_api.expect
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+@pytest.fixture
+def app_url(tmp_path: Path):
+    """A fresh database (real model, demo catalog) and a Streamlit server on a free port; yields its URL."""
+    env = {**os.environ, "COLDREC_DB": str(tmp_path / "e2e.duckdb"), "HF_HUB_OFFLINE": "1"}
+    init = subprocess.run(
+        [sys.executable, "-m", "coldrec", "init"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert init.returncode == 0, f"coldrec init failed:\n{init.stdout[-2000:]}\n{init.stderr[-3000:]}"
+
+    port = _free_port()
+    log_path = tmp_path / "streamlit.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable, "-m", "streamlit", "run", "app.py",
+                "--server.headless", "true",
+                "--server.port", str(port),
+                "--server.address", "127.0.0.1",
+                "--browser.gatherUsageStats", "false",
+            ],
+            cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"streamlit exited with {server.returncode}; log {log_path}:\n{_tail(log_path)}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"streamlit not healthy after 90 s; log {log_path}:\n{_tail(log_path)}"
+            time.sleep(0.5)
+        yield url, log_path
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+
+
+def test_upload_predict_label_in_browser(app_url) -> None:
+    url, log_path = app_url
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    where = f"(server log: {log_path})"
+
+    def title(text: str):
+        return page.locator("h1", has_text=re.compile(rf"^{re.escape(text)}$"))
+
+    def open_page(name: str, heading: str) -> None:
+        page.locator('[data-testid="stSidebarNav"] a', has_text=name).click()
+        expect(title(heading), f"no '{heading}' title {where}").to_be_visible(timeout=60_000)
+
+    def no_exception(name: str) -> None:
+        boxes = page.locator('[data-testid="stException"]')
+        assert boxes.count() == 0, f"exception on the {name} page: {boxes.first.inner_text()[:2000]} {where}"
+
+    def subheader(pattern: str):
+        return page.locator("h3", has_text=re.compile(pattern))
+
+    def settle(what: str) -> None:
+        """Wait until the script run is over (the running/Stop status widget unmounts when idle)."""
+        expect(page.locator('[data-testid="stStatusWidget"]'), f"{what}: app still running {where}").to_have_count(
+            0, timeout=90_000
+        )
+
+    def charts_drawn(scope) -> None:
+        for chart in scope.locator('[data-testid="stPlotlyChart"]').all():
+            expect(chart.locator(".main-svg").first).to_be_visible(timeout=30_000)
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+            # Overview
+            page.goto(url)
+            expect(title("Overview"), f"no Overview title {where}").to_be_visible(timeout=90_000)
+            expect(page.get_by_text("Catalog items")).to_be_visible(timeout=30_000)
+            expect(subheader("^Latest uploads$")).to_be_visible(timeout=60_000)
+            settle("Overview")
+            charts_drawn(page)
+            no_exception("Overview")
+            page.screenshot(path=SHOTS / "overview.png")
+
+            # Upload & predict
+            open_page("Upload & predict", "Upload & predict")
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+                PROJECT / "data" / "demo" / "new_arrivals.csv"
+            )
+            predict = page.get_by_role("button", name="Predict", exact=True)
+            expect(predict, f"no Predict button after upload {where}").to_be_visible(timeout=60_000)
+            no_exception("Upload & predict (mapping)")
+            predict.click()
+            counts = subheader(r"^72 predictions · \d+ unsure · 0 labelled$")
+            expect(counts, f"no predictions subheader {where}").to_be_visible(timeout=120_000)
+            settle("predict")
+            no_exception("Upload & predict (predictions)")
+
+            # Select the first result row: click its selection checkbox on the grid canvas.
+            grid = page.locator('[data-testid="stDataFrame"]').last
+            grid.scroll_into_view_if_needed()
+            accept = page.get_by_role("button", name=re.compile(r"^Accept: "))
+            box = grid.bounding_box()
+            assert box, "results table has no bounding box"
+            targets = [(box["x"] + 15, box["y"] + 35 + 17), (box["x"] + 120, box["y"] + 35 + 17)]
+            for x, y in targets:
+                page.mouse.click(x, y)
+                try:
+                    accept.wait_for(state="visible", timeout=15_000)
+                    break
+                except sync_api.TimeoutError:
+                    continue
+            expect(accept, f"selecting the first row shows no Accept button {where}").to_be_visible(timeout=5_000)
+            category = accept.inner_text().strip().removeprefix("Accept: ").strip()
+            assert category, "Accept button names no category"
+            settle("row detail")
+            charts_drawn(page)
+            no_exception("Upload & predict (row detail)")
+            # Predictions subheader at the top: the table with its selected row and the detail below it.
+            counts.evaluate("el => el.scrollIntoView({block: 'start'})")
+            page.screenshot(path=SHOTS / "upload.png")
+
+            accept.click()
+            labelled = subheader(r"^72 predictions · \d+ unsure · 1 labelled$")
+            expect(labelled, f"label not saved {where}").to_be_visible(timeout=60_000)
+            settle("accept")
+            badge = page.get_by_text(f"Labelled: {category}", exact=True)
+            expect(badge, f"no 'Labelled: {category}' after accepting {where}").to_be_visible(timeout=30_000)
+            no_exception("Upload & predict (after accept)")
+
+            # The label survives a reload (it lives in DuckDB, not the session).
+            page.reload()  # stays on the /upload URL with a fresh session
+            expect(page.locator("h1").first, f"no title after reload {where}").to_be_visible(timeout=60_000)
+            open_page("Upload & predict", "Upload & predict")
+            expect(labelled, f"label lost on reload {where}").to_be_visible(timeout=60_000)
+            no_exception("Upload & predict (after reload)")
+
+            # Label
+            open_page("Label", "Label")
+            expect(page.get_by_role("button", name="Save labels")).to_be_visible(timeout=60_000)
+            settle("Label")
+            charts_drawn(page)
+            no_exception("Label")
+            page.screenshot(path=SHOTS / "label.png")
+
+            # Categories & model
+            open_page("Categories & model", "Categories & model")
+            settle("Categories & model")
+            no_exception("Categories & model")
+            page.screenshot(path=SHOTS / "categories.png")
+        finally:
+            browser.close()
