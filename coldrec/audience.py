@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .ingest import IngestError, Limits, read_table
+from .ingest import IngestError, Limits, clean_text, read_table
 from .neighbours import top_k_cosine
 
 INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -61,10 +61,7 @@ def load_interactions(
             f"{name}: missing column(s) {', '.join(missing)}; columns in the file: {', '.join(map(str, raw.columns))}"
         )
     out = pd.DataFrame(
-        {
-            "user_id": raw[mapping["user_id"]].astype(str).str.strip(),
-            "item_id": raw[mapping["item_id"]].astype(str).str.strip(),
-        }
+        {"user_id": raw[mapping["user_id"]].map(_id_text), "item_id": raw[mapping["item_id"]].map(_id_text)}
     )
     blank = out.index[(out["user_id"] == "") | (out["item_id"] == "")].tolist()
     if blank:
@@ -83,6 +80,10 @@ def load_interactions(
             bad = out.index[parsed.isna() & values.notna()].tolist()
             if bad:
                 raise IngestError(f"{name}: column {mapping[column]!r} is not a number in row(s) {_rows(bad)}")
+            if column == "order_number":
+                fractional = out.index[parsed.notna() & (parsed % 1 != 0)].tolist()
+                if fractional:
+                    raise IngestError(f"{name}: column {mapping[column]!r} must hold whole numbers; row(s) {_rows(fractional)}")
             out[column] = parsed
     if known_items is not None:
         unknown = sorted(set(out["item_id"]) - set(map(str, known_items)))
@@ -93,6 +94,15 @@ def load_interactions(
                 + (" …" if len(unknown) > 5 else "")
             )
     return out
+
+
+def _id_text(value: object) -> str:
+    """An id as text: blank for missing values, and 123.0 read back as 123 (ids with gaps become floats)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return clean_text(value, 200)
 
 
 def _rows(indices: list[int], shown: int = 10) -> str:
@@ -173,7 +183,8 @@ class AudienceModel:
     def items_for_user(self, user_id: str, item_ids: Sequence[str], vectors: np.ndarray, n: int = 10) -> list[tuple[str, float]]:
         """The ``n`` new items (given with their vectors) that suit one shopper best."""
         u = self.user_ids.index(user_id)
-        scores = self.scores(vectors)[:, u]
+        one = AudienceModel([user_id], self.item_ids, self.item_vectors, self.purchases[u], self.neighbours)
+        scores = one.scores(vectors)[:, 0]
         order = np.argsort(-scores, kind="stable")[:n]
         return [(str(item_ids[i]), float(scores[i])) for i in order]
 

@@ -253,9 +253,10 @@ def predictions_frame(item_ids: Sequence[str], predictions: Sequence[Prediction]
             "probability": round(p.probability, 4),
             "unsure": p.unsure,
         }
-        for rank, (name, prob) in enumerate(p.top, start=1):
+        for rank in range(1, 4):  # always three, so tables have the same columns with 1 or 2 categories
+            name, prob = p.top[rank - 1] if rank <= len(p.top) else (None, None)
             row[f"top{rank}"] = name
-            row[f"top{rank}_probability"] = round(prob, 4)
+            row[f"top{rank}_probability"] = None if prob is None else round(prob, 4)
         row["top3_json"] = json.dumps([{"category": c, "probability": round(q, 4)} for c, q in p.top], ensure_ascii=False)
         rows.append(row)
     return pd.DataFrame(rows)

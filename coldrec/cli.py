@@ -8,16 +8,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import duckdb
+
 from .config import DEMO_DIR, Settings
 
 
-def _shots(text: str) -> list[int]:
+def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--shots takes comma-separated integers, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
     if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError("--shots needs non-negative integers")
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
     return values
 
 
@@ -33,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--catalog", default=str(DEMO_DIR / "catalog.csv"), help="catalog file with a category column")
     init.add_argument("--categories", default=str(DEMO_DIR / "categories.csv"), help="name, description, path")
     init.add_argument("--interactions", help="purchases to load (default: the demo's, with the demo catalog)")
-    init.add_argument("--if-missing", action="store_true", help="do nothing when the database already exists")
+    init.add_argument("--if-missing", action="store_true", help="do nothing when the database is already initialised")
 
     predict = sub.add_parser("predict", help="predict categories and similar catalog items for a product file")
     predict.add_argument("file", help="CSV, TSV, Excel, JSON, JSON Lines or Parquet")
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text-col", action="append", required=True, help="text column (repeatable)")
     evaluate.add_argument("--label-col", required=True)
     evaluate.add_argument("--categories", help="CSV with columns name, description")
-    evaluate.add_argument("--shots", type=_shots, default=[0, 1, 4, 8, 16])
+    evaluate.add_argument("--shots", type=_int_list, default=[0, 1, 4, 8, 16])
     evaluate.add_argument("--seeds", type=int, default=3)
     evaluate.add_argument("--test-size", type=int, default=2000)
     evaluate.add_argument("--min-per-class", type=int, default=10)
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     audience.add_argument("--interactions", required=True, help="purchases with user_id, item_id")
     audience.add_argument("--text-col", action="append", default=None, help="text column (repeatable; default title)")
     audience.add_argument("--holdout-frac", type=float, default=0.2)
-    audience.add_argument("--k", type=_shots, default=[10, 50], help="cut-offs, e.g. 10,50")
+    audience.add_argument("--k", type=_int_list, default=[10, 50], help="cut-offs, e.g. 10,50")
     audience.add_argument("--seeds", type=int, default=3)
     audience.add_argument("--json", help="write the results here")
 
@@ -76,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args, settings)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, RuntimeError, OSError) as exc:  # our errors carry user-facing messages
+    except (ValueError, RuntimeError, OSError, duckdb.Error) as exc:  # these carry user-facing messages
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -84,10 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _init(args: argparse.Namespace, settings: Settings) -> int:
     from .workspace import Workspace, progress_printer
 
-    if args.if_missing and Path(settings.db_path).exists():
-        print(f"{settings.db_path} exists; nothing to do")
-        return 0
     ws = Workspace.open(settings)
+    if args.if_missing and ws.store.get_meta("initialised"):
+        ws.close()
+        print(f"{settings.db_path} is already initialised; nothing to do")
+        return 0
     try:
         counts = ws.init_catalog(
             args.catalog,
@@ -112,12 +115,14 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
 
     items = load_items(args.file, limits=Limits(int(settings.max_upload_mb * 1e6), settings.max_rows))
     ws = Workspace.open(settings)
+    progress = progress_printer("embedding") if args.out else None
     try:
         if args.save_batch:
-            ws.add_upload(items, batch=args.save_batch)
-        batch = ws.predict(items, progress=progress_printer("embedding") if args.out else None)
-        if args.save_batch:
-            ws.save_predictions(batch)
+            batch, warnings = ws.upload_and_predict(items, args.save_batch, who="cli", progress=progress)
+            for warning in warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+        else:
+            batch = ws.predict(items, progress=progress)
     finally:
         ws.close()
     frame = batch.frame().drop(columns=["top3_json"])
@@ -194,8 +199,8 @@ def _import_interactions(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(settings.db_path)
     try:
         frame = load_interactions(args.file, known_items=store.items()["item_id"].tolist())
-        store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
-        print(f"{len(frame):,} purchases by {frame['user_id'].nunique():,} shoppers imported into {settings.db_path}")
+        added = store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
+        print(f"{added:,} new purchases ({len(frame) - added:,} already stored) imported into {settings.db_path}")
     finally:
         store.close()
     return 0

@@ -67,4 +67,6 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "db_path" in overrides and overrides["db_path"] is not None:
             values["db_path"] = Path(str(overrides["db_path"]))
+        if not 0.0 <= float(values["unsure_below"]) <= 1.0:  # type: ignore[arg-type]
+            raise ValueError(f"COLDREC_UNSURE_BELOW must be between 0 and 1, got {values['unsure_below']}")
         return cls(**values)  # type: ignore[arg-type]

@@ -47,6 +47,16 @@ def pick_device(requested: str | None = None) -> str:
     return "cpu"
 
 
+def _cached_snapshot(model_id: str) -> Path | None:
+    """The local Hugging Face cache folder of ``model_id``, if it is there."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_id, local_files_only=True))
+    except Exception:  # not cached, or not a hub id: pooling falls back to mean
+        return None
+
+
 def _read_pooling(folder: Path | None) -> str:
     """Pooling named by a sentence-transformers folder (``1_Pooling/config.json``); mean otherwise."""
     if folder is None:
@@ -154,6 +164,8 @@ def load_encoder(model: str | None = None, device: str | None = None, batch_size
         source = str(folder) if folder else model
         name = str(folder) if folder else model
         local_only = folder is not None
+        if folder is None:
+            folder = _cached_snapshot(model)  # so a hub model's own pooling config is read too
     dev = pick_device(device)
     dtype = torch.float32
     if dev.startswith("cuda"):

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .classify import category_prompt, fit_classifier
 from .encoder import TextEncoder, embed_texts
-from .ingest import clean_text, item_text, read_table
+from .ingest import Limits, clean_text, item_text, read_table
 
 METHODS = ("coldrec", "prototype", "tfidf-logreg")
 
@@ -39,7 +39,7 @@ def load_labelled(
     path: str | Path, text_cols: Sequence[str], label_col: str, min_per_class: int = 10
 ) -> LabelledData:
     """Read ``path`` (any ingest format) and apply the protocol's cleaning steps."""
-    frame = read_table(path, limits=_no_limits())
+    frame = read_table(path, limits=Limits(max_bytes=10**11, max_rows=10**9))
     missing = [c for c in [*text_cols, label_col] if c not in frame.columns]
     if missing:
         raise ValueError(f"{Path(path).name}: column(s) {missing} not found; columns are {list(frame.columns)}")
@@ -64,12 +64,6 @@ def load_labelled(
         classes=classes,
         name=Path(path).name,
     )
-
-
-def _no_limits():  # evaluation files are the operator's own, not uploads
-    from .ingest import Limits
-
-    return Limits(max_bytes=10**10, max_rows=10**8)
 
 
 @dataclass
@@ -105,7 +99,7 @@ def make_splits(data: LabelledData, shots: Sequence[int], seeds: int, test_size:
     return splits
 
 
-def _metrics(y_true: np.ndarray, proba: np.ndarray | None, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+def _metrics(y_true: np.ndarray, proba: np.ndarray | None, y_pred: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import f1_score, roc_auc_score
 
     out = {
@@ -188,7 +182,7 @@ def run_evaluation(
                     proba = _tfidf_logreg(data, sup, split.test)
                 else:
                     raise ValueError(f"unknown method {method!r}")
-                runs.append(_metrics(y_true, proba, proba.argmax(axis=1), len(data.classes)))
+                runs.append(_metrics(y_true, proba, proba.argmax(axis=1)))
             row: dict[str, object] = {"method": method, "shots": int(k), "seeds": len(runs)}
             for key in runs[0]:
                 values = np.array([r[key] for r in runs], dtype=float)

@@ -35,7 +35,6 @@ SUFFIXES = {
     ".tab": "tsv",
     ".xlsx": "excel",
     ".xlsm": "excel",
-    ".xls": "excel",
     ".json": "json",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -89,6 +88,8 @@ def _normalise_header(name: object) -> str:
 def detect_format(filename: str) -> str:
     """Format name from a file name's suffix; raises :class:`IngestError` for unknown ones."""
     suffix = Path(filename).suffix.lower()
+    if suffix == ".xls":
+        raise IngestError(f"{filename}: old Excel .xls files are not supported; save it as .xlsx and upload again")
     if suffix not in SUFFIXES:
         known = ", ".join(sorted(SUFFIXES))
         raise IngestError(f"{filename}: unsupported file type {suffix or '(none)'!r}; use one of {known}")

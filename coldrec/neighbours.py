@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_CHUNK = 2048
+#: Bytes of similarity scores computed at once (bounds memory for large catalogs).
+_BUDGET = 256 * 1024 * 1024
 
 
 def top_k_cosine(queries: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -27,8 +28,9 @@ def top_k_cosine(queries: np.ndarray, index: np.ndarray, k: int) -> tuple[np.nda
         return np.zeros((len(queries), 0), dtype=np.int64), np.zeros((len(queries), 0), dtype=np.float32)
     idx_out = np.empty((len(queries), k), dtype=np.int64)
     sim_out = np.empty((len(queries), k), dtype=np.float32)
-    for start in range(0, len(queries), _CHUNK):
-        sims = queries[start : start + _CHUNK] @ index.T
+    chunk = max(1, min(2048, _BUDGET // (16 * max(len(index), 1))))
+    for start in range(0, len(queries), chunk):
+        sims = queries[start : start + chunk] @ index.T
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(
             np.arange(sims.shape[1]), (len(sims), 1)
         )

@@ -21,7 +21,7 @@ import pyarrow as pa
 SCHEMA_VERSION = 1
 
 #: Where a label came from.
-LABEL_SOURCES = ("manual", "accepted", "import", "propagated")
+LABEL_SOURCES = ("manual", "accepted", "import")
 ITEM_SOURCES = ("catalog", "upload")
 
 _SCHEMA = """
@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS items (
     attributes JSON,
     source VARCHAR NOT NULL,
     batch VARCHAR,
-    added_at TIMESTAMP NOT NULL
+    added_at TIMESTAMP NOT NULL,
+    position INTEGER            -- row of the item in the file it came from
 );
 CREATE TABLE IF NOT EXISTS categories (
     name VARCHAR PRIMARY KEY,
@@ -100,12 +101,12 @@ class Store:
     Use ``":memory:"`` for a throwaway database.
     """
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(self.path, read_only=read_only)
+            self._con = duckdb.connect(self.path)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(
@@ -115,9 +116,8 @@ class Store:
             raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        if not read_only:
-            self._exec(_SCHEMA)
-            self._exec("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        self._exec(_SCHEMA)
+        self._exec("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     # -- plumbing ---------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -155,24 +155,46 @@ class Store:
         """Close the database (checkpoints the write-ahead log)."""
         self._con.close()
 
+    def get_meta(self, key: str) -> str | None:
+        """A value from the meta table (``None`` when unset)."""
+        value = self._scalar("SELECT value FROM meta WHERE key = ?", [key])
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value in the meta table."""
+        with self._write_lock:
+            self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def catalog_fingerprint(self) -> tuple[object, ...]:
+        """Changes whenever items are added or updated (for caches)."""
+        return tuple(self._exec("SELECT count(*), max(added_at), count(*) FILTER (WHERE source = 'catalog') FROM items")[0])
+
     # -- categories -------------------------------------------------------------------------
     def upsert_categories(self, frame: pd.DataFrame) -> int:
-        """Add or update categories from a frame with ``name`` and optional ``description``, ``path``."""
+        """Add or update categories from a frame with ``name`` and optional ``description``, ``path``.
+
+        A column the frame does not have leaves that field of existing categories as it was;
+        a present but empty value clears it.
+        """
+        has_description, has_path = "description" in frame, "path" in frame
+        blank = pd.Series([None] * len(frame), index=frame.index, dtype=object)
         rows = pd.DataFrame(
             {
                 "name": frame["name"].astype(str).str.strip(),
-                "description": frame.get("description", pd.Series([None] * len(frame))).astype(object),
-                "path": frame.get("path", pd.Series([None] * len(frame))).astype(object),
+                "description": frame["description"].astype(object) if has_description else blank,
+                "path": frame["path"].astype(object) if has_path else blank,
             }
         )
-        rows = rows[rows["name"] != ""]
-        rows = rows.where(pd.notna(rows), None)
+        rows = rows[rows["name"] != ""].where(lambda r: pd.notna(r), None)
+        rows["description"] = rows["description"].map(lambda v: v if isinstance(v, str) and v.strip() else None)
+        rows["path"] = rows["path"].map(lambda v: v if isinstance(v, str) and v.strip() else None)
         rows["created_at"] = _now()
+        description = "excluded.description" if has_description else "categories.description"
+        path = "excluded.path" if has_path else "categories.path"
         with self._write_lock:
             self._exec(
-                """INSERT INTO categories SELECT name, description, path, created_at FROM rows
-                   ON CONFLICT (name) DO UPDATE SET description = excluded.description,
-                                                    path = coalesce(excluded.path, categories.path)""",
+                f"""INSERT INTO categories SELECT name, description, path, created_at FROM rows
+                    ON CONFLICT (name) DO UPDATE SET description = {description}, path = {path}""",
                 tables={"rows": rows},
             )
         return len(rows)
@@ -204,6 +226,7 @@ class Store:
                 "description": pa.array([_none_if_na(v) for v in col("description")], pa.string()),
                 "brand": pa.array([_none_if_na(v) for v in col("brand")], pa.string()),
                 "price": pa.array([None if pd.isna(v) else float(v) for v in price], pa.float64()),
+                "position": pa.array(range(n), pa.int32()),
             }
         )
         with self._write_lock:
@@ -218,25 +241,38 @@ class Store:
                         + ", ".join(repr(r[0]) for r in clash)
                         + "; rename them or leave the id column out"
                     )
+                reused = self._exec(
+                    """SELECT r.item_id, i.batch FROM rows r JOIN items i USING (item_id)
+                       WHERE i.batch IS DISTINCT FROM ? AND (i.title <> r.title
+                             OR i.description IS DISTINCT FROM r.description) LIMIT 5""",
+                    [batch],
+                    tables={"rows": rows},
+                )
+                if reused:
+                    raise StoreError(
+                        "these ids are already used by other products in earlier uploads: "
+                        + ", ".join(f"{r[0]!r} (batch {r[1]!r})" for r in reused)
+                        + "; give new products new ids"
+                    )
             self._exec(
                 """INSERT INTO items
-                   SELECT item_id, title, description, brand, price, NULL, ?, ?, ? FROM rows
+                   SELECT item_id, title, description, brand, price, NULL, ?, ?, ?, position FROM rows
                    ON CONFLICT (item_id) DO UPDATE SET title = excluded.title,
                        description = excluded.description, brand = excluded.brand,
-                       price = excluded.price, batch = excluded.batch""",
+                       price = excluded.price, batch = excluded.batch, position = excluded.position""",
                 [source, batch, _now()],
                 tables={"rows": rows},
             )
         return n
 
     def items(self, source: str | None = None, batch: str | None = None) -> pd.DataFrame:
-        """Items with their current label (``category``, NULL when unlabelled), by id."""
+        """Items with their current label (``category``, NULL when unlabelled), in the order they were added."""
         return self.query_df(
             """SELECT i.item_id, i.title, i.description, i.brand, i.price, i.source, i.batch,
                       i.added_at, l.category
                FROM items i LEFT JOIN labels l USING (item_id)
                WHERE (? IS NULL OR i.source = ?) AND (? IS NULL OR i.batch = ?)
-               ORDER BY i.item_id""",
+               ORDER BY i.added_at, i.position""",
             [source, source, batch, batch],
         )
 
@@ -314,8 +350,7 @@ class Store:
     def label_counts(self) -> pd.DataFrame:
         """Labelled examples per category (zero for categories without any), by name."""
         return self.query_df(
-            """SELECT c.name AS category, count(l.item_id) AS examples,
-                      count(l.item_id) FILTER (WHERE l.source <> 'import') AS added_here
+            """SELECT c.name AS category, count(l.item_id) AS examples
                FROM categories c LEFT JOIN labels l ON l.category = c.name
                GROUP BY c.name ORDER BY c.name"""
         )
@@ -388,7 +423,8 @@ class Store:
 
     # -- interactions -----------------------------------------------------------------------
     def add_interactions(self, frame: pd.DataFrame) -> int:
-        """Append purchases: ``user_id``, ``item_id``, optional ``ts``, ``order_number``, ``quantity``."""
+        """Append purchases (``user_id``, ``item_id``, optional ``ts``, ``order_number``, ``quantity``);
+        rows already stored are skipped. Returns how many were added."""
         n = len(frame)
         col = lambda name: frame[name] if name in frame else pd.Series([None] * n, index=frame.index)  # noqa: E731
         rows = pd.DataFrame(
@@ -400,9 +436,17 @@ class Store:
                 "quantity": pd.to_numeric(col("quantity"), errors="coerce"),
             }
         )
+        rows = rows.drop_duplicates()
         with self._write_lock:
-            self._exec("INSERT INTO interactions SELECT * FROM rows", tables={"rows": rows})
-        return n
+            # Importing the same file twice must not double anyone's purchases.
+            added = self._exec(
+                """INSERT INTO interactions SELECT r.* FROM rows r WHERE NOT EXISTS (
+                       SELECT 1 FROM interactions i WHERE i.user_id = r.user_id AND i.item_id = r.item_id
+                         AND i.ts IS NOT DISTINCT FROM r.ts AND i.order_number IS NOT DISTINCT FROM r.order_number
+                         AND i.quantity IS NOT DISTINCT FROM r.quantity)""",
+                tables={"rows": rows},
+            )
+        return int(added[0][0]) if added else 0
 
     def interactions(self) -> pd.DataFrame:
         """All purchases: user_id, item_id, ts (as timestamp), order_number, quantity."""

@@ -37,7 +37,7 @@ def workspace() -> Workspace:
     """The process-wide workspace (model + database), or a clear error and stop."""
     try:
         return _open_workspace()
-    except (StoreError, ModelLoadError, OSError) as exc:
+    except (StoreError, ModelLoadError, OSError, ValueError) as exc:
         st.error("coldrec cannot start: " + md_escape(exc))
         st.stop()
         raise  # unreachable; st.stop() raises
@@ -67,6 +67,7 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
     pred = batch.predictions[row]
     verdict = "unsure — please check" if pred.unsure else "confident"
     st.markdown(f"**{md_escape(pred.category)}** · {pred.probability:.0%} · {verdict}")
+    st.caption(f"Similarity to the category's name and description: {pred.prompt_similarity:.2f}")
     st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
     titles = ws.store.items()[["item_id", "title", "category"]].set_index("item_id")
     left, right = st.columns(2)

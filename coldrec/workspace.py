@@ -18,9 +18,13 @@ from .audience import AudienceModel, build_audience, load_interactions
 from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder
-from .ingest import item_text, load_items, read_table
+from .ingest import IngestError, Limits, clean_text, item_text, load_items, read_table
 from .neighbours import NeighbourIndex
 from .store import Store
+
+
+#: The operator's own catalog files are not uploads: no upload limits.
+OPERATOR_FILES = Limits(max_bytes=10**11, max_rows=10**9)
 
 
 @dataclass
@@ -33,11 +37,11 @@ class PredictionBatch:
     neighbours: list[list[tuple[str, float]]]
     vectors: np.ndarray
 
-    def frame(self, n_neighbours: int = 5) -> pd.DataFrame:
-        """One row per item: id, title, top-3 with probabilities, unsure flag, neighbour ids."""
+    def frame(self) -> pd.DataFrame:
+        """One row per item: id, title, top-3 with probabilities, unsure flag, 5 nearest catalog ids."""
         preds = predictions_frame(self.items["item_id"].tolist(), self.predictions)
         preds.insert(1, "title", self.items["title"].tolist())
-        preds["neighbour_ids"] = [" ".join(i for i, _ in hits[:n_neighbours]) for hits in self.neighbours]
+        preds["neighbour_ids"] = [" ".join(i for i, _ in hits[:5]) for hits in self.neighbours]
         return preds
 
 
@@ -80,32 +84,96 @@ class Workspace:
         """Load a catalog (with its ``category`` column as imported labels), its categories and,
         optionally, purchases.
 
-        Safe to run again: items are updated, labels only added where they changed, purchases
-        only loaded into an empty table. Embeds the catalog so the first prediction is fast.
+        Safe to run again: items are updated; a catalog label is (re)applied only to items whose
+        label did not come from a person; purchases already stored are skipped. Embeds the
+        catalog so the first prediction is fast.
         """
-        cats = read_table(categories)
-        if "name" not in cats.columns:
-            raise ValueError(f"{Path(categories).name}: needs a 'name' column (and optionally description, path)")
-        self.store.upsert_categories(cats)
-        items = load_items(catalog, id_prefix="CAT")
+        n_categories = self.import_categories(read_table(categories, limits=OPERATOR_FILES), Path(categories).name)
+        items = load_items(catalog, id_prefix="CAT", limits=OPERATOR_FILES)
         self.store.upsert_items(items, source="catalog")
         labelled = 0
         if "category" in items.columns:
-            known = set(self.store.category_names())
-            current = dict(self.store.labels()[["item_id", "category"]].itertuples(index=False))
-            todo = items[(items["category"] != "") & items["category"].isin(known)]
-            todo = todo[[current.get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
+            unknown = sorted(set(items["category"]) - set(self.store.category_names()) - {""})
+            if unknown:
+                raise ValueError(
+                    f"{Path(catalog).name}: categories not in {Path(categories).name}: "
+                    + ", ".join(repr(c) for c in unknown[:5])
+                )
+            current = self.store.labels().set_index("item_id")
+            by_person = set(current.index[current["source"] != "import"])
+            todo = items[(items["category"] != "") & ~items["item_id"].isin(by_person)]
+            todo = todo[[current["category"].get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
             if len(todo):
                 self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who="catalog", source="import")
             labelled = len(todo)
-        purchases = 0
-        if interactions is not None and self.store.interactions_version() == 0:
-            purchases = self.import_interactions(interactions)
+        purchases = self.import_interactions(interactions) if interactions is not None else 0
         self.embed_items(items, progress=progress)
-        return {"categories": len(cats), "items": len(items), "labels": labelled, "interactions": purchases}
+        self.store.set_meta("initialised", "1")
+        return {"categories": n_categories, "items": len(items), "labels": labelled, "interactions": purchases}
+
+    def import_categories(self, table: pd.DataFrame, filename: str = "categories") -> int:
+        """Validate and upsert categories (``name``, optional ``description``, ``path``).
+
+        Rejects, naming rows: no ``name`` column, blank or over-long names, and names repeated
+        in the file (ignoring case).
+        """
+        if "name" not in table.columns:
+            raise IngestError(f"{filename}: needs a 'name' column (and optionally description, path); "
+                              f"columns are {', '.join(map(str, table.columns))}")
+        frame = table.copy()
+        for column in ("name", "description", "path"):
+            if column in frame:
+                frame[column] = frame[column].map(lambda v: clean_text(v, 1_000))
+        rows = [int(i) + 1 for i in range(len(frame))]
+        blank = [r for r, n in zip(rows, frame["name"]) if not n]
+        if blank:
+            raise IngestError(f"{filename}: empty name in row(s) {', '.join(map(str, blank[:10]))}")
+        long = [r for r, n in zip(rows, frame["name"]) if len(n) > 100]
+        if long:
+            raise IngestError(f"{filename}: names over 100 characters in row(s) {', '.join(map(str, long[:10]))}")
+        folded = frame["name"].str.casefold()
+        repeated = folded[folded.duplicated(keep=False)]
+        if len(repeated):
+            names = list(dict.fromkeys(frame.loc[repeated.index, "name"]))
+            raise IngestError(f"{filename}: repeated category name(s): " + ", ".join(repr(n) for n in names[:5]))
+        return self.store.upsert_categories(frame)
+
+    def add_upload(self, items: pd.DataFrame, batch: str) -> int:
+        """Store validated upload rows (from :func:`coldrec.ingest.load_items`) as a batch."""
+        return self.store.upsert_items(items, source="upload", batch=batch)
+
+    def upload_and_predict(
+        self, items: pd.DataFrame, batch: str, who: str = "upload", progress: ProgressFn | None = None
+    ) -> tuple[PredictionBatch, list[str]]:
+        """Store an upload batch, import its mapped ``category`` column as labels, predict, and keep
+        the predictions. Returns the predictions and warnings for the user (e.g. unknown categories).
+
+        Checks that predicting is possible before anything is written.
+        """
+        self.classifier()  # raises ValueError when there are no categories yet
+        warnings: list[str] = []
+        self.add_upload(items, batch=batch)
+        if "category" in items.columns:
+            known = set(self.store.category_names())
+            given = items[items["category"] != ""]
+            usable = given[given["category"].isin(known)]
+            if len(usable):
+                self.store.add_labels(usable["item_id"].tolist(), usable["category"].tolist(), who=who, source="import")
+            unknown = sorted(set(given["category"]) - known)
+            if unknown:
+                warnings.append(
+                    f"{len(given) - len(usable)} row(s) name categories that do not exist and were not used as labels: "
+                    + ", ".join(repr(c) for c in unknown[:5])
+                )
+        result = self.predict(items, progress=progress)
+        self.save_predictions(result)
+        return result, warnings
 
     def import_interactions(self, data: str | Path | bytes, filename: str | None = None) -> int:
-        """Validate purchases against the stored items and append them (nothing on error)."""
+        """Validate purchases against the stored items and append the new ones (nothing on error).
+
+        Returns how many were added; purchases already stored are skipped.
+        """
         frame = load_interactions(data, filename, known_items=self.store.items()["item_id"].tolist())
         return self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
 
@@ -145,9 +213,7 @@ class Workspace:
 
     def catalog_index(self) -> NeighbourIndex:
         """Neighbour index over the catalog items (rebuilt only when the catalog changes)."""
-        key = self.store.query_df(
-            "SELECT count(*) AS n, max(added_at) AS t FROM items WHERE source = 'catalog'"
-        ).values.tolist()[0]
+        key = self.store.catalog_fingerprint()
         with self._lock:
             if self._catalog is not None and self._catalog[0] == key:
                 return self._catalog[1]
@@ -175,8 +241,7 @@ class Workspace:
 
     def audience(self) -> AudienceModel | None:
         """The audience model over stored purchases (``None`` without any); rebuilt when they change."""
-        key = (self.store.interactions_version(), self.store.query_df(
-            "SELECT count(*) AS n, max(added_at) AS t FROM items").values.tolist()[0])
+        key = (self.store.interactions_version(), self.store.catalog_fingerprint())
         with self._lock:
             if self._audience is not None and self._audience[0] == key:
                 return self._audience[1]

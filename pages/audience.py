@@ -19,8 +19,9 @@ with st.expander("Import purchases (CSV, Excel, JSON or Parquet: user_id, item_i
     uploaded = st.file_uploader("Purchases file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"], key="purchases")
     if uploaded is not None and st.button("Import purchases"):
         try:
-            st.success(f"Imported {ws.import_interactions(uploaded.getvalue(), uploaded.name):,} purchases")
-            st.rerun()
+            added = ws.import_interactions(uploaded.getvalue(), uploaded.name)
+            st.success(f"Imported {added:,} new purchases (already stored ones are skipped)")
+            model = ws.audience()
         except ValueError as exc:
             ui.error(exc)
 if model is None:

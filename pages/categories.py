@@ -14,18 +14,19 @@ cats = ws.store.categories().set_index("name")
 edited = st.data_editor(cats, key="categories-editor", width="stretch", disabled=["name"])
 if st.button("Save category descriptions"):
     changed = edited[(edited.fillna("") != cats.fillna("")).any(axis=1)]
-    if len(changed):
-        ws.store.upsert_categories(changed.reset_index())
-    st.toast(f"Saved {len(changed)} categor{'y' if len(changed) == 1 else 'ies'}")
+    try:
+        if len(changed):
+            ws.import_categories(changed.reset_index(), "category table")
+        st.toast(f"Saved {len(changed)} categor{'y' if len(changed) == 1 else 'ies'}")
+    except IngestError as exc:
+        ui.error(exc)
 
 with st.expander("Import categories from a CSV (name, description, optional path)"):
     uploaded = st.file_uploader("Categories file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"])
     if uploaded is not None and st.button("Import"):
         try:
-            table = read_table(uploaded.getvalue(), uploaded.name)
-            if "name" not in table.columns:
-                raise IngestError(f"{uploaded.name}: needs a 'name' column; columns are {list(table.columns)}")
-            st.success(f"Imported {ws.store.upsert_categories(table)} categories")
+            count = ws.import_categories(read_table(uploaded.getvalue(), uploaded.name), uploaded.name)
+            st.success(f"Imported {count} categories")
         except IngestError as exc:
             ui.error(exc)
 

@@ -27,6 +27,9 @@ with right:
             except ValueError as exc:
                 ui.error(exc)
 
+with st.expander("Label history (newest first)"):
+    st.dataframe(ui.shorten(ws.store.label_history().head(500), ("item_id", "category", "who")), hide_index=True)
+
 with left:
     mode = st.radio("Show", ["Upload batch", "Category"], horizontal=True)
     if mode == "Category":
@@ -49,7 +52,8 @@ with left:
     frame = frame.rename(columns={"category": "label"})
     edited = st.data_editor(
         frame,
-        key=f"editor-{mode}-{chosen}",
+        # Edits are kept by row position: a new key after each save stops them landing on other rows.
+        key=f"editor-{mode}-{chosen}-{ws.store.label_version()}",
         disabled=["title", "description"],
         column_config={
             "label": st.column_config.SelectboxColumn("label", options=categories, required=False, width="medium"),

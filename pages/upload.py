@@ -8,6 +8,7 @@ import streamlit as st
 from coldrec import ui
 from coldrec.export import to_csv_bytes, to_excel_bytes
 from coldrec.ingest import COLUMN_SYNONYMS, IngestError, Limits, guess_mapping, parse_pasted, prepare_items, read_table
+from coldrec.store import StoreError
 
 ws = ui.workspace()
 st.title("Upload & predict")
@@ -17,7 +18,7 @@ file_tab, paste_tab = st.tabs(["Upload a file", "Paste text"])
 with file_tab:
     uploaded = st.file_uploader(
         "CSV, TSV, Excel, JSON, JSON Lines or Parquet",
-        type=["csv", "tsv", "txt", "xlsx", "xls", "json", "jsonl", "ndjson", "parquet"],
+        type=["csv", "tsv", "txt", "xlsx", "json", "jsonl", "ndjson", "parquet"],
     )
 with paste_tab:
     pasted = st.text_area("One product per line (title, optionally a TAB and a description)", height=150)
@@ -32,7 +33,7 @@ except IngestError as exc:
     ui.error(exc)
 
 if raw is not None:
-    with st.expander(f"Preview of {source}: {len(raw):,} rows", expanded=True):
+    with st.expander(f"Preview of {ui.md_escape(source)}: {len(raw):,} rows", expanded=True):
         st.dataframe(ui.shorten(raw.head(20).astype(str), tuple(raw.columns)), hide_index=True)
     guessed = guess_mapping(list(raw.columns))
     options = ["(none)", *raw.columns]
@@ -46,15 +47,17 @@ if raw is not None:
     if st.button("Predict", type="primary"):
         try:
             items = prepare_items(raw, source, mapping)
-        except IngestError as exc:
+            with st.status(f"Predicting {len(items):,} products…", expanded=True) as status:
+                batch, warnings = ws.upload_and_predict(
+                    items, batch_name, who=ui.who(), progress=ui.progress_callback("Embedding")
+                )
+                status.update(label=f"Predicted {len(items):,} products", state="complete")
+            for warning in warnings:
+                st.warning(ui.md_escape(warning))
+            st.session_state["batch"] = batch_name
+        except (IngestError, StoreError, ValueError) as exc:
             ui.error(exc)
             st.stop()
-        with st.status(f"Predicting {len(items):,} products…", expanded=True) as status:
-            ws.add_upload(items, batch=batch_name)
-            batch = ws.predict(items, progress=ui.progress_callback("Embedding"))
-            ws.save_predictions(batch)
-            status.update(label=f"Predicted {len(items):,} products", state="complete")
-        st.session_state["batch"] = batch_name
 
 batches = ws.store.batches()["batch"].tolist()
 if not batches:
@@ -74,7 +77,7 @@ selection = st.dataframe(
     hide_index=True,
     on_select="rerun",
     selection_mode="single-row",
-    key="results",
+    key=f"results-{chosen}",
     column_config={
         "title": st.column_config.TextColumn("title", width="medium"),
         "top1": "category",
@@ -92,7 +95,7 @@ right.download_button(
     file_name=f"{chosen}.xlsx",
     mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 )
-rows = selection.selection.rows if selection else []
+rows = [r for r in (selection.selection.rows if selection else []) if r < len(table)]
 row = rows[0] if rows else None
 if row is None:
     st.caption("Select a row to see why, similar catalog items, and to accept or correct it.")

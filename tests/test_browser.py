@@ -137,7 +137,7 @@ def test_upload_predict_label_in_browser(app_url) -> None:
             settle("Overview")
             charts_drawn(page)
             no_exception("Overview")
-            page.screenshot(path=SHOTS / "overview.png")
+            page.screenshot(path=SHOTS / "overview_fresh.png")
 
             # Upload & predict
             open_page("Upload & predict", "Upload & predict")
@@ -205,5 +205,27 @@ def test_upload_predict_label_in_browser(app_url) -> None:
             settle("Categories & model")
             no_exception("Categories & model")
             page.screenshot(path=SHOTS / "categories.png")
+
+            # Audience: shoppers for an uploaded product (demo purchases are loaded by init)
+            open_page("Audience", "Audience")
+            expect(page.get_by_text("because they bought").first, f"no audience table {where}").to_be_visible(
+                timeout=60_000
+            )
+            settle("Audience")
+            no_exception("Audience")
+            page.screenshot(path=SHOTS / "audience.png")
+
+            # Overview again, now with uploads, and a typed product predicted at once
+            open_page("Overview", "Overview")
+            box = page.get_by_label("Title on the first line, description below")
+            box.fill("Enamelled cast iron casserole 24cm\nHolds heat for slow cooking; oven safe to 250°C.")
+            box.press("Control+Enter")
+            expect(page.get_by_text("Similar catalog items"), f"typed product not predicted {where}").to_be_visible(
+                timeout=60_000
+            )
+            settle("Overview (typed product)")
+            charts_drawn(page)
+            no_exception("Overview (typed product)")
+            page.screenshot(path=SHOTS / "overview.png")
         finally:
             browser.close()

@@ -42,7 +42,14 @@ def test_predict_json_and_save_batch(env):
     assert main(["predict", str(env / "new.jsonl"), "-o", str(env / "out.json"), "--save-batch", "b1"]) == 0
     rows = json.loads((env / "out.json").read_text())
     assert [r["item_id"] for r in rows] == ["n1", "n2"] and len(rows[0]["neighbour_ids"]) == 5
-    assert main(["stats"]) == 0
+    from coldrec.store import Store
+
+    store = Store(env / "cli.duckdb")
+    try:
+        assert store.items(batch="b1")["item_id"].tolist() == ["n1", "n2"]
+        assert len(store.predictions(store.embedding_counts()["model"][0])) == 2
+    finally:
+        store.close()
 
 
 def test_bad_file_gives_a_message_and_exit_2(env, capsys):

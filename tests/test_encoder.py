@@ -82,9 +82,14 @@ def test_unloadable_model_error_names_the_model(tmp_path):
         load_encoder("no-such-org/no-such-model", device="cpu")
 
 
-def test_device_falls_back_to_cpu_and_respects_override():
+def test_device_override_is_respected_and_unavailable_cuda_is_refused():
+    import torch
+
     assert pick_device("cpu") == "cpu"
-    assert pick_device() in {"cuda", "mps", "cpu"}
+    if not torch.cuda.is_available():
+        assert pick_device() in {"mps", "cpu"}
+        with pytest.raises(ModelLoadError, match="CUDA is not available"):
+            pick_device("cuda")
 
 
 class CountingCache:

@@ -52,7 +52,9 @@ def test_upload_flow_predicts_offers_downloads_and_stores_the_batch(app_env):
 
 def test_accepting_a_prediction_saves_a_label_that_persists(app_env):
     at = _upload(_page("pages/upload.py"))
-    at.session_state["results"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    results_key = at.dataframe[-1].key
+    assert results_key and results_key.startswith("results-")
+    at.session_state[results_key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert not at.exception, at.exception
     accept = next(b for b in at.button if b.label.startswith("Accept: "))

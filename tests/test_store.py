@@ -38,9 +38,15 @@ def test_items_and_categories_round_trip(store):
     store.upsert_items(pd.DataFrame({"item_id": ["a"], "title": ["steel pan"]}), source="catalog")
     assert store.items().set_index("item_id").loc["a", "title"] == "steel pan"
     store.upsert_items(pd.DataFrame({"item_id": ["u"], "title": ["mug"]}), source="upload", batch="b1")
-    store.upsert_items(pd.DataFrame({"item_id": ["u"], "title": ["big mug"]}), source="upload", batch="b2")
+    store.upsert_items(pd.DataFrame({"item_id": ["u"], "title": ["big mug"]}), source="upload", batch="b1")
     row = store.items().set_index("item_id").loc["u"]
-    assert row["title"] == "big mug" and row["source"] == "upload" and row["batch"] == "b2"
+    assert row["title"] == "big mug" and row["source"] == "upload" and row["batch"] == "b1"
+    # The same product uploaded again later moves to the new batch...
+    store.upsert_items(pd.DataFrame({"item_id": ["u"], "title": ["big mug"]}), source="upload", batch="b2")
+    assert store.items().set_index("item_id").loc["u", "batch"] == "b2"
+    # ...but another product may not take over its id (it would inherit its label).
+    with pytest.raises(StoreError, match="'u' \\(batch 'b2'\\)"):
+        store.upsert_items(pd.DataFrame({"item_id": ["u"], "title": ["teapot"]}), source="upload", batch="b3")
 
 
 def test_labels_are_an_append_only_history(store):
