@@ -454,6 +454,16 @@ class Store:
             "SELECT user_id, item_id, ts AS timestamp, order_number, quantity FROM interactions ORDER BY user_id"
         )
 
+    def category_affinity(self, user_id: str) -> pd.DataFrame:
+        """A shopper's purchases per category of the bought items: category, purchases, share."""
+        return self.query_df(
+            """SELECT coalesce(l.category, '(no category)') AS category, count(*) AS purchases,
+                      count(*) / sum(count(*)) OVER () AS share
+               FROM interactions p LEFT JOIN labels l USING (item_id)
+               WHERE p.user_id = ? GROUP BY 1 ORDER BY purchases DESC, category""",
+            [user_id],
+        )
+
     def interactions_version(self) -> int:
         """Changes whenever purchases are added (for caches)."""
         return int(self._scalar("SELECT count(*) FROM interactions") or 0)

@@ -126,3 +126,15 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
             ws.label(item_id, choice, who=who(), source="manual")
             st.toast(f"Saved label {md_escape(choice)}")
             st.rerun()
+
+
+def batch_predictions(ws: Workspace, batch: str) -> PredictionBatch:
+    """Predictions for an upload batch, kept in this session until labels, categories or items change
+    (selecting a row or downloading must not re-run the whole batch)."""
+    categories = tuple(map(tuple, ws.store.categories().fillna("").values.tolist()))
+    key = (batch, ws.store.label_version(), categories, ws.store.catalog_fingerprint())
+    cached = st.session_state.get("_batch_predictions")
+    if cached is None or cached[0] != key:
+        cached = (key, ws.predict_batch(batch))
+        st.session_state["_batch_predictions"] = cached
+    return cached[1]

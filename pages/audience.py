@@ -61,7 +61,9 @@ with new_tab:
     b.metric("Likely (≥50%)", f"{sizes[0.5]:,}")
     c.metric("Possible (≥25%)", f"{sizes[0.25]:,}")
     st.dataframe(ui.shorten(table, ("because they bought",), 160), hide_index=True)
-    st.download_button("Download audience CSV", to_csv_bytes(table), file_name="audience.csv", mime="text/csv")
+    st.download_button(
+        "Download audience CSV", lambda: to_csv_bytes(table), file_name="audience.csv", mime="text/csv", on_click="ignore"
+    )
 
 with user_tab:
     user = st.selectbox("Shopper", model.user_ids)
@@ -69,6 +71,12 @@ with user_tab:
     bought = history[history["user_id"] == user].merge(items[["item_id", "title", "category"]], on="item_id", how="left")
     left, right = st.columns(2)
     with left:
+        affinity = ws.store.category_affinity(user)
+        st.caption("Category affinity (share of purchases)")
+        st.dataframe(
+            affinity, hide_index=True,
+            column_config={"share": st.column_config.ProgressColumn("share", min_value=0.0, max_value=1.0, format="%.2f")},
+        )
         st.caption(f"Bought {len(bought):,} items")
         st.dataframe(ui.shorten(bought[["title", "category", "order_number"]].head(50)), hide_index=True)
     with right:

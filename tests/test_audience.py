@@ -110,3 +110,10 @@ def test_workspace_builds_audiences_from_stored_purchases(workspace):
     with pytest.raises(IngestError, match="not in the catalog"):
         workspace.import_interactions(b"user_id,item_id\nu3,NOPE\n", "bad.csv")
     assert workspace.store.stats()["interactions"] == 3
+
+
+def test_category_affinity_is_the_share_of_purchases_per_category(workspace):
+    workspace.import_interactions(b"user_id,item_id\nu1,C1\nu1,C2\nu1,F1\nu1,P1\nu2,P1\n", "p.csv")
+    affinity = workspace.store.category_affinity("u1").set_index("category")
+    assert affinity.loc["Cookware", "purchases"] == 2 and affinity.loc["Cookware", "share"] == 0.5
+    assert affinity["share"].sum() == 1.0 and list(affinity.index)[0] == "Cookware"
