@@ -208,9 +208,10 @@ def test_upload_predict_label_in_browser(app_url) -> None:
 
             # Audience: shoppers for an uploaded product (demo purchases are loaded by init)
             open_page("Audience", "Audience")
-            expect(page.get_by_text("because they bought").first, f"no audience table {where}").to_be_visible(
+            expect(page.get_by_text("Strong audience").first, f"no audience sizes {where}").to_be_visible(
                 timeout=60_000
             )
+            expect(page.locator('[data-testid="stDataFrame"]').first, f"no audience table {where}").to_be_visible()
             settle("Audience")
             no_exception("Audience")
             page.screenshot(path=SHOTS / "audience.png")
