@@ -161,12 +161,17 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         log=lambda message: print(message, file=sys.stderr, flush=True),
     )
+    _write_json(result, args.json)
+    return 0
+
+
+def _write_json(result: dict[str, object], path: str | None) -> None:
+    """The result document to ``path``, or to stdout without one."""
     text = json.dumps(result, indent=2)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    if path:
+        Path(path).write_text(text + "\n")
     else:
         print(text)
-    return 0
 
 
 def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -184,11 +189,7 @@ def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
         items, interactions, lambda texts: encoder.encode(texts), text_cols=text_cols, ks=args.k,
         seeds=args.seeds, holdout_frac=args.holdout_frac, name=Path(args.interactions).name,
     )
-    text = json.dumps(result, indent=2)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    else:
-        print(text)
+    _write_json(result, args.json)
     return 0
 
 

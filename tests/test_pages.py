@@ -148,3 +148,16 @@ def test_audience_page_lists_shoppers_with_reasons_and_exports(app_env):
     assert "because they bought" in table.columns
     assert any(d.label == "Download audience CSV" for d in at.get("download_button"))
     assert not at.exception
+
+
+def test_product_text_with_markup_is_shown_as_text(app_env):
+    nasty = b'id,title\nx1,"<img src=x onerror=alert(1)> **Bold** [link](http://evil.example)"\n'
+    at = _upload(_page("pages/upload.py"), nasty, "nasty.csv")
+    key = at.dataframe[-1].key
+    at.session_state[key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    heading = next(h.value for h in at.subheader if "img" in h.value)
+    # Every Markdown/HTML character is escaped, so it displays literally and renders nothing.
+    assert heading == r"\<img src=x onerror=alert\(1\)\> \*\*Bold\*\* \[link\]\(http\://evil\.example\)"
+    assert shown(heading) == "<img src=x onerror=alert(1)> **Bold** [link](http://evil.example)"
