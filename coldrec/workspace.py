@@ -53,6 +53,7 @@ class Workspace:
         self.encoder = encoder
         self.settings = settings or Settings()
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self._classifier: tuple[object, CategoryModel] | None = None
         self._catalog: tuple[object, NeighbourIndex] | None = None
         self._audience: tuple[object, AudienceModel] | None = None
@@ -190,6 +191,10 @@ class Workspace:
 
     def classifier(self) -> CategoryModel:
         """The classifier for the current categories and labels (rebuilt only after changes)."""
+        with self._build_lock:  # one thread refits after a change; the others wait and reuse it
+            return self._build_classifier()
+
+    def _build_classifier(self) -> CategoryModel:
         cats = self.store.categories()
         key = (self.store.label_version(), tuple(map(tuple, cats.fillna("").values.tolist())))
         with self._lock:
