@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .ingest import IngestError, Limits, clean_text, read_table
+from .ingest import OPERATOR_FILES, IngestError, Limits, clean_text, format_rows, read_table
 from .neighbours import top_k_cosine
 
 INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -41,7 +41,7 @@ def load_interactions(
     data: bytes | str | Path,
     filename: str | None = None,
     known_items: Sequence[str] | None = None,
-    limits: Limits = Limits(max_bytes=500 * 1024 * 1024, max_rows=20_000_000),
+    limits: Limits = OPERATOR_FILES,
 ) -> pd.DataFrame:
     """Read purchases (CSV, Parquet, ... any ingest format) into user_id, item_id, timestamp,
     order_number, quantity. Raises :class:`IngestError` naming missing columns, unreadable values
@@ -105,9 +105,8 @@ def _id_text(value: object) -> str:
     return clean_text(value, 200)
 
 
-def _rows(indices: list[int], shown: int = 10) -> str:
-    text = ", ".join(str(i + 1) for i in indices[:shown])
-    return text + (f" … ({len(indices) - shown} more)" if len(indices) > shown else "")
+def _rows(indices: list[int]) -> str:
+    return format_rows([i + 1 for i in indices])  # 0-based frame positions -> row numbers
 
 
 def purchase_weights(interactions: pd.DataFrame, half_life: float = HALF_LIFE) -> np.ndarray:
@@ -321,16 +320,10 @@ def _metrics(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict[s
     return out
 
 
-def read_items(path: str | Path) -> pd.DataFrame:
-    """An items file for the audience protocol (any ingest format, no upload limits)."""
-    return read_table(path, limits=Limits(max_bytes=10**10, max_rows=10**8))
-
-
 __all__ = [
     "AudienceModel",
     "build_audience",
     "evaluate_audience",
     "load_interactions",
     "purchase_weights",
-    "read_items",
 ]

@@ -110,10 +110,10 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 
 def _predict(args: argparse.Namespace, settings: Settings) -> int:
     from .export import to_csv_bytes, write_table
-    from .ingest import Limits, load_items
+    from .ingest import load_items
     from .workspace import Workspace, progress_printer
 
-    items = load_items(args.file, limits=Limits(int(settings.max_upload_mb * 1e6), settings.max_rows))
+    items = load_items(args.file, limits=settings.upload_limits())
     ws = Workspace.open(settings)
     progress = progress_printer("embedding") if args.out else None
     try:
@@ -175,11 +175,12 @@ def _write_json(result: dict[str, object], path: str | None) -> None:
 
 
 def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from .audience import evaluate_audience, load_interactions, read_items
+    from .audience import evaluate_audience, load_interactions
     from .encoder import load_encoder
+    from .ingest import OPERATOR_FILES, read_table
 
     text_cols = args.text_col or ["title"]
-    items = read_items(args.items)
+    items = read_table(args.items, limits=OPERATOR_FILES)
     missing = [c for c in ["item_id", *text_cols] if c not in items.columns]
     if missing:
         raise ValueError(f"{args.items}: column(s) {missing} not found; columns are {list(items.columns)}")

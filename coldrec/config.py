@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ingest import Limits
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_DIR / "data"
@@ -52,6 +56,12 @@ class Settings:
     unsure_below: float = 0.5
     max_upload_mb: float = 50.0
     max_rows: int = 200_000
+
+    def upload_limits(self) -> Limits:
+        """Size limits applied to uploaded files."""
+        from .ingest import Limits
+
+        return Limits(max_bytes=int(self.max_upload_mb * 1024 * 1024), max_rows=self.max_rows)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .classify import category_prompt, fit_classifier
 from .encoder import TextEncoder, embed_texts
-from .ingest import Limits, clean_text, item_text, read_table
+from .ingest import OPERATOR_FILES, clean_text, item_text, read_table
 
 METHODS = ("coldrec", "prototype", "tfidf-logreg")
 
@@ -39,7 +39,7 @@ def load_labelled(
     path: str | Path, text_cols: Sequence[str], label_col: str, min_per_class: int = 10
 ) -> LabelledData:
     """Read ``path`` (any ingest format) and apply the protocol's cleaning steps."""
-    frame = read_table(path, limits=Limits(max_bytes=10**11, max_rows=10**9))
+    frame = read_table(path, limits=OPERATOR_FILES)
     missing = [c for c in [*text_cols, label_col] if c not in frame.columns]
     if missing:
         raise ValueError(f"{Path(path).name}: column(s) {missing} not found; columns are {list(frame.columns)}")

@@ -61,6 +61,10 @@ class Limits:
     max_rows: int = 200_000
 
 
+#: The operator's own files (catalogs, evaluation data, purchase histories) are not uploads.
+OPERATOR_FILES = Limits(max_bytes=10**11, max_rows=10**9)
+
+
 def clean_text(value: object, limit: int = MAX_TEXT_CHARS) -> str:
     """Text with control characters removed, whitespace collapsed, Unicode (NFC) kept intact."""
     if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
@@ -260,7 +264,7 @@ def prepare_items(
     numbers = [int(i) + 1 for i in frame.index] if pd.api.types.is_integer_dtype(frame.index) else list(range(1, n + 1))
 
     def rows_at(positions: list[int]) -> str:
-        return _rows([numbers[p] for p in positions])
+        return format_rows([numbers[p] for p in positions])
 
     out = pd.DataFrame(index=range(n))
     for canonical in ("title", "description", "brand", "category"):
@@ -310,7 +314,8 @@ def prepare_items(
     return out
 
 
-def _rows(numbers: list[int], shown: int = 10) -> str:
+def format_rows(numbers: list[int], shown: int = 10) -> str:
+    """Row numbers for a message: the first ``shown``, then how many more."""
     rows = ", ".join(str(i) for i in numbers[:shown])
     return rows + (f" … ({len(numbers) - shown} more)" if len(numbers) > shown else "")
 

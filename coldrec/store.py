@@ -276,6 +276,14 @@ class Store:
             [source, source, batch, batch],
         )
 
+    def items_by_id(self, item_ids: Sequence[str]) -> pd.DataFrame:
+        """Title and current label of the given items, indexed by item_id (unknown ids are absent)."""
+        return self.query_df(
+            """SELECT i.item_id, i.title, l.category FROM items i LEFT JOIN labels l USING (item_id)
+               WHERE i.item_id IN (SELECT unnest(?::VARCHAR[]))""",
+            [[str(i) for i in item_ids]],
+        ).set_index("item_id")
+
     def batches(self) -> pd.DataFrame:
         """Upload batches, newest first, with their item counts."""
         return self.query_df(
@@ -452,6 +460,15 @@ class Store:
         """All purchases: user_id, item_id, ts (as timestamp), order_number, quantity."""
         return self.query_df(
             "SELECT user_id, item_id, ts AS timestamp, order_number, quantity FROM interactions ORDER BY user_id"
+        )
+
+    def purchases_of(self, user_id: str) -> pd.DataFrame:
+        """One shopper's purchases, newest order first: item_id, title, category, order_number."""
+        return self.query_df(
+            """SELECT p.item_id, i.title, l.category, p.order_number FROM interactions p
+               LEFT JOIN items i USING (item_id) LEFT JOIN labels l USING (item_id)
+               WHERE p.user_id = ? ORDER BY p.order_number DESC NULLS LAST, p.ts DESC NULLS LAST""",
+            [user_id],
         )
 
     def category_affinity(self, user_id: str) -> pd.DataFrame:

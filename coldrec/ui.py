@@ -69,7 +69,8 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
     st.markdown(f"**{md_escape(pred.category)}** · {pred.probability:.0%} · {verdict}")
     st.caption(f"Similarity to the category's name and description: {pred.prompt_similarity:.2f}")
     st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
-    titles = ws.store.items()[["item_id", "title", "category"]].set_index("item_id")
+    shown_ids = [e[0] for e in pred.evidence] + [i for i, _ in batch.neighbours[row]]
+    titles = ws.store.items_by_id(shown_ids)
     left, right = st.columns(2)
     with left:
         st.caption("Why: the labelled examples nearest to it")
@@ -109,7 +110,8 @@ def shorten(frame: pd.DataFrame, columns: tuple[str, ...] = ("title", "descripti
 def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> None:
     """Accept the prediction or correct it; both become labels at once."""
     categories = ws.store.category_names()
-    current = ws.store.labels().set_index("item_id")["category"].get(item_id)
+    current = ws.store.items_by_id([item_id])["category"].get(item_id)
+    current = current if isinstance(current, str) else None  # NULL label comes back as NaN
     if current:
         st.success(f"Labelled: {md_escape(current)}", icon="🏷️")
     accept, correct = st.columns([1, 2])

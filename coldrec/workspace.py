@@ -18,13 +18,9 @@ from .audience import AudienceModel, build_audience, load_interactions
 from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder
-from .ingest import IngestError, Limits, clean_text, item_text, load_items, read_table
+from .ingest import OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, read_table
 from .neighbours import NeighbourIndex
 from .store import Store
-
-
-#: The operator's own catalog files are not uploads: no upload limits.
-OPERATOR_FILES = Limits(max_bytes=10**11, max_rows=10**9)
 
 
 @dataclass
@@ -125,13 +121,12 @@ class Workspace:
         for column in ("name", "description", "path"):
             if column in frame:
                 frame[column] = frame[column].map(lambda v: clean_text(v, 1_000))
-        rows = [int(i) + 1 for i in range(len(frame))]
-        blank = [r for r, n in zip(rows, frame["name"]) if not n]
+        blank = [r for r, n in enumerate(frame["name"], start=1) if not n]
         if blank:
-            raise IngestError(f"{filename}: empty name in row(s) {', '.join(map(str, blank[:10]))}")
-        long = [r for r, n in zip(rows, frame["name"]) if len(n) > 100]
+            raise IngestError(f"{filename}: empty name in row(s) {format_rows(blank)}")
+        long = [r for r, n in enumerate(frame["name"], start=1) if len(n) > 100]
         if long:
-            raise IngestError(f"{filename}: names over 100 characters in row(s) {', '.join(map(str, long[:10]))}")
+            raise IngestError(f"{filename}: names over 100 characters in row(s) {format_rows(long)}")
         folded = frame["name"].str.casefold()
         repeated = folded[folded.duplicated(keep=False)]
         if len(repeated):
@@ -177,10 +172,6 @@ class Workspace:
         """
         frame = load_interactions(data, filename, known_items=self.store.items()["item_id"].tolist())
         return self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
-
-    def add_upload(self, items: pd.DataFrame, batch: str) -> int:
-        """Store validated upload rows (from :func:`coldrec.ingest.load_items`) as a batch."""
-        return self.store.upsert_items(items, source="upload", batch=batch)
 
     # -- embeddings and models --------------------------------------------------------------
     def embed_items(self, items: pd.DataFrame, progress: ProgressFn | None = None) -> np.ndarray:

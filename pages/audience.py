@@ -67,8 +67,7 @@ with new_tab:
 
 with user_tab:
     user = st.selectbox("Shopper", model.user_ids)
-    history = ws.store.interactions()
-    bought = history[history["user_id"] == user].merge(items[["item_id", "title", "category"]], on="item_id", how="left")
+    bought = ws.store.purchases_of(user)
     left, right = st.columns(2)
     with left:
         affinity = ws.store.category_affinity(user)

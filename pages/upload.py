@@ -7,12 +7,12 @@ import streamlit as st
 
 from coldrec import ui
 from coldrec.export import to_csv_bytes, to_excel_bytes
-from coldrec.ingest import COLUMN_SYNONYMS, IngestError, Limits, guess_mapping, parse_pasted, prepare_items, read_table
+from coldrec.ingest import COLUMN_SYNONYMS, IngestError, guess_mapping, parse_pasted, prepare_items, read_table
 from coldrec.store import StoreError
 
 ws = ui.workspace()
 st.title("Upload & predict")
-limits = Limits(int(ws.settings.max_upload_mb * 1e6), ws.settings.max_rows)
+limits = ws.settings.upload_limits()
 
 file_tab, paste_tab = st.tabs(["Upload a file", "Paste text"])
 with file_tab:

@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import PROJECT
-
-
-@pytest.fixture
-def app_env(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder, small_catalog):
-    from coldrec.store import Store
-    from coldrec.workspace import Workspace
-
-    catalog, categories = small_catalog
-    catalog.to_csv(tmp_path / "catalog.csv", index=False)
-    categories.to_csv(tmp_path / "categories.csv", index=False)
-    ws = Workspace(Store(tmp_path / "app.duckdb"), tiny_encoder)
-    ws.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
-    ws.close()
-    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "app.duckdb"))
-    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
-    st.cache_resource.clear()
-    yield tmp_path
-    st.cache_resource.clear()
 
 
 def _app() -> AppTest:

@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 from coldrec import ui
 
 from tests.conftest import PROJECT
-from tests.test_app import app_env  # noqa: F401 - fixture
 
 NEW_CSV = b"sku,name,desc\nn1,steel frying pan,for the oven\nn2,leather boot,<script>alert(1)</script>\nn3,dog food pack,\n"
 
