@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Where a label came from.
-LABEL_SOURCES = ("manual", "accepted", "import")
+#: manual: typed or picked by a person; accepted: a person accepted the model's suggestion;
+#: import: from a file; propagated: copied to look-alikes in one action; undo: an undone action.
+LABEL_SOURCES = ("manual", "accepted", "import", "propagated", "undo")
 ITEM_SOURCES = ("catalog", "upload")
 
 _SCHEMA = """
@@ -44,6 +46,17 @@ CREATE TABLE IF NOT EXISTS categories (
     path VARCHAR,
     created_at TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS category_targets (
+    name VARCHAR PRIMARY KEY,    -- a category
+    target_precision DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS projections (
+    key VARCHAR NOT NULL,        -- model, method and item set (see coldrec.projection)
+    item_id VARCHAR NOT NULL,
+    x DOUBLE NOT NULL,
+    y DOUBLE NOT NULL,
+    PRIMARY KEY (key, item_id)
+);
 CREATE SEQUENCE IF NOT EXISTS label_event_id;
 CREATE TABLE IF NOT EXISTS label_events (
     event_id BIGINT PRIMARY KEY DEFAULT nextval('label_event_id'),
@@ -51,8 +64,12 @@ CREATE TABLE IF NOT EXISTS label_events (
     category VARCHAR,            -- NULL removes the item's label
     who VARCHAR NOT NULL,
     source VARCHAR NOT NULL,
-    labelled_at TIMESTAMP NOT NULL
+    labelled_at TIMESTAMP NOT NULL,
+    action_id BIGINT             -- events written by one user action share it (undo reverts them together)
 );
+ALTER TABLE label_events ADD COLUMN IF NOT EXISTS action_id BIGINT;
+CREATE TABLE IF NOT EXISTS undone_actions (action_id BIGINT PRIMARY KEY, undone_at TIMESTAMP NOT NULL);
+CREATE SEQUENCE IF NOT EXISTS label_action_id;
 CREATE OR REPLACE VIEW labels AS
     SELECT item_id, category, who, source, labelled_at FROM (
         SELECT *, row_number() OVER (PARTITION BY item_id ORDER BY event_id DESC) AS rn FROM label_events
@@ -127,9 +144,26 @@ class Store:
             self._local.cursor = cur
         return cur
 
-    def query_df(self, sql: str, params: Sequence[object] | None = None) -> pd.DataFrame:
-        """Run a read query (trusted SQL, user values only as ``params``) and return all rows."""
-        return self._cursor().execute(sql, params or []).df()
+    def query_df(
+        self, sql: str, params: Sequence[object] | None = None, tables: dict[str, object] | None = None
+    ) -> pd.DataFrame:
+        """Run a read query (trusted SQL, user values only as ``params``) and return all rows.
+
+        ``tables`` (frames or Arrow tables) are visible to the query by name.
+        """
+        cur = self._cursor()
+        for name, table in (tables or {}).items():
+            cur.register(name, table)
+        try:
+            return cur.execute(sql, params or []).df()
+        finally:
+            for name in tables or {}:
+                cur.unregister(name)
+
+    def write(self, sql: str, params: Sequence[object] | None = None, tables: dict[str, object] | None = None) -> None:
+        """Run a trusted write statement under the store's write lock (``tables`` as in :meth:`query_df`)."""
+        with self._write_lock:
+            self._exec(sql, params, tables)
 
     def _exec(
         self, sql: str, params: Sequence[object] | None = None, tables: dict[str, object] | None = None
@@ -295,7 +329,8 @@ class Store:
     def add_labels(
         self, item_ids: Sequence[str], categories: Sequence[str | None], who: str, source: str = "manual"
     ) -> int:
-        """Append label events (``None`` as a category removes the label). All or nothing.
+        """Append label events (``None`` as a category removes the label) as one undoable action.
+        All or nothing. Returns how many events were written.
 
         Raises :class:`StoreError` naming unknown items or categories.
         """
@@ -324,13 +359,66 @@ class Store:
             )
             if unknown:
                 raise StoreError("unknown category(ies): " + ", ".join(repr(r[0]) for r in unknown))
-            self._exec(
-                "INSERT INTO label_events (item_id, category, who, source, labelled_at) "
-                "SELECT item_id, category, ?, ?, ? FROM events",
-                [who, source, _now()],
-                tables={"events": events},
-            )
+            self._insert_events(events, who, source)
         return events.num_rows
+
+    def _insert_events(self, events: pa.Table, who: str, source: str) -> int:
+        """Write ``events`` (item_id, category) as one action; returns its id. Hold the write lock."""
+        action = int(self._scalar("SELECT nextval('label_action_id')"))
+        self._exec(
+            "INSERT INTO label_events (item_id, category, who, source, labelled_at, action_id) "
+            "SELECT item_id, category, ?, ?, ?, ? FROM events",
+            [who, source, _now(), action],
+            tables={"events": events},
+        )
+        return action
+
+    def last_action(self, who: str) -> pd.DataFrame:
+        """The events of ``who``'s newest action that has not been undone (empty when none):
+        event_id, action_id, item_id, category, source, labelled_at, and each item's label before it."""
+        return self.query_df(
+            """WITH mine AS (
+                   SELECT max(action_id) AS action_id FROM label_events
+                   WHERE who = ? AND source <> 'undo' AND action_id IS NOT NULL
+                     AND action_id NOT IN (SELECT action_id FROM undone_actions))
+               SELECT e.event_id, e.action_id, e.item_id, e.category, e.source, e.labelled_at,
+                      (SELECT p.category FROM label_events p WHERE p.item_id = e.item_id AND p.event_id < e.event_id
+                       ORDER BY p.event_id DESC LIMIT 1) AS previous
+               FROM label_events e JOIN mine USING (action_id) ORDER BY e.event_id""",
+            [(who or "").strip() or "anonymous"],
+        )
+
+    def undo_last(self, who: str) -> dict[str, int]:
+        """Revert ``who``'s newest action not yet undone: each of its items gets back the label it
+        had before. Items someone labelled again since are left alone (counted as ``kept``).
+
+        Returns ``{"reverted": n, "kept": m}`` (both 0 when there is nothing to undo).
+        """
+        who = (who or "").strip() or "anonymous"
+        with self._write_lock:
+            action = self.last_action(who)
+            if action.empty:
+                return {"reverted": 0, "kept": 0}
+            # An item labelled anew after this action (by an action still in force) keeps that label.
+            relabelled = set(
+                self.query_df(
+                    """SELECT DISTINCT e.item_id FROM label_events e JOIN a USING (item_id)
+                       WHERE e.event_id > a.event_id AND e.source <> 'undo'
+                         AND coalesce(e.action_id, -1) NOT IN (SELECT action_id FROM undone_actions)""",
+                    tables={"a": action[["item_id", "event_id"]]},
+                )["item_id"]
+            )
+            still = action[~action["item_id"].isin(relabelled)]
+            events = pa.table(
+                {
+                    "item_id": pa.array(still["item_id"].astype(str).tolist(), pa.string()),
+                    "category": pa.array([None if pd.isna(c) else str(c) for c in still["previous"]], pa.string()),
+                }
+            )
+            if events.num_rows:
+                self._insert_events(events, who, "undo")
+            self._exec("INSERT INTO undone_actions VALUES (?, ?)", [int(action["action_id"].iloc[0]), _now()])
+        return {"reverted": len(still), "kept": len(action) - len(still)}
 
     def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
         """Label one item (see :meth:`add_labels`)."""
@@ -346,7 +434,7 @@ class Store:
     def label_history(self, item_id: str | None = None) -> pd.DataFrame:
         """Every label event, newest first (of one item when ``item_id`` is given)."""
         return self.query_df(
-            """SELECT event_id, item_id, category, who, source, labelled_at FROM label_events
+            """SELECT event_id, action_id, item_id, category, who, source, labelled_at FROM label_events
                WHERE ? IS NULL OR item_id = ? ORDER BY event_id DESC""",
             [item_id, item_id],
         )
@@ -362,6 +450,41 @@ class Store:
                FROM categories c LEFT JOIN labels l ON l.category = c.name
                GROUP BY c.name ORDER BY c.name"""
         )
+
+    # -- abstain targets --------------------------------------------------------------------
+    def category_targets(self) -> dict[str, float]:
+        """Target precision per category (categories without one are absent)."""
+        return dict(self._exec("SELECT name, target_precision FROM category_targets ORDER BY name"))
+
+    def set_category_target(self, name: str, target_precision: float | None) -> None:
+        """Set (or, with ``None``, clear) a category's target precision, between 0 and 1."""
+        if name not in self.category_names():
+            raise StoreError(f"unknown category {name!r}")
+        with self._write_lock:
+            if target_precision is None:
+                self._exec("DELETE FROM category_targets WHERE name = ?", [name])
+                return
+            if not 0.0 < float(target_precision) <= 1.0:
+                raise StoreError("a target precision is between 0 and 1")
+            self._exec("INSERT OR REPLACE INTO category_targets VALUES (?, ?)", [name, float(target_precision)])
+
+    # -- 2-D projections --------------------------------------------------------------------
+    def get_projection(self, key: str) -> pd.DataFrame:
+        """A stored 2-D map (item_id, x, y); empty when ``key`` was never stored."""
+        return self.query_df("SELECT item_id, x, y FROM projections WHERE key = ?", [key])
+
+    def put_projection(self, key: str, item_ids: Sequence[str], xy: np.ndarray) -> None:
+        """Store a 2-D map under ``key`` (replacing an earlier one)."""
+        rows = pa.table(
+            {
+                "item_id": pa.array([str(i) for i in item_ids], pa.string()),
+                "x": pa.array(np.asarray(xy)[:, 0].astype(float), pa.float64()),
+                "y": pa.array(np.asarray(xy)[:, 1].astype(float), pa.float64()),
+            }
+        )
+        with self._write_lock:
+            self._exec("DELETE FROM projections WHERE key = ?", [key])
+            self._exec("INSERT INTO projections SELECT ?, item_id, x, y FROM rows", [key], tables={"rows": rows})
 
     # -- embeddings -------------------------------------------------------------------------
     def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
