@@ -197,3 +197,66 @@ def test_an_upload_cannot_overwrite_catalog_items(store):
         store.upsert_items(pd.DataFrame({"item_id": ["new1", "a"], "title": ["x", "y"]}), source="upload", batch="b")
     assert store.items().set_index("item_id").loc["a", "title"] == "pan"
     assert "new1" not in store.items()["item_id"].tolist()
+
+
+def test_each_label_call_is_one_action_and_undo_restores_the_labels_before_it(store):
+    _seed(store)
+    store.add_labels(["a", "b"], ["Cookware", "Cookware"], who="ana")
+    store.add_labels(["a", "c"], ["Footwear", "Footwear"], who="ana")
+    history = store.label_history()
+    assert history.groupby("action_id")["item_id"].apply(sorted).tolist() == [["a", "b"], ["a", "c"]]
+    assert store.undo_last("ana") == {"reverted": 2, "kept": 0}
+    assert store.labels().set_index("item_id")["category"].to_dict() == {"a": "Cookware", "b": "Cookware"}
+    assert store.undo_last("ana") == {"reverted": 2, "kept": 0}
+    assert store.labels().empty
+    assert store.undo_last("ana") == {"reverted": 0, "kept": 0}
+    # Undo is appended, never erased: 4 label events and 4 undo events stay in the history.
+    assert len(store.label_history()) == 8
+
+
+def test_undo_leaves_labels_someone_changed_since(store):
+    _seed(store)
+    store.add_labels(["a", "b"], ["Cookware", "Cookware"], who="ana")
+    store.label("b", "Footwear", who="bo")
+    assert store.undo_last("ana") == {"reverted": 1, "kept": 1}
+    assert store.labels().set_index("item_id")["category"].to_dict() == {"b": "Footwear"}
+    assert store.undo_last("bo") == {"reverted": 1, "kept": 0}
+    # b had ana's label before bo's action (ana's undo kept b), so bo's undo brings that back.
+    assert store.labels().set_index("item_id")["category"].to_dict() == {"b": "Cookware"}
+
+
+def test_category_targets_and_projections(store):
+    _seed(store)
+    store.set_category_target("Cookware", 0.95)
+    assert store.category_targets() == {"Cookware": 0.95}
+    with pytest.raises(StoreError, match="between 0 and 1"):
+        store.set_category_target("Footwear", 1.5)
+    with pytest.raises(StoreError, match="unknown category"):
+        store.set_category_target("Gardening", 0.9)
+    store.set_category_target("Cookware", None)
+    assert store.category_targets() == {}
+
+    assert store.get_projection("k").empty
+    store.put_projection("k", ["a", "b"], np.array([[0.0, 1.0], [2.0, 3.0]]))
+    store.put_projection("k", ["a", "c"], np.array([[5.0, 6.0], [7.0, 8.0]]))  # replaces, not appends
+    got = store.get_projection("k").sort_values("item_id")
+    assert got["item_id"].tolist() == ["a", "c"] and got["x"].tolist() == [5.0, 7.0]
+
+
+def test_version_1_database_gains_action_ids_on_open(tmp_path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        """CREATE SEQUENCE label_event_id;
+           CREATE TABLE label_events (event_id BIGINT PRIMARY KEY DEFAULT nextval('label_event_id'),
+               item_id VARCHAR NOT NULL, category VARCHAR, who VARCHAR NOT NULL, source VARCHAR NOT NULL,
+               labelled_at TIMESTAMP NOT NULL);"""
+    )
+    con.close()
+    store = Store(path)
+    _seed(store)
+    store.label("a", "Cookware", who="ana")
+    assert store.undo_last("ana")["reverted"] == 1
+    store.close()
