@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 import pandas as pd
 import plotly.express as px
@@ -47,3 +48,148 @@ def example_counts(counts: pd.DataFrame) -> go.Figure:
 def _label(text: object) -> str:
     """Plotly reads tags such as <a> and <br> in labels: show user text literally."""
     return html.escape(str(text), quote=False)
+
+
+# -- explore: embedding map and analytics charts ----------------------------------------------
+#: Categories drawn as their own legend entries on the map; the rest share one grey trace
+#: (hundreds of WebGL traces would slow the browser more than the points do).
+MAP_LEGEND_MAX = 20
+_OTHER = "(other categories)"
+
+
+def embedding_map(frame: pd.DataFrame, colour: str, highlight: Sequence[str] = ()) -> go.Figure:
+    """A WebGL scatter of items (item_id, x, y, title and the ``colour`` column).
+
+    A numeric ``colour`` (such as confidence) is a colour scale on one trace; anything else is
+    one trace per value (the 20 commonest; the rest in one grey trace). Every point's
+    ``customdata[0]`` is its item_id: Streamlit's selection reports ``point_index`` per trace,
+    so map selected points back to items through ``customdata[0]``, not the index. Items in
+    ``highlight`` are drawn again on top as larger outlined markers (a last trace).
+    """
+    numeric = pd.api.types.is_numeric_dtype(frame[colour]) and not pd.api.types.is_bool_dtype(frame[colour])
+    data = frame.assign(_hover=_map_hover(frame, colour), _title=frame["title"].astype(str).map(_label))
+    traces: list[go.Scattergl] = []
+    if numeric:
+        traces.append(
+            _map_trace(data, _label(colour), marker={
+                "color": data[colour].to_numpy(dtype=float), "colorscale": "Viridis", "size": 5, "opacity": 0.8,
+                "colorbar": {"title": {"text": _label(colour)}, "thickness": 12},
+            })
+        )
+    else:
+        values = data[colour].map(lambda v: "(none)" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+        order = values.value_counts(sort=True).index.tolist()
+        own = sorted(order[:MAP_LEGEND_MAX], key=str)
+        palette = px.colors.qualitative.Alphabet
+        for i, value in enumerate(own):
+            rows = data[values == value]
+            traces.append(_map_trace(rows, _label(value), marker={"color": palette[i % len(palette)], "size": 5, "opacity": 0.8}))
+        rest = data[~values.isin(own)]
+        if len(rest):
+            traces.append(_map_trace(rest, _OTHER, marker={"color": "#b0b0b0", "size": 4, "opacity": 0.6}))
+    wanted = {str(i) for i in highlight}
+    if wanted:
+        marked = data[data["item_id"].astype(str).isin(wanted)]
+        traces.append(
+            _map_trace(marked, "highlighted", marker={
+                "color": "#ffd400", "size": 13, "opacity": 1.0, "line": {"color": "#202020", "width": 2},
+            })
+        )
+    fig = go.Figure(traces)
+    fig.update_layout(
+        dragmode="lasso",
+        clickmode="event+select",
+        height=620,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"itemsizing": "constant", "title": {"text": _label(colour)}},
+        uirevision="embedding_map",  # keep zoom and legend toggles across reruns
+        xaxis={"showticklabels": False, "title": None, "zeroline": False},
+        yaxis={"showticklabels": False, "title": None, "zeroline": False},
+    )
+    return fig
+
+
+def _map_trace(rows: pd.DataFrame, name: str, marker: dict) -> go.Scattergl:
+    """One WebGL trace; customdata columns: item_id, escaped title, escaped hover details."""
+    return go.Scattergl(
+        x=rows["x"].to_numpy(),
+        y=rows["y"].to_numpy(),
+        mode="markers",
+        name=name,
+        marker=marker,
+        customdata=rows[["item_id", "_title", "_hover"]].astype(str).to_numpy(),
+        hovertemplate="<b>%{customdata[1]}</b><br>%{customdata[2]}<extra></extra>",
+    )
+
+
+def _map_hover(frame: pd.DataFrame, colour: str) -> pd.Series:
+    """Hover details per point: the category (and prediction) when known, and the colour value."""
+    parts = []
+    for column in dict.fromkeys(["category", "predicted", colour]):
+        if column not in frame:
+            continue
+        values = frame[column]
+        shown = values.map(lambda v: f"{v:.2f}" if isinstance(v, float) else str(v)).map(_label)
+        parts.append((_label(column) + ": " + shown).where(values.notna(), _label(column) + ": –"))
+    if not parts:
+        return pd.Series("", index=frame.index)
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + "<br>" + part
+    return out
+
+
+def confidence_histogram_chart(hist: pd.DataFrame) -> go.Figure:
+    """Stacked bars of predictions per confidence bin, one colour per category
+    (from :func:`coldrec.analytics.confidence_histogram`)."""
+    fig = go.Figure()
+    for category, rows in hist.groupby("category", sort=True):
+        fig.add_bar(
+            x=((rows["bin_start"] + rows["bin_end"]) / 2).to_numpy(),
+            y=rows["items"].to_numpy(),
+            width=(rows["bin_end"] - rows["bin_start"]).to_numpy(),
+            name=_label(category),
+            customdata=rows[["bin_start", "bin_end"]].to_numpy(),
+            hovertemplate=f"{_label(category)}<br>%{{customdata[0]:.2f}}–%{{customdata[1]:.2f}}: %{{y}} item(s)"
+            "<extra></extra>",
+        )
+    fig.update_layout(
+        barmode="stack", height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"title": "confidence (top probability)", "range": [0, 1]}, yaxis_title="predictions",
+        legend_title=None,
+    )
+    return fig
+
+
+def unsure_share_chart(frame: pd.DataFrame) -> go.Figure:
+    """Share of unsure predictions per upload batch, oldest batch on the left
+    (from :func:`coldrec.analytics.unsure_by_batch`, which lists newest first)."""
+    rows = frame.iloc[::-1]
+    names = rows["batch"].map(lambda b: "(no batch)" if b is None or pd.isna(b) else _label(b))
+    fig = go.Figure(
+        go.Bar(
+            x=names.to_numpy(),
+            y=rows["unsure_share"].to_numpy(dtype=float),
+            customdata=rows[["unsure", "predicted", "items"]].to_numpy(),
+            hovertemplate="%{x}<br>%{customdata[0]} of %{customdata[1]} predictions unsure "
+            "(%{customdata[2]} items)<extra></extra>",
+            marker_color="#e0a03a",
+        )
+    )
+    fig.update_layout(
+        height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        yaxis={"title": "unsure share", "range": [0, 1], "tickformat": ".0%"}, xaxis={"title": "upload batch", "type": "category"},
+    )
+    return fig
+
+
+# -- labelling loop ---------------------------------------------------------------------------
+def learning_curves(curves: pd.DataFrame) -> go.Figure:
+    """F1 against labelled examples, one line per category (from :func:`coldrec.quality.learning_curves`)."""
+    frame = curves.assign(category=curves["category"].map(_label))
+    fig = px.line(frame, x="examples", y="f1", color="category", markers=True, log_x=False)
+    fig.update_layout(
+        height=360, margin=dict(l=10, r=10, t=30, b=10), yaxis_range=[0, 1.02],
+        xaxis_title="labelled examples of the category", yaxis_title="F1 (held-out labels)",
+    )
+    return fig

@@ -1,0 +1,473 @@
+"""Analytics behind the explore views: counts per category, confidence, unsure shares, category
+health, drift of an upload batch, emerging clusters, near-duplicates.
+
+Grouping, counting and joining run in DuckDB SQL over the store; matrix work (centroids,
+cosines, k-means) runs in numpy and its results are handed to SQL as tables. Vectors are unit
+rows aligned with the caller's ``item_ids``; nothing builds an n x n matrix, so memory stays
+bounded at 50,000 x 384.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy import sparse
+from threadpoolctl import threadpool_limits
+
+from .neighbours import top_k_cosine
+from .store import Store
+
+#: Rows of similarities computed at once by :func:`near_duplicates` (x n columns of float32).
+_PAIR_BLOCK = 256
+#: Points used to choose k for :func:`emerging_clusters` (silhouette is quadratic in points).
+_SILHOUETTE_SAMPLE = 2000
+#: Titles shown per emerging cluster.
+_EXAMPLES = 3
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def _half_the_cores(function: _F) -> _F:
+    """Run ``function`` with BLAS/OpenMP limited to half the cores (at least one).
+
+    It leaves cores to the dashboard and DuckDB, and spinning BLAS/OpenMP threads collapse when
+    they share cores with other busy work: on the 2-core benchmark machine under load, k-means,
+    near-duplicates and t-SNE ran 2-5x faster on 1 thread than on 2. (The limit is process-wide;
+    overlapping calls may leave it at this same level.)
+    """
+
+    @functools.wraps(function)
+    def limited(*args, **kwargs):
+        with threadpool_limits(limits=max(1, (os.cpu_count() or 1) // 2)):
+            return function(*args, **kwargs)
+
+    return limited  # type: ignore[return-value]
+
+
+# -- counts over the store --------------------------------------------------------------------
+def category_summary(store: Store, model: str) -> pd.DataFrame:
+    """One row per category (all of them, by name): labelled, labelled_catalog, labelled_uploads,
+    predicted, predicted_unsure, mean_confidence.
+
+    ``predicted`` counts stored predictions of ``model`` whose top category is that one;
+    ``mean_confidence`` is their mean probability (NaN when there are none).
+    """
+    return store.query_df(
+        """WITH lab AS (
+               SELECT l.category, count(*) AS labelled,
+                      count(*) FILTER (WHERE i.source = 'catalog') AS labelled_catalog,
+                      count(*) FILTER (WHERE i.source = 'upload') AS labelled_uploads
+               FROM labels l JOIN items i USING (item_id) GROUP BY l.category),
+           pred AS (
+               SELECT category, count(*) AS predicted, count(*) FILTER (WHERE unsure) AS predicted_unsure,
+                      avg(probability) AS mean_confidence
+               FROM predictions WHERE model = ? GROUP BY category)
+           SELECT c.name AS category,
+                  coalesce(lab.labelled, 0) AS labelled,
+                  coalesce(lab.labelled_catalog, 0) AS labelled_catalog,
+                  coalesce(lab.labelled_uploads, 0) AS labelled_uploads,
+                  coalesce(pred.predicted, 0) AS predicted,
+                  coalesce(pred.predicted_unsure, 0) AS predicted_unsure,
+                  pred.mean_confidence
+           FROM categories c LEFT JOIN lab ON lab.category = c.name LEFT JOIN pred ON pred.category = c.name
+           ORDER BY c.name""",
+        [model],
+    )
+
+
+def confidence_histogram(store: Store, model: str, bins: int = 10) -> pd.DataFrame:
+    """Stored predictions of ``model`` counted per top category and probability bin.
+
+    ``bins`` equal bins over [0, 1] (a probability of 1 falls in the last one); columns category,
+    bin_start, bin_end, items; only non-empty bins, by category then bin.
+    """
+    if bins < 1:
+        raise ValueError("bins must be at least 1")
+    return store.query_df(
+        """WITH b AS (
+               -- round first so 0.7 * 10 = 7.000000000000001 lands in bin 7, not bin 6 via 6.9999...
+               SELECT category, least(floor(round(probability * ?, 9)), ? - 1)::INTEGER AS bin
+               FROM predictions WHERE model = ?)
+           SELECT category, bin / ? AS bin_start, (bin + 1) / ? AS bin_end, count(*) AS items
+           FROM b GROUP BY category, bin ORDER BY category, bin""",
+        [float(bins), float(bins), model, float(bins), float(bins)],
+    )
+
+
+def unsure_by_batch(store: Store, model: str) -> pd.DataFrame:
+    """Per upload batch, newest first: batch, items, predicted (with a stored prediction of ``model``),
+    unsure, unsure_share (unsure / predicted; NaN when nothing was predicted)."""
+    return store.query_df(
+        """SELECT i.batch, count(*) AS items, count(p.item_id) AS predicted,
+                  count(*) FILTER (WHERE p.unsure) AS unsure,
+                  CASE WHEN count(p.item_id) > 0
+                       THEN (count(*) FILTER (WHERE p.unsure)) / count(p.item_id) END AS unsure_share
+           FROM items i LEFT JOIN predictions p ON p.item_id = i.item_id AND p.model = ?
+           WHERE i.source = 'upload'
+           GROUP BY i.batch ORDER BY min(i.added_at) DESC, i.batch""",
+        [model],
+    )
+
+
+# -- category health --------------------------------------------------------------------------
+@_half_the_cores
+def category_health(store: Store, item_ids: Sequence[str], vectors: np.ndarray) -> pd.DataFrame:
+    """Centroid, spread and nearest other category of each category, over the labelled items among ``item_ids``.
+
+    Columns category, items, spread (mean ``1 - cos`` of members to their normalised centroid),
+    nearest_category, centroid_cosine (cosine between the two centroids; NaN when there is only
+    one category). Most confusable first (centroid_cosine descending); categories without labelled
+    items are omitted.
+    """
+    vectors = _check_aligned(item_ids, vectors)
+    members = store.query_df(
+        "SELECT t.row, l.category FROM ids t JOIN labels l USING (item_id) ORDER BY t.row",
+        tables={"ids": _id_table(item_ids)},
+    )
+    columns = ["category", "items", "spread", "nearest_category", "centroid_cosine"]
+    if members.empty:
+        return pd.DataFrame(columns=columns)
+    codes, names = pd.factorize(members["category"], sort=True)
+    rows = members["row"].to_numpy()
+    centroids = _unit(_group_sums(codes, vectors[rows], len(names)))
+    distance = 1.0 - np.einsum("ij,ij->i", vectors[rows], centroids[codes])
+    between = centroids @ centroids.T
+    np.fill_diagonal(between, -np.inf)
+    nearest = between.argmax(axis=1)
+    alone = len(names) == 1
+    near = pd.DataFrame(
+        {
+            "category": names,
+            "nearest_category": [None if alone else names[j] for j in nearest],
+            "centroid_cosine": [np.nan if alone else float(between[i, j]) for i, j in enumerate(nearest)],
+        }
+    )
+    per_item = pd.DataFrame({"category": members["category"], "distance": distance.astype(np.float64)})
+    return store.query_df(
+        """SELECT m.category, count(*) AS items, avg(m.distance) AS spread, n.nearest_category, n.centroid_cosine
+           FROM m JOIN n USING (category)
+           GROUP BY m.category, n.nearest_category, n.centroid_cosine
+           ORDER BY n.centroid_cosine DESC NULLS LAST, m.category""",
+        tables={"m": per_item, "n": near},
+    )
+
+
+# -- drift of an upload batch -----------------------------------------------------------------
+@dataclass
+class DriftReport:
+    """How far an upload batch sits from the catalog.
+
+    ``by_category``: category, batch_items, catalog_items, centroid_distance, far_share (one row
+    per category predicted for the batch; largest centroid distance first, categories the catalog
+    has no labelled items of first of all). ``new_category_candidates``: item_id, title, predicted,
+    probability, nearest_catalog_id, nearest_catalog_title, nearest_similarity (batch items whose
+    best cosine to any catalog item is below ``far_below``, most isolated first).
+    """
+
+    batch: str
+    far_below: float
+    by_category: pd.DataFrame
+    new_category_candidates: pd.DataFrame
+
+
+@_half_the_cores
+def drift(
+    store: Store, model: str, batch: str, item_ids: Sequence[str], vectors: np.ndarray, far_below: float = 0.5
+) -> DriftReport:
+    """Compare upload ``batch`` with the catalog; ``item_ids``/``vectors`` cover at least both.
+
+    Batch items are grouped by their stored prediction of ``model`` (items without one are left
+    out of ``by_category`` but can still be candidates, with an empty ``predicted``). Raises
+    ``ValueError`` when no catalog item is among ``item_ids``.
+    """
+    vectors = _check_aligned(item_ids, vectors)
+    ids = _id_table(item_ids)
+    rows = store.query_df(
+        """SELECT t.row, i.item_id, i.source, l.category AS label, p.category AS predicted
+           FROM ids t JOIN items i USING (item_id) LEFT JOIN labels l USING (item_id)
+           LEFT JOIN predictions p ON p.item_id = i.item_id AND p.model = ?
+           WHERE i.source = 'catalog' OR (i.source = 'upload' AND i.batch = ?)
+           ORDER BY t.row""",
+        [model, batch],
+        tables={"ids": ids},
+    )
+    catalog, uploads = rows[rows["source"] == "catalog"], rows[rows["source"] == "upload"]
+    by_columns = ["category", "batch_items", "catalog_items", "centroid_distance", "far_share"]
+    cand_columns = ["item_id", "title", "predicted", "probability", "nearest_catalog_id",
+                    "nearest_catalog_title", "nearest_similarity"]
+    if uploads.empty:
+        return DriftReport(batch, far_below, pd.DataFrame(columns=by_columns), pd.DataFrame(columns=cand_columns))
+    if catalog.empty:
+        raise ValueError("drift compares a batch with the catalog, but no catalog item is among item_ids")
+    batch_vectors = vectors[uploads["row"].to_numpy()]
+    index, sims = top_k_cosine(batch_vectors, vectors[catalog["row"].to_numpy()], 1)
+    near = pd.DataFrame(
+        {
+            "item_id": uploads["item_id"].to_numpy(),
+            "nearest_catalog_id": catalog["item_id"].to_numpy()[index[:, 0]],
+            "nearest_similarity": sims[:, 0].astype(np.float64),
+        }
+    )
+    distances = _centroid_distances(uploads, catalog, vectors)
+    by_category = store.query_df(
+        """WITH b AS (
+               SELECT p.category, count(*) AS batch_items, avg((n.nearest_similarity < ?)::DOUBLE) AS far_share
+               FROM near n JOIN predictions p ON p.item_id = n.item_id AND p.model = ? GROUP BY p.category),
+           c AS (
+               SELECT l.category, count(*) AS catalog_items
+               FROM ids t JOIN items i USING (item_id) JOIN labels l USING (item_id)
+               WHERE i.source = 'catalog' GROUP BY l.category)
+           SELECT b.category, b.batch_items, coalesce(c.catalog_items, 0) AS catalog_items,
+                  d.centroid_distance, b.far_share
+           FROM b LEFT JOIN c USING (category) LEFT JOIN d USING (category)
+           ORDER BY d.centroid_distance DESC NULLS FIRST, b.category""",
+        [float(far_below), model],
+        tables={"near": near, "ids": ids, "d": distances},
+    )
+    candidates = store.query_df(
+        """SELECT n.item_id, i.title, p.category AS predicted, p.probability, n.nearest_catalog_id,
+                  c.title AS nearest_catalog_title, n.nearest_similarity
+           FROM near n JOIN items i USING (item_id) JOIN items c ON c.item_id = n.nearest_catalog_id
+           LEFT JOIN predictions p ON p.item_id = n.item_id AND p.model = ?
+           WHERE n.nearest_similarity < ?
+           ORDER BY n.nearest_similarity, n.item_id""",
+        [model, float(far_below)],
+        tables={"near": near},
+    )
+    return DriftReport(batch, far_below, by_category, candidates)
+
+
+def _centroid_distances(uploads: pd.DataFrame, catalog: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+    """1 - cosine between the centroid of batch items predicted as each category and the centroid of
+    catalog items labelled with it (only categories that have both)."""
+    predicted = uploads.dropna(subset=["predicted"])
+    labelled = catalog.dropna(subset=["label"])
+    shared = sorted(set(predicted["predicted"]) & set(labelled["label"]))
+    if not shared:
+        return pd.DataFrame({"category": pd.Series([], dtype=str), "centroid_distance": pd.Series([], dtype=float)})
+    position = {name: i for i, name in enumerate(shared)}
+
+    def centroids(frame: pd.DataFrame, column: str) -> np.ndarray:
+        frame = frame[frame[column].isin(position)]
+        codes = frame[column].map(position).to_numpy()
+        return _unit(_group_sums(codes, vectors[frame["row"].to_numpy()], len(shared)))
+
+    cosine = np.einsum("ij,ij->i", centroids(predicted, "predicted"), centroids(labelled, "label"))
+    return pd.DataFrame({"category": shared, "centroid_distance": (1.0 - cosine).astype(np.float64)})
+
+
+# -- emerging clusters ------------------------------------------------------------------------
+@dataclass
+class ClusterReport:
+    """Clusters among (unlabelled) items.
+
+    ``clusters``: cluster (0 = largest), size, keywords (a list of words, best first),
+    example_titles (a list of the titles nearest the centre). ``members``: item_id, cluster,
+    distance (``1 - cos`` to the normalised cluster centre), in the input order.
+    """
+
+    clusters: pd.DataFrame
+    members: pd.DataFrame
+
+
+@_half_the_cores
+def emerging_clusters(
+    items: pd.DataFrame, vectors: np.ndarray, n_clusters: int | None = None, n_keywords: int = 5, seed: int = 0
+) -> ClusterReport:
+    """Group ``items`` (item_id, title; aligned with ``vectors``) by k-means, with keywords per cluster.
+
+    With ``n_clusters`` given, k-means with that k. Otherwise k is chosen by silhouette over
+    2..min(12, n // 3), on a sample of at most 2,000 items (silhouette is quadratic), then the
+    chosen k is fitted on all items; fewer than 6 items make one cluster. Keywords come from
+    class-based TF-IDF over the titles (each cluster one document; English stop words and
+    digit-only tokens dropped). Raises ``ValueError`` for no items or an impossible k.
+    """
+    from sklearn.cluster import KMeans
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    n = len(items)
+    if n != len(vectors):
+        raise ValueError(f"{n} items but {len(vectors)} vectors")
+    if n == 0:
+        raise ValueError("no items to cluster")
+    if n_clusters is not None and not 1 <= n_clusters <= n:
+        raise ValueError(f"n_clusters must be between 1 and the number of items ({n})")
+    k = n_clusters if n_clusters is not None else _choose_k(vectors, seed)
+    if k == 1:
+        labels = np.zeros(n, dtype=np.int64)
+        centres = vectors.mean(axis=0, keepdims=True)
+    else:
+        # float64: sklearn's k-means on float32 takes a slower, upcasting distance path.
+        fitted = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(vectors.astype(np.float64))
+        labels, centres = fitted.labels_.astype(np.int64), fitted.cluster_centers_
+    # Number clusters by size (largest 0), ties by first member, so reruns read the same.
+    sizes = np.bincount(labels, minlength=len(centres))
+    first = np.array([np.flatnonzero(labels == c)[0] if sizes[c] else n for c in range(len(centres))])
+    order = [c for c in np.lexsort((first, -sizes)) if sizes[c]]
+    renumber = np.full(len(centres), -1)
+    renumber[order] = np.arange(len(order))
+    labels = renumber[labels]
+    centres = _unit(np.asarray(centres, dtype=np.float32)[order])
+    distance = 1.0 - np.einsum("ij,ij->i", vectors, centres[labels])
+    titles = items["title"].astype(str).tolist()
+    keywords = _class_tfidf_keywords(titles, labels, len(order), n_keywords)
+    examples = []
+    for c in range(len(order)):
+        rows = np.flatnonzero(labels == c)
+        nearest = rows[np.argsort(distance[rows], kind="stable")[:_EXAMPLES]]
+        examples.append([titles[i] for i in nearest])
+    clusters = pd.DataFrame(
+        {"cluster": np.arange(len(order)), "size": np.bincount(labels), "keywords": keywords, "example_titles": examples}
+    )
+    members = pd.DataFrame(
+        {"item_id": items["item_id"].astype(str).to_numpy(), "cluster": labels, "distance": distance.astype(np.float64)}
+    )
+    return ClusterReport(clusters, members)
+
+
+def _choose_k(vectors: np.ndarray, seed: int) -> int:
+    """The k in 2..min(12, n // 3) with the best silhouette on a sample (1 for fewer than 6 items)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    n = len(vectors)
+    top = min(12, n // 3)
+    if top < 2:
+        return 1
+    rng = np.random.default_rng(seed)
+    sample = vectors[np.sort(rng.choice(n, size=min(n, _SILHOUETTE_SAMPLE), replace=False))].astype(np.float64)
+    # Cosine distances of the sample once (unit rows), shared by every k's silhouette.
+    distances = np.clip(1.0 - sample @ sample.T, 0.0, None)
+    np.fill_diagonal(distances, 0.0)
+    best_k, best = 1, -np.inf
+    for k in range(2, top + 1):
+        labels = KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(sample)
+        if len(np.unique(labels)) < 2:
+            continue
+        score = silhouette_score(distances, labels, metric="precomputed")
+        if score > best + 1e-9:  # ties keep the smaller k
+            best_k, best = k, score
+    return best_k
+
+
+def _class_tfidf_keywords(titles: list[str], labels: np.ndarray, k: int, n_keywords: int) -> list[list[str]]:
+    """Top ``n_keywords`` words per cluster by class-based TF-IDF: tf within the cluster's titles
+    times log(1 + average words per cluster / the word's count over all clusters)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    documents = [" ".join(titles[i] for i in np.flatnonzero(labels == c)) for c in range(k)]
+    # Words of two or more characters that are not only digits (sizes, years and codes say little).
+    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b(?!\d+\b)\w\w+\b")
+    try:
+        counts = vectorizer.fit_transform(documents).toarray().astype(np.float64)
+    except ValueError:  # nothing left but stop words and numbers
+        return [[] for _ in range(k)]
+    words = vectorizer.get_feature_names_out()
+    tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    idf = np.log1p(counts.sum() / k / counts.sum(axis=0))
+    scores = tf * idf
+    out = []
+    for c in range(k):
+        ranked = np.lexsort((words, -scores[c]))  # best score first, ties alphabetical
+        out.append([str(words[j]) for j in ranked[:n_keywords] if counts[c, j] > 0])
+    return out
+
+
+# -- near-duplicates --------------------------------------------------------------------------
+@_half_the_cores
+def near_duplicates(
+    store: Store, item_ids: Sequence[str], vectors: np.ndarray, threshold: float = 0.95, limit: int = 500
+) -> pd.DataFrame:
+    """Pairs of items with cosine >= ``threshold``, most similar first, at most ``limit``.
+
+    Columns item_a, title_a, source_a, item_b, title_b, source_b, similarity (rounded to 6
+    decimals; ties by item_a, item_b). Each unordered pair appears once, catalog side first
+    (then by id). Exact: every pair is compared, one block of rows at a time against the rows
+    after it, keeping only the best ``limit`` pairs so far, so memory stays bounded even when
+    many items are identical. Ids unknown to the store are skipped.
+    """
+    vectors = _check_aligned(item_ids, vectors)
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    ids = np.asarray([str(i) for i in item_ids], dtype=object)
+    best_a = np.zeros(0, dtype=np.int64)
+    best_b = np.zeros(0, dtype=np.int64)
+    best_s = np.zeros(0, dtype=np.float64)
+    floor = float(threshold)
+    for start in range(0, len(vectors), _PAIR_BLOCK):
+        stop = min(start + _PAIR_BLOCK, len(vectors))
+        sims = vectors[start:stop] @ vectors[start:].T
+        # Keep j > i only: each unordered pair once, never an item with itself.
+        sims[np.tril_indices(stop - start, 0, sims.shape[1])] = -np.inf
+        if np.count_nonzero(sims >= floor) > limit:
+            # Too many candidates: a pair among the best `limit` overall is among its row's best `limit`.
+            k = min(limit, sims.shape[1])
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            keep = np.take_along_axis(sims, top, axis=1) >= floor
+            rows, cols = np.nonzero(keep)[0], top[keep]
+        else:
+            rows, cols = np.nonzero(sims >= floor)
+        best_a = np.concatenate([best_a, rows + start])
+        best_b = np.concatenate([best_b, cols + start])
+        # Rounded so float32 noise (1.0000001 vs 0.99999994) does not order exact copies.
+        best_s = np.concatenate([best_s, np.round(sims[rows, cols].astype(np.float64), 6)])
+        if len(best_s) >= limit:
+            keep_best = np.lexsort((best_b, best_a, -best_s))[:limit]
+            best_a, best_b, best_s = best_a[keep_best], best_b[keep_best], best_s[keep_best]
+            # Later blocks only need pairs at least as similar as the current last one.
+            floor = max(floor, best_s[-1] - 1e-6)
+    pairs = pd.DataFrame({"a": ids[best_a], "b": ids[best_b], "similarity": best_s})
+    return store.query_df(
+        """WITH p AS (
+               SELECT CASE WHEN ia.source < ib.source OR (ia.source = ib.source AND p.a <= p.b) THEN p.a ELSE p.b END AS a,
+                      CASE WHEN ia.source < ib.source OR (ia.source = ib.source AND p.a <= p.b) THEN p.b ELSE p.a END AS b,
+                      p.similarity
+               FROM pairs p JOIN items ia ON ia.item_id = p.a JOIN items ib ON ib.item_id = p.b)
+           SELECT p.a AS item_a, ia.title AS title_a, ia.source AS source_a,
+                  p.b AS item_b, ib.title AS title_b, ib.source AS source_b, max(p.similarity) AS similarity
+           FROM p JOIN items ia ON ia.item_id = p.a JOIN items ib ON ib.item_id = p.b
+           WHERE p.a <> p.b
+           GROUP BY ALL ORDER BY similarity DESC, item_a, item_b LIMIT ?""",
+        [int(limit)],
+        tables={"pairs": pairs},
+    )
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _check_aligned(item_ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(item_ids):
+        raise ValueError(f"{len(item_ids)} item ids but vectors of shape {vectors.shape}")
+    return vectors
+
+
+def _id_table(item_ids: Sequence[str]) -> pa.Table:
+    """item_id and its row in the caller's vectors (the first row when an id repeats)."""
+    ids = pd.Series([str(i) for i in item_ids], dtype=object)
+    first = ~ids.duplicated().to_numpy()
+    return pa.table(
+        {
+            "item_id": pa.array(ids[first].tolist(), pa.string()),
+            "row": pa.array(np.flatnonzero(first), pa.int64()),
+        }
+    )
+
+
+def _group_sums(codes: np.ndarray, vectors: np.ndarray, groups: int) -> np.ndarray:
+    """Sum of the rows of ``vectors`` per group code (one sparse product, no Python loop)."""
+    onehot = sparse.csr_matrix(
+        (np.ones(len(codes), dtype=np.float32), (np.asarray(codes), np.arange(len(codes)))), shape=(groups, len(codes))
+    )
+    return np.asarray(onehot @ vectors)
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.maximum(norms, 1e-12)
