@@ -11,7 +11,9 @@ page = st.navigation(
     [
         st.Page("pages/overview.py", title="Overview", icon="🏠", default=True),
         st.Page("pages/upload.py", title="Upload & predict", icon="📤"),
+        st.Page("pages/queue.py", title="Label next", icon="⏭️"),
         st.Page("pages/label.py", title="Label", icon="🏷️"),
+        st.Page("pages/explore.py", title="Explore", icon="🗺️"),
         st.Page("pages/audience.py", title="Audience", icon="🎯"),
         st.Page("pages/categories.py", title="Categories & model", icon="⚙️"),
     ]

@@ -13,6 +13,10 @@
 * Probabilities: softmax of cosines times a scale. With enough labels the scale is fitted
   by leave-one-out likelihood on the labelled examples (so it is calibrated on the user's
   own data); otherwise a default measured on real data is used.
+* Self-training (opt-in, ``unlabelled_vectors``): unlabelled items the first fit predicts with
+  probability >= ``PSEUDO_LABEL_MIN_PROBABILITY`` are added to their predicted category's sum
+  (and the head's training set) with weight ``PSEUDO_LABEL_WEIGHT`` each. Off by default;
+  measured in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ HEAD_MIN_SHOTS = 4.0
 HEAD_C = 3.0
 HEAD_WEIGHT = 0.5
 _SCALE_GRID = np.geomspace(3.0, 300.0, 61)
+#: Self-training: an unlabelled item becomes a pseudo-example at this predicted probability...
+PSEUDO_LABEL_MIN_PROBABILITY = 0.8
+#: ...and counts as this fraction of a labelled example (prototype sum and head; measured).
+PSEUDO_LABEL_WEIGHT = 0.1
 
 
 def category_prompt(name: str, description: str | None = None, path: str | None = None) -> str:
@@ -43,10 +51,15 @@ def category_prompt(name: str, description: str | None = None, path: str | None 
     Uses the parent path when it adds context, then the description.
     """
     name = (name or "").strip()
-    parents = (path or "").strip().removesuffix(name).rstrip(" >").replace(" > ", ", ")
+    path = path if isinstance(path, str) else ""  # a missing path may arrive as NaN from a frame
+    segments = [part.strip() for part in path.split(">") if part.strip()]
+    # A path ends with the category itself, or with its name before a " (Parent)" disambiguation.
+    if segments and (segments[-1] == name or name.startswith(segments[-1] + " (")):
+        segments = segments[:-1]
+    parents = ", ".join(segments)
     # "This is a X product." measured best of five forms on Flipkart (BENCHMARKS.md).
     text = f"This is a {name} product" + (f" ({parents})." if parents else ".")
-    description = (description or "").strip()
+    description = description.strip() if isinstance(description, str) else ""
     return f"{text} {description}" if description else text
 
 
@@ -87,6 +100,8 @@ class CategoryModel:
     scale_fitted: bool = False
     #: Logistic regression on embeddings, or ``None`` when too few labels (see HEAD_MIN_SHOTS).
     head: object | None = None
+    #: Unlabelled items added to the prototypes as pseudo-examples (self-training; 0 when off).
+    pseudo_labelled: int = 0
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine of each item to each category vector, ``(n, n_categories)``."""
@@ -137,6 +152,9 @@ def fit_classifier(
     prior_weight: float = DEFAULT_PRIOR_WEIGHT,
     scale: float | None = None,
     head: bool | None = None,
+    unlabelled_vectors: np.ndarray | None = None,
+    pseudo_min_probability: float | None = None,
+    pseudo_weight: float | None = None,
 ) -> CategoryModel:
     """Fit the few-shot classifier (zero-shot when there are no examples).
 
@@ -144,6 +162,13 @@ def fit_classifier(
     softmax scale by leave-one-out when at least two categories have two examples each.
     ``head=None`` trains the logistic-regression head when examples average
     ``HEAD_MIN_SHOTS`` per category; ``True``/``False`` force it on or off.
+
+    Self-training (off unless ``unlabelled_vectors`` is given): after the fit, unlabelled
+    items predicted with probability >= ``pseudo_min_probability`` (default
+    ``PSEUDO_LABEL_MIN_PROBABILITY``) are added to their predicted category's prototype sum
+    with weight ``pseudo_weight`` (default ``PSEUDO_LABEL_WEIGHT``) and the scale is refitted on
+    the refined sums; when the model has a head it is retrained with them at the same weight.
+    They never become evidence or label counts; ``model.pseudo_labelled`` says how many were used.
     """
     categories = list(categories)
     if not categories:
@@ -174,7 +199,7 @@ def fit_classifier(
     if head is None:
         head = len(y) >= HEAD_MIN_SHOTS * len(categories)
     trained = _fit_head(x, y, prompts, prior_weight) if head and len(np.unique(y)) >= 2 else None
-    return CategoryModel(
+    model = CategoryModel(
         categories=categories,
         prompt_vectors=prompts,
         class_vectors=class_vectors.astype(np.float32),
@@ -186,20 +211,70 @@ def fit_classifier(
         scale_fitted=fitted,
         head=trained,
     )
+    if unlabelled_vectors is not None and len(unlabelled_vectors):
+        _self_train(
+            model,
+            raw,
+            x,
+            y,
+            np.asarray(unlabelled_vectors, dtype=np.float32),
+            PSEUDO_LABEL_MIN_PROBABILITY if pseudo_min_probability is None else pseudo_min_probability,
+            PSEUDO_LABEL_WEIGHT if pseudo_weight is None else pseudo_weight,
+            prior_weight,
+        )
+    return model
 
 
+def _self_train(
+    model: CategoryModel, raw: np.ndarray, x: np.ndarray, y: np.ndarray, unlabelled: np.ndarray,
+    min_probability: float, weight: float, prior_weight: float,
+) -> None:
+    """Add confident predictions on ``unlabelled`` to the prototype sums and head of ``model`` (in place)."""
+    proba = model.predict_proba(unlabelled)
+    pred = proba.argmax(axis=1)
+    confident = proba[np.arange(len(pred)), pred] >= min_probability
+    if not confident.any() or weight <= 0:
+        return
+    if _PSEUDO_TO_PROTOTYPES:
+        pseudo = np.zeros_like(raw)
+        np.add.at(pseudo, pred[confident], unlabelled[confident])
+        refined = raw + weight * pseudo
+        model.class_vectors = (refined / np.linalg.norm(refined, axis=1, keepdims=True).clip(min=1e-9)).astype(np.float32)
+        if model.scale_fitted:
+            model.scale = _loo_scale(x, y, refined)
+    if _PSEUDO_TO_HEAD and model.head is not None:
+        model.head = _fit_head(
+            x, y, model.prompt_vectors, prior_weight, extra=(unlabelled[confident], pred[confident], weight)
+        )
+    model.pseudo_labelled = int(confident.sum())
+
+
+#: Where self-training's pseudo-examples go. Both measured best on tuning seeds (BENCHMARKS.md
+#: "Self-training"): prototypes only lost accuracy at k = 16; the head alone was on a par.
+_PSEUDO_TO_HEAD = True
+_PSEUDO_TO_PROTOTYPES = True
 #: Unit vectors are scaled up so the head's L2 penalty (HEAD_C) acts on cosine-sized logits.
 _HEAD_INPUT_SCALE = 10.0
 
 
-def _fit_head(x: np.ndarray, y: np.ndarray, prompts: np.ndarray, prior_weight: float) -> object:
-    """Multinomial logistic regression on the examples plus each category's prompt."""
+def _fit_head(
+    x: np.ndarray, y: np.ndarray, prompts: np.ndarray, prior_weight: float,
+    extra: tuple[np.ndarray, np.ndarray, float] | None = None,
+) -> object:
+    """Multinomial logistic regression on the examples plus each category's prompt.
+
+    ``extra``: pseudo-examples ``(vectors, labels, weight)`` added with that sample weight.
+    """
     from sklearn.linear_model import LogisticRegression
 
     n_cat = len(prompts)
     features = np.vstack([x, prompts]) * _HEAD_INPUT_SCALE
     targets = np.concatenate([y, np.arange(n_cat)])
     weights = np.concatenate([np.ones(len(y)), np.full(n_cat, max(prior_weight, 1e-3) / 2)])
+    if extra is not None:
+        features = np.vstack([features, extra[0] * _HEAD_INPUT_SCALE])
+        targets = np.concatenate([targets, extra[1]])
+        weights = np.concatenate([weights, np.full(len(extra[1]), extra[2])])
     model = LogisticRegression(C=HEAD_C, max_iter=1000)
     model.fit(features, targets, sample_weight=weights)
     return model

@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--min-per-class", type=int, default=10)
     evaluate.add_argument("--methods", default="coldrec,prototype,tfidf-logreg", help="comma-separated")
     evaluate.add_argument("--json", help="write the results here")
+    evaluate.add_argument(
+        "--active", action="append", metavar="STRATEGY",
+        help="active-learning curves instead of the shots protocol: query strategy (repeatable or "
+        "comma-separated; 'all' for every one): random, least-confidence, margin, entropy, cluster-margin",
+    )
+    evaluate.add_argument("--budget", type=int, help="with --active: labels to reach (default 200)")
+    evaluate.add_argument("--step", type=int, help="with --active: labels queried per step (default 10)")
 
     audience = sub.add_parser("audience-eval", help="cold-start audience evaluation (hold out items, rank users)")
     audience.add_argument("--items", required=True, help="items file with item_id and the text column(s)")
@@ -137,11 +144,32 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _active_strategies(values: Sequence[str] | None) -> list[str]:
+    """``--active`` values (repeated and/or comma-separated, ``all``) as strategy names."""
+    from .active import STRATEGIES
+
+    names = [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+    if "all" in names:
+        return list(STRATEGIES)
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown or not names:
+        raise ValueError(f"unknown --active strategy {unknown or names}; valid: {', '.join(STRATEGIES)} (or all)")
+    return list(dict.fromkeys(names))
+
+
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from .encoder import load_encoder
-    from .evaluate import load_labelled, run_evaluation
+    from .evaluate import active_label_counts, load_labelled, run_active_learning, run_evaluation
     from .ingest import read_table
 
+    strategies: list[str] = []
+    if args.active is not None:
+        strategies = _active_strategies(args.active)
+        args.budget = 200 if args.budget is None else args.budget
+        args.step = 10 if args.step is None else args.step
+        active_label_counts(args.budget, args.step)  # validates before the slow part
+    elif args.budget is not None or args.step is not None:
+        raise ValueError("--budget and --step need --active STRATEGY")
     data = load_labelled(args.data, args.text_col, args.label_col, args.min_per_class)
     descriptions: dict[str, str] = {}
     if args.categories:
@@ -151,6 +179,20 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         descriptions = dict(zip(cats["name"].astype(str), cats.get("description", cats["name"]).astype(str)))
     print(f"{data.name}: {len(data.texts):,} items, {len(data.classes)} classes", file=sys.stderr)
     encoder = load_encoder(settings.model, settings.device)
+    if strategies:
+        result = run_active_learning(
+            data,
+            encoder,
+            strategies,
+            budget=args.budget,
+            step=args.step,
+            seeds=args.seeds,
+            test_size=args.test_size,
+            descriptions=descriptions,
+            log=lambda message: print(message, file=sys.stderr, flush=True),
+        )
+        _write_json(result, args.json)
+        return 0
     result = run_evaluation(
         data,
         encoder,

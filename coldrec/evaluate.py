@@ -5,13 +5,18 @@ Protocol: drop rows with empty labels; de-duplicate by text; keep classes with a
 drawn from the remaining rows, excluding rows whose title also occurs in the test set
 (the same product in other sizes or colours would leak the answer). k = 0 is zero-shot
 from class names (and descriptions when given).
+
+Active learning (:func:`run_active_learning`): per seed the same test set; starting from zero
+labels, a query strategy picks ``step`` items at a time from the pool (every row not in the
+test set and not sharing a title with it), their true labels are revealed, and accuracy is
+recorded after each step until ``budget`` labels.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +26,9 @@ from .classify import category_prompt, fit_classifier
 from .encoder import TextEncoder, embed_texts
 from .ingest import OPERATOR_FILES, clean_text, item_text, read_table
 
-METHODS = ("coldrec", "prototype", "tfidf-logreg")
+METHODS = ("coldrec", "prototype", "tfidf-logreg", "coldrec+self-training")
+#: What :func:`run_evaluation` and ``evaluate`` run unless told otherwise.
+DEFAULT_METHODS = ("coldrec", "prototype", "tfidf-logreg")
 
 
 @dataclass
@@ -68,11 +75,13 @@ def load_labelled(
 
 @dataclass
 class Split:
-    """Test rows and, per k, support rows of one seed."""
+    """Test rows, per k support rows, and the pool the support is drawn from, of one seed."""
 
     seed: int
     test: np.ndarray
     support: dict[int, np.ndarray]
+    #: Rows not in the test set and sharing no title with it (where labels may come from).
+    pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def make_splits(data: LabelledData, shots: Sequence[int], seeds: int, test_size: int) -> list[Split]:
@@ -95,7 +104,7 @@ def make_splits(data: LabelledData, shots: Sequence[int], seeds: int, test_size:
                 if k > 0 and len(rows):
                     chosen.extend(rng.choice(rows, size=min(k, len(rows)), replace=False).tolist())
             support[k] = np.array(sorted(chosen), dtype=np.int64)
-        splits.append(Split(seed=seed, test=test, support=support))
+        splits.append(Split(seed=seed, test=test, support=support, pool=pool))
     return splits
 
 
@@ -139,12 +148,22 @@ def run_evaluation(
     seeds: int = 3,
     test_size: int = 2000,
     descriptions: dict[str, str] | None = None,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[str, object]:
-    """Run the protocol and return the result document written by ``evaluate --json``."""
+    """Run the protocol and return the result document written by ``evaluate --json``.
+
+    ``coldrec+self-training`` is coldrec with the pool's unlabelled rows passed to
+    :func:`fit_classifier` as ``unlabelled_vectors`` (so the whole pool is embedded).
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; valid methods: {', '.join(METHODS)}")
     splits = make_splits(data, shots, seeds, test_size)
-    needed = sorted({int(i) for s in splits for i in np.concatenate([s.test, *s.support.values()])})
+    parts = [np.concatenate([s.test, *s.support.values()]) for s in splits]
+    if "coldrec+self-training" in methods:
+        parts += [s.pool for s in splits]
+    needed = sorted({int(i) for part in parts for i in part})
     log(f"embedding {len(needed):,} texts with {encoder.name} on {encoder.device}")
     started = time.perf_counter()
     vectors = np.zeros((len(data.texts), encoder.dim), dtype=np.float32)
@@ -156,7 +175,7 @@ def run_evaluation(
     results = []
     for method in methods:
         for k in shots:
-            if method != "coldrec" and k == 0:
+            if method in ("prototype", "tfidf-logreg") and k == 0:
                 continue  # baselines need labelled examples
             runs = []
             for split in splits:
@@ -164,6 +183,16 @@ def run_evaluation(
                 y_true = data.labels[split.test]
                 if method == "coldrec":
                     model = fit_classifier(data.classes, prompts, vectors[sup], [data.classes[i] for i in data.labels[sup]])
+                    proba = model.predict_proba(vectors[split.test])
+                elif method == "coldrec+self-training":
+                    unlabelled = np.setdiff1d(split.pool, sup)
+                    model = fit_classifier(
+                        data.classes,
+                        prompts,
+                        vectors[sup],
+                        [data.classes[i] for i in data.labels[sup]],
+                        unlabelled_vectors=vectors[unlabelled],
+                    )
                     proba = model.predict_proba(vectors[split.test])
                 elif method == "prototype":
                     model = fit_classifier(
@@ -183,13 +212,11 @@ def run_evaluation(
                 else:
                     raise ValueError(f"unknown method {method!r}")
                 runs.append(_metrics(y_true, proba, proba.argmax(axis=1)))
-            row: dict[str, object] = {"method": method, "shots": int(k), "seeds": len(runs)}
-            for key in runs[0]:
-                values = np.array([r[key] for r in runs], dtype=float)
-                row[key] = round(float(np.mean(values)), 4)
-                row[f"{key}_std"] = round(float(np.std(values)), 4)
+                if method == "coldrec+self-training":
+                    runs[-1]["pseudo_labelled"] = float(model.pseudo_labelled)
+            row = _mean_row(runs, method=method, shots=int(k))
             results.append(row)
-            log(f"{method:>13} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f}")
+            log(f"{method:>21} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f}")
     return {
         "dataset": data.name,
         "n_items": len(data.texts),
@@ -198,6 +225,126 @@ def run_evaluation(
         "device": encoder.device,
         "embed_items_per_s": round(per_s, 1),
         "results": results,
+    }
+
+
+def _mean_row(runs: Sequence[dict[str, float]], **keys: object) -> dict[str, object]:
+    """``keys`` plus the mean and standard deviation over seeds of every metric in ``runs``."""
+    row: dict[str, object] = {**keys, "seeds": len(runs)}
+    for key in runs[0]:
+        values = np.array([r[key] for r in runs], dtype=float)
+        row[key] = round(float(np.mean(values)), 4)
+        row[f"{key}_std"] = round(float(np.std(values)), 4)
+    return row
+
+
+def active_label_counts(budget: int, step: int) -> list[int]:
+    """Label counts at which the curve is measured: 0, step, 2*step, ..., budget."""
+    if step <= 0 or budget <= 0:
+        raise ValueError(f"--budget and --step must be positive (got budget={budget}, step={step})")
+    if step > budget:
+        raise ValueError(f"--step ({step}) must not exceed --budget ({budget})")
+    counts = list(range(0, budget + 1, step))
+    return counts if counts[-1] == budget else [*counts, budget]
+
+
+def run_active_learning(
+    data: LabelledData,
+    encoder: TextEncoder,
+    strategies: Sequence[str],
+    budget: int,
+    step: int,
+    seeds: int = 3,
+    test_size: int = 2000,
+    descriptions: dict[str, str] | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, object]:
+    """Active-learning curves per query strategy; the document written by ``evaluate --active``.
+
+    Per seed: the test set of :func:`make_splits` (the same for every strategy) and its pool.
+    From zero labels (zero-shot), each strategy ranks the unlabelled pool with the current
+    model (:func:`coldrec.active.rank_unlabelled`), the top ``step`` get their true labels, the
+    classifier is refitted, and the test metrics are recorded, until ``budget`` labels.
+    Everything is embedded once. ``labels_to_match_random``: per strategy, the fewest labels
+    whose mean accuracy reaches random's mean accuracy at ``budget`` (``None`` if never).
+    """
+    from .active import STRATEGIES, rank_unlabelled
+
+    strategies = list(dict.fromkeys(strategies))
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise ValueError(f"unknown query strategy {unknown or strategies}; valid strategies: {', '.join(STRATEGIES)}")
+    counts = active_label_counts(budget, step)
+    splits = make_splits(data, [], seeds, test_size)
+    needed = sorted({int(i) for s in splits for i in np.concatenate([s.test, s.pool])})
+    log(f"embedding {len(needed):,} texts with {encoder.name} on {encoder.device}")
+    started = time.perf_counter()
+    vectors = np.zeros((len(data.texts), encoder.dim), dtype=np.float32)
+    vectors[needed] = embed_texts(encoder, [data.texts[i] for i in needed])
+    per_s = len(needed) / max(time.perf_counter() - started, 1e-9)
+    descriptions = descriptions or {}
+    prompts = embed_texts(encoder, [category_prompt(c, descriptions.get(c)) for c in data.classes])
+
+    curves: dict[str, list[list[dict[str, float]]]] = {s: [[] for _ in counts] for s in strategies}
+    for split in splits:
+        y_true = data.labels[split.test]
+        test_vectors = vectors[split.test]
+        for strategy in strategies:
+            labelled = np.zeros(0, dtype=np.int64)
+            for i, n in enumerate(counts):
+                model = fit_classifier(
+                    data.classes, prompts, vectors[labelled], [data.classes[j] for j in data.labels[labelled]]
+                )
+                proba = model.predict_proba(test_vectors)
+                metrics = _metrics(y_true, proba, proba.argmax(axis=1))
+                metrics["classes_labelled"] = float(len(np.unique(data.labels[labelled])))
+                curves[strategy][i].append(metrics)
+                if i + 1 == len(counts):
+                    break
+                candidates = np.setdiff1d(split.pool, labelled)
+                cand_proba = model.predict_proba(vectors[candidates]) if strategy != "random" else np.zeros(
+                    (len(candidates), len(data.classes))
+                )
+                pick = rank_unlabelled(
+                    strategy, cand_proba, vectors[candidates], counts[i + 1] - n, seed=split.seed * 100_003 + n
+                )
+                labelled = np.concatenate([labelled, candidates[pick]])
+            log(f"seed {split.seed} {strategy:>16}: accuracy {curves[strategy][0][-1]['accuracy']:.3f} at 0 labels, "
+                f"{curves[strategy][-1][-1]['accuracy']:.3f} at {counts[-1]}")
+
+    results = [
+        _mean_row(runs, method=f"active:{strategy}", labels=n)
+        for strategy in strategies
+        for n, runs in zip(counts, curves[strategy])
+    ]
+    target = None
+    to_match: dict[str, int | None] = {}
+    if "random" in strategies:
+        target = next(r["accuracy"] for r in results if r["method"] == "active:random" and r["labels"] == counts[-1])
+        for strategy in strategies:
+            hits = [r["labels"] for r in results if r["method"] == f"active:{strategy}" and r["accuracy"] >= target]
+            to_match[strategy] = min(hits) if hits else None  # type: ignore[type-var]
+    for strategy in strategies:
+        final = results[(strategies.index(strategy) + 1) * len(counts) - 1]
+        log(f"active:{strategy:>16} labels={counts[-1]} accuracy={final['accuracy']:.3f} macro_f1={final['macro_f1']:.3f}"
+            + (f" reaches random@{counts[-1]} at {to_match[strategy]} labels" if to_match else ""))
+    return {
+        "dataset": data.name,
+        "n_items": len(data.texts),
+        "n_classes": len(data.classes),
+        "model": encoder.name,
+        "device": encoder.device,
+        "embed_items_per_s": round(per_s, 1),
+        "active": {
+            "budget": int(budget),
+            "step": int(step),
+            "seeds": int(seeds),
+            "test_size": int(min(test_size, len(data.texts) - 1)),
+            "pool_size": round(float(np.mean([len(s.pool) for s in splits])), 1),
+        },
+        "results": results,
+        "random_accuracy_at_budget": target,
+        "labels_to_match_random": to_match,
     }
 
 

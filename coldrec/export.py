@@ -25,6 +25,13 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def from_spreadsheet_safe(value: object) -> object:
+    """Undo :func:`spreadsheet_safe` on one cell read back from an export (for lossless round trips)."""
+    if isinstance(value, str) and value.startswith("'") and value[1:2] and value[1:2] in "".join(_FORMULA_START):
+        return value[1:]
+    return value
+
+
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 CSV (with BOM, so Excel reads accents and CJK correctly), formula-safe."""
     return spreadsheet_safe(frame).to_csv(index=False).encode("utf-8-sig")

@@ -67,6 +67,9 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
     pred = batch.predictions[row]
     verdict = "unsure — please check" if pred.unsure else "confident"
     st.markdown(f"**{md_escape(pred.category)}** · {pred.probability:.0%} · {verdict}")
+    levels = batch.levels_of(row)
+    if len(levels) > 1:
+        st.caption("By level: " + " › ".join(f"{md_escape(node.split(' > ')[-1])} {p:.0%}" for node, p in levels))
     st.caption(f"Similarity to the category's name and description: {pred.prompt_similarity:.2f}")
     st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
     shown_ids = [e[0] for e in pred.evidence] + [i for i, _ in batch.neighbours[row]]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +32,27 @@ class PredictionBatch:
     #: Per item, the nearest catalog items as (item_id, cosine).
     neighbours: list[list[tuple[str, float]]]
     vectors: np.ndarray
+    #: Per item and taxonomy level, the most likely node: item (row), level, node, probability.
+    #: Empty when no category has a parent path.
+    levels: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def levels_of(self, row: int) -> list[tuple[str, float]]:
+        """(node, probability) from the top level down to the leaf for one item."""
+        if self.levels.empty:
+            return []
+        mine = self.levels[self.levels["item"] == row].sort_values("level")
+        return list(zip(mine["node"], mine["probability"].astype(float)))
 
     def frame(self) -> pd.DataFrame:
         """One row per item: id, title, top-3 with probabilities, unsure flag, 5 nearest catalog ids."""
         preds = predictions_frame(self.items["item_id"].tolist(), self.predictions)
         preds.insert(1, "title", self.items["title"].tolist())
         preds["neighbour_ids"] = [" ".join(i for i, _ in hits[:5]) for hits in self.neighbours]
+        if not self.levels.empty:  # taxonomy: the most likely node and its probability at each level
+            wide = self.levels.pivot(index="item", columns="level", values=["node", "probability"])
+            for level in sorted(self.levels["level"].unique()):
+                preds[f"level{level}"] = wide[("node", level)].reindex(range(len(preds))).to_numpy()
+                preds[f"level{level}_probability"] = wide[("probability", level)].reindex(range(len(preds))).astype(float).round(4).to_numpy()
         return preds
 
 
@@ -53,6 +68,7 @@ class Workspace:
         self._classifier: tuple[object, CategoryModel] | None = None
         self._catalog: tuple[object, NeighbourIndex] | None = None
         self._audience: tuple[object, AudienceModel] | None = None
+        self._memo: dict[str, tuple[object, object]] = {}
 
     @classmethod
     def open(cls, settings: Settings | None = None, encoder: TextEncoder | None = None) -> "Workspace":
@@ -173,6 +189,40 @@ class Workspace:
         frame = load_interactions(data, filename, known_items=self.store.items()["item_id"].tolist())
         return self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
 
+    def memo(self, name: str, key: object, build: Callable[[], object]) -> object:
+        """``build()``'s result, kept under ``name`` until ``key`` changes (e.g. the label version).
+
+        Shared by every session of a dashboard process, so costly views are computed once.
+        """
+        with self._lock:
+            hit = self._memo.get(name)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        value = build()
+        with self._lock:
+            self._memo[name] = (key, value)
+        return value
+
+    def version(self) -> tuple[object, ...]:
+        """Changes whenever items, labels or categories change (a cache key for derived views)."""
+        cats = self.store.categories()
+        return (self.store.label_version(), self.store.catalog_fingerprint(), tuple(map(tuple, cats.fillna("").values.tolist())))
+
+    def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """Every stored item (with its current label) and its unit vector, in store order."""
+
+        items = self.store.items().reset_index(drop=True)
+
+        def build() -> tuple[list[str], np.ndarray]:
+            return items["item_id"].tolist(), self.embed_items(items)
+
+        ids, vectors = self.memo("item_vectors", self.store.catalog_fingerprint(), build)  # type: ignore[misc]
+        if ids != items["item_id"].tolist():  # the cached vectors belong to another item list
+            ids, vectors = build()
+            with self._lock:
+                self._memo["item_vectors"] = (self.store.catalog_fingerprint(), (ids, vectors))
+        return items, vectors
+
     # -- embeddings and models --------------------------------------------------------------
     def embed_items(self, items: pd.DataFrame, progress: ProgressFn | None = None) -> np.ndarray:
         """Unit vectors for items (title + description), from the cache where possible."""
@@ -187,7 +237,9 @@ class Workspace:
 
     def _build_classifier(self) -> CategoryModel:
         cats = self.store.categories()
-        key = (self.store.label_version(), tuple(map(tuple, cats.fillna("").values.tolist())))
+        self_training = self.self_training
+        key = (self.store.label_version(), tuple(map(tuple, cats.fillna("").values.tolist())), self_training,
+               self.store.catalog_fingerprint() if self_training else None)
         with self._lock:
             if self._classifier is not None and self._classifier[0] == key:
                 return self._classifier[1]
@@ -200,12 +252,26 @@ class Workspace:
         )
         labels = self.store.labels()
         vectors = self.embed_items(labels) if len(labels) else None
+        unlabelled = None
+        if self_training:
+            items = self.store.items()
+            unlabelled = self.embed_items(items[items["category"].isna()])
         model = fit_classifier(
-            cats["name"].tolist(), prompts, vectors, labels["category"].tolist(), labels["item_id"].tolist()
+            cats["name"].tolist(), prompts, vectors, labels["category"].tolist(), labels["item_id"].tolist(),
+            unlabelled_vectors=unlabelled,
         )
         with self._lock:
             self._classifier = (key, model)
         return model
+
+    @property
+    def self_training(self) -> bool:
+        """Whether confident predictions on unlabelled items refine the prototypes (stored setting)."""
+        return self.store.get_meta("self_training") == "1"
+
+    def set_self_training(self, on: bool) -> None:
+        """Switch self-training on or off for every session (the classifier refits)."""
+        self.store.set_meta("self_training", "1" if on else "0")
 
     def catalog_index(self) -> NeighbourIndex:
         """Neighbour index over the catalog items (rebuilt only when the catalog changes)."""
@@ -260,7 +326,17 @@ class Workspace:
         model = self.classifier()
         predictions = model.predict(vectors, unsure_below=self.settings.unsure_below)
         neighbours = self.catalog_index().search(vectors, k=n_neighbours, exclude=items["item_id"].tolist())
-        return PredictionBatch(items.reset_index(drop=True), predictions, neighbours, vectors)
+        return PredictionBatch(
+            items.reset_index(drop=True), predictions, neighbours, vectors, self._levels(model, vectors)
+        )
+
+    def _levels(self, model: CategoryModel, vectors: np.ndarray) -> pd.DataFrame:
+        from .taxonomy import top_per_level
+
+        paths = self.store.categories().set_index("name")["path"].reindex(model.categories)
+        if not paths.fillna("").str.contains(">").any():
+            return pd.DataFrame()
+        return top_per_level(model.categories, [p if isinstance(p, str) else None for p in paths], model.predict_proba(vectors))
 
     def predict_batch(self, batch: str, progress: ProgressFn | None = None) -> PredictionBatch:
         """Predictions for a stored upload batch, from the current labels (vectors come from the cache)."""
@@ -292,7 +368,8 @@ class Workspace:
         return len(changed)
 
     def add_category(self, name: str, description: str = "", path: str = "") -> str:
-        """Create a category; raises ``ValueError`` for a blank, over-long or existing name."""
+        """Create a category under an optional parent ``path`` ("Home > Kitchen"; the stored path ends
+        with the name). Raises ``ValueError`` for a blank, over-long or existing name."""
         name = " ".join((name or "").split())
         if not name:
             raise ValueError("a category needs a name")
@@ -300,8 +377,10 @@ class Workspace:
             raise ValueError("category names are limited to 100 characters")
         if name.casefold() in {n.casefold() for n in self.store.category_names()}:
             raise ValueError(f"category {name!r} already exists")
+        parents = " > ".join(p.strip() for p in (path or "").split(">") if p.strip())
+        full_path = f"{parents} > {name}" if parents and not parents.endswith(name) else parents or None
         self.store.upsert_categories(
-            pd.DataFrame({"name": [name], "description": [description.strip() or None], "path": [path.strip() or None]})
+            pd.DataFrame({"name": [name], "description": [description.strip() or None], "path": [full_path]})
         )
         return name
 

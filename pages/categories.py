@@ -1,9 +1,13 @@
-"""Categories & model: edit categories, import them from a CSV, see and refresh the model's cache."""
+"""Categories & model: edit categories, import them (CSV or a taxonomy), set target precisions,
+switch self-training, see and refresh the model's cache."""
 
+import pandas as pd
 import streamlit as st
 
-from coldrec import ui
+from coldrec import labelling, ui
 from coldrec.ingest import IngestError, read_table
+from coldrec.store import StoreError
+from coldrec.taxonomy import branches, read_taxonomy, taxonomy_categories
 
 ws = ui.workspace()
 st.title("Categories & model")
@@ -30,7 +34,67 @@ with st.expander("Import categories from a CSV (name, description, optional path
         except IngestError as exc:
             ui.error(exc)
 
+with st.expander("Import a taxonomy (Google product taxonomy file, or a CSV with a path column)"):
+    tax_file = st.file_uploader("Taxonomy file", type=["txt", "csv", "tsv", "xlsx"], key="taxonomy-file")
+    if tax_file is not None:
+        try:
+            paths = read_taxonomy(tax_file.getvalue(), tax_file.name)
+        except IngestError as exc:
+            ui.error(exc)
+            paths = []
+        if paths:
+            depth = st.number_input("Cut the tree at depth (leaves below become their ancestor)", 1, 10, 3)
+            include = st.multiselect("Branches to import (none = all)", branches(paths, depth=2))
+            preview = taxonomy_categories(paths, include=include, max_depth=int(depth))
+            st.caption(f"{len(paths):,} paths in the file → {len(preview):,} categories")
+            st.dataframe(preview.head(200), hide_index=True, width="stretch")
+            if st.button(f"Import {len(preview):,} categories", disabled=preview.empty or len(preview) > 2000):
+                try:
+                    count = labelling.import_taxonomy(ws, tax_file.getvalue(), tax_file.name, include, int(depth))
+                    st.success(f"Imported {count} categories")
+                except IngestError as exc:
+                    ui.error(exc)
+
+st.subheader("Auto-accept: target precision per category")
+st.caption(
+    "From your labels (cross-validated) coldrec estimates how precise each category's predictions are above "
+    "each confidence. Set a target and predictions that reach it can be auto-accepted on the Label next page; "
+    "the rest wait in the queue. Coverage: the share of the category's items accepted at that threshold."
+)
+table = labelling.abstain_thresholds(ws).set_index("category")
+edited_targets = st.data_editor(
+    table,
+    key="targets-editor",
+    disabled=[c for c in table.columns if c != "target_precision"],
+    column_config={
+        "target_precision": st.column_config.NumberColumn("target precision", min_value=0.5, max_value=1.0, step=0.01, format="%.2f"),
+        "threshold": st.column_config.NumberColumn("confidence ≥", format="%.2f"),
+        "estimated_precision": st.column_config.NumberColumn("est. precision", format="%.2f"),
+        "coverage": st.column_config.ProgressColumn("coverage", min_value=0.0, max_value=1.0, format="%.2f"),
+    },
+    width="stretch",
+)
+if st.button("Save targets"):
+    before = table["target_precision"]
+    after = edited_targets["target_precision"]
+    changed = [c for c in table.index if not (pd.isna(before[c]) and pd.isna(after[c])) and before[c] != after[c]]
+    try:
+        for category in changed:
+            ws.store.set_category_target(category, None if pd.isna(after[category]) else float(after[category]))
+        st.toast(f"Saved {len(changed)} target(s)")
+        st.rerun()
+    except StoreError as exc:
+        ui.error(exc)
+
 st.subheader("Model")
+self_training = st.toggle(
+    "Self-training: let confident predictions on unlabelled items refine the categories",
+    value=ws.self_training,
+    help="Measured on Flipkart products: see BENCHMARKS.md (Self-training).",
+)
+if self_training != ws.self_training:
+    ws.set_self_training(self_training)
+    st.rerun()
 coverage = ws.embedding_coverage()
 enc = ws.encoder
 a, b, c, d = st.columns(4)

@@ -1,8 +1,11 @@
-"""Label: few-shot examples by category or by upload batch, in an editable table."""
+"""Label: few-shot examples by category or by upload batch, in an editable table; history,
+undo, label files, and a review of likely mistakes."""
 
 import streamlit as st
 
-from coldrec import charts, ui
+from coldrec import charts, labelling, ui
+from coldrec.export import to_csv_bytes
+from coldrec.ingest import IngestError
 
 ws = ui.workspace()
 st.title("Label")
@@ -27,8 +30,47 @@ with right:
             except ValueError as exc:
                 ui.error(exc)
 
-with st.expander("Label history (newest first)"):
+if st.button("Undo my last action", help="Reverts your newest labelling action (a save, an accept, a bulk label)."):
+    done = labelling.undo(ws, ui.who())
+    st.toast(f"Undid {done['reverted']} label(s)" if done["reverted"] or done["kept"] else "Nothing to undo")
+
+with st.expander("Label history: who labelled what, and when (newest first)"):
     st.dataframe(ui.shorten(ws.store.label_history().head(500), ("item_id", "category", "who")), hide_index=True)
+
+with st.expander("Export or import labels (CSV)"):
+    st.download_button(
+        "Download current labels",
+        lambda: to_csv_bytes(labelling.export_labels(ws)),
+        file_name="labels.csv",
+        mime="text/csv",
+        on_click="ignore",
+    )
+    labels_file = st.file_uploader("Labels file (item_id, category)", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"])
+    if labels_file is not None and st.button("Import labels"):
+        try:
+            changed = labelling.import_labels(ws, labels_file.getvalue(), labels_file.name, who=ui.who())
+            st.success(f"Imported: {changed} label(s) changed")
+        except IngestError as exc:
+            ui.error(exc)
+
+with st.expander("Likely mistakes: labels that the model and the neighbours both dispute"):
+    issues = labelling.label_issues(ws)
+    dismissed: set[str] = st.session_state.setdefault("dismissed_issues", set())
+    issues = issues[~issues["item_id"].isin(dismissed)]
+    if issues.empty:
+        st.caption("No label looks wrong right now.")
+    for row in issues.head(10).itertuples(index=False):
+        a, b, c = st.columns([4, 1, 1], vertical_alignment="center")
+        a.markdown(
+            f"**{ui.md_escape(row.title)}** — labelled {ui.md_escape(row.given)}, "
+            f"looks like {ui.md_escape(row.suggested)}"
+        )
+        if b.button(f"Change to {ui.md_escape(row.suggested)}", key=f"fix-{row.item_id}"):
+            ws.label(row.item_id, row.suggested, who=ui.who(), source="manual")
+            st.rerun()
+        if c.button("Keep", key=f"keep-{row.item_id}"):
+            dismissed.add(row.item_id)
+            st.rerun()
 
 with left:
     mode = st.radio("Show", ["Upload batch", "Category"], horizontal=True)

@@ -10,6 +10,8 @@ import pytest
 from coldrec.classify import (
     DEFAULT_SCALE,
     HEAD_MIN_SHOTS,
+    PSEUDO_LABEL_MIN_PROBABILITY,
+    PSEUDO_LABEL_WEIGHT,
     category_prompt,
     fit_classifier,
     predictions_frame,
@@ -146,3 +148,45 @@ def test_predictions_frame_has_top3_columns_and_json():
     assert list(frame.columns[:4]) == ["item_id", "category", "probability", "unsure"]
     assert {"top1", "top2", "top3", "top3_probability"} <= set(frame.columns)
     assert json.loads(frame.loc[0, "top3_json"])[0]["category"] == frame.loc[0, "top1"]
+
+
+def test_self_training_is_off_by_default():
+    rng = np.random.default_rng(11)
+    centres, x, y = _clusters(rng, 8)
+    _, unlabelled, _ = _clusters(rng, 30)
+    plain = fit_classifier(CATS, centres, x, y)
+    assert plain.pseudo_labelled == 0
+    none = fit_classifier(CATS, centres, x, y, unlabelled_vectors=None)
+    empty = fit_classifier(CATS, centres, x, y, unlabelled_vectors=np.zeros((0, 16), dtype=np.float32))
+    for other in (none, empty):
+        np.testing.assert_array_equal(other.predict_proba(unlabelled), plain.predict_proba(unlabelled))
+        assert other.pseudo_labelled == 0 and other.scale == plain.scale
+
+
+def test_self_training_uses_confident_unlabelled_items_and_keeps_accuracy():
+    rng = np.random.default_rng(12)
+    centres, x, y = _clusters(rng, 60, noise=0.25)  # clearly separable clusters
+    truth = np.array([CATS.index(label) for label in y])
+    prompts = centres + 0.6 * unit_rows(rng, 3, 16)  # weak prompts: room to improve
+    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
+    shots = [0, 60, 120]  # one labelled example per category
+    pool = np.setdiff1d(np.arange(len(y)), shots)
+    off = fit_classifier(CATS, prompts, x[shots], [y[i] for i in shots])
+    on = fit_classifier(CATS, prompts, x[shots], [y[i] for i in shots], unlabelled_vectors=x[pool],
+                        pseudo_min_probability=0.6)
+    assert on.pseudo_labelled > len(pool) // 2 and off.pseudo_labelled == 0
+    assert (on.predict_proba(x).argmax(1) == truth).mean() >= (off.predict_proba(x).argmax(1) == truth).mean()
+    # Pseudo-labels refine prototypes only: they are neither evidence nor counted as labels.
+    assert len(on.example_vectors) == 3 and on.counts.tolist() == [1, 1, 1]
+    cos_on = np.einsum("ij,ij->i", on.class_vectors, centres)
+    cos_off = np.einsum("ij,ij->i", off.class_vectors, centres)
+    assert (cos_on > cos_off).all()  # prototypes move towards the true cluster centres
+
+
+def test_self_training_threshold_controls_how_many_items_are_used():
+    rng = np.random.default_rng(13)
+    centres, x, _ = _clusters(rng, 20, noise=0.6)
+    loose = fit_classifier(CATS, centres, unlabelled_vectors=x, pseudo_min_probability=0.4)
+    strict = fit_classifier(CATS, centres, unlabelled_vectors=x, pseudo_min_probability=0.99)
+    assert loose.pseudo_labelled > strict.pseudo_labelled
+    assert PSEUDO_LABEL_WEIGHT < 1.0 and 0.5 < PSEUDO_LABEL_MIN_PROBABILITY < 1.0

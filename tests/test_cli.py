@@ -123,3 +123,64 @@ def test_prototype_baseline_is_the_prototype_alone(tiny_encoder, monkeypatch):
     data = ev.LabelledData(texts, texts, np.repeat(np.arange(3), 12), ["a", "b", "c"], "toy")
     ev.run_evaluation(data, tiny_encoder, shots=[8], seeds=1, test_size=6, methods=["prototype"])
     assert seen and all(prior == 0.0 and head is None for prior, head in seen)
+
+
+def _labelled_csv(path):
+    words = {"Cookware": "pan pot wok skillet steel iron", "Footwear": "shoe boot sneaker sandal leather",
+             "Pets": "dog cat pet food toy ball"}
+    rows = []
+    for label, vocab in words.items():
+        w = vocab.split()
+        for i in range(14):
+            rows.append({"title": f"{w[i % len(w)]} {w[(i * 2 + 1) % len(w)]} {i}", "category": label})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_evaluate_active_writes_the_curve_rows(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    data = _labelled_csv(tmp_path / "data.csv")
+    args = ["--model", str(tiny_model_dir), "evaluate", str(data), "--text-col", "title", "--label-col", "category",
+            "--active", "margin", "--active", "random", "--budget", "20", "--step", "10", "--seeds", "2",
+            "--test-size", "12", "--json", str(tmp_path / "active.json")]
+    assert main(args) == 0
+    doc = json.loads((tmp_path / "active.json").read_text())
+    assert {"dataset", "n_items", "n_classes", "model", "device", "results", "labels_to_match_random"} <= set(doc)
+    assert {r["method"] for r in doc["results"]} == {"active:margin", "active:random"}
+    margin = [r for r in doc["results"] if r["method"] == "active:margin"]
+    assert [r["labels"] for r in margin] == [0, 10, 20]
+    for r in margin:
+        assert {"method", "labels", "accuracy", "macro_f1", "accuracy_std", "macro_f1_std", "seeds"} <= set(r)
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["seeds"] == 2
+    assert set(doc["labels_to_match_random"]) == {"margin", "random"}
+
+
+def test_evaluate_active_accepts_comma_lists_and_all(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    data = _labelled_csv(tmp_path / "data.csv")
+    base = ["--model", str(tiny_model_dir), "evaluate", str(data), "--text-col", "title", "--label-col", "category",
+            "--budget", "6", "--step", "3", "--seeds", "1", "--test-size", "12"]
+    assert main([*base, "--active", "all", "--json", str(tmp_path / "all.json")]) == 0
+    methods = {r["method"] for r in json.loads((tmp_path / "all.json").read_text())["results"]}
+    assert methods == {f"active:{s}" for s in ("random", "least-confidence", "margin", "entropy", "cluster-margin")}
+    assert main([*base, "--active", "entropy, least-confidence", "--json", str(tmp_path / "two.json")]) == 0
+    rows = json.loads((tmp_path / "two.json").read_text())["results"]
+    assert [r["labels"] for r in rows] == [0, 3, 6, 0, 3, 6]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--active", "smallest-margin"], "valid: random, least-confidence, margin, entropy, cluster-margin"),
+        (["--active", "margin,bogus"], "bogus"),
+        (["--active", "margin", "--budget", "10", "--step", "20"], "must not exceed"),
+        (["--active", "margin", "--step", "0"], "positive"),
+        (["--active", "margin", "--budget", "-5"], "positive"),
+        (["--budget", "50"], "need --active"),
+    ],
+)
+def test_evaluate_active_rejects_bad_arguments_with_exit_2(tmp_path, capsys, extra, message):
+    # Validation happens before the file or the model is read.
+    assert main(["evaluate", str(tmp_path / "missing.csv"), "--text-col", "t", "--label-col", "l", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -26,7 +26,11 @@ def _page(path: str) -> AppTest:
 
 
 @pytest.mark.parametrize(
-    "path", ["pages/overview.py", "pages/upload.py", "pages/label.py", "pages/audience.py", "pages/categories.py"]
+    "path",
+    [
+        "pages/overview.py", "pages/upload.py", "pages/queue.py", "pages/label.py", "pages/explore.py",
+        "pages/audience.py", "pages/categories.py",
+    ],
 )
 def test_every_page_renders_on_a_fresh_database(app_env, path):
     at = _page(path)

@@ -1,0 +1,92 @@
+"""What the embedding explorer shows: every item with its label, the current model's prediction
+and a stored 2-D position; neighbours of a picked item; turning a cluster into a category."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .labelling import bulk_label
+from .neighbours import top_k_cosine
+from .workspace import Workspace
+
+
+def item_table(ws: Workspace) -> pd.DataFrame:
+    """Every item: item_id, title, source, batch, category (label or None), labelled,
+    predicted, confidence, unsure — predictions from the current model, computed once per version."""
+
+    def build() -> pd.DataFrame:
+        items, vectors = ws.item_vectors()
+        model = ws.classifier()
+        proba = model.predict_proba(vectors) if len(items) else np.zeros((0, len(model.categories)))
+        out = items[["item_id", "title", "source", "batch", "category"]].copy()
+        out["labelled"] = out["category"].notna()
+        out["predicted"] = [model.categories[j] for j in proba.argmax(axis=1)] if len(items) else []
+        out["confidence"] = proba.max(axis=1) if len(items) else []
+        out["unsure"] = out["confidence"] < ws.settings.unsure_below
+        return out
+
+    return ws.memo("item_table", ws.version(), build)  # type: ignore[return-value]
+
+
+def map_frame(ws: Workspace, method: str = "pca") -> pd.DataFrame:
+    """:func:`item_table` with x, y from the stored projection (computed and stored on first use)."""
+    from .projection import stored_projection
+
+    items, vectors = ws.item_vectors()
+    xy = stored_projection(ws.store, ws.encoder.name, method, items["item_id"].tolist(), vectors)
+    return item_table(ws).merge(xy, on="item_id", how="inner")
+
+
+def neighbours_of(ws: Workspace, item_id: str, k: int = 10) -> pd.DataFrame:
+    """The ``k`` items most similar to ``item_id`` (any source): item_id, title, source, category, similarity."""
+    items, vectors = ws.item_vectors()
+    where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
+    if len(where) == 0:
+        raise ValueError(f"unknown item {item_id!r}")
+    idx, sim = top_k_cosine(vectors[where], vectors, min(k + 1, len(items)))
+    keep = idx[0] != where[0]
+    out = items.iloc[idx[0][keep][:k]][["item_id", "title", "source", "category"]].reset_index(drop=True)
+    out["similarity"] = sim[0][keep][:k].astype(float)
+    return out
+
+
+def drift(ws: Workspace, batch: str, far_below: float = 0.5) -> object:
+    """:func:`coldrec.analytics.drift` of an upload batch, kept until items or labels change."""
+    from .analytics import drift as run
+
+    def build() -> object:
+        items, vectors = ws.item_vectors()
+        return run(ws.store, ws.encoder.name, batch, items["item_id"].tolist(), vectors, far_below=far_below)
+
+    return ws.memo(f"drift:{batch}:{far_below}", ws.version(), build)
+
+
+def emerging_clusters(ws: Workspace, n_clusters: int | None = None) -> object:
+    """:func:`coldrec.analytics.emerging_clusters` over the unlabelled uploads, kept until they change."""
+    from .analytics import emerging_clusters as run
+
+    def build() -> object:
+        items, vectors = ws.item_vectors()
+        rows = np.flatnonzero(((items["source"] == "upload") & items["category"].isna()).to_numpy())
+        return run(items.iloc[rows][["item_id", "title"]], vectors[rows], n_clusters=n_clusters)
+
+    return ws.memo(f"clusters:{n_clusters}", ws.version(), build)
+
+
+def near_duplicates(ws: Workspace, threshold: float = 0.95) -> pd.DataFrame:
+    """:func:`coldrec.analytics.near_duplicates` over every item, kept until items change."""
+    from .analytics import near_duplicates as run
+
+    def build() -> pd.DataFrame:
+        items, vectors = ws.item_vectors()
+        return run(ws.store, items["item_id"].tolist(), vectors, threshold=threshold)
+
+    return ws.memo(f"near_duplicates:{threshold}", ws.store.catalog_fingerprint(), build)  # type: ignore[return-value]
+
+
+def cluster_to_category(ws: Workspace, name: str, item_ids: list[str], who: str, description: str = "") -> str:
+    """Create a category from an emerging cluster and label its items with it (one undoable action)."""
+    created = ws.add_category(name, description)
+    bulk_label(ws, item_ids, created, who)
+    return created

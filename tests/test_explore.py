@@ -1,0 +1,54 @@
+"""The explorer's views over a real workspace (tiny model)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from coldrec import explore
+
+NEW = pd.DataFrame(
+    {
+        "item_id": ["n1", "n2", "n3", "n4", "n5", "n6"],
+        "title": ["garden hose", "garden hose long", "garden hose reel", "lawn mower", "lawn mower electric", "leather boot"],
+        "description": [""] * 6,
+    }
+)
+
+
+def test_item_table_has_every_item_with_label_and_prediction(workspace):
+    workspace.upload_and_predict(NEW, batch="b1")
+    table = explore.item_table(workspace)
+    assert len(table) == len(workspace.store.items())
+    assert table.loc[table["item_id"] == "C1", "category"].item() == "Cookware"
+    assert table.loc[table["item_id"] == "n1", "labelled"].item() == False  # noqa: E712
+    assert set(table["predicted"]) <= set(workspace.store.category_names())
+    assert table["confidence"].between(0, 1).all()
+
+
+def test_map_frame_is_stored_once_per_item_set(workspace):
+    frame = explore.map_frame(workspace, "pca")
+    assert {"x", "y", "predicted"} <= set(frame.columns) and len(frame) == 12
+    stored = workspace.store.query_df("SELECT count(*) AS n, count(DISTINCT key) AS keys FROM projections")
+    assert stored.loc[0, "n"] == 12 and stored.loc[0, "keys"] == 1
+    explore.map_frame(workspace, "pca")
+    assert workspace.store.query_df("SELECT count(DISTINCT key) AS keys FROM projections").loc[0, "keys"] == 1
+    workspace.upload_and_predict(NEW, batch="b1")  # a new item set gets its own map
+    assert len(explore.map_frame(workspace, "pca")) == 18
+
+
+def test_neighbours_of_excludes_the_item_and_is_sorted(workspace):
+    hits = explore.neighbours_of(workspace, "C1", k=5)
+    assert len(hits) == 5 and "C1" not in set(hits["item_id"])
+    assert list(hits["similarity"]) == sorted(hits["similarity"], reverse=True)
+
+
+def test_cluster_to_category_creates_it_and_labels_members_undoably(workspace):
+    workspace.upload_and_predict(NEW, batch="b1")
+    report = explore.emerging_clusters(workspace, 2)
+    assert report.members["item_id"].isin(NEW["item_id"]).all() and len(report.members) == 6
+    members = report.members[report.members["cluster"] == report.clusters["cluster"].iloc[0]]["item_id"].tolist()
+    created = explore.cluster_to_category(workspace, "Garden", members, who="ana", description="hoses and mowers")
+    assert created in workspace.store.category_names()
+    labels = workspace.store.labels().set_index("item_id")
+    assert (labels.loc[members, "category"] == "Garden").all()
+    assert workspace.store.undo_last("ana")["reverted"] == len(members)
