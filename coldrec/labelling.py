@@ -171,6 +171,8 @@ def _thresholds(ws: Workspace) -> dict[str, float]:
     """Confidence threshold per category with a target (infinite where the target is out of reach)."""
     from .quality import thresholds_from_table
 
+    if not ws.store.category_targets():  # no targets: nothing auto-accepts, and no cross-validation to run
+        return {}
     return thresholds_from_table(abstain_thresholds(ws))
 
 
