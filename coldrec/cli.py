@@ -73,6 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     interactions = sub.add_parser("import-interactions", help="load purchases (user_id, item_id, ...) into the database")
     interactions.add_argument("file", help="CSV, Parquet, ... with user_id, item_id, optional timestamp/order_number/quantity")
 
+    export_labels = sub.add_parser("export-labels", help="write the current labels (item_id, title, category, who, source, labelled_at)")
+    export_labels.add_argument("-o", "--out", required=True, help=".csv, .json or .xlsx")
+
+    import_labels = sub.add_parser("import-labels", help="apply a labels file (item_id, category) as one undoable action")
+    import_labels.add_argument("file")
+    import_labels.add_argument("--who", default="cli", help="name recorded with the labels")
+
+    taxonomy = sub.add_parser("import-taxonomy", help="create categories from a taxonomy (Google's format or a CSV of paths)")
+    taxonomy.add_argument("file")
+    taxonomy.add_argument("--branch", action="append", default=[], help="keep only this branch, e.g. 'Home & Garden > Kitchen & Dining' (repeatable)")
+    taxonomy.add_argument("--max-depth", type=int, help="cut paths at this depth")
+
+    queue = sub.add_parser("queue", help="the unlabelled items to label next, most useful first")
+    queue.add_argument("--strategy", default="cluster-margin")
+    queue.add_argument("--batch", help="only this upload batch")
+    queue.add_argument("-n", type=int, default=20)
+    queue.add_argument("-o", "--out", help=".csv, .json or .xlsx (default: CSV on stdout)")
+
     sub.add_parser("stats", help="counts of items, labels, categories and cached vectors")
     return parser
 
@@ -261,11 +279,73 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _export_labels(args: argparse.Namespace, settings: Settings) -> int:
+    from .export import write_table
+    from .labelling import LABEL_EXPORT_COLUMNS
+    from .store import Store
+
+    store = Store(settings.db_path)
+    try:
+        labels = store.labels()[LABEL_EXPORT_COLUMNS]
+    finally:
+        store.close()
+    write_table(labels, args.out)
+    print(f"{len(labels):,} labels written to {args.out}")
+    return 0
+
+
+def _import_labels(args: argparse.Namespace, settings: Settings) -> int:
+    from .labelling import import_labels
+    from .workspace import Workspace
+
+    ws = Workspace.open(settings)
+    try:
+        changed = import_labels(ws, args.file, Path(args.file).name, who=args.who)
+    finally:
+        ws.close()
+    print(f"{changed:,} labels changed in {settings.db_path}")
+    return 0
+
+
+def _import_taxonomy(args: argparse.Namespace, settings: Settings) -> int:
+    from .labelling import import_taxonomy
+    from .workspace import Workspace
+
+    ws = Workspace.open(settings)
+    try:
+        count = import_taxonomy(ws, args.file, Path(args.file).name, args.branch, args.max_depth)
+    finally:
+        ws.close()
+    print(f"{count:,} categories imported into {settings.db_path}")
+    return 0
+
+
+def _queue(args: argparse.Namespace, settings: Settings) -> int:
+    from .export import to_csv_bytes, write_table
+    from .labelling import queue
+    from .workspace import Workspace
+
+    ws = Workspace.open(settings)
+    try:
+        frame = queue(ws, args.strategy, args.batch, n=args.n)
+    finally:
+        ws.close()
+    if args.out:
+        write_table(frame, args.out)
+    else:
+        sys.stdout.buffer.write(to_csv_bytes(frame))
+    return 0
+
+
 _COMMANDS = {
     "init": _init,
     "predict": _predict,
     "evaluate": _evaluate,
     "audience-eval": _audience_eval,
     "import-interactions": _import_interactions,
+    "export-labels": _export_labels,
+    "import-labels": _import_labels,
+    "import-taxonomy": _import_taxonomy,
+    "queue": _queue,
     "stats": _stats,
 }

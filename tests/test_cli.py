@@ -184,3 +184,42 @@ def test_evaluate_active_rejects_bad_arguments_with_exit_2(tmp_path, capsys, ext
     assert main(["evaluate", str(tmp_path / "missing.csv"), "--text-col", "t", "--label-col", "l", *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_labels_export_import_round_trip_and_queue(env, capsys):
+    pd.DataFrame({"sku": ["n1", "n2", "n3"], "name": ["steel pot", "cat ball", "boot"]}).to_csv(env / "new.csv", index=False)
+    assert main(["predict", str(env / "new.csv"), "-o", str(env / "p.csv"), "--save-batch", "b1"]) == 0
+    assert main(["queue", "--strategy", "margin", "-n", "2", "-o", str(env / "queue.csv")]) == 0
+    queue = pd.read_csv(env / "queue.csv", encoding="utf-8-sig")
+    assert len(queue) == 2 and set(queue["item_id"]) <= {"n1", "n2", "n3"}
+
+    assert main(["export-labels", "-o", str(env / "labels.csv")]) == 0
+    exported = pd.read_csv(env / "labels.csv", encoding="utf-8-sig")
+    assert len(exported) == 12 and {"item_id", "category", "who", "source", "labelled_at"} <= set(exported.columns)
+    changed = exported.copy()
+    changed.loc[changed["item_id"] == "C1", "category"] = "Footwear"
+    changed.to_csv(env / "changed.csv", index=False)
+    assert main(["import-labels", str(env / "changed.csv"), "--who", "ana"]) == 0
+    assert "1 labels changed" in capsys.readouterr().out
+    pd.DataFrame({"item_id": ["nope"], "category": ["Footwear"]}).to_csv(env / "bad.csv", index=False)
+    assert main(["import-labels", str(env / "bad.csv")]) == 2
+    assert "bad.csv: unknown item_id in row(s) 2" in capsys.readouterr().err
+
+
+def test_import_taxonomy_keeps_the_chosen_branch(env, capsys):
+    (env / "taxonomy.txt").write_text(
+        "# Google_Product_Taxonomy_Version: 2021-09-21\n"
+        "1 - Home & Garden\n2 - Home & Garden > Kitchen & Dining\n3 - Home & Garden > Kitchen & Dining > Cookware\n"
+        "4 - Home & Garden > Kitchen & Dining > Tableware\n5 - Toys & Games\n6 - Toys & Games > Puzzles\n"
+    )
+    assert main(["import-taxonomy", str(env / "taxonomy.txt"), "--branch", "Home & Garden > Kitchen & Dining"]) == 0
+    assert "2 categories imported" in capsys.readouterr().out
+    from coldrec.store import Store
+
+    store = Store(env / "cli.duckdb")
+    try:
+        cats = store.categories().set_index("name")
+        assert cats.loc["Tableware", "path"] == "Home & Garden > Kitchen & Dining > Tableware"
+        assert "Puzzles" not in cats.index
+    finally:
+        store.close()
