@@ -137,23 +137,33 @@ class Review:
     proba: np.ndarray
 
 
-def review(ws: Workspace) -> Review:
-    """Cross-validated probabilities of the labelled items (computed once per label version)."""
-    from .quality import cross_validated_proba
+def labelled(ws: Workspace) -> Review:
+    """The labelled items, their vectors and the category prompts (``proba`` left empty)."""
 
     def build() -> Review:
         items, vectors = ws.item_vectors()
         mask = items["category"].notna().to_numpy()
         model = ws.classifier()
-        labelled = items[mask].reset_index(drop=True)
-        x = vectors[mask]
-        labels = labelled["category"].tolist()
+        rows = items[mask].reset_index(drop=True)
+        empty = np.zeros((0, len(model.categories)))
+        return Review(rows, vectors[mask], rows["category"].tolist(), list(model.categories), model.prompt_vectors, empty)
+
+    return ws.memo("labelled", ws.version(), build)  # type: ignore[return-value]
+
+
+def review(ws: Workspace) -> Review:
+    """:func:`labelled` with cross-validated probabilities (computed once per label version;
+    seconds with tens of thousands of labels, so pages ask for it only when it is shown)."""
+    from .quality import cross_validated_proba
+
+    def build() -> Review:
+        base = labelled(ws)
         proba = (
-            cross_validated_proba(model.categories, model.prompt_vectors, x, labels)
-            if len(labelled) >= 2
-            else np.zeros((len(labelled), len(model.categories)))
+            cross_validated_proba(base.categories, base.prompts, base.vectors, base.labels)
+            if len(base.labels) >= 2
+            else np.zeros((len(base.labels), len(base.categories)))
         )
-        return Review(labelled, x, labels, list(model.categories), model.prompt_vectors, proba)
+        return Review(base.items, base.vectors, base.labels, base.categories, base.prompts, proba)
 
     return ws.memo("review", ws.version(), build)  # type: ignore[return-value]
 
@@ -220,7 +230,7 @@ def guidance(ws: Workspace) -> tuple[pd.DataFrame, list]:
     from .quality import learning_curves
 
     def build() -> tuple[pd.DataFrame, list]:
-        rev = review(ws)
+        rev = labelled(ws)
         if len(rev.labels) < 2:
             return pd.DataFrame(columns=["category", "examples", "f1"]), []
         curves = learning_curves(rev.categories, rev.prompts, rev.vectors, rev.labels)

@@ -54,23 +54,25 @@ with st.expander("Export or import labels (CSV)"):
             ui.error(exc)
 
 with st.expander("Likely mistakes: labels that the model and the neighbours both dispute"):
-    issues = labelling.label_issues(ws)
-    dismissed: set[str] = st.session_state.setdefault("dismissed_issues", set())
-    issues = issues[~issues["item_id"].isin(dismissed)]
-    if issues.empty:
-        st.caption("No label looks wrong right now.")
-    for row in issues.head(10).itertuples(index=False):
-        a, b, c = st.columns([4, 1, 1], vertical_alignment="center")
-        a.markdown(
-            f"**{ui.md_escape(row.title)}** — labelled {ui.md_escape(row.given)}, "
-            f"looks like {ui.md_escape(row.suggested)}"
-        )
-        if b.button(f"Change to {ui.md_escape(row.suggested)}", key=f"fix-{row.item_id}"):
-            ws.label(row.item_id, row.suggested, who=ui.who(), source="manual")
-            st.rerun()
-        if c.button("Keep", key=f"keep-{row.item_id}"):
-            dismissed.add(row.item_id)
-            st.rerun()
+    # Cross-validating every label takes seconds with tens of thousands of them: on request there.
+    if st.toggle("Check the labels", value=ws.store.stats()["labelled_items"] <= 5_000, key="check-labels"):
+        issues = labelling.label_issues(ws)
+        dismissed: set[str] = st.session_state.setdefault("dismissed_issues", set())
+        issues = issues[~issues["item_id"].isin(dismissed)]
+        if issues.empty:
+            st.caption("No label looks wrong right now.")
+        for row in issues.head(10).itertuples(index=False):
+            a, b, c = st.columns([4, 1, 1], vertical_alignment="center")
+            a.markdown(
+                f"**{ui.md_escape(row.title)}** — labelled {ui.md_escape(row.given)}, "
+                f"looks like {ui.md_escape(row.suggested)}"
+            )
+            if b.button(f"Change to {ui.md_escape(row.suggested)}", key=f"fix-{row.item_id}"):
+                ws.label(row.item_id, row.suggested, who=ui.who(), source="manual")
+                st.rerun()
+            if c.button("Keep", key=f"keep-{row.item_id}"):
+                dismissed.add(row.item_id)
+                st.rerun()
 
 with left:
     mode = st.radio("Show", ["Upload batch", "Category"], horizontal=True)
