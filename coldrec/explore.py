@@ -30,12 +30,49 @@ def item_table(ws: Workspace) -> pd.DataFrame:
 
 
 def map_frame(ws: Workspace, method: str = "pca") -> pd.DataFrame:
-    """:func:`item_table` with x, y from the stored projection (computed and stored on first use)."""
+    """:func:`item_table` with x, y from the stored projection (computed and stored on first use),
+    and display columns: ``origin`` (catalog or the upload batch), ``label`` and ``status``."""
     from .projection import stored_projection
 
-    items, vectors = ws.item_vectors()
-    xy = stored_projection(ws.store, ws.encoder.name, method, items["item_id"].tolist(), vectors)
-    return item_table(ws).merge(xy, on="item_id", how="inner")
+    def build() -> pd.DataFrame:
+        items, vectors = ws.item_vectors()
+        xy = stored_projection(ws.store, ws.encoder.name, method, items["item_id"].tolist(), vectors)
+        frame = item_table(ws).merge(xy, on="item_id", how="inner")
+        frame["origin"] = frame["batch"].where(frame["source"] == "upload", "catalog").fillna("upload")
+        frame["label"] = frame["category"].fillna("(not labelled)")
+        frame["status"] = frame["labelled"].map({True: "labelled", False: "not labelled"})
+        return frame
+
+    return ws.memo(f"map_frame:{method}", ws.version(), build)  # type: ignore[return-value]
+
+
+def map_figure(
+    ws: Workspace, method: str, colour: str, highlight: tuple[str, ...] = (), max_points: int = 20_000
+) -> tuple[object, int, int]:
+    """The map figure (sampled to ``max_points``, always keeping ``highlight``), the number of
+    points drawn and the number of items. Kept until items, labels or the arguments change:
+    building a 20,000-point figure takes about half a second."""
+    from .charts import embedding_map
+    from .projection import sample_for_display
+
+    def build() -> tuple[object, int, int]:
+        frame = map_frame(ws, method)
+        shown, _ = sample_for_display(frame, max_points=max_points, keep=highlight)
+        return embedding_map(shown, colour, highlight=highlight), len(shown), len(frame)
+
+    key = (ws.version(), method, colour, highlight, max_points)
+    return ws.memo("map_figure", key, build)  # type: ignore[return-value]
+
+
+def category_health(ws: Workspace) -> pd.DataFrame:
+    """:func:`coldrec.analytics.category_health` over the labelled items, kept until they change."""
+    from .analytics import category_health as run
+
+    def build() -> pd.DataFrame:
+        items, vectors = ws.item_vectors()
+        return run(ws.store, items["item_id"].tolist(), vectors)
+
+    return ws.memo("category_health", ws.version(), build)  # type: ignore[return-value]
 
 
 def neighbours_of(ws: Workspace, item_id: str, k: int = 10) -> pd.DataFrame:

@@ -4,7 +4,7 @@ neighbours of a picked item, and DuckDB analytics (health, drift, clusters, dupl
 import streamlit as st
 
 from coldrec import analytics, charts, explore, labelling, ui
-from coldrec.projection import available_methods, sample_for_display
+from coldrec.projection import available_methods
 from coldrec.sqlbox import SQLRefused, run_readonly
 
 ws = ui.workspace()
@@ -13,9 +13,9 @@ model_name = ws.encoder.name
 
 COLOURS = {
     "predicted category": "predicted",
-    "label": "category",
+    "label": "label",
     "confidence": "confidence",
-    "labelled or not": "labelled",
+    "labelled or not": "status",
     "source / batch": "origin",
 }
 a, b, c = st.columns(3)
@@ -32,23 +32,14 @@ with st.spinner(f"Computing the {method.upper()} map (stored for next time)…")
 if frame.empty:
     st.info("No items yet: load a catalog (`python -m coldrec init`) or upload products.")
     st.stop()
-frame["origin"] = frame["batch"].where(frame["source"] == "upload", "catalog").fillna("upload")
-frame["category"] = frame["category"].fillna("(not labelled)")
-frame["labelled"] = frame["labelled"].map({True: "labelled", False: "not labelled"})
 
 picked = st.session_state.get("explore_picked")
 neighbours = explore.neighbours_of(ws, picked) if picked in set(frame["item_id"]) else None
-highlight = ([picked] + neighbours["item_id"].tolist()) if neighbours is not None else []
-shown, sampled = sample_for_display(frame, max_points=max_points, keep=highlight)
-if sampled:
-    st.caption(f"Showing a sample of {len(shown):,} of {len(frame):,} items (raise the limit above to draw more).")
-event = st.plotly_chart(
-    charts.embedding_map(shown, COLOURS[colour], highlight=highlight),
-    key="map",
-    on_select="rerun",
-    selection_mode=("points", "box", "lasso"),
-    width="stretch",
-)
+highlight = tuple([picked] + neighbours["item_id"].tolist()) if neighbours is not None else ()
+figure, drawn, total = explore.map_figure(ws, method, COLOURS[colour], highlight, max_points)
+if drawn < total:
+    st.caption(f"Showing a sample of {drawn:,} of {total:,} items (raise the limit above to draw more).")
+event = st.plotly_chart(figure, key="map", on_select="rerun", selection_mode=("points", "box", "lasso"), width="stretch")
 points = ((event or {}).get("selection") or {}).get("points") or []
 known = set(frame["item_id"])
 selected_ids = [i for i in dict.fromkeys(str(p["customdata"][0]) for p in points if p.get("customdata")) if i in known]
@@ -57,7 +48,7 @@ st.subheader(f"Selection: {len(selected_ids):,} item(s)")
 if not selected_ids:
     st.caption("Drag a box or lasso on the map (or click a point) to select items.")
 else:
-    chosen = frame.set_index("item_id").loc[selected_ids, ["title", "source", "category", "predicted", "confidence"]]
+    chosen = frame.set_index("item_id").loc[selected_ids, ["title", "source", "label", "predicted", "confidence"]]
     st.dataframe(ui.shorten(chosen.reset_index()), hide_index=True, width="stretch")
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
     category = left.selectbox("Label all selected as", ws.store.category_names(), index=None, placeholder="Choose a category")
@@ -96,7 +87,7 @@ with summary:
 
 with health:
     st.caption("Spread: how scattered a category's items are. Nearest category and centroid cosine: the pair most easily confused.")
-    st.dataframe(analytics.category_health(ws.store, ids, vectors), hide_index=True, width="stretch")
+    st.dataframe(explore.category_health(ws), hide_index=True, width="stretch")
 
 with drift_tab:
     batches = ws.store.batches()["batch"].tolist()
