@@ -104,7 +104,8 @@ def test_upload_predict_label_in_browser(app_url) -> None:
         return page.locator("h1", has_text=re.compile(rf"^{re.escape(text)}$"))
 
     def open_page(name: str, heading: str) -> None:
-        page.locator('[data-testid="stSidebarNav"] a', has_text=name).click()
+        # Whole-name match: "Label" must not also pick "Label next".
+        page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"(^|\s){re.escape(name)}$")).click()
         expect(title(heading), f"no '{heading}' title {where}").to_be_visible(timeout=60_000)
 
     def no_exception(name: str) -> None:
@@ -199,6 +200,28 @@ def test_upload_predict_label_in_browser(app_url) -> None:
             charts_drawn(page)
             no_exception("Label")
             page.screenshot(path=SHOTS / "label.png")
+
+            # Label next: the 1 key accepts the first suggestion and the next item comes up
+            open_page("Label next", "Label next")
+            first = page.get_by_role("button", name=re.compile(r"^1 · "))
+            expect(first, f"no suggestion button {where}").to_be_visible(timeout=60_000)
+            settle("Label next")
+            title = page.locator("h3").first.inner_text()
+            page.keyboard.press("1")
+            expect(page.locator("h3").first, f"key 1 did not label {where}").not_to_have_text(title, timeout=60_000)
+            expect(page.get_by_text("Label its look-alikes too")).to_be_visible(timeout=60_000)
+            settle("Label next (after key 1)")
+            charts_drawn(page)
+            no_exception("Label next")
+            page.screenshot(path=SHOTS / "queue.png")
+
+            # Explore: the stored map, and the SQL box refusing a write
+            open_page("Explore", "Explore")
+            expect(page.locator(".js-plotly-plot").first, f"no map {where}").to_be_visible(timeout=120_000)
+            settle("Explore")
+            charts_drawn(page)
+            no_exception("Explore")
+            page.screenshot(path=SHOTS / "explore.png")
 
             # Categories & model
             open_page("Categories & model", "Categories & model")
