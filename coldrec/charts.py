@@ -80,7 +80,7 @@ def embedding_map(frame: pd.DataFrame, colour: str, highlight: Sequence[str] = (
         values = data[colour].map(lambda v: "(none)" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
         order = values.value_counts(sort=True).index.tolist()
         own = sorted(order[:MAP_LEGEND_MAX], key=str)
-        palette = px.colors.qualitative.Alphabet
+        palette = px.colors.qualitative.Dark24  # dark and distinct on white; Alphabet has near-white hues
         for i, value in enumerate(own):
             rows = data[values == value]
             traces.append(_map_trace(rows, _label(value), marker={"color": palette[i % len(palette)], "size": 5, "opacity": 0.8}))
@@ -100,7 +100,7 @@ def embedding_map(frame: pd.DataFrame, colour: str, highlight: Sequence[str] = (
         dragmode="lasso",
         clickmode="event+select",
         height=620,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},  # room for the modebar above legend and colour bar
         legend={"itemsizing": "constant", "title": {"text": _label(colour)}},
         uirevision="embedding_map",  # keep zoom and legend toggles across reruns
         xaxis={"showticklabels": False, "title": None, "zeroline": False},
@@ -187,7 +187,8 @@ def unsure_share_chart(frame: pd.DataFrame) -> go.Figure:
 def learning_curves(curves: pd.DataFrame) -> go.Figure:
     """F1 against labelled examples, one line per category (from :func:`coldrec.quality.learning_curves`)."""
     frame = curves.assign(category=curves["category"].map(_label))
-    fig = px.line(frame, x="examples", y="f1", color="category", markers=True, log_x=False)
+    fig = px.line(frame, x="examples", y="f1", color="category", markers=True,
+                  color_discrete_sequence=px.colors.qualitative.Dark24)
     fig.update_layout(
         height=360, margin=dict(l=10, r=10, t=30, b=10), yaxis_range=[0, 1.02],
         xaxis_title="labelled examples of the category", yaxis_title="F1 (held-out labels)",

@@ -48,11 +48,10 @@ def queue(
 ) -> pd.DataFrame:
     """The ``n`` unlabelled items to label next, most useful first, by a query strategy
     (:data:`coldrec.active.STRATEGIES`). Columns: item_id, title, description, batch,
-    suggestion, probability, second, second_probability, third, third_probability,
-    auto_accept (the suggestion clears its category's target precision).
+    suggestion, probability, second, second_probability, third, third_probability.
+    Ranking needs only the current model (no cross-validation), so it follows every label at once.
     """
-    key = (ws.version(), tuple(ws.store.category_targets().items()))
-    return ws.memo(f"queue:{strategy}:{batch}:{n}:{seed}", key, lambda: _queue(ws, strategy, batch, n, seed))  # type: ignore[return-value]
+    return ws.memo(f"queue:{strategy}:{batch}:{n}:{seed}", ws.version(), lambda: _queue(ws, strategy, batch, n, seed))  # type: ignore[return-value]
 
 
 def _queue(ws: Workspace, strategy: str, batch: str | None, n: int, seed: int) -> pd.DataFrame:
@@ -60,7 +59,7 @@ def _queue(ws: Workspace, strategy: str, batch: str | None, n: int, seed: int) -
 
     cands = unlabelled(ws, batch)
     columns = ["item_id", "title", "description", "batch", "suggestion", "probability", "second",
-               "second_probability", "third", "third_probability", "auto_accept"]
+               "second_probability", "third", "third_probability"]
     if cands.items.empty:
         return pd.DataFrame(columns=columns)
     order = rank_unlabelled(strategy, cands.proba, cands.vectors, min(n, len(cands.items)), seed=seed)
@@ -72,7 +71,6 @@ def _queue(ws: Workspace, strategy: str, batch: str | None, n: int, seed: int) -
         has = rank < top.shape[1]  # fewer than three categories leave the lower ranks empty
         out[name] = [cands.categories[j] for j in top[:, rank]] if has else None
         out[prob_col] = proba[np.arange(len(top)), top[:, rank]].astype(float) if has else np.nan
-    out["auto_accept"] = _routes(ws, out["suggestion"].tolist(), out["probability"].to_numpy())
     return out[columns]
 
 

@@ -268,3 +268,34 @@ def top_per_level(categories: Sequence[str], paths: Sequence[str | None], proba:
     if not frames:
         return pd.DataFrame({"item": [], "level": [], "node": [], "probability": []})
     return pd.concat(frames).sort_values(["item", "level"], kind="stable").reset_index(drop=True)
+
+
+def prediction_path(categories: Sequence[str], paths: Sequence[str | None], proba: np.ndarray) -> pd.DataFrame:
+    """The ancestors of each item's most likely category, with the probability of each: columns
+    item, level, node, probability (a node's probability is the sum over the categories under it).
+
+    Unlike :func:`top_per_level`, the nodes form one chain ("Home 0.97 › Home > Kitchen 0.91 ›
+    Home > Kitchen > Cookware 0.55"), so a prediction reads as sure of the department and unsure
+    of the leaf. Probabilities never increase down the chain.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] != len(categories):
+        raise ValueError(f"proba must be (n_items, {len(categories)}), got {proba.shape}")
+    n = len(proba)
+    leaf = proba.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
+    frames = []
+    for level, (names, matrix) in enumerate(level_matrices(categories, paths), start=1):
+        node = matrix.argmax(axis=1)[leaf]  # each category row has exactly one 1
+        frames.append(
+            pd.DataFrame(
+                {
+                    "item": np.arange(n),
+                    "level": level,
+                    "node": [names[j] for j in node],
+                    "probability": (proba @ matrix)[np.arange(n), node],
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame({"item": [], "level": [], "node": [], "probability": []})
+    return pd.concat(frames).sort_values(["item", "level"], kind="stable").reset_index(drop=True)

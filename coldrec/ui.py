@@ -133,6 +133,21 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
             st.rerun()
 
 
+def undo_last_action(ws: Workspace) -> None:
+    """Undo this person's last labelling action, say what happened, and redraw the page
+    (the sidebar counts and charts were drawn before the click)."""
+    from .labelling import undo
+
+    done = undo(ws, who())
+    st.session_state.pop("last_labelled", None)  # its look-alike offer no longer applies
+    if done["reverted"] or done["kept"]:
+        kept = f"; {done['kept']} labelled again since by someone were kept" if done["kept"] else ""
+        st.toast(f"Undid {done['reverted']} label(s){kept}")
+    else:
+        st.toast("Nothing to undo")
+    st.rerun()
+
+
 def batch_predictions(ws: Workspace, batch: str) -> PredictionBatch:
     """Predictions for an upload batch, kept in this session until labels, categories or items change
     (selecting a row or downloading must not re-run the whole batch)."""

@@ -32,16 +32,22 @@ class PredictionBatch:
     #: Per item, the nearest catalog items as (item_id, cosine).
     neighbours: list[list[tuple[str, float]]]
     vectors: np.ndarray
-    #: Per item and taxonomy level, the most likely node: item (row), level, node, probability.
+    #: Per item and taxonomy level, the ancestor of its most likely category and that node's
+    #: probability: item (row), level, node, probability.
     #: Empty when no category has a parent path.
     levels: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def levels_of(self, row: int) -> list[tuple[str, float]]:
-        """(node, probability) from the top level down to the leaf for one item."""
+        """(node, probability) from the top level down to the leaf for one item; a node repeated
+        at deeper levels (a category with a shorter path) is listed once."""
         if self.levels.empty:
             return []
         mine = self.levels[self.levels["item"] == row].sort_values("level")
-        return list(zip(mine["node"], mine["probability"].astype(float)))
+        out: list[tuple[str, float]] = []
+        for node, probability in zip(mine["node"], mine["probability"].astype(float)):
+            if not out or out[-1][0] != node:
+                out.append((node, probability))
+        return out
 
     def frame(self) -> pd.DataFrame:
         """One row per item: id, title, top-3 with probabilities, unsure flag, 5 nearest catalog ids."""
@@ -331,12 +337,12 @@ class Workspace:
         )
 
     def _levels(self, model: CategoryModel, vectors: np.ndarray) -> pd.DataFrame:
-        from .taxonomy import top_per_level
+        from .taxonomy import prediction_path
 
         paths = self.store.categories().set_index("name")["path"].reindex(model.categories)
         if not paths.fillna("").str.contains(">").any():
             return pd.DataFrame()
-        return top_per_level(model.categories, [p if isinstance(p, str) else None for p in paths], model.predict_proba(vectors))
+        return prediction_path(model.categories, [p if isinstance(p, str) else None for p in paths], model.predict_proba(vectors))
 
     def predict_batch(self, batch: str, progress: ProgressFn | None = None) -> PredictionBatch:
         """Predictions for a stored upload batch, from the current labels (vectors come from the cache)."""

@@ -47,7 +47,7 @@ with st.expander("Import a taxonomy (Google product taxonomy file, or a CSV with
             include = st.multiselect("Branches to import (none = all)", branches(paths, depth=2))
             preview = taxonomy_categories(paths, include=include, max_depth=int(depth))
             st.caption(f"{len(paths):,} paths in the file → {len(preview):,} categories")
-            st.dataframe(preview.head(200), hide_index=True, width="stretch")
+            st.dataframe(preview.head(200)[["name", "path"]], hide_index=True, width="stretch")
             if st.button(f"Import {len(preview):,} categories", disabled=preview.empty or len(preview) > 2000):
                 try:
                     count = labelling.import_taxonomy(ws, tax_file.getvalue(), tax_file.name, include, int(depth))
@@ -62,6 +62,8 @@ st.caption(
     "the rest wait in the queue. Coverage: the share of the category's items accepted at that threshold."
 )
 table = labelling.abstain_thresholds(ws).set_index("category")
+numeric = ["target_precision", "threshold", "estimated_precision", "precision_lower_bound", "coverage"]
+table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")  # blanks, not "None"
 edited_targets = st.data_editor(
     table,
     key="targets-editor",
@@ -70,7 +72,9 @@ edited_targets = st.data_editor(
         "target_precision": st.column_config.NumberColumn("target precision", min_value=0.5, max_value=1.0, step=0.01, format="%.2f"),
         "threshold": st.column_config.NumberColumn("confidence ≥", format="%.2f"),
         "estimated_precision": st.column_config.NumberColumn("est. precision", format="%.2f"),
+        "precision_lower_bound": st.column_config.NumberColumn("precision at least (90% sure)", format="%.2f"),
         "coverage": st.column_config.ProgressColumn("coverage", min_value=0.0, max_value=1.0, format="%.2f"),
+        "note": st.column_config.TextColumn("note", width="large"),
     },
     width="stretch",
 )

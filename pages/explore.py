@@ -10,6 +10,11 @@ from coldrec.sqlbox import SQLRefused, run_readonly
 ws = ui.workspace()
 st.title("Explore")
 model_name = ws.encoder.name
+PERCENT = {
+    name: st.column_config.NumberColumn(label, format="percent")
+    for name, label in [("confidence", "confidence"), ("far_share", "far from catalog"), ("probability", "probability"),
+                        ("unsure_share", "unsure"), ("mean_confidence", "mean confidence")]
+}
 
 COLOURS = {
     "predicted category": "predicted",
@@ -49,14 +54,18 @@ if not selected_ids:
     st.caption("Drag a box or lasso on the map (or click a point) to select items.")
 else:
     chosen = frame.set_index("item_id").loc[selected_ids, ["title", "source", "label", "predicted", "confidence"]]
-    st.dataframe(ui.shorten(chosen.reset_index()), hide_index=True, width="stretch")
+    st.dataframe(ui.shorten(chosen.reset_index()), hide_index=True, width="stretch", column_config=PERCENT)
+    already = int((chosen["label"] != "(not labelled)").sum())
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
     category = left.selectbox("Label all selected as", ws.store.category_names(), index=None, placeholder="Choose a category")
-    if mid.button("Label selection", type="primary", disabled=category is None):
-        count = labelling.bulk_label(ws, selected_ids, category, who=ui.who())
-        st.toast(f"Labelled {count} item(s) as {ui.md_escape(category)}")
+    # Labels are people's work: a lasso over a crowded area must not overwrite them by default.
+    relabel = left.checkbox(f"Also relabel the {already} already labelled", value=False, disabled=not already)
+    targets = selected_ids if relabel else [i for i in selected_ids if chosen.loc[i, "label"] == "(not labelled)"]
+    if mid.button(f"Label {len(targets)} item(s)", type="primary", disabled=category is None or not targets):
+        count = labelling.bulk_label(ws, targets, category, who=ui.who())
+        st.toast(f"Labelled {count} item(s) as {ui.md_escape(category)} — undo on Label or Label next")
         st.rerun()
-    pick = right.selectbox("Show neighbours of", selected_ids, index=None, format_func=lambda i: f"{i} · {chosen.loc[i, 'title'][:60]}")
+    pick = right.selectbox("Show neighbours of", selected_ids, index=None, format_func=lambda i: f"{i} · {str(chosen.loc[i, 'title'])[:60]}")
     if pick and pick != picked:
         st.session_state["explore_picked"] = pick
         st.rerun()
@@ -76,7 +85,7 @@ items, vectors = ws.item_vectors()
 ids = items["item_id"].tolist()
 
 with summary:
-    st.dataframe(analytics.category_summary(ws.store, model_name), hide_index=True, width="stretch")
+    st.dataframe(analytics.category_summary(ws.store, model_name), hide_index=True, width="stretch", column_config=PERCENT)
     hist = analytics.confidence_histogram(ws.store, model_name)
     if not hist.empty:
         st.plotly_chart(charts.confidence_histogram_chart(hist), width="stretch")
@@ -97,9 +106,14 @@ with drift_tab:
         batch = st.selectbox("Upload batch", batches, key="drift-batch")
         far_below = st.slider("Far from the catalog: best similarity below", 0.2, 0.9, 0.5, 0.05)
         report = explore.drift(ws, batch, far_below)
-        st.dataframe(report.by_category, hide_index=True, width="stretch")
+        st.dataframe(
+            report.by_category, hide_index=True, width="stretch",
+            column_config={**PERCENT, "batch_items": "in batch", "catalog_items": "in catalog",
+                           "centroid_distance": st.column_config.NumberColumn("centroid distance", format="%.3f")},
+        )
         st.subheader(f"Looks like a new category: {len(report.new_category_candidates)} item(s)", anchor=False)
-        st.dataframe(ui.shorten(report.new_category_candidates), hide_index=True, width="stretch")
+        st.caption("Items whose best match in the catalog is below the similarity above, most isolated first.")
+        st.dataframe(ui.shorten(report.new_category_candidates), hide_index=True, width="stretch", column_config=PERCENT)
 
 with clusters_tab:
     unlabelled_uploads = items[(items["source"] == "upload") & items["category"].isna()]
@@ -109,17 +123,29 @@ with clusters_tab:
         k = st.number_input("Clusters (0 = choose automatically)", 0, min(30, len(unlabelled_uploads)), 0)
         report = explore.emerging_clusters(ws, k or None)
         st.dataframe(report.clusters, hide_index=True, width="stretch")
-        with st.form("cluster-to-category"):
-            cluster = st.selectbox("Make a category from cluster", report.clusters["cluster"].tolist())
-            name = st.text_input("New category name", max_chars=100)
-            description = st.text_input("Description (helps zero-shot)", max_chars=300)
-            if st.form_submit_button("Create category and label its items"):
-                members = report.members[report.members["cluster"] == cluster]["item_id"].tolist()
-                try:
-                    created = explore.cluster_to_category(ws, name, members, who=ui.who(), description=description)
-                    st.success(f"Created {ui.md_escape(created)} with {len(members)} labelled item(s)")
-                except ValueError as exc:
-                    ui.error(exc)
+        cluster = st.selectbox(
+            "Make a category from cluster", report.clusters["cluster"].tolist(), index=None, placeholder="Choose a cluster"
+        )
+        if cluster is not None:
+            members = report.members[report.members["cluster"] == cluster]
+            titles = items.set_index("item_id")["title"]
+            preview = members.assign(title=members["item_id"].map(titles))[["item_id", "title", "distance"]]
+            st.caption("Untick the items that do not belong; the ticked ones get the new category.")
+            picked_members = st.data_editor(
+                ui.shorten(preview).assign(include=True), hide_index=True, width="stretch",
+                disabled=["item_id", "title", "distance"], key=f"cluster-members-{cluster}-{ws.store.label_version()}",
+            )
+            with st.form("cluster-to-category", clear_on_submit=True):
+                name = st.text_input("New category name", max_chars=100)
+                description = st.text_input("Description (helps zero-shot)", max_chars=300)
+                if st.form_submit_button("Create category and label the ticked items"):
+                    chosen_members = picked_members.loc[picked_members["include"], "item_id"].tolist()
+                    try:
+                        created = explore.cluster_to_category(ws, name, chosen_members, who=ui.who(), description=description)
+                        st.toast(f"Created {ui.md_escape(created)} with {len(chosen_members)} labelled item(s)")
+                        st.rerun()
+                    except ValueError as exc:
+                        ui.error(exc)
 
 with dupes_tab:
     threshold = st.slider("Similarity at least", 0.80, 1.00, 0.95, 0.01)

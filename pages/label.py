@@ -31,8 +31,7 @@ with right:
                 ui.error(exc)
 
 if st.button("Undo my last action", help="Reverts your newest labelling action (a save, an accept, a bulk label)."):
-    done = labelling.undo(ws, ui.who())
-    st.toast(f"Undid {done['reverted']} label(s)" if done["reverted"] or done["kept"] else "Nothing to undo")
+    ui.undo_last_action(ws)
 
 with st.expander("Label history: who labelled what, and when (newest first)"):
     st.dataframe(ui.shorten(ws.store.label_history().head(500), ("item_id", "category", "who")), hide_index=True)

@@ -35,20 +35,21 @@ batch_arg = None if batch == ALL else batch
 
 undo_col, auto_col = st.columns([1, 3])
 if undo_col.button("Undo my last action", shortcut="U"):
-    done = labelling.undo(ws, ui.who())
-    st.toast(
-        f"Undid {done['reverted']} label(s)" + (f"; {done['kept']} changed since were kept" if done["kept"] else "")
-        if done["reverted"] or done["kept"] else "Nothing to undo"
-    )
+    ui.undo_last_action(ws)
+has_targets = bool(ws.store.category_targets())
 if auto_col.button(
     "Auto-accept predictions that meet their category's target precision",
-    help="Set target precisions on the Categories & model page. Predictions below them stay in this queue.",
+    disabled=not has_targets,
+    help="Predictions below their category's target stay in this queue."
+    + ("" if has_targets else " No category has a target precision yet: set them on the Categories & model page."),
 ):
     result = labelling.auto_accept(ws, ui.who(), batch_arg)
     st.toast(f"Accepted {result['accepted']} prediction(s); {result['queued']} left to review")
+    st.rerun()
 
 skipped: set[str] = st.session_state.setdefault("skipped", set())
-queue = labelling.queue(ws, strategy, batch_arg, n=50 + len(skipped))
+# A fixed length keeps one cached ranking per label version; skipped items are filtered here.
+queue = labelling.queue(ws, strategy, batch_arg, n=200)
 queue = queue[~queue["item_id"].isin(skipped)].reset_index(drop=True)
 if queue.empty:
     st.success("Nothing left to label here." + (" (Some items were skipped in this session.)" if skipped else ""))
@@ -66,7 +67,8 @@ else:
         options = [
             (item[name], item[prob])
             for name, prob in (("suggestion", "probability"), ("second", "second_probability"), ("third", "third_probability"))
-            if isinstance(item[name], str)
+            # Near-zero alternatives are noise, not choices.
+            if isinstance(item[name], str) and (name == "suggestion" or item[prob] >= 0.02)
         ]
         buttons = st.columns(len(options) + 1)
         for rank, (category, probability) in enumerate(options, start=1):
@@ -75,6 +77,7 @@ else:
                 key=f"pick-{rank}",
                 type="primary" if rank == 1 else "secondary",
                 shortcut=str(rank),
+                width="stretch",
             ):
                 ws.label(item_id, category, who=ui.who(), source="accepted" if rank == 1 else "manual")
                 st.session_state["last_labelled"] = item_id
@@ -114,6 +117,10 @@ st.subheader("Where labels help most")
 for hint in hints:
     st.info(ui.md_escape(hint.message))
 if not curves.empty:
-    st.plotly_chart(charts.learning_curves(curves), width="stretch")
+    shown_categories = st.multiselect(
+        "Learning curves of", sorted(curves["category"].unique()), default=[h.category for h in hints]
+    )
+    if shown_categories:
+        st.plotly_chart(charts.learning_curves(curves[curves["category"].isin(shown_categories)]), width="stretch")
 with st.expander(f"The queue ({len(queue)} shown)"):
     st.dataframe(ui.shorten(queue.drop(columns=["description"])), hide_index=True, width="stretch")

@@ -105,7 +105,7 @@ def test_upload_predict_label_in_browser(app_url) -> None:
 
     def open_page(name: str, heading: str) -> None:
         # Whole-name match: "Label" must not also pick "Label next".
-        page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"(^|\s){re.escape(name)}$")).click()
+        page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"{re.escape(name)}$")).click()
         expect(title(heading), f"no '{heading}' title {where}").to_be_visible(timeout=60_000)
 
     def no_exception(name: str) -> None:

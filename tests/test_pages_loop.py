@@ -96,15 +96,17 @@ def test_explore_renders_and_bulk_labels_a_map_selection(uploaded):
     assert not at.exception, at.exception
     assert at.title[0].value == "Explore"
     # What the browser sends after a lasso over two points.
-    points = [{"customdata": ["n1"], "point_index": 0, "curve_number": 0}, {"customdata": ["n2"], "point_index": 1, "curve_number": 0}]
+    points = [{"customdata": [i], "point_index": n, "curve_number": 0} for n, i in enumerate(["n1", "n2", "C1"])]
     at.session_state["map"] = {"selection": {"points": points, "point_indices": [0, 1], "box": [], "lasso": []}}
     at.run()
     assert not at.exception, at.exception
-    assert any("Selection: 2 item(s)" in shown(s.value) for s in at.subheader)
+    assert any("Selection: 3 item(s)" in shown(s.value) for s in at.subheader)
     at = next(s for s in at.selectbox if s.label == "Label all selected as").set_value("Footwear").run()
-    at = next(b for b in at.button if b.label == "Label selection").click().run()
+    # C1 already has a label: it is left alone unless the user ticks "Also relabel".
+    at = next(b for b in at.button if b.label == "Label 2 item(s)").click().run()
     assert not at.exception, at.exception
     labels = _labels()
+    assert labels.loc["C1", "category"] == "Cookware"
     assert labels.loc[["n1", "n2"], "category"].tolist() == ["Footwear", "Footwear"]
     assert (labels.loc[["n1", "n2"], "source"] == "manual").all()
 

@@ -207,3 +207,20 @@ def test_real_google_taxonomy_restricted_to_kitchen_and_dining():
     assert kitchen["path"].str.startswith("Home & Garden > Kitchen & Dining > ").all()
     assert kitchen["name"].str.casefold().is_unique
     assert isinstance(kitchen, pd.DataFrame) and list(kitchen.columns) == ["name", "path", "description"]
+
+
+def test_prediction_path_follows_the_top_category_and_sums_its_subtree():
+    import numpy as np
+
+    from coldrec.taxonomy import prediction_path
+
+    categories = ["Cookware", "Cutlery", "Boots", "Toys"]
+    paths = ["Home > Kitchen > Cookware", "Home > Kitchen > Cutlery", "Fashion > Boots", None]
+    # Cookware is the top leaf but only 0.40; Home holds 0.75 and Kitchen 0.75.
+    proba = np.array([[0.40, 0.35, 0.15, 0.10], [0.05, 0.05, 0.10, 0.80]])
+    chain = prediction_path(categories, paths, proba)
+    first = chain[chain["item"] == 0]
+    assert first["node"].tolist() == ["Home", "Home > Kitchen", "Home > Kitchen > Cookware"]
+    assert first["probability"].round(2).tolist() == [0.75, 0.75, 0.40]
+    second = chain[chain["item"] == 1]
+    assert set(second["node"]) == {"Toys"} and second["probability"].round(2).tolist() == [0.80] * 3
