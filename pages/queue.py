@@ -101,7 +101,11 @@ if last:
         preview = labelling.propagation_preview(ws, last, min_similarity=min_similarity)
         label = ws.store.items_by_id([last])["category"].get(last)
         if preview.empty or not isinstance(label, str):
-            st.caption("No unlabelled look-alikes above this similarity.")
+            closest = labelling.propagation_preview(ws, last, min_similarity=0.0, limit=1)
+            st.caption(
+                "No unlabelled look-alikes above this similarity"
+                + (f" (the closest is at {closest['similarity'].iloc[0]:.2f})." if len(closest) else ".")
+            )
         else:
             st.caption(f"Unlabelled items that look like the one you just labelled {ui.md_escape(label)}:")
             st.dataframe(ui.shorten(preview), hide_index=True, width="stretch")
