@@ -65,7 +65,8 @@ else:
         count = labelling.bulk_label(ws, targets, category, who=ui.who())
         st.toast(f"Labelled {count} item(s) as {ui.md_escape(category)} — undo on Label or Label next")
         st.rerun()
-    pick = right.selectbox("Show neighbours of", selected_ids, index=None, format_func=lambda i: f"{i} · {str(chosen.loc[i, 'title'])[:60]}")
+    # Clicking one point shows its neighbours at once; with more, pick one.
+    pick = right.selectbox("Show neighbours of", selected_ids, index=0 if len(selected_ids) == 1 else None, format_func=lambda i: f"{i} · {str(chosen.loc[i, 'title'])[:60]}")
     if pick and pick != picked:
         st.session_state["explore_picked"] = pick
         st.rerun()

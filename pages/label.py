@@ -91,6 +91,9 @@ with left:
     if subset.empty:
         st.info("Nothing to label here.")
         st.stop()
+    if len(subset) > 1_000:  # an editable grid of tens of thousands of rows is unusable and slow
+        st.caption(f"Showing the first 1,000 of {len(subset):,} items: label them (or use Label next) to see more.")
+        subset = subset.head(1_000)
     frame = ui.shorten(subset.set_index("item_id")[["category", "title", "description"]].fillna(""), limit=90)
     frame = frame.rename(columns={"category": "label"})
     edited = st.data_editor(

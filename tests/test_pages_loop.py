@@ -143,3 +143,15 @@ def test_explore_sql_box_runs_a_select(uploaded):
     assert not at.error
     result = at.dataframe[-1].value
     assert list(result.columns) == ["title", "category"] and len(result) == 12
+
+
+def test_explore_click_on_one_point_lists_and_highlights_its_neighbours(uploaded):
+    at = _page("pages/explore.py")
+    at.session_state["map"] = {"selection": {"points": [{"customdata": ["C1"], "point_index": 0, "curve_number": 0}],
+                                             "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["explore_picked"] == "C1"
+    neighbours = next(d.value for d in at.dataframe if "similarity" in d.value.columns and "source" in d.value.columns)
+    assert len(neighbours) == 10 and "C1" not in set(neighbours["item_id"])
+    assert any("Nearest neighbours of C1" in shown(c.value) for c in at.caption)
