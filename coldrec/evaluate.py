@@ -217,15 +217,7 @@ def run_evaluation(
             row = _mean_row(runs, method=method, shots=int(k))
             results.append(row)
             log(f"{method:>21} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f}")
-    return {
-        "dataset": data.name,
-        "n_items": len(data.texts),
-        "n_classes": len(data.classes),
-        "model": encoder.name,
-        "device": encoder.device,
-        "embed_items_per_s": round(per_s, 1),
-        "results": results,
-    }
+    return {**_document_header(data, encoder, per_s), "results": results}
 
 
 def _mean_row(runs: Sequence[dict[str, float]], **keys: object) -> dict[str, object]:
@@ -329,12 +321,7 @@ def run_active_learning(
         log(f"active:{strategy:>16} labels={counts[-1]} accuracy={final['accuracy']:.3f} macro_f1={final['macro_f1']:.3f}"
             + (f" reaches random@{counts[-1]} at {to_match[strategy]} labels" if to_match else ""))
     return {
-        "dataset": data.name,
-        "n_items": len(data.texts),
-        "n_classes": len(data.classes),
-        "model": encoder.name,
-        "device": encoder.device,
-        "embed_items_per_s": round(per_s, 1),
+        **_document_header(data, encoder, per_s),
         "active": {
             "budget": int(budget),
             "step": int(step),
@@ -345,6 +332,18 @@ def run_active_learning(
         "results": results,
         "random_accuracy_at_budget": target,
         "labels_to_match_random": to_match,
+    }
+
+
+def _document_header(data: LabelledData, encoder: TextEncoder, per_s: float) -> dict[str, object]:
+    """What every result document starts with: the data, the model and its speed."""
+    return {
+        "dataset": data.name,
+        "n_items": len(data.texts),
+        "n_classes": len(data.classes),
+        "model": encoder.name,
+        "device": encoder.device,
+        "embed_items_per_s": round(per_s, 1),
     }
 
 

@@ -9,7 +9,8 @@ Labels are an append-only event log; the current label of an item is its latest 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -151,19 +152,8 @@ class Store:
 
         ``tables`` (frames or Arrow tables) are visible to the query by name.
         """
-        cur = self._cursor()
-        for name, table in (tables or {}).items():
-            cur.register(name, table)
-        try:
+        with self._registered(tables) as cur:
             return cur.execute(sql, params or []).df()
-        finally:
-            for name in tables or {}:
-                cur.unregister(name)
-
-    def write(self, sql: str, params: Sequence[object] | None = None, tables: dict[str, object] | None = None) -> None:
-        """Run a trusted write statement under the store's write lock (``tables`` as in :meth:`query_df`)."""
-        with self._write_lock:
-            self._exec(sql, params, tables)
 
     def _exec(
         self, sql: str, params: Sequence[object] | None = None, tables: dict[str, object] | None = None
@@ -172,11 +162,17 @@ class Store:
 
         DuckDB 2 streams results: a result left unfetched blocks the cursor.
         """
+        with self._registered(tables) as cur:
+            return cur.execute(sql, params or []).fetchall()
+
+    @contextmanager
+    def _registered(self, tables: dict[str, object] | None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This thread's cursor with ``tables`` registered by name for the duration."""
         cur = self._cursor()
         for name, table in (tables or {}).items():
             cur.register(name, table)
         try:
-            return cur.execute(sql, params or []).fetchall()
+            yield cur
         finally:
             for name in tables or {}:
                 cur.unregister(name)
@@ -492,16 +488,12 @@ class Store:
         if not hashes:
             return {}
         wanted = pa.table({"text_hash": pa.array(list(dict.fromkeys(hashes)), pa.string())})
-        cur = self._cursor()
-        cur.register("wanted", wanted)
-        try:
+        with self._registered({"wanted": wanted}) as cur:
             table = cur.sql(
                 "SELECT e.text_hash, e.vector FROM embeddings e SEMI JOIN wanted w USING (text_hash) "
                 "WHERE e.model = $model",
                 params={"model": model},
             ).to_arrow_table()
-        finally:
-            cur.unregister("wanted")
         if table.num_rows == 0:
             return {}
         vectors = table.column("vector").combine_chunks()
