@@ -298,11 +298,8 @@ def _import_labels(args: argparse.Namespace, settings: Settings) -> int:
     from .labelling import import_labels
     from .workspace import Workspace
 
-    ws = Workspace.open(settings)
-    try:
+    with Workspace.open(settings) as ws:
         changed = import_labels(ws, args.file, Path(args.file).name, who=args.who)
-    finally:
-        ws.close()
     print(f"{changed:,} labels changed in {settings.db_path}")
     return 0
 
@@ -311,11 +308,8 @@ def _import_taxonomy(args: argparse.Namespace, settings: Settings) -> int:
     from .labelling import import_taxonomy
     from .workspace import Workspace
 
-    ws = Workspace.open(settings)
-    try:
+    with Workspace.open(settings) as ws:
         count = import_taxonomy(ws, args.file, Path(args.file).name, args.branch, args.max_depth)
-    finally:
-        ws.close()
     print(f"{count:,} categories imported into {settings.db_path}")
     return 0
 
@@ -325,11 +319,8 @@ def _queue(args: argparse.Namespace, settings: Settings) -> int:
     from .labelling import queue
     from .workspace import Workspace
 
-    ws = Workspace.open(settings)
-    try:
+    with Workspace.open(settings) as ws:
         frame = queue(ws, args.strategy, args.batch, n=args.n)
-    finally:
-        ws.close()
     if args.out:
         write_table(frame, args.out)
     else:

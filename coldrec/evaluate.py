@@ -163,14 +163,7 @@ def run_evaluation(
     parts = [np.concatenate([s.test, *s.support.values()]) for s in splits]
     if "coldrec+self-training" in methods:
         parts += [s.pool for s in splits]
-    needed = sorted({int(i) for part in parts for i in part})
-    log(f"embedding {len(needed):,} texts with {encoder.name} on {encoder.device}")
-    started = time.perf_counter()
-    vectors = np.zeros((len(data.texts), encoder.dim), dtype=np.float32)
-    vectors[needed] = embed_texts(encoder, [data.texts[i] for i in needed])
-    per_s = len(needed) / max(time.perf_counter() - started, 1e-9)
-    descriptions = descriptions or {}
-    prompts = embed_texts(encoder, [category_prompt(c, descriptions.get(c)) for c in data.classes])
+    vectors, prompts, per_s = _embed(data, encoder, parts, descriptions, log)
 
     results = []
     for method in methods:
@@ -268,14 +261,7 @@ def run_active_learning(
         raise ValueError(f"unknown query strategy {unknown or strategies}; valid strategies: {', '.join(STRATEGIES)}")
     counts = active_label_counts(budget, step)
     splits = make_splits(data, [], seeds, test_size)
-    needed = sorted({int(i) for s in splits for i in np.concatenate([s.test, s.pool])})
-    log(f"embedding {len(needed):,} texts with {encoder.name} on {encoder.device}")
-    started = time.perf_counter()
-    vectors = np.zeros((len(data.texts), encoder.dim), dtype=np.float32)
-    vectors[needed] = embed_texts(encoder, [data.texts[i] for i in needed])
-    per_s = len(needed) / max(time.perf_counter() - started, 1e-9)
-    descriptions = descriptions or {}
-    prompts = embed_texts(encoder, [category_prompt(c, descriptions.get(c)) for c in data.classes])
+    vectors, prompts, per_s = _embed(data, encoder, [np.concatenate([s.test, s.pool]) for s in splits], descriptions, log)
 
     curves: dict[str, list[list[dict[str, float]]]] = {s: [[] for _ in counts] for s in strategies}
     for split in splits:
@@ -333,6 +319,26 @@ def run_active_learning(
         "random_accuracy_at_budget": target,
         "labels_to_match_random": to_match,
     }
+
+
+def _embed(
+    data: LabelledData,
+    encoder: TextEncoder,
+    parts: Sequence[np.ndarray],
+    descriptions: dict[str, str] | None,
+    log: Callable[[str], None],
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Vectors of the rows a run needs (each text once; other rows stay zero), the category
+    prompts' vectors, and the embedding speed in texts per second."""
+    needed = sorted({int(i) for part in parts for i in part})
+    log(f"embedding {len(needed):,} texts with {encoder.name} on {encoder.device}")
+    started = time.perf_counter()
+    vectors = np.zeros((len(data.texts), encoder.dim), dtype=np.float32)
+    vectors[needed] = embed_texts(encoder, [data.texts[i] for i in needed])
+    per_s = len(needed) / max(time.perf_counter() - started, 1e-9)
+    descriptions = descriptions or {}
+    prompts = embed_texts(encoder, [category_prompt(c, descriptions.get(c)) for c in data.classes])
+    return vectors, prompts, per_s
 
 
 def _document_header(data: LabelledData, encoder: TextEncoder, per_s: float) -> dict[str, object]:

@@ -92,6 +92,12 @@ class Workspace:
         """Close the database."""
         self.store.close()
 
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- loading data -----------------------------------------------------------------------
     def init_catalog(
         self,
