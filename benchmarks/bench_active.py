@@ -15,36 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_evaluate import DATA, OUT, machine
+from benchmarks.bench_evaluate import DATA, OUT, run_evaluate
 
 STRATEGIES = "random,least-confidence,margin,entropy,cluster-margin"
 PLOT = ROOT / "docs" / "active_learning.png"
-
-
-def _run(extra: list[str], out: Path) -> tuple[dict[str, object], float, float]:
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "coldrec", "evaluate", str(DATA), "--text-col", "title", "--text-col", "description",
-         "--label-col", "category", "--min-per-class", "10", *extra, "--json", str(out)],
-        check=True, cwd=ROOT,
-    )
-    wall = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    doc = json.loads(out.read_text())
-    doc["machine"] = machine()
-    doc["wall_s"] = round(wall, 1)
-    doc["peak_rss_mb"] = round(peak_mb)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    return doc, wall, peak_mb
 
 
 def _curves(doc: dict[str, object]) -> dict[str, list[dict[str, object]]]:
@@ -121,7 +101,7 @@ def _plot_pillow(curves, title, path, Image, ImageDraw) -> str:
 
 def active(args: argparse.Namespace) -> int:
     out = OUT / f"active_flipkart_seeds{args.seeds}.json"
-    doc, wall, peak_mb = _run(
+    doc, wall, peak_mb = run_evaluate(
         ["--active", STRATEGIES, "--budget", str(args.budget), "--step", str(args.step), "--seeds", str(args.seeds),
          "--test-size", str(args.test_size)], out,
     )
@@ -141,7 +121,7 @@ def active(args: argparse.Namespace) -> int:
 
 def selftrain(args: argparse.Namespace) -> int:
     out = OUT / f"selftrain_flipkart_seeds{args.seeds}.json"
-    doc, wall, peak_mb = _run(
+    doc, wall, peak_mb = run_evaluate(
         ["--methods", "coldrec,coldrec+self-training", "--shots", "4,16", "--seeds", str(args.seeds),
          "--test-size", str(args.test_size)], out,
     )

@@ -50,6 +50,25 @@ def machine() -> dict[str, object]:
     }
 
 
+def run_evaluate(extra: list[str], out: Path) -> tuple[dict[str, object], float, float]:
+    """Run ``python -m coldrec evaluate`` on Flipkart (title + description, classes with 10+ rows)
+    with ``extra`` arguments; add the machine, wall time and peak memory to the JSON at ``out``."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "coldrec", "evaluate", str(DATA), "--text-col", "title", "--text-col", "description",
+         "--label-col", "category", "--min-per-class", "10", *extra, "--json", str(out)],
+        check=True, cwd=ROOT,
+    )
+    wall = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    doc = json.loads(out.read_text())
+    doc["machine"] = machine()
+    doc["wall_s"] = round(wall, 1)
+    doc["peak_rss_mb"] = round(peak_mb)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc, wall, peak_mb
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
@@ -60,20 +79,9 @@ def main() -> int:
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"flipkart_seeds{args.seeds}.json"
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "coldrec", "evaluate", str(DATA), "--text-col", "title", "--text-col", "description",
-         "--label-col", "category", "--shots", "0,1,4,8,16", "--seeds", str(args.seeds),
-         "--test-size", str(args.test_size), "--min-per-class", "10", "--json", str(out)],
-        check=True, cwd=ROOT,
+    doc, wall, peak_mb = run_evaluate(
+        ["--shots", "0,1,4,8,16", "--seeds", str(args.seeds), "--test-size", str(args.test_size)], out
     )
-    wall = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    doc = json.loads(out.read_text())
-    doc["machine"] = machine()
-    doc["wall_s"] = round(wall, 1)
-    doc["peak_rss_mb"] = round(peak_mb)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"{'method':>13} {'k':>3} {'accuracy':>14} {'macro_f1':>14} {'macro_auc':>9} {'ece':>6}")
     for r in doc["results"]:
         print(f"{r['method']:>13} {r['shots']:>3} {r['accuracy']:.3f} ± {r['accuracy_std']:.3f} "

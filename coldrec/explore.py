@@ -111,15 +111,28 @@ def emerging_clusters(ws: Workspace, n_clusters: int | None = None) -> object:
     return ws.memo(f"clusters:{n_clusters}", ws.version(), build)
 
 
+#: The lowest similarity the Explore page asks near-duplicates for.
+NEAR_DUPLICATE_FLOOR = 0.80
+
+
 def near_duplicates(ws: Workspace, threshold: float = 0.95) -> pd.DataFrame:
-    """:func:`coldrec.analytics.near_duplicates` over every item, kept until items change."""
+    """:func:`coldrec.analytics.near_duplicates` over every item at ``threshold``.
+
+    The exact search (about 20 s at 50k items) runs once per item set at
+    :data:`NEAR_DUPLICATE_FLOOR`; a higher threshold filters that result, which holds the most
+    similar pairs, so moving the slider costs nothing.
+    """
     from .analytics import near_duplicates as run
+
+    if threshold < NEAR_DUPLICATE_FLOOR:
+        raise ValueError(f"near-duplicates start at similarity {NEAR_DUPLICATE_FLOOR}")
 
     def build() -> pd.DataFrame:
         items, vectors = ws.item_vectors()
-        return run(ws.store, items["item_id"].tolist(), vectors, threshold=threshold)
+        return run(ws.store, items["item_id"].tolist(), vectors, threshold=NEAR_DUPLICATE_FLOOR)
 
-    return ws.memo(f"near_duplicates:{threshold}", ws.store.catalog_fingerprint(), build)  # type: ignore[return-value]
+    pairs = ws.memo("near_duplicates", ws.store.catalog_fingerprint(), build)
+    return pairs[pairs["similarity"] >= threshold].reset_index(drop=True)  # type: ignore[index]
 
 
 def cluster_to_category(ws: Workspace, name: str, item_ids: list[str], who: str, description: str = "") -> str:

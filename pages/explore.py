@@ -149,7 +149,7 @@ with clusters_tab:
                         ui.error(exc)
 
 with dupes_tab:
-    threshold = st.slider("Similarity at least", 0.80, 1.00, 0.95, 0.01)
+    threshold = st.slider("Similarity at least", explore.NEAR_DUPLICATE_FLOOR, 1.00, 0.95, 0.01)
     # Exact all-pairs search: seconds at 10k items, ~20 s at 50k, so it runs on request (then is kept).
     if st.toggle("Find near-duplicates", value=len(ids) <= 10_000):
         pairs = explore.near_duplicates(ws, threshold)

@@ -68,16 +68,10 @@ def test_missing_model_gives_a_message_naming_it(env, monkeypatch, capsys, tmp_p
 
 def test_evaluate_follows_the_json_contract(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setenv("COLDREC_DEVICE", "cpu")
-    words = {"Cookware": "pan pot wok skillet steel iron", "Footwear": "shoe boot sneaker sandal leather",
-             "Pets": "dog cat pet food toy ball"}
-    rows = []
-    for label, vocab in words.items():
-        w = vocab.split()
-        for i in range(14):
-            rows.append({"title": f"{w[i % len(w)]} {w[(i * 2 + 1) % len(w)]} {i}", "description": "", "category": label})
-    rows.append({"title": "rare thing", "description": "", "category": "Tiny"})  # dropped by --min-per-class
-    rows.append({"title": "pan pot 0", "description": "", "category": ""})  # empty label: dropped
-    pd.DataFrame(rows).to_csv(tmp_path / "data.csv", index=False)
+    rows = _labelled_rows()
+    rows.append({"title": "rare thing", "category": "Tiny"})  # dropped by --min-per-class
+    rows.append({"title": "pan pot 0", "category": ""})  # empty label: dropped
+    pd.DataFrame(rows).assign(description="").to_csv(tmp_path / "data.csv", index=False)
     pd.DataFrame({"name": ["Cookware"], "description": ["pans"]}).to_csv(tmp_path / "cats.csv", index=False)
     args = ["--model", str(tiny_model_dir), "evaluate", str(tmp_path / "data.csv"), "--text-col", "title",
             "--text-col", "description", "--label-col", "category", "--categories", str(tmp_path / "cats.csv"),
@@ -125,7 +119,8 @@ def test_prototype_baseline_is_the_prototype_alone(tiny_encoder, monkeypatch):
     assert seen and all(prior == 0.0 and head is None for prior, head in seen)
 
 
-def _labelled_csv(path):
+def _labelled_rows() -> list[dict[str, str]]:
+    """14 titles in each of three categories, from small distinct vocabularies."""
     words = {"Cookware": "pan pot wok skillet steel iron", "Footwear": "shoe boot sneaker sandal leather",
              "Pets": "dog cat pet food toy ball"}
     rows = []
@@ -133,7 +128,11 @@ def _labelled_csv(path):
         w = vocab.split()
         for i in range(14):
             rows.append({"title": f"{w[i % len(w)]} {w[(i * 2 + 1) % len(w)]} {i}", "category": label})
-    pd.DataFrame(rows).to_csv(path, index=False)
+    return rows
+
+
+def _labelled_csv(path):
+    pd.DataFrame(_labelled_rows()).to_csv(path, index=False)
     return path
 
 

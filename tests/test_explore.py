@@ -52,3 +52,17 @@ def test_cluster_to_category_creates_it_and_labels_members_undoably(workspace):
     labels = workspace.store.labels().set_index("item_id")
     assert (labels.loc[members, "category"] == "Garden").all()
     assert workspace.store.undo_last("ana")["reverted"] == len(members)
+
+
+def test_near_duplicates_search_once_and_filter_by_threshold(workspace, monkeypatch):
+    import coldrec.analytics as analytics
+
+    workspace.upload_and_predict(NEW, batch="b1")
+    calls = []
+    real = analytics.near_duplicates
+    monkeypatch.setattr(analytics, "near_duplicates", lambda *a, **k: calls.append(k) or real(*a, **k))
+    loose = explore.near_duplicates(workspace, 0.80)
+    strict = explore.near_duplicates(workspace, 0.99)
+    assert len(calls) == 1
+    assert (strict["similarity"] >= 0.99).all()
+    assert len(strict) == (loose["similarity"] >= 0.99).sum()
