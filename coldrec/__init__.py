@@ -6,6 +6,7 @@ The library works without Streamlit; the dashboard (``app.py``) and the CLI
 
 from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
 from .config import Settings, bundled_model_path
+from .errors import ColdrecError, ConfigError, DataImportError, ModelError, NotReadyError, QueryError
 from .encoder import Encoder, ModelLoadError, embed_texts, load_encoder, pick_device, text_hash
 from .export import spreadsheet_safe, to_csv_bytes, to_excel_bytes
 from .ingest import IngestError, Limits, clean_text, guess_mapping, item_text, load_items, parse_pasted, prepare_items, read_table
@@ -17,6 +18,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CategoryModel",
+    "ColdrecError",
+    "ConfigError",
+    "DataImportError",
+    "ModelError",
+    "NotReadyError",
+    "QueryError",
     "Encoder",
     "IngestError",
     "Limits",

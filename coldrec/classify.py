@@ -73,6 +73,9 @@ class Prediction:
     evidence: list[tuple[str, str, float]] = field(default_factory=list)
     #: Cosine to the predicted category's prompt (how well the name/description fits).
     prompt_similarity: float = 0.0
+    #: True when the item is far from every category and every labelled example
+    #: ("looks like none of your categories").
+    novel: bool = False
 
     @property
     def category(self) -> str:

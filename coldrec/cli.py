@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from .config import DEMO_DIR, Settings
+from .errors import ColdrecError
 
 
 def _int_list(text: str) -> list[int]:
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args, settings)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, RuntimeError, OSError, duckdb.Error) as exc:  # these carry user-facing messages
+    except (ColdrecError, ValueError, RuntimeError, OSError, duckdb.Error) as exc:  # these carry user-facing messages
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -18,13 +18,14 @@ from typing import Protocol
 import numpy as np
 
 from .config import DEFAULT_MODEL_NAME, bundled_model_path
+from .errors import ModelError
 
 #: Called as ``progress(done, total)`` while a long batch is embedded.
 ProgressFn = Callable[[int, int], None]
 
 
-class ModelLoadError(RuntimeError):
-    """The configured model could not be loaded (the message names it)."""
+#: The configured model could not be loaded (kept as a name for :class:`ModelError`).
+ModelLoadError = ModelError
 
 
 def text_hash(text: str) -> str:

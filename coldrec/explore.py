@@ -16,14 +16,13 @@ def item_table(ws: Workspace) -> pd.DataFrame:
     predicted, confidence, unsure — predictions from the current model, computed once per version."""
 
     def build() -> pd.DataFrame:
-        items, vectors = ws.item_vectors()
-        model = ws.classifier()
-        proba = model.predict_proba(vectors) if len(items) else np.zeros((0, len(model.categories)))
+        items = ws.store.items().reset_index(drop=True)
+        current = ws.current_predictions()
         out = items[["item_id", "title", "source", "batch", "category"]].copy()
         out["labelled"] = out["category"].notna()
-        out["predicted"] = [model.categories[j] for j in proba.argmax(axis=1)] if len(items) else []
-        out["confidence"] = proba.max(axis=1) if len(items) else []
-        out["unsure"] = out["confidence"] < ws.settings.unsure_below
+        out["predicted"] = current["predicted"].to_numpy() if len(items) else []
+        out["confidence"] = current["confidence"].to_numpy() if len(items) else []
+        out["unsure"] = current["unsure"].to_numpy() if len(items) else []
         return out
 
     return ws.memo("item_table", ws.version(), build)  # type: ignore[return-value]

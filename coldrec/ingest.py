@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import IngestError
+
 #: Canonical column -> accepted header names (compared lower-cased, with spaces/dashes as "_").
 COLUMN_SYNONYMS: dict[str, tuple[str, ...]] = {
     "item_id": ("item_id", "id", "sku", "product_id", "uniq_id", "item", "asin", "article", "article_number"),
@@ -49,8 +51,6 @@ MAX_TITLE_CHARS = 1_000
 MAX_TEXT_CHARS = 20_000
 
 
-class IngestError(ValueError):
-    """A file or text was rejected; the message names the file, row and column concerned."""
 
 
 @dataclass(frozen=True)

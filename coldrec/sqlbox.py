@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from .errors import QueryError
 from .store import Store
 
 VIEWS = ("items", "labels", "predictions", "categories")
@@ -32,8 +33,8 @@ _SNAPSHOTS = {
 _MEMORY_LIMIT = "1GB"
 
 
-class SQLRefused(ValueError):
-    """The query was not run or did not finish; the message says why, in words for the analyst."""
+#: The query was not run or did not finish (kept as a name for :class:`QueryError`).
+SQLRefused = QueryError
 
 
 @dataclass

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .errors import StoreError, StoreLockedError
+
 SCHEMA_VERSION = 2
 
 #: Where a label came from.
@@ -101,12 +103,6 @@ CREATE TABLE IF NOT EXISTS interactions (
 """
 
 
-class StoreError(RuntimeError):
-    """A store operation was refused; the message says why."""
-
-
-class StoreLockedError(StoreError):
-    """Another process holds the database file."""
 
 
 def _now() -> datetime:

@@ -9,8 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from .config import Settings
-from .encoder import ModelLoadError
-from .store import StoreError
+from .errors import ColdrecError
 from .workspace import PredictionBatch, Workspace
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$&:])")
@@ -37,7 +36,7 @@ def workspace() -> Workspace:
     """The process-wide workspace (model + database), or a clear error and stop."""
     try:
         return _open_workspace()
-    except (StoreError, ModelLoadError, OSError, ValueError) as exc:
+    except (ColdrecError, OSError, ValueError) as exc:
         st.error("coldrec cannot start: " + md_escape(exc))
         st.stop()
         raise  # unreachable; st.stop() raises

@@ -235,6 +235,26 @@ class Workspace:
                 self._memo["item_vectors"] = (self.store.catalog_fingerprint(), (ids, vectors))
         return items, vectors
 
+    def current_predictions(self) -> pd.DataFrame:
+        """The current model's prediction for every stored item, in store order (the one source of
+        predictions pages show): item_id, predicted, confidence, unsure, novel, top3 as
+        ``[(category, probability), ...]``. Computed once per :meth:`version`."""
+
+        def build() -> pd.DataFrame:
+            items, vectors = self.item_vectors()
+            model = self.classifier()
+            predictions = model.predict(vectors, unsure_below=self.settings.unsure_below) if len(items) else []
+            return pd.DataFrame({
+                "item_id": items["item_id"].tolist(),
+                "predicted": [p.category for p in predictions],
+                "confidence": np.array([p.probability for p in predictions], dtype=float),
+                "unsure": [p.unsure for p in predictions],
+                "novel": [p.novel for p in predictions],
+                "top3": [p.top for p in predictions],
+            })
+
+        return self.memo("current_predictions", self.version(), build)  # type: ignore[return-value]
+
     # -- embeddings and models --------------------------------------------------------------
     def embed_items(self, items: pd.DataFrame, progress: ProgressFn | None = None) -> np.ndarray:
         """Unit vectors for items (title + description), from the cache where possible."""

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from coldrec.errors import ColdrecError
 from coldrec import ui
 from coldrec.export import to_csv_bytes
 
@@ -22,7 +23,7 @@ with st.expander("Import purchases (CSV, Excel, JSON or Parquet: user_id, item_i
             added = ws.import_interactions(uploaded.getvalue(), uploaded.name)
             st.success(f"Imported {added:,} new purchases (already stored ones are skipped)")
             model = ws.audience()
-        except ValueError as exc:
+        except (ColdrecError, ValueError) as exc:
             ui.error(exc)
 if model is None:
     st.stop()

@@ -3,6 +3,7 @@ undo, label files, and a review of likely mistakes."""
 
 import streamlit as st
 
+from coldrec.errors import ColdrecError
 from coldrec import charts, labelling, ui
 from coldrec.export import to_csv_bytes
 from coldrec.ingest import IngestError
@@ -27,7 +28,7 @@ with right:
             try:
                 st.toast(f"Added category {ui.md_escape(ws.add_category(name, description, path))}")
                 st.rerun()
-            except ValueError as exc:
+            except (ColdrecError, ValueError) as exc:
                 ui.error(exc)
 
 if st.button("Undo my last action", help="Reverts your newest labelling action (a save, an accept, a bulk label)."):

@@ -1,0 +1,56 @@
+"""The errors a user should read. Everything else is a bug and keeps its traceback in the log.
+
+Pages and the CLI catch :class:`ColdrecError` alone and show its message; the subclasses say
+which part refused.
+"""
+
+from __future__ import annotations
+
+
+class ColdrecError(Exception):
+    """Base of every error whose message is written for the user (it names file, row, column)."""
+
+
+class ConfigError(ColdrecError):
+    """A ``COLDREC_*`` setting or command-line option is invalid."""
+
+
+class IngestError(ColdrecError):
+    """A file or pasted text was rejected; the message names the file, row and column."""
+
+
+class DataImportError(ColdrecError):
+    """A categories, taxonomy, labels or purchases file was rejected (nothing was written)."""
+
+
+class StoreError(ColdrecError):
+    """A store operation was refused; the message says why."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the database file."""
+
+
+class ModelError(ColdrecError):
+    """The configured model could not be loaded or used (the message names it)."""
+
+
+class QueryError(ColdrecError):
+    """An analyst's SQL query was refused or did not finish."""
+
+
+class NotReadyError(ColdrecError):
+    """The workspace lacks something this step needs (e.g. no categories yet); the message says what to do."""
+
+
+__all__ = [
+    "ColdrecError",
+    "ConfigError",
+    "DataImportError",
+    "IngestError",
+    "ModelError",
+    "NotReadyError",
+    "QueryError",
+    "StoreError",
+    "StoreLockedError",
+]
