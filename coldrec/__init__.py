@@ -4,20 +4,22 @@ The library works without Streamlit; the dashboard (``app.py``) and the CLI
 (``python -m coldrec``) are thin layers over it.
 """
 
-from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
+from .classify import Prediction, category_prompt, predictions_frame
 from .config import Settings, bundled_model_path
 from .errors import ColdrecError, ConfigError, DataImportError, ModelError, NotReadyError, QueryError
 from .encoder import Encoder, ModelLoadError, embed_texts, load_encoder, pick_device, text_hash
 from .export import spreadsheet_safe, to_csv_bytes, to_excel_bytes
 from .ingest import IngestError, Limits, clean_text, guess_mapping, item_text, load_items, parse_pasted, prepare_items, read_table
-from .neighbours import NeighbourIndex, top_k_cosine
+from .estimator import ColdStartClassifier
+from .graph import ItemGraph, build_graph, propagate
+from .neighbours import NeighbourIndex, VectorIndex, top_k_cosine
 from .store import Store, StoreError, StoreLockedError
 from .workspace import PredictionBatch, Workspace
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CategoryModel",
+    "ColdStartClassifier",
     "ColdrecError",
     "ConfigError",
     "DataImportError",
@@ -28,6 +30,7 @@ __all__ = [
     "IngestError",
     "Limits",
     "ModelLoadError",
+    "ItemGraph",
     "NeighbourIndex",
     "Prediction",
     "PredictionBatch",
@@ -35,12 +38,13 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLockedError",
+    "VectorIndex",
     "Workspace",
     "bundled_model_path",
     "category_prompt",
     "clean_text",
     "embed_texts",
-    "fit_classifier",
+    "build_graph",
     "guess_mapping",
     "item_text",
     "load_encoder",
@@ -48,6 +52,7 @@ __all__ = [
     "parse_pasted",
     "pick_device",
     "predictions_frame",
+    "propagate",
     "prepare_items",
     "read_table",
     "spreadsheet_safe",

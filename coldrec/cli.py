@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seeds", type=int, default=3)
     evaluate.add_argument("--test-size", type=int, default=2000)
     evaluate.add_argument("--min-per-class", type=int, default=10)
-    evaluate.add_argument("--methods", default="coldrec,prototype,tfidf-logreg", help="comma-separated")
+    evaluate.add_argument("--methods", default="coldrec,coldrec-inductive,prototype,tfidf-logreg", help="comma-separated")
+    evaluate.add_argument("--cache", help="a DuckDB file kept as an embedding cache between runs (created if missing)")
     evaluate.add_argument("--json", help="write the results here")
     evaluate.add_argument(
         "--active", action="append", metavar="STRATEGY",
@@ -178,7 +179,7 @@ def _active_strategies(values: Sequence[str] | None) -> list[str]:
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from .encoder import load_encoder
-    from .evaluate import active_label_counts, load_labelled, run_active_learning, run_evaluation
+    from .evaluate import active_label_counts, load_labelled
     from .ingest import read_table
 
     strategies: list[str] = []
@@ -198,6 +199,22 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         descriptions = dict(zip(cats["name"].astype(str), cats.get("description", cats["name"]).astype(str)))
     print(f"{data.name}: {len(data.texts):,} items, {len(data.classes)} classes", file=sys.stderr)
     encoder = load_encoder(settings.model, settings.device)
+    cache = None
+    if args.cache:
+        from .store import Store
+
+        cache = Store(args.cache)
+    try:
+        return _run_evaluate(args, data, encoder, strategies, descriptions, cache)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _run_evaluate(args: argparse.Namespace, data: object, encoder: object, strategies: list[str],
+                  descriptions: dict[str, str], cache: object | None) -> int:
+    from .evaluate import run_active_learning, run_evaluation
+
     if strategies:
         result = run_active_learning(
             data,
@@ -209,6 +226,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             test_size=args.test_size,
             descriptions=descriptions,
             log=lambda message: print(message, file=sys.stderr, flush=True),
+            cache=cache,
         )
         _write_json(result, args.json)
         return 0
@@ -221,6 +239,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         descriptions=descriptions,
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         log=lambda message: print(message, file=sys.stderr, flush=True),
+        cache=cache,
     )
     _write_json(result, args.json)
     return 0

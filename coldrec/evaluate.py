@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .classify import category_prompt, fit_classifier
+from .classify import category_prompt
+from .estimator import PRIOR_SCALE, ColdStartClassifier
 from .encoder import TextEncoder, embed_texts
 from .ingest import OPERATOR_FILES, clean_text, item_text, read_table
 
-METHODS = ("coldrec", "prototype", "tfidf-logreg", "coldrec+self-training")
+METHODS = ("coldrec", "coldrec-inductive", "prototype", "tfidf-logreg")
 #: What :func:`run_evaluation` and ``evaluate`` run unless told otherwise.
-DEFAULT_METHODS = ("coldrec", "prototype", "tfidf-logreg")
+DEFAULT_METHODS = METHODS
 
 
 @dataclass
@@ -150,21 +151,25 @@ def run_evaluation(
     descriptions: dict[str, str] | None = None,
     methods: Sequence[str] = DEFAULT_METHODS,
     log: Callable[[str], None] = lambda message: None,
+    cache: object | None = None,
 ) -> dict[str, object]:
     """Run the protocol and return the result document written by ``evaluate --json``.
 
-    ``coldrec+self-training`` is coldrec with the pool's unlabelled rows passed to
-    :func:`fit_classifier` as ``unlabelled_vectors`` (so the whole pool is embedded).
+    ``coldrec`` is the product's predictor as the workspace runs it: it sees the texts of every
+    row of the data (pool and test rows, never their labels) as unlabelled items, exactly as a
+    workspace holds its whole catalog and every upload. ``coldrec-inductive`` is the same
+    predictor given only the support set. ``cache``: an embedding cache (a :class:`~coldrec.store.Store`).
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; valid methods: {', '.join(METHODS)}")
     splits = make_splits(data, shots, seeds, test_size)
     parts = [np.concatenate([s.test, *s.support.values()]) for s in splits]
-    if "coldrec+self-training" in methods:
-        parts += [s.pool for s in splits]
-    vectors, prompts, per_s = _embed(data, encoder, parts, descriptions, log)
+    if "coldrec" in methods:
+        parts.append(np.arange(len(data.texts)))
+    vectors, prompts, per_s = _embed(data, encoder, parts, descriptions, log, cache)
 
+    shared = _shared_graph(vectors) if "coldrec" in methods else None
     results = []
     for method in methods:
         for k in shots:
@@ -174,43 +179,63 @@ def run_evaluation(
             for split in splits:
                 sup = split.support[k]
                 y_true = data.labels[split.test]
-                if method == "coldrec":
-                    model = fit_classifier(data.classes, prompts, vectors[sup], [data.classes[i] for i in data.labels[sup]])
-                    proba = model.predict_proba(vectors[split.test])
-                elif method == "coldrec+self-training":
-                    unlabelled = np.setdiff1d(split.pool, sup)
-                    model = fit_classifier(
-                        data.classes,
-                        prompts,
-                        vectors[sup],
-                        [data.classes[i] for i in data.labels[sup]],
-                        unlabelled_vectors=vectors[unlabelled],
-                    )
-                    proba = model.predict_proba(vectors[split.test])
+                started = time.perf_counter()
+                if method in ("coldrec", "coldrec-inductive"):
+                    proba = predictor_proba(data, vectors, prompts, sup, split.test, transductive=method == "coldrec",
+                                            shared=shared)
                 elif method == "prototype":
-                    model = fit_classifier(
-                        data.classes,
-                        prompts,
-                        vectors[sup],
-                        [data.classes[i] for i in data.labels[sup]],
-                        prior_weight=0.0,
-                        head=False,
-                    )
-                    proba = model.predict_proba(vectors[split.test])
-                    # A class without examples has no prototype: it can never win.
-                    proba[:, model.counts == 0] = 0.0
-                    proba /= proba.sum(axis=1, keepdims=True).clip(min=1e-12)
+                    proba = _prototype_proba(vectors[sup], data.labels[sup], vectors[split.test], len(data.classes))
                 elif method == "tfidf-logreg":
                     proba = _tfidf_logreg(data, sup, split.test)
                 else:
                     raise ValueError(f"unknown method {method!r}")
-                runs.append(_metrics(y_true, proba, proba.argmax(axis=1)))
-                if method == "coldrec+self-training":
-                    runs[-1]["pseudo_labelled"] = float(model.pseudo_labelled)
+                runs.append({**_metrics(y_true, proba, proba.argmax(axis=1)), "fit_predict_s": time.perf_counter() - started})
             row = _mean_row(runs, method=method, shots=int(k))
             results.append(row)
-            log(f"{method:>21} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f}")
+            log(f"{method:>21} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f} ece={row.get('ece', float('nan')):.3f}")
     return {**_document_header(data, encoder, per_s), "results": results}
+
+
+def _shared_graph(vectors: np.ndarray) -> tuple[object, object]:
+    """The index and graph over every row, built once: every seed and k fits on the same items,
+    as a workspace keeps one graph while labels change."""
+    from .graph import GRAPH_K, build_graph
+    from .neighbours import VectorIndex
+
+    index = VectorIndex.build([str(i) for i in range(len(vectors))], vectors)
+    return index, build_graph(vectors, neighbours=index.search_rows(vectors, GRAPH_K + 1))
+
+
+def predictor_proba(
+    data: LabelledData, vectors: np.ndarray, prompts: np.ndarray, support: np.ndarray, test: np.ndarray,
+    transductive: bool = True, shared: tuple[object, object] | None = None,
+) -> np.ndarray:
+    """The product's predictor fitted on ``support`` (and, transductively, every row's vector as
+    unlabelled), probabilities for ``test``. ``shared``: the (index, graph) of every row."""
+    model = ColdStartClassifier(transductive=transductive)
+    if transductive:
+        index, graph = shared if shared is not None else (None, None)
+        model.fit_rows(vectors, [str(i) for i in range(len(vectors))], support, data.labels[support], data.classes,
+                       prompts, graph=graph, index=index)  # type: ignore[arg-type]
+        return model.transduction_[test]  # the test rows are fitted items: their propagated distributions
+    else:
+        model.fit_rows(vectors[support], [str(i) for i in support], np.arange(len(support)), data.labels[support],
+                       data.classes, prompts)
+    return model.predict_proba(vectors[test])
+
+
+def _prototype_proba(x: np.ndarray, y: np.ndarray, queries: np.ndarray, n_classes: int) -> np.ndarray:
+    """Baseline: nearest class mean by cosine, softmax at the predictor's scale; a class without
+    examples can never win."""
+    sums = np.zeros((n_classes, x.shape[1] if x.ndim == 2 else queries.shape[1]), dtype=np.float32)
+    np.add.at(sums, y, x)
+    counts = np.bincount(y, minlength=n_classes)
+    centres = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
+    logits = PRIOR_SCALE * (queries @ centres.T)
+    logits[:, counts == 0] = -np.inf
+    logits -= logits.max(axis=1, keepdims=True)
+    proba = np.exp(logits)
+    return proba / proba.sum(axis=1, keepdims=True)
 
 
 def _mean_row(runs: Sequence[dict[str, float]], **keys: object) -> dict[str, object]:
@@ -243,6 +268,7 @@ def run_active_learning(
     test_size: int = 2000,
     descriptions: dict[str, str] | None = None,
     log: Callable[[str], None] = lambda message: None,
+    cache: object | None = None,
 ) -> dict[str, object]:
     """Active-learning curves per query strategy; the document written by ``evaluate --active``.
 
@@ -261,26 +287,29 @@ def run_active_learning(
         raise ValueError(f"unknown query strategy {unknown or strategies}; valid strategies: {', '.join(STRATEGIES)}")
     counts = active_label_counts(budget, step)
     splits = make_splits(data, [], seeds, test_size)
-    vectors, prompts, per_s = _embed(data, encoder, [np.concatenate([s.test, s.pool]) for s in splits], descriptions, log)
+    vectors, prompts, per_s = _embed(data, encoder, [np.arange(len(data.texts))], descriptions, log, cache)
+    all_ids = [str(i) for i in range(len(vectors))]
+    shared = _shared_graph(vectors)
 
     curves: dict[str, list[list[dict[str, float]]]] = {s: [[] for _ in counts] for s in strategies}
     for split in splits:
         y_true = data.labels[split.test]
-        test_vectors = vectors[split.test]
         for strategy in strategies:
             labelled = np.zeros(0, dtype=np.int64)
+            model = ColdStartClassifier().fit_rows(vectors, all_ids, labelled, data.labels[labelled], data.classes, prompts,
+                                                   index=shared[0], graph=shared[1])  # type: ignore[arg-type]
             for i, n in enumerate(counts):
-                model = fit_classifier(
-                    data.classes, prompts, vectors[labelled], [data.classes[j] for j in data.labels[labelled]]
-                )
-                proba = model.predict_proba(test_vectors)
+                if i:  # the workspace's path after a label: warm-started propagation, beta refitted
+                    model.update_labels(labelled, data.labels[labelled], recalibrate=True)
+                current = model.transduction_
+                proba = current[split.test]
                 metrics = _metrics(y_true, proba, proba.argmax(axis=1))
                 metrics["classes_labelled"] = float(len(np.unique(data.labels[labelled])))
                 curves[strategy][i].append(metrics)
                 if i + 1 == len(counts):
                     break
                 candidates = np.setdiff1d(split.pool, labelled)
-                cand_proba = model.predict_proba(vectors[candidates]) if strategy != "random" else np.zeros(
+                cand_proba = current[candidates] if strategy != "random" else np.zeros(
                     (len(candidates), len(data.classes))
                 )
                 pick = rank_unlabelled(
@@ -327,6 +356,7 @@ def _embed(
     parts: Sequence[np.ndarray],
     descriptions: dict[str, str] | None,
     log: Callable[[str], None],
+    cache: object | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Vectors of the rows a run needs (each text once; other rows stay zero), the category
     prompts' vectors, and the embedding speed in texts per second."""
@@ -334,7 +364,7 @@ def _embed(
     log(f"embedding {len(needed):,} texts with {encoder.name} on {encoder.device}")
     started = time.perf_counter()
     vectors = np.zeros((len(data.texts), encoder.dim), dtype=np.float32)
-    vectors[needed] = embed_texts(encoder, [data.texts[i] for i in needed])
+    vectors[needed] = embed_texts(encoder, [data.texts[i] for i in needed], cache=cache)  # type: ignore[arg-type]
     per_s = len(needed) / max(time.perf_counter() - started, 1e-9)
     descriptions = descriptions or {}
     prompts = embed_texts(encoder, [category_prompt(c, descriptions.get(c)) for c in data.classes])

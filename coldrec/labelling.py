@@ -152,15 +152,20 @@ def labelled(ws: Workspace) -> Review:
 def review(ws: Workspace) -> Review:
     """:func:`labelled` with cross-validated probabilities (computed once per label version;
     seconds with tens of thousands of labels, so pages ask for it only when it is shown)."""
-    from .quality import cross_validated_proba
 
     def build() -> Review:
         base = labelled(ws)
-        proba = (
-            cross_validated_proba(base.categories, base.prompts, base.vectors, base.labels)
-            if len(base.labels) >= 2
-            else np.zeros((len(base.labels), len(base.categories)))
-        )
+        proba = np.zeros((len(base.labels), len(base.categories)))
+        if len(base.labels) >= 2:
+            # The classifier's own out-of-fold probabilities (the graph included), row-matched by item.
+            model = ws.classifier()
+            oof = model.out_of_fold_proba()
+            index = ws.item_index()
+            where = {int(r): i for i, r in enumerate(model.labelled_rows_)}
+            for i, item_id in enumerate(base.items["item_id"]):
+                j = where.get(index.row_of(item_id) if index.row_of(item_id) is not None else -1)
+                if j is not None:
+                    proba[i] = oof[j]
         return Review(base.items, base.vectors, base.labels, base.categories, base.prompts, proba)
 
     return ws.memo("review", ws.version(), build)  # type: ignore[return-value]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .classify import DEFAULT_PRIOR_WEIGHT, fit_classifier
+from .estimator import PROMPT_WEIGHT, ColdStartClassifier
 from .neighbours import top_k_cosine
 
 #: z of the Wilson lower bound used as the conservative precision estimate (one-sided 90%):
@@ -49,11 +49,13 @@ def cross_validated_proba(
     folds: int = 5,
     seed: int = 0,
 ) -> np.ndarray:
-    """Out-of-fold probabilities ``(n, n_categories)`` from :func:`~coldrec.classify.fit_classifier`.
+    """Out-of-fold probabilities ``(n, n_categories)`` of labelled items alone, from the
+    product's predictor (:class:`~coldrec.estimator.ColdStartClassifier`) without a graph.
 
     Folds are stratified by label (each label's items spread evenly over the folds), and each
-    fold is predicted by the classifier fitted on the others with its default settings, so
-    no item sees its own label. A label with one example is predicted by models without it.
+    fold is predicted by the classifier fitted on the others, so no item sees its own label. A
+    label with one example is predicted by models without it. (A workspace uses its
+    classifier's own out-of-fold probabilities, which see the unlabelled items too.)
     """
     if folds < 2:
         raise ValueError("cross-validation needs at least 2 folds")
@@ -66,7 +68,9 @@ def cross_validated_proba(
     for f in np.unique(fold):
         test = fold == f
         train = np.flatnonzero(~test)
-        model = fit_classifier(categories, prompt_vectors, vectors[train], [labels[i] for i in train])
+        model = ColdStartClassifier(transductive=False).fit(
+            vectors[train], [labels[i] for i in train], categories=categories, prompt_vectors=prompt_vectors
+        )
         out[test] = model.predict_proba(vectors[test])
     return out
 
@@ -354,7 +358,7 @@ def learning_curves(
         train = ~held
         sums = np.zeros_like(prompts)
         np.add.at(sums, y[train], x[train])
-        class_vectors = _unit(sums + DEFAULT_PRIOR_WEIGHT * prompts)
+        class_vectors = _unit(sums + PROMPT_WEIGHT * prompts)
         x_eval, y_eval = x[held], y[held]
         sims = x_eval @ class_vectors.T
         for c in range(len(categories)):
@@ -364,7 +368,7 @@ def learning_curves(
             members = train_of[c]
             ks = sorted({k for k in sizes if 0 <= k <= len(members)} | {len(members)})
             cumulative = np.vstack([np.zeros((1, x.shape[1]), np.float32), np.cumsum(x[members], axis=0)])
-            candidates = _unit(cumulative[ks] + DEFAULT_PRIOR_WEIGHT * prompts[c])
+            candidates = _unit(cumulative[ks] + PROMPT_WEIGHT * prompts[c])
             says_c = (x_eval @ candidates.T) > rival[:, None]
             is_c = (y_eval == c)[:, None]
             tp = (says_c & is_c).sum(axis=0)

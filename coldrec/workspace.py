@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from .audience import AudienceModel, build_audience, load_interactions
-from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
+from .classify import Prediction, category_prompt, predictions_frame
+from .errors import NotReadyError
+from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
-from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder
+from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder, text_hash
 from .ingest import OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, read_table
-from .neighbours import NeighbourIndex
+from .neighbours import NeighbourIndex, VectorIndex
 from .store import Store
 
 
@@ -71,7 +73,8 @@ class Workspace:
         self.settings = settings or Settings()
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
-        self._classifier: tuple[object, CategoryModel] | None = None
+        self._classifier: _FittedState | None = None
+        self._item_index: tuple[object, VectorIndex] | None = None
         self._catalog: tuple[object, NeighbourIndex] | None = None
         self._audience: tuple[object, AudienceModel] | None = None
         self._memo: dict[str, tuple[object, object]] = {}
@@ -216,9 +219,11 @@ class Workspace:
         return value
 
     def version(self) -> tuple[object, ...]:
-        """Changes whenever items, labels or categories change (a cache key for derived views)."""
+        """The one cache key of everything derived from the workspace: it changes whenever the
+        model, items, labels or categories change. Every memoised view is keyed on it."""
         cats = self.store.categories()
-        return (self.store.label_version(), self.store.catalog_fingerprint(), tuple(map(tuple, cats.fillna("").values.tolist())))
+        return (self.encoder.name, self.store.label_version(), self.store.catalog_fingerprint(),
+                tuple(map(tuple, cats.fillna("").values.tolist())))
 
     def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Every stored item (with its current label) and its unit vector, in store order."""
@@ -243,7 +248,9 @@ class Workspace:
         def build() -> pd.DataFrame:
             items, vectors = self.item_vectors()
             model = self.classifier()
-            predictions = model.predict(vectors, unsure_below=self.settings.unsure_below) if len(items) else []
+            predictions = model.explain(
+                vectors, unsure_below=self.settings.unsure_below, n_evidence=0, ids=items["item_id"].tolist()
+            ) if len(items) else []
             return pd.DataFrame({
                 "item_id": items["item_id"].tolist(),
                 "predicted": [p.category for p in predictions],
@@ -262,48 +269,112 @@ class Workspace:
         texts = [item_text(t, d) for t, d in zip(items["title"], descriptions)]
         return embed_texts(self.encoder, texts, cache=self.store, progress=progress)
 
-    def classifier(self) -> CategoryModel:
-        """The classifier for the current categories and labels (rebuilt only after changes)."""
-        with self._build_lock:  # one thread refits after a change; the others wait and reuse it
+    def classifier(self) -> ColdStartClassifier:
+        """The classifier over every stored item for the current categories and labels.
+
+        Refitted only after a change, and incrementally: a new label warm-starts the
+        propagation and recomputes only the rows it reaches; new items extend the graph.
+        Calibration (beta) is refitted when the label count has moved by a fifth since the
+        last fit. One thread refits; the others wait and reuse the result.
+        """
+        with self._build_lock:
             return self._build_classifier()
 
-    def _build_classifier(self) -> CategoryModel:
+    def _build_classifier(self) -> ColdStartClassifier:
         cats = self.store.categories()
-        self_training = self.self_training
-        key = (self.store.label_version(), tuple(map(tuple, cats.fillna("").values.tolist())), self_training,
-               self.store.catalog_fingerprint() if self_training else None)
-        with self._lock:
-            if self._classifier is not None and self._classifier[0] == key:
-                return self._classifier[1]
         if cats.empty:
-            raise ValueError("there are no categories yet: add some (or run `python -m coldrec init`)")
-        prompts = embed_texts(
-            self.encoder,
-            [category_prompt(n, d, p) for n, d, p in cats[["name", "description", "path"]].itertuples(index=False)],
-            cache=self.store,
-        )
+            raise NotReadyError(
+                "there are no categories yet: add or import categories on Categories & model (or load the demo)"
+            )
+        categories_key = (self.encoder.name, tuple(map(tuple, cats.fillna("").values.tolist())))
+        label_version = self.store.label_version()
+        index = self.item_index()
+        fitted = self._classifier
+        if fitted is not None and fitted.categories_key == categories_key and fitted.label_version == label_version \
+                and fitted.index_rows == len(index.ids) and fitted.index is index:
+            return fitted.model
+        names = cats["name"].tolist()
+        position = {c: i for i, c in enumerate(names)}
         labels = self.store.labels()
-        vectors = self.embed_items(labels) if len(labels) else None
-        unlabelled = None
-        if self_training:
-            items = self.store.items()
-            unlabelled = self.embed_items(items[items["category"].isna()])
-        model = fit_classifier(
-            cats["name"].tolist(), prompts, vectors, labels["category"].tolist(), labels["item_id"].tolist(),
-            unlabelled_vectors=unlabelled,
+        rows, classes = [], []
+        for item_id, category in zip(labels["item_id"], labels["category"]):
+            row = index.row_of(item_id)
+            if row is not None and category in position:
+                rows.append(row)
+                classes.append(position[category])
+        rows_a, classes_a = np.array(rows, dtype=np.int64), np.array(classes, dtype=np.int64)
+        incremental = (
+            fitted is not None and fitted.categories_key == categories_key and fitted.index is index
+            and fitted.index_rows <= len(index.ids) and fitted.retired == int((~index.alive[: fitted.index_rows]).sum())
         )
+        if incremental:
+            assert fitted is not None
+            model = fitted.model.snapshot()  # sessions reading the current model are not disturbed
+            if len(index.ids) > fitted.index_rows:
+                model.add_index_rows()
+            recalibrate = _needs_recalibration(fitted.calibrated_labels, len(rows_a))
+            model.update_labels(rows_a, classes_a, recalibrate=recalibrate)
+            calibrated = len(rows_a) if recalibrate else fitted.calibrated_labels
+        else:
+            prompts = embed_texts(
+                self.encoder,
+                [category_prompt(n, d, p) for n, d, p in cats[["name", "description", "path"]].itertuples(index=False)],
+                cache=self.store,
+            )
+            model = ColdStartClassifier(encoder=self.encoder).fit_rows(
+                index.vectors, index.ids, rows_a, classes_a, names, prompts, index=index
+            )
+            calibrated = len(rows_a)
         with self._lock:
-            self._classifier = (key, model)
+            self._classifier = _FittedState(
+                categories_key, label_version, index, len(index.ids), int((~index.alive).sum()), calibrated, model
+            )
         return model
 
-    @property
-    def self_training(self) -> bool:
-        """Whether confident predictions on unlabelled items refine the prototypes (stored setting)."""
-        return self.store.get_meta("self_training") == "1"
+    def item_index(self) -> VectorIndex:
+        """The neighbour index over every stored item (catalog and uploads) for the current model.
 
-    def set_self_training(self, on: bool) -> None:
-        """Switch self-training on or off for every session (the classifier refits)."""
-        self.store.set_meta("self_training", "1" if on else "0")
+        Kept up to date incrementally (new and re-embedded items) and saved beside the database,
+        so a restart loads it instead of rebuilding it.
+        """
+        key = (self.encoder.name, self.store.catalog_fingerprint())
+        with self._lock:
+            if self._item_index is not None and self._item_index[0] == key:
+                return self._item_index[1]
+        items, vectors = self.item_vectors()
+        hashes = [text_hash(item_text(t, d)) for t, d in zip(items["title"], items["description"])]
+        ids = items["item_id"].tolist()
+        index = self._item_index[1] if self._item_index is not None and self._item_index[1].dim == vectors.shape[1] else None
+        folder = self._index_folder()
+        if index is None and folder is not None:
+            index = VectorIndex.load(folder)
+            if index is not None and index.dim != vectors.shape[1]:
+                index = None
+        if index is None:
+            index = VectorIndex.build(ids, vectors, hashes)
+            changed = len(ids)
+        else:
+            changed = index.update(ids, vectors, hashes)
+            gone = set(index.ids) - set(ids)
+            changed += index.remove(sorted(gone)) if gone else 0
+        if folder is not None and changed:
+            try:
+                index.save(folder)
+            except OSError:  # a read-only location: the index still works, it is rebuilt next start
+                pass
+        with self._lock:
+            self._item_index = (key, index)
+        return index
+
+    def _index_folder(self) -> Path | None:
+        """Where the item index of the current model is saved: beside the database file."""
+        path = str(self.store.path)
+        if path == ":memory:" or not path:
+            return None
+        import hashlib
+
+        model = hashlib.sha256(self.encoder.name.encode("utf-8")).hexdigest()[:16]
+        return Path(path + ".index") / model
 
     def catalog_index(self) -> NeighbourIndex:
         """Neighbour index over the catalog items (rebuilt only when the catalog changes)."""
@@ -356,19 +427,20 @@ class Workspace:
         """Predict categories and find similar catalog items for ``items`` (id, title, description)."""
         vectors = self.embed_items(items, progress=progress)
         model = self.classifier()
-        predictions = model.predict(vectors, unsure_below=self.settings.unsure_below)
+        predictions = model.explain(vectors, unsure_below=self.settings.unsure_below, ids=items["item_id"].tolist())
         neighbours = self.catalog_index().search(vectors, k=n_neighbours, exclude=items["item_id"].tolist())
         return PredictionBatch(
-            items.reset_index(drop=True), predictions, neighbours, vectors, self._levels(model, vectors)
+            items.reset_index(drop=True), predictions, neighbours, vectors,
+            self._levels(model, model.predict_proba(vectors, ids=items["item_id"].tolist())),
         )
 
-    def _levels(self, model: CategoryModel, vectors: np.ndarray) -> pd.DataFrame:
+    def _levels(self, model: ColdStartClassifier, proba: np.ndarray) -> pd.DataFrame:
         from .taxonomy import prediction_path
 
         paths = self.store.categories().set_index("name")["path"].reindex(model.categories)
         if not paths.fillna("").str.contains(">").any():
             return pd.DataFrame()
-        return prediction_path(model.categories, [p if isinstance(p, str) else None for p in paths], model.predict_proba(vectors))
+        return prediction_path(model.categories, [p if isinstance(p, str) else None for p in paths], proba)
 
     def predict_batch(self, batch: str, progress: ProgressFn | None = None) -> PredictionBatch:
         """Predictions for a stored upload batch, from the current labels (vectors come from the cache)."""
@@ -419,6 +491,26 @@ class Workspace:
     def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
         """Record a label; the next prediction uses it."""
         self.store.label(item_id, category, who=who, source=source)
+
+
+@dataclass
+class _FittedState:
+    """The cached classifier and what it was fitted on (to tell a full refit from an update)."""
+
+    categories_key: object
+    label_version: int
+    index: VectorIndex
+    index_rows: int
+    retired: int
+    calibrated_labels: int
+    model: ColdStartClassifier
+
+
+def _needs_recalibration(calibrated_at: int, labels_now: int) -> bool:
+    """Refit beta when the labels crossed the calibration minimum or moved by a fifth."""
+    if labels_now < MIN_LABELS_TO_CALIBRATE:
+        return calibrated_at >= MIN_LABELS_TO_CALIBRATE
+    return calibrated_at < MIN_LABELS_TO_CALIBRATE or abs(labels_now - calibrated_at) >= 0.2 * calibrated_at
 
 
 def progress_printer(label: str) -> Callable[[int, int], None]:

@@ -91,15 +91,6 @@ if st.button("Save targets"):
         ui.error(exc)
 
 st.subheader("Model")
-self_training = st.toggle(
-    "Self-training: let confident predictions on unlabelled items refine the categories",
-    value=ws.self_training,
-    help="On Flipkart products it raised accuracy at 4 and 16 examples per category (BENCHMARKS.md, "
-    "Self-training), but each refit takes seconds with ten thousand unlabelled items instead of a fraction of one.",
-)
-if self_training != ws.self_training:
-    ws.set_self_training(self_training)
-    st.rerun()
 coverage = ws.embedding_coverage()
 enc = ws.encoder
 a, b, c, d = st.columns(4)

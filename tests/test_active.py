@@ -144,21 +144,19 @@ def test_active_learning_labels_come_from_the_pool_only(monkeypatch):
     data.groups = [" ".join(t.split()[:2]) for t in data.texts]  # many rows share a "title"
     encoder = _TextIdEncoder()
     seen: list[np.ndarray] = []
-    real_fit = ev.fit_classifier
+    real_update = ev.ColdStartClassifier.update_labels
 
-    def spy(categories, prompts, vectors, labels, **kwargs):
-        seen.append(np.asarray(vectors))
-        return real_fit(categories, prompts, vectors, labels, **kwargs)
+    def spy(self, rows, classes, **kwargs):
+        seen.append(np.asarray(rows))  # rows are positions in the data (every row is a graph item)
+        return real_update(self, rows, classes, **kwargs)
 
-    monkeypatch.setattr(ev, "fit_classifier", spy)
+    monkeypatch.setattr(ev.ColdStartClassifier, "update_labels", spy)
     split = ev.make_splits(data, [], 1, 6)[0]
     assert 0 < len(split.pool) < len(data.texts) - 6  # some rows excluded for sharing a title
     run_active_learning(data, encoder, ["margin", "cluster-margin"], budget=10, step=5, seeds=1, test_size=6)
-    everything = encoder.encode(data.texts)
-    for vectors in seen:
-        rows = (vectors @ everything.T).argmax(axis=1)
+    for rows in seen:
         assert set(rows.tolist()) <= set(split.pool.tolist())
-    assert [len(v) for v in seen] == [0, 5, 10, 0, 5, 10]
+    assert [len(v) for v in seen] == [5, 10, 5, 10]
 
 
 def test_run_active_learning_validates_its_arguments(tiny_encoder):
@@ -171,14 +169,14 @@ def test_run_active_learning_validates_its_arguments(tiny_encoder):
         run_active_learning(data, tiny_encoder, ["margin"], budget=10, step=0)
 
 
-def test_self_training_method_in_the_shots_protocol(tiny_encoder):
+def test_shots_protocol_reports_the_predictor_with_and_without_the_graph(tiny_encoder):
     from coldrec.evaluate import DEFAULT_METHODS, METHODS, run_evaluation
 
-    assert "coldrec+self-training" in METHODS and "coldrec+self-training" not in DEFAULT_METHODS
+    assert {"coldrec", "coldrec-inductive", "prototype", "tfidf-logreg"} == set(METHODS) == set(DEFAULT_METHODS)
     doc = run_evaluation(_toy(), tiny_encoder, shots=[0, 4], seeds=1, test_size=10,
-                         methods=["coldrec", "coldrec+self-training"])
-    rows = [r for r in doc["results"] if r["method"] == "coldrec+self-training"]
-    assert [r["shots"] for r in rows] == [0, 4]
-    assert all("pseudo_labelled" in r and 0.0 <= r["accuracy"] <= 1.0 for r in rows)
+                         methods=["coldrec", "coldrec-inductive"])
+    rows = {(r["method"], r["shots"]): r for r in doc["results"]}
+    assert set(rows) == {("coldrec", 0), ("coldrec", 4), ("coldrec-inductive", 0), ("coldrec-inductive", 4)}
+    assert all(0.0 <= r["accuracy"] <= 1.0 and "ece" in r and "fit_predict_s" in r for r in rows.values())
     with pytest.raises(ValueError, match="valid methods"):
         run_evaluation(_toy(), tiny_encoder, shots=[4], seeds=1, test_size=10, methods=["nope"])

@@ -140,3 +140,72 @@ def test_search_with_k_at_least_n_excluding_self_returns_the_rest():
     index = _index(n=4)
     results = index.search(index.vectors[[1]], k=10, exclude=["item1"])
     assert sorted(i for i, _ in results[0]) == ["item0", "item2", "item3"]
+
+
+# -- VectorIndex: exact when small, faiss HNSW when large, updated in place, saved and loaded ----
+from coldrec import neighbours as nb_module  # noqa: E402
+from coldrec.neighbours import VectorIndex  # noqa: E402
+
+
+def _unit(rng, n, dim=16):
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(params=["exact", "faiss-hnsw"])
+def kind(request, monkeypatch):
+    if request.param == "faiss-hnsw":
+        monkeypatch.setattr(nb_module, "EXACT_MAX_ITEMS", 50)  # small data, the large-data path
+    return request.param
+
+
+def test_index_agrees_with_exact_search(kind):
+    rng = np.random.default_rng(0)
+    x = _unit(rng, 400)
+    index = VectorIndex.build([f"i{i}" for i in range(400)], x)
+    assert index.kind == kind and len(index) == 400
+    queries = _unit(rng, 30)
+    rows, sims = index.search_rows(queries, 10)
+    truth, truth_sims = top_k_cosine(queries, x, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, truth)])
+    assert recall >= (1.0 if kind == "exact" else 0.95)
+    np.testing.assert_allclose(sims[:, 0], truth_sims[:, 0], atol=1e-5)
+
+
+def test_update_adds_new_items_and_replaces_changed_ones(kind):
+    rng = np.random.default_rng(1)
+    x = _unit(rng, 120)
+    ids = [f"i{i}" for i in range(120)]
+    index = VectorIndex.build(ids, x, hashes=["h"] * 120)
+    assert index.update(ids, x, hashes=["h"] * 120) == 0  # nothing changed
+    moved = -x[5]  # item i5 re-embedded to a new vector
+    new = _unit(rng, 2)
+    added = index.update(["i5", "n1", "n2"], np.vstack([moved, new]), hashes=["h2", "h", "h"])
+    assert added == 3 and len(index) == 122
+    hit = index.search(moved[None, :], k=1)[0][0]
+    assert hit[0] == "i5" and hit[1] > 0.999
+    old = index.search(x[5][None, :], k=3)[0]
+    assert "i5" not in [i for i, _ in old]  # its old vector is retired
+    assert index.search(new[:1], k=1)[0][0][0] == "n1"
+    assert index.remove(["n2"]) == 1 and index.row_of("n2") is None and len(index) == 121
+
+
+def test_saved_index_loads_back_with_the_same_answers(kind, tmp_path):
+    rng = np.random.default_rng(2)
+    x = _unit(rng, 200)
+    index = VectorIndex.build([f"i{i}" for i in range(200)], x, hashes=[str(i) for i in range(200)])
+    index.update(["i3"], -x[3:4], hashes=["changed"])
+    index.save(tmp_path / "idx")
+    loaded = VectorIndex.load(tmp_path / "idx")
+    assert loaded is not None and loaded.kind == kind and len(loaded) == len(index)
+    queries = _unit(rng, 10)
+    assert loaded.search(queries, k=5) == index.search(queries, k=5)
+    assert loaded.update(["i3"], -x[3:4], hashes=["changed"]) == 0  # hashes survive
+
+
+def test_an_incomplete_saved_index_is_ignored(tmp_path):
+    rng = np.random.default_rng(3)
+    VectorIndex.build(["a", "b"], _unit(rng, 2)).save(tmp_path / "idx")
+    np.save(tmp_path / "idx" / "vectors.npy", _unit(rng, 3))  # rows no longer match the manifest
+    assert VectorIndex.load(tmp_path / "idx") is None
+    assert VectorIndex.load(tmp_path / "missing") is None

@@ -78,7 +78,7 @@ def test_label_editor_saves_to_duckdb_and_changes_the_next_prediction(app_env):
 
     at = at.switch_page("pages/label.py").run()
     editor = at.data_editor[0]
-    # n1 labelled as the target becomes its own nearest labelled example.
+    # n1 labelled as the target: its prediction is clamped to its label (and it is not its own evidence).
     at.session_state[editor.key] = {"edited_rows": {0: {"label": target}}, "added_rows": [], "deleted_rows": []}
     at.run()
     save = next(b for b in at.button if b.label == "Save labels")
@@ -86,8 +86,8 @@ def test_label_editor_saves_to_duckdb_and_changes_the_next_prediction(app_env):
     assert not at.exception, at.exception
     assert ws.store.labels().set_index("item_id").loc["n1", "category"] == target
     after = ws.predict(items).predictions[0]
-    assert after.evidence[0][:2] == ("n1", target)
-    assert after.top[0][0] == target or dict(after.top).get(target, 0) > dict(before.top).get(target, 0)
+    assert after.top[0][0] == target and after.top[0][1] > 0.9
+    assert all(e[0] != "n1" for e in after.evidence)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec.classify import fit_classifier, predictions_frame
+from coldrec.classify import predictions_frame
+from coldrec.estimator import ColdStartClassifier
 from coldrec.ingest import IngestError, load_items
 from coldrec.store import StoreError
 from tests.conftest import unit_rows
@@ -14,8 +15,8 @@ from tests.conftest import unit_rows
 
 def test_prediction_tables_have_three_ranks_even_with_two_categories():
     rng = np.random.default_rng(0)
-    model = fit_classifier(["A", "B"], unit_rows(rng, 2, 8))
-    frame = predictions_frame(["x"], model.predict(unit_rows(rng, 1, 8)))
+    model = ColdStartClassifier().fit(None, categories=["A", "B"], prompt_vectors=unit_rows(rng, 2, 8))
+    frame = predictions_frame(["x"], model.explain(unit_rows(rng, 1, 8)))
     assert {"top1", "top2", "top3", "top3_probability"} <= set(frame.columns)
     assert frame.loc[0, "top3"] is None
 
@@ -82,7 +83,7 @@ def test_old_excel_files_get_a_save_as_xlsx_message():
         load_items(b"\xd0\xcf\x11\xe0 not really", "products.xls")
 
 
-def test_calibration_holds_with_the_trained_head_on():
+def test_calibration_holds_when_half_the_items_are_labelled():
     rng = np.random.default_rng(11)
     cats = ["a", "b", "c", "d"]
     centres = unit_rows(rng, 4, 16)
@@ -93,8 +94,8 @@ def test_calibration_holds_with_the_trained_head_on():
         y += [c] * 80
     x, y = np.vstack(x).astype(np.float32), np.array(y)
     train = np.arange(len(y)) % 2 == 0
-    model = fit_classifier(cats, centres, x[train], [cats[i] for i in y[train]])
-    assert model.head is not None
+    model = ColdStartClassifier().fit(x[train], [cats[i] for i in y[train]], categories=cats, prompt_vectors=centres,
+                                      unlabelled=x[~train])
     proba = model.predict_proba(x[~train])
     accuracy = (proba.argmax(1) == y[~train]).mean()
     assert abs(proba.max(1).mean() - accuracy) < 0.12

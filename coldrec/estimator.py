@@ -1,0 +1,542 @@
+"""The product's one predictor: :class:`ColdStartClassifier` (scikit-learn style).
+
+What it does, in order (each step measured in BENCHMARKS.md, "Predictor"):
+
+1. **Own distribution** ``Y0`` of every item: cosine to each category's vector, softmax at
+   :data:`PRIOR_SCALE`. A category's vector is the sum of its labelled examples plus its
+   prompt (name, path, description) counted as :data:`PROMPT_WEIGHT` examples, normalised —
+   zero-shot with no labels, the class prototype with many.
+2. **Propagation** (:mod:`coldrec.graph`): ``Y0`` smoothed over the k-nearest-neighbour graph
+   of every item the classifier was given (labelled and unlabelled), labels clamped.
+3. **Calibration**: probabilities are ``softmax(beta * log F)``. Propagation averages an item's
+   distribution with its look-alikes', which flattens it, so ``beta`` > 1 sharpens it again.
+   Without labels, ``beta`` is set so that the workspace's mean confidence equals that of each
+   item's own distribution combined with its look-alikes' vote counted as half an independent
+   opinion, ``Y0 * (S @ Y0)^0.5`` (:func:`confidence_matching_beta`). The model's training
+   temperature keeps ``Y0`` calibrated (expected calibration error about 0.05 zero-shot on all
+   three datasets measured); the look-alikes add evidence, but their texts overlap the item's
+   own, so they count half. Measured zero-shot ECE: 0.04-0.09 (BENCHMARKS.md, "Calibration").
+   Once there are :data:`MIN_LABELS_TO_CALIBRATE` labels in two categories, ``beta`` is fitted
+   by maximum likelihood on out-of-fold predictions of the labelled items (10 stratified folds:
+   each fold's labels hidden, prototypes and propagation redone without them). Held-out folds
+   see a tenth fewer labels than the final fit, so the fitted value errs slightly low
+   (under-confident), the safe side.
+
+Items not in the graph (a product typed on the Overview page) are predicted from their index
+neighbours' propagated distributions blended with their own, as one extra propagation step.
+
+    >>> clf = ColdStartClassifier().fit(texts, labels, categories=names, unlabelled=other_texts)
+    >>> clf.predict_proba(new_texts), clf.classes_
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .classify import Prediction, category_prompt
+from .errors import NotReadyError
+from .graph import ALPHA, GRAPH_K, TOLERANCE, ItemGraph, build_graph, distributions, extend_graph, propagate
+from .neighbours import VectorIndex, top_k_cosine
+
+#: Softmax scale of cosines for an item's own distribution: 20 is the scale (1 / temperature
+#: 0.05) sentence-transformers trains its embedding models with, so it matches how far apart
+#: the model was taught to put related and unrelated texts.
+PRIOR_SCALE = 20.0
+#: A category's prompt counts as this many labelled examples (measured; BENCHMARKS.md).
+PROMPT_WEIGHT = 2.0
+#: Labels needed (in at least two categories) before beta is fitted on them.
+MIN_LABELS_TO_CALIBRATE = 10
+#: beta when nothing else is known (no items to match confidence on).
+DEFAULT_BETA = 1.0
+#: Out-of-fold folds for fitting beta (each fold's labels hidden in turn).
+CALIBRATION_FOLDS = 10
+#: An item is "novel" (like none of the categories) when it is less similar to every labelled
+#: example and every category prompt than this share of the labelled items are to theirs.
+NOVEL_QUANTILE = 0.05
+_BETA_GRID = np.geomspace(0.05, 20.0, 80)
+
+
+@dataclass
+class _Fit:
+    """What a fit keeps: the graph items, the propagation state, calibration and novelty cut-offs."""
+
+    vectors: np.ndarray
+    ids: list[str]
+    index: VectorIndex
+    graph: ItemGraph
+    labelled_rows: np.ndarray
+    labelled_classes: np.ndarray
+    prior: np.ndarray
+    state: np.ndarray  # the propagation's fixed point (unnormalised)
+    logits: np.ndarray  # cosine of every item to every class vector (the prior before its softmax)
+    beta: float
+    beta_fitted: bool
+    novel_label_cut: float | None
+    novel_prompt_cut: float
+    #: Out-of-fold distributions of the labelled rows (in ``labelled_rows`` order), or ``None``
+    #: when not computed for the current labels.
+    out_of_fold: np.ndarray | None = None
+
+
+class ColdStartClassifier:
+    """Zero-/few-shot category classifier that learns from every unlabelled item too.
+
+    ``fit(X, y, categories=..., unlabelled=...)``, ``predict_proba(X)``, ``predict(X)``,
+    ``classes_``. ``X`` is a list of product texts (embedded with ``encoder``, the bundled
+    all-MiniLM-L6-v2 unless given) or an array of unit vectors. ``transductive=False`` turns the
+    graph off (the ``coldrec-inductive`` row of ``evaluate``).
+    """
+
+    def __init__(self, encoder: object | None = None, transductive: bool = True, alpha: float = ALPHA) -> None:
+        self.encoder = encoder
+        self.transductive = transductive
+        self.alpha = alpha
+        self.classes_: np.ndarray = np.array([], dtype=object)
+        self.prompt_vectors_: np.ndarray | None = None
+        self._fit: _Fit | None = None
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(
+        self,
+        X: Sequence[str] | np.ndarray | None,
+        y: Sequence[str] | None = None,
+        *,
+        categories: Sequence[str],
+        descriptions: Mapping[str, str] | None = None,
+        paths: Mapping[str, str] | None = None,
+        prompt_vectors: np.ndarray | None = None,
+        unlabelled: Sequence[str] | np.ndarray | None = None,
+        ids: Sequence[str] | None = None,
+        unlabelled_ids: Sequence[str] | None = None,
+    ) -> "ColdStartClassifier":
+        """Fit on labelled items ``X, y`` (labels outside ``categories`` are ignored) and the
+        ``unlabelled`` items. ``prompt_vectors`` (one per category) skip embedding the prompts;
+        ``ids`` / ``unlabelled_ids`` name the items (for evidence). Returns ``self``."""
+        categories = list(categories)
+        if not categories:
+            raise NotReadyError("there are no categories yet: add or import some first")
+        self.classes_ = np.array(categories, dtype=object)
+        if prompt_vectors is None:
+            descriptions, paths = descriptions or {}, paths or {}
+            prompt_vectors = self._embed([category_prompt(c, descriptions.get(c), paths.get(c)) for c in categories])
+        self.prompt_vectors_ = np.asarray(prompt_vectors, dtype=np.float32)
+        labelled = self._embed(X) if X is not None and len(X) else np.zeros((0, self.prompt_vectors_.shape[1]), np.float32)
+        others = self._embed(unlabelled) if unlabelled is not None and len(unlabelled) else np.zeros((0, labelled.shape[1]), np.float32)
+        index_of = {c: i for i, c in enumerate(categories)}
+        y = list(y) if y is not None else []
+        keep = np.array([i for i, label in enumerate(y) if label in index_of], dtype=np.int64)
+        label_ids = [str(i) for i in (ids if ids is not None else [f"labelled:{j}" for j in range(len(labelled))])]
+        other_ids = [str(i) for i in (unlabelled_ids if unlabelled_ids is not None else [f"item:{j}" for j in range(len(others))])]
+        vectors = np.vstack([labelled, others]) if len(others) else labelled
+        self._fit = self._fit_graph(
+            vectors, label_ids + other_ids, keep, np.array([index_of[y[i]] for i in keep], dtype=np.int64)
+        )
+        return self
+
+    def fit_rows(
+        self, vectors: np.ndarray, ids: Sequence[str], labelled_rows: np.ndarray, labelled_classes: np.ndarray,
+        categories: Sequence[str], prompt_vectors: np.ndarray, graph: ItemGraph | None = None,
+        index: VectorIndex | None = None,
+    ) -> "ColdStartClassifier":
+        """Fit on ``vectors`` of which ``labelled_rows`` have classes ``labelled_classes``
+        (positions in ``categories``). What the workspace calls: it passes its stored ``graph``
+        and ``index`` when it has them."""
+        self.classes_ = np.array(list(categories), dtype=object)
+        self.prompt_vectors_ = np.asarray(prompt_vectors, dtype=np.float32)
+        self._fit = self._fit_graph(np.asarray(vectors, dtype=np.float32), list(map(str, ids)),
+                                    np.asarray(labelled_rows, dtype=np.int64), np.asarray(labelled_classes, dtype=np.int64),
+                                    graph=graph, index=index)
+        return self
+
+    def _fit_graph(
+        self, vectors: np.ndarray, ids: list[str], rows: np.ndarray, classes: np.ndarray,
+        graph: ItemGraph | None = None, index: VectorIndex | None = None,
+    ) -> _Fit:
+        if index is None:
+            index = VectorIndex.build(ids, vectors)
+        if graph is None:
+            graph = self._graph(vectors, index)
+        logits = vectors @ self._class_vectors(vectors[rows], classes).T
+        prior = _softmax(PRIOR_SCALE * logits)
+        state = self._propagate(graph, prior, rows, classes)
+        beta, fitted, oof = self._calibrate(vectors, graph, rows, classes, state, prior)
+        label_cut, prompt_cut = self._novelty_cuts(vectors, rows)
+        return _Fit(vectors, ids, index, graph, rows, classes, prior, state, logits, beta, fitted, label_cut, prompt_cut, oof)
+
+    def _graph(self, vectors: np.ndarray, index: VectorIndex) -> ItemGraph:
+        if not self.transductive or len(vectors) < 2:
+            return _empty_graph(vectors)
+        rows, sims = index.search_rows(vectors, GRAPH_K + 1)
+        retired = ~index.alive[: len(vectors)]
+        rows[retired] = -1  # a retired row (an item re-embedded since) takes no part
+        return build_graph(vectors, neighbours=(rows, sims))
+
+    def _prior(self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
+        """Each item's own distribution over the categories (step 1 of the module docstring)."""
+        return _softmax(PRIOR_SCALE * (vectors @ self._class_vectors(example_vectors, example_classes).T))
+
+    def _class_vectors(self, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
+        prompts = self.prompt_vectors_
+        assert prompts is not None
+        sums = np.zeros_like(prompts)
+        np.add.at(sums, example_classes, example_vectors)
+        raw = sums + PROMPT_WEIGHT * prompts
+        return (raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+    def _propagate(
+        self, graph: ItemGraph, prior: np.ndarray, rows: np.ndarray, classes: np.ndarray,
+        start: np.ndarray | None = None, changed: np.ndarray | None = None,
+    ) -> np.ndarray:
+        if not self.transductive:
+            state = prior.copy()
+            state[rows] = 0.0
+            state[rows, classes] = 1.0
+            return state
+        return propagate(graph, prior, rows, classes, alpha=self.alpha, start=start, changed=changed)[0]
+
+    def _calibrate(
+        self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray,
+        state: np.ndarray, prior: np.ndarray,
+    ) -> tuple[float, bool, np.ndarray | None]:
+        """beta (step 3 of the module docstring), whether it was fitted on labels, and the
+        out-of-fold distributions it was fitted on."""
+        floor = self._label_free_beta(graph, state, prior, rows) if self.transductive else 1.0
+        if len(rows) < MIN_LABELS_TO_CALIBRATE or len(np.unique(classes)) < 2:
+            return floor, False, None
+        oof = self._out_of_fold(vectors, graph, rows, classes)
+        held = np.isfinite(oof[:, 0])
+        if held.sum() < MIN_LABELS_TO_CALIBRATE or len(np.unique(classes[held])) < 2:
+            return floor, False, oof
+        return fit_beta(oof[held], classes[held]), True, oof
+
+    @staticmethod
+    def _label_free_beta(graph: ItemGraph, state: np.ndarray, prior: np.ndarray, rows: np.ndarray) -> float:
+        """beta without labels: match the confidence of ``Y0 * (S @ Y0)^0.5`` over the unlabelled items."""
+        unlabelled = np.ones(len(state), dtype=bool)
+        unlabelled[rows] = False
+        vote = graph.matrix @ prior
+        combined = prior * np.sqrt(np.maximum(vote, 0.0))
+        combined = distributions(np.where(vote.sum(axis=1, keepdims=True) > 0, combined, prior))
+        return confidence_matching_beta(distributions(state[unlabelled]), combined[unlabelled])
+
+    def _out_of_fold(self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Each labelled row's distribution from a fit without its fold's labels (10 folds,
+        stratified; a category's only label is never hidden, its row stays NaN)."""
+        oof = np.full((len(rows), len(self.classes_)), np.nan, dtype=np.float32)
+        folds = np.full(len(rows), -1, dtype=np.int64)
+        rng = np.random.default_rng(0)
+        dealt = 0
+        for c in np.unique(classes):
+            members = rng.permutation(np.flatnonzero(classes == c))
+            if len(members) >= 2:
+                folds[members] = (dealt + np.arange(len(members))) % CALIBRATION_FOLDS
+                dealt += len(members)
+        for fold in range(CALIBRATION_FOLDS):
+            test = folds == fold
+            if not test.any():
+                continue
+            train = ~test
+            prior = self._prior(vectors, vectors[rows[train]], classes[train])
+            state = self._propagate(graph, prior, rows[train], classes[train])
+            oof[test] = distributions(state[rows[test]])
+        return oof
+
+    def out_of_fold_proba(self) -> np.ndarray:
+        """Calibrated out-of-fold probabilities of the labelled items (in :attr:`labelled_rows_`
+        order): what a held-out check of the current labels sees (target precision, likely mistakes)."""
+        fit = self._require_fit()
+        if fit.out_of_fold is None or len(fit.out_of_fold) != len(fit.labelled_rows):
+            fit.out_of_fold = self._out_of_fold(fit.vectors, fit.graph, fit.labelled_rows, fit.labelled_classes)
+        oof = fit.out_of_fold.copy()
+        lone = ~np.isfinite(oof[:, 0])  # a category's only label: predicted without any label of it
+        if lone.any():
+            rows, classes = fit.labelled_rows, fit.labelled_classes
+            oof[lone] = self._prior(fit.vectors[rows[lone]], fit.vectors[rows[~lone]], classes[~lone])
+        return self._calibrated(oof)
+
+    @property
+    def labelled_rows_(self) -> np.ndarray:
+        """Rows (positions in the fitted items) of the labelled items."""
+        return self._require_fit().labelled_rows
+
+    @property
+    def categories(self) -> list[str]:
+        """The categories as a list (``classes_``)."""
+        return [str(c) for c in self.classes_]
+
+    @property
+    def prompt_vectors(self) -> np.ndarray:
+        """One embedded prompt per category."""
+        assert self.prompt_vectors_ is not None
+        return self.prompt_vectors_
+
+    def _novelty_cuts(self, vectors: np.ndarray, rows: np.ndarray) -> tuple[float | None, float]:
+        """Similarity cut-offs below which an item is like none of the labelled items and prompts."""
+        prompts = self.prompt_vectors_
+        assert prompts is not None
+        reference = vectors[rows] if len(rows) >= MIN_LABELS_TO_CALIBRATE else vectors
+        if len(reference) == 0:
+            return None, -1.0
+        prompt_cut = float(np.quantile((reference @ prompts.T).max(axis=1), NOVEL_QUANTILE))
+        if len(rows) < MIN_LABELS_TO_CALIBRATE:
+            return None, prompt_cut
+        _, sims = top_k_cosine(vectors[rows], vectors[rows], 2)  # the nearest other labelled item
+        return float(np.quantile(sims[:, -1], NOVEL_QUANTILE)), prompt_cut
+
+    def snapshot(self) -> "ColdStartClassifier":
+        """A copy that can be updated while this one keeps serving predictions (arrays that an
+        update changes in place are copied; the graph and index are shared)."""
+        import copy
+        from dataclasses import replace
+
+        twin = copy.copy(self)
+        if self._fit is not None:
+            twin._fit = replace(self._fit, logits=self._fit.logits.copy())
+        return twin
+
+    # -- updating after a label -------------------------------------------------------------
+    def update_labels(self, labelled_rows: np.ndarray, labelled_classes: np.ndarray, recalibrate: bool = False) -> int:
+        """Refit after labels changed (rows are positions in the fitted items), warm-starting the
+        propagation and recomputing only the rows the change reaches. Returns the rows touched
+        by the prior change. ``recalibrate`` refits beta too (slower: five propagations)."""
+        fit = self._require_fit()
+        rows = np.asarray(labelled_rows, dtype=np.int64)
+        classes = np.asarray(labelled_classes, dtype=np.int64)
+        old = dict(zip(fit.labelled_rows.tolist(), fit.labelled_classes.tolist()))
+        new = dict(zip(rows.tolist(), classes.tolist()))
+        changed_rows = {r for r in set(old) | set(new) if old.get(r) != new.get(r)}
+        changed_classes = {old[r] for r in changed_rows if r in old} | {new[r] for r in changed_rows if r in new}
+        prior = fit.prior
+        moved = np.array(sorted(changed_rows), dtype=np.int64)
+        if changed_classes:
+            # Only the changed categories' vectors move: recompute those logit columns alone.
+            cols = np.array(sorted(changed_classes), dtype=np.int64)
+            class_vectors = self._class_vectors(fit.vectors[rows], classes)[cols]
+            fit.logits[:, cols] = fit.vectors @ class_vectors.T
+            prior = _softmax(PRIOR_SCALE * fit.logits)
+            drift = np.abs(prior - fit.prior).max(axis=1)
+            moved = np.union1d(moved, np.flatnonzero(drift > TOLERANCE))
+        state = self._propagate(fit.graph, prior, rows, classes, start=fit.state, changed=moved)
+        fit.labelled_rows, fit.labelled_classes, fit.prior, fit.state = rows, classes, prior, state
+        fit.out_of_fold = None
+        if recalibrate:
+            fit.beta, fit.beta_fitted, fit.out_of_fold = self._calibrate(fit.vectors, fit.graph, rows, classes, state, prior)
+            fit.novel_label_cut, fit.novel_prompt_cut = self._novelty_cuts(fit.vectors, rows)
+        return len(moved)
+
+    def add_items(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
+        """Append unlabelled items to the graph (an upload) without rebuilding it."""
+        fit = self._require_fit()
+        fit.index.update(list(map(str, ids)), np.asarray(vectors, dtype=np.float32))
+        self.add_index_rows()
+
+    def add_index_rows(self) -> None:
+        """Extend the graph with the rows appended to the fitted index since the fit (its new
+        items link to their nearest items; warm-started propagation from them)."""
+        fit = self._require_fit()
+        n_old, index = len(fit.vectors), fit.index
+        if len(index.ids) <= n_old:
+            return
+        all_vectors = index.vectors
+        new_rows = np.arange(n_old, len(all_vectors))
+        if self.transductive:
+            nb, _ = index.search_rows(all_vectors[n_old:], GRAPH_K + 1)
+            fit.graph = extend_graph(fit.graph, all_vectors, nb)
+        else:
+            fit.graph = _empty_graph(all_vectors)
+        fit.vectors, fit.ids = all_vectors, list(index.ids)
+        logits_new = all_vectors[n_old:] @ self._class_vectors(fit.vectors[fit.labelled_rows], fit.labelled_classes).T
+        prior_new = _softmax(PRIOR_SCALE * logits_new)
+        fit.logits = np.vstack([fit.logits, logits_new])
+        fit.prior = np.vstack([fit.prior, prior_new])
+        start = np.vstack([fit.state, prior_new])
+        fit.state = self._propagate(fit.graph, fit.prior, fit.labelled_rows, fit.labelled_classes, start=start, changed=new_rows)
+
+    # -- predicting -------------------------------------------------------------------------
+    def _require_fit(self) -> _Fit:
+        if self._fit is None:
+            raise NotReadyError("the classifier is not fitted yet: call fit() first")
+        return self._fit
+
+    @property
+    def transduction_(self) -> np.ndarray:
+        """Calibrated distributions of every fitted item (labelled first, then unlabelled)."""
+        fit = self._require_fit()
+        return self._calibrated(distributions(fit.state))
+
+    @property
+    def beta_(self) -> float:
+        """The calibration exponent in use."""
+        return self._require_fit().beta
+
+    def _calibrated(self, dist: np.ndarray) -> np.ndarray:
+        beta = self._require_fit().beta
+        return _softmax(beta * np.log(np.maximum(dist, 1e-12)))
+
+    def _rows_and_distributions(
+        self, vectors: np.ndarray, ids: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per query: its own graph row (by id; -1 when it is not a fitted item), uncalibrated
+        distribution, index neighbours and cosines. A query whose vector equals a fitted item's
+        takes that item's distribution."""
+        fit = self._require_fit()
+        nb_rows, nb_sims = fit.index.search_rows(vectors, GRAPH_K)
+        dist_all = distributions(fit.state)
+        out = np.empty((len(vectors), len(self.classes_)), dtype=np.float32)
+        own_rows = np.full(len(vectors), -1, dtype=np.int64)
+        if len(vectors) == 0:
+            return own_rows, out, nb_rows, nb_sims
+        same = (nb_sims[:, 0] > 0.99999) & (nb_rows[:, 0] >= 0) if nb_sims.shape[1] else np.zeros(len(vectors), bool)
+        if same.any():
+            out[same] = dist_all[nb_rows[same, 0]]
+        if ids is not None:
+            for q, item_id in enumerate(ids):
+                row = fit.index.row_of(str(item_id))
+                if row is not None and row < len(dist_all):
+                    own_rows[q] = row
+                    out[q] = dist_all[row]
+                    same[q] = True
+        new = ~same
+        if new.any():
+            prior = self._prior(vectors[new], fit.vectors[fit.labelled_rows], fit.labelled_classes)
+            if self.transductive and nb_rows.shape[1]:
+                rows, sims = nb_rows[new], nb_sims[new]
+                w = np.where(rows >= 0, np.maximum(sims, 0.0) ** 3, 0.0)
+                neighbour_dist = np.einsum("qk,qkc->qc", w, dist_all[np.clip(rows, 0, None)])
+                total = w.sum(axis=1, keepdims=True)
+                blended = np.where(total > 0, self.alpha * neighbour_dist / np.maximum(total, 1e-12) + (1 - self.alpha) * prior, prior)
+                out[new] = blended
+            else:
+                out[new] = prior
+        return own_rows, out, nb_rows, nb_sims
+
+    def predict_proba(self, X: Sequence[str] | np.ndarray, ids: Sequence[str] | None = None) -> np.ndarray:
+        """Calibrated probabilities ``(n, len(classes_))``; rows sum to 1. ``ids``: the queries'
+        item ids, so a fitted item gets its own propagated distribution."""
+        vectors = self._embed(X)
+        return self._calibrated(self._rows_and_distributions(vectors, ids)[1])
+
+    def predict(self, X: Sequence[str] | np.ndarray) -> np.ndarray:
+        """The most likely category per item."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def explain(
+        self, X: Sequence[str] | np.ndarray, unsure_below: float = 0.5, top_k: int = 3, n_evidence: int = 3,
+        ids: Sequence[str] | None = None,
+    ) -> list[Prediction]:
+        """Top categories, unsure and novel flags, nearest labelled examples and the graph's
+        look-alikes that agree or disagree, per item. ``ids`` name the queries, so a fitted item
+        is not its own evidence or look-alike."""
+        fit = self._require_fit()
+        vectors = self._embed(X)
+        own_rows, dist, nb_rows, nb_sims = self._rows_and_distributions(vectors, ids)
+        proba = self._calibrated(dist)
+        prompts = self.prompt_vectors_
+        assert prompts is not None
+        prompt_sim = vectors @ prompts.T
+        top_idx = np.argsort(-proba, axis=1)[:, :top_k]
+        label_vectors = fit.vectors[fit.labelled_rows]
+        ev_idx, ev_sim = top_k_cosine(vectors, label_vectors, n_evidence + 1)
+        current = self._current_classes()
+        out = []
+        for q in range(len(vectors)):
+            top = [(str(self.classes_[j]), float(proba[q, j])) for j in top_idx[q]]
+            evidence = [
+                (fit.ids[fit.labelled_rows[j]], str(self.classes_[fit.labelled_classes[j]]), float(s))
+                for j, s in zip(ev_idx[q], ev_sim[q]) if fit.labelled_rows[j] != own_rows[q]
+            ][:n_evidence]
+            best = top_idx[q, 0]
+            lookalikes = [r for r in nb_rows[q] if r >= 0 and r != own_rows[q]]
+            agree = sum(current[r] == best for r in lookalikes)
+            best_label_sim = float(ev_sim[q, 0]) if ev_sim.shape[1] else -1.0
+            novel = float(prompt_sim[q].max()) < fit.novel_prompt_cut and (
+                fit.novel_label_cut is None or best_label_sim < fit.novel_label_cut
+            )
+            out.append(Prediction(
+                top=top,
+                unsure=top[0][1] < unsure_below or novel,
+                evidence=evidence,
+                prompt_similarity=float(prompt_sim[q, best]),
+                novel=bool(novel),
+                lookalikes_agree=int(agree),
+                lookalikes_disagree=int(len(lookalikes) - agree),
+            ))
+        return out
+
+    def _current_classes(self) -> np.ndarray:
+        """Every fitted item's current class: its label, else its predicted class."""
+        fit = self._require_fit()
+        current = fit.state.argmax(axis=1)
+        current[fit.labelled_rows] = fit.labelled_classes
+        return current
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _embed(self, X: Sequence[str] | np.ndarray) -> np.ndarray:
+        if isinstance(X, np.ndarray) and X.dtype != object:
+            return np.ascontiguousarray(X, dtype=np.float32)
+        texts = [str(t) for t in X]
+        if self.encoder is None:
+            from .config import Settings
+            from .encoder import load_encoder
+
+            self.encoder = load_encoder(Settings.from_env().model)
+        from .encoder import embed_texts
+
+        return embed_texts(self.encoder, texts)  # type: ignore[arg-type]
+
+
+def fit_beta(dist: np.ndarray, y: np.ndarray) -> float:
+    """The exponent ``beta`` maximising the likelihood of ``y`` under ``softmax(beta * log dist)``."""
+    logd = np.log(np.maximum(np.asarray(dist, dtype=np.float64), 1e-12))
+    rows = np.arange(len(y))
+    best, best_nll = DEFAULT_BETA, np.inf
+    for beta in _BETA_GRID:
+        nll = -_log_softmax(beta * logd)[rows, y].mean()
+        if nll < best_nll:
+            best, best_nll = float(beta), nll
+    return best
+
+
+def confidence_matching_beta(dist: np.ndarray, prior: np.ndarray, sample: int = 20_000) -> float:
+    """The ``beta`` >= 1 at which the mean top probability of ``softmax(beta * log dist)`` equals
+    the mean top probability of ``prior`` (the target distributions; on up to ``sample`` rows;
+    bisection)."""
+    if len(dist) == 0:
+        return DEFAULT_BETA
+    if len(dist) > sample:
+        pick = np.random.default_rng(0).choice(len(dist), sample, replace=False)
+        dist, prior = dist[pick], prior[pick]
+    target = float(prior.max(axis=1).mean())
+    logd = np.log(np.maximum(np.asarray(dist, dtype=np.float64), 1e-12))
+
+    def confidence(beta: float) -> float:
+        return float(np.exp(_log_softmax(beta * logd)).max(axis=1).mean())
+
+    lo, hi = 1.0, float(_BETA_GRID[-1])
+    if confidence(lo) >= target:
+        return lo
+    if confidence(hi) <= target:
+        return hi
+    for _ in range(30):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if confidence(mid) < target else (lo, mid)
+    return round((lo * hi) ** 0.5, 4)
+
+
+def _empty_graph(vectors: np.ndarray) -> ItemGraph:
+    import scipy.sparse as sp
+
+    n = len(vectors)
+    return ItemGraph(sp.csr_matrix((n, n), dtype=np.float32), vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32))
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    return np.exp(_log_softmax(np.asarray(z, dtype=np.float64))).astype(np.float32)

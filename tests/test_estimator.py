@@ -1,0 +1,175 @@
+"""The one predictor: scikit-style API, transduction, calibration, incremental updates, novelty."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coldrec.errors import NotReadyError
+from coldrec.estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier, confidence_matching_beta, fit_beta
+from tests.conftest import unit_rows
+
+CATS = ["Cookware", "Footwear", "Toys", "Garden"]
+
+
+def _clusters(rng, per_class, dim=24, noise=0.45, prompt_noise=0.9):
+    """Items around one centre per category; prompts are noisy copies of the centres (as real
+    category names are only roughly where their products are)."""
+    centres = unit_rows(rng, len(CATS), dim)
+    y = np.repeat(np.arange(len(CATS)), per_class)
+    x = centres[y] + noise * rng.normal(size=(len(y), dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    prompts = centres + prompt_noise * rng.normal(size=centres.shape).astype(np.float32) / np.sqrt(dim) * 3
+    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
+    return x.astype(np.float32), y, prompts.astype(np.float32)
+
+
+def _support(y, k, rng):
+    return np.concatenate([rng.choice(np.flatnonzero(y == c), k, replace=False) for c in range(len(CATS))])
+
+
+def test_sklearn_style_api_on_vectors():
+    rng = np.random.default_rng(0)
+    x, y, prompts = _clusters(rng, 60)
+    sup = _support(y, 3, rng)
+    rest = np.setdiff1d(np.arange(len(y)), sup)
+    clf = ColdStartClassifier().fit(x[sup], [CATS[i] for i in y[sup]], categories=CATS, prompt_vectors=prompts,
+                                    unlabelled=x[rest])
+    assert list(clf.classes_) == CATS
+    proba = clf.predict_proba(x[rest])
+    assert proba.shape == (len(rest), 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert list(clf.predict(x[rest][:5])) == [CATS[j] for j in proba[:5].argmax(axis=1)]
+    # Fitted unlabelled items are predicted from their own propagated distribution.
+    np.testing.assert_allclose(proba, clf.transduction_[len(sup):], atol=1e-6)
+
+
+def test_using_the_unlabelled_items_beats_the_support_set_alone():
+    rng = np.random.default_rng(1)
+    x, y, prompts = _clusters(rng, 150, noise=0.6)
+    accuracies = {True: [], False: []}
+    for seed in range(3):
+        sup = _support(y, 2, np.random.default_rng(seed))
+        rest = np.setdiff1d(np.arange(len(y)), sup)
+        for transductive in (True, False):
+            clf = ColdStartClassifier(transductive=transductive).fit(
+                x[sup], [CATS[i] for i in y[sup]], categories=CATS, prompt_vectors=prompts,
+                unlabelled=x[rest] if transductive else None,
+            )
+            accuracies[transductive].append((clf.predict_proba(x[rest]).argmax(axis=1) == y[rest]).mean())
+    assert np.mean(accuracies[True]) > np.mean(accuracies[False]) + 0.03
+
+
+def test_fit_beta_recovers_a_known_exponent():
+    rng = np.random.default_rng(2)
+    dist = rng.dirichlet(np.full(5, 0.7), size=4000)
+    true_beta = 2.0
+    p = dist**true_beta
+    p /= p.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(5, p=row) for row in p])
+    assert fit_beta(dist, y) == pytest.approx(true_beta, rel=0.1)
+    # Labels drawn from the distributions themselves: beta close to 1.
+    y1 = np.array([rng.choice(5, p=row) for row in dist])
+    assert fit_beta(dist, y1) == pytest.approx(1.0, rel=0.1)
+
+
+def test_confidence_matching_beta_finds_the_exponent_that_matches_a_target_confidence():
+    rng = np.random.default_rng(8)
+    flat = rng.dirichlet(np.ones(6), size=500)
+    sharp = flat**2.5
+    sharp /= sharp.sum(axis=1, keepdims=True)
+    assert confidence_matching_beta(flat, sharp) == pytest.approx(2.5, rel=0.02)
+    assert confidence_matching_beta(sharp, flat) == 1.0  # never flattens below the raw distribution
+
+
+def test_calibration_is_fitted_once_there_are_enough_labels_and_tracks_accuracy():
+    rng = np.random.default_rng(3)
+    x, y, prompts = _clusters(rng, 200, noise=0.8)
+    few = _support(y, 1, rng)
+    clf = ColdStartClassifier().fit(x[few], [CATS[i] for i in y[few]], categories=CATS, prompt_vectors=prompts, unlabelled=x)
+    assert len(few) < MIN_LABELS_TO_CALIBRATE
+    # Without enough labels: the workspace is as sure, on average, as each item's own distribution
+    # combined with half its look-alikes' vote.
+    fit = clf._fit
+    vote = fit.graph.matrix @ fit.prior
+    combined = fit.prior * np.sqrt(vote)
+    combined /= combined.sum(axis=1, keepdims=True)
+    target = combined[len(few):].max(axis=1).mean()
+    assert clf.transduction_[len(few):].max(axis=1).mean() == pytest.approx(target, abs=0.01)
+    label_free = clf.beta_
+    sup = _support(y, 15, rng)
+    rest = np.setdiff1d(np.arange(len(y)), sup)
+    clf = ColdStartClassifier().fit(x[sup], [CATS[i] for i in y[sup]], categories=CATS, prompt_vectors=prompts,
+                                    unlabelled=x[rest])
+    assert clf.beta_ >= 1.0 and clf.beta_ != label_free
+    proba = clf.predict_proba(x[rest])
+    from coldrec.evaluate import expected_calibration_error
+
+    assert expected_calibration_error(y[rest], proba) < 0.08
+
+
+def test_update_labels_equals_a_full_refit():
+    rng = np.random.default_rng(4)
+    x, y, prompts = _clusters(rng, 80)
+    ids = [f"i{i}" for i in range(len(y))]
+    rows = _support(y, 2, rng)
+    clf = ColdStartClassifier().fit_rows(x, ids, rows, y[rows], CATS, prompts)
+    more = np.append(rows, [5, 100])
+    clf.update_labels(more, y[more], recalibrate=True)
+    full = ColdStartClassifier().fit_rows(x, ids, more, y[more], CATS, prompts)
+    np.testing.assert_allclose(clf.transduction_, full.transduction_, atol=2e-3)
+    assert clf.transduction_[100].argmax() == y[100]  # a labelled item is clamped to its label
+
+
+def test_snapshot_leaves_the_served_model_unchanged():
+    rng = np.random.default_rng(5)
+    x, y, prompts = _clusters(rng, 30)
+    clf = ColdStartClassifier().fit_rows(x, [str(i) for i in range(len(y))], np.array([0]), y[[0]], CATS, prompts)
+    before = clf.transduction_.copy()
+    twin = clf.snapshot()
+    twin.update_labels(np.array([0, 40, 70]), y[[0, 40, 70]])
+    np.testing.assert_array_equal(clf.transduction_, before)
+    assert not np.allclose(twin.transduction_, before)
+
+
+def test_added_items_join_the_graph_and_get_their_look_alikes_label():
+    rng = np.random.default_rng(6)
+    x, y, prompts = _clusters(rng, 40, noise=0.3)
+    clf = ColdStartClassifier().fit_rows(x, [str(i) for i in range(len(y))], np.arange(0, 160, 10), y[::10], CATS, prompts)
+    new = x[:4] + 0.01 * rng.normal(size=(4, x.shape[1])).astype(np.float32)
+    new /= np.linalg.norm(new, axis=1, keepdims=True)
+    clf.add_items(new, ["n0", "n1", "n2", "n3"])
+    assert clf.transduction_.shape[0] == len(y) + 4
+    assert (clf.predict_proba(new, ids=["n0", "n1", "n2", "n3"]).argmax(axis=1) == y[:4]).all()
+
+
+def test_explain_gives_evidence_look_alikes_and_flags_items_like_no_category():
+    rng = np.random.default_rng(7)
+    x, y, prompts = _clusters(rng, 50, noise=0.3, prompt_noise=0.1)
+    ids = [f"i{i}" for i in range(len(y))]
+    rows = _support(y, 5, rng)
+    clf = ColdStartClassifier().fit_rows(x, ids, rows, y[rows], CATS, prompts)
+    outsider = -x.mean(axis=0, keepdims=True)  # unlike every item and prompt
+    outsider /= np.linalg.norm(outsider)
+    ordinary, odd = clf.explain(np.vstack([x[rows[0]], outsider[0]]), ids=[ids[rows[0]], "new"])
+    assert ordinary.category == CATS[y[rows[0]]] and not ordinary.novel
+    assert all(e[0] != ids[rows[0]] for e in ordinary.evidence)  # an item is not its own evidence
+    assert ordinary.lookalikes_agree + ordinary.lookalikes_disagree > 0
+    assert ordinary.lookalikes_agree > ordinary.lookalikes_disagree
+    assert odd.novel and odd.unsure
+
+
+def test_no_categories_is_a_clear_error():
+    with pytest.raises(NotReadyError, match="no categories"):
+        ColdStartClassifier().fit(np.zeros((0, 4), np.float32), [], categories=[])
+    with pytest.raises(NotReadyError, match="not fitted"):
+        ColdStartClassifier().predict_proba(np.ones((1, 4), np.float32))
+
+
+def test_fits_on_texts_with_an_encoder(tiny_encoder):
+    texts = ["steel frying pan", "cast iron skillet", "leather boot", "running shoe", "toy car", "plush bear"]
+    labels = ["Cookware", "Cookware", "Footwear", "Footwear", "Toys", "Toys"]
+    clf = ColdStartClassifier(encoder=tiny_encoder).fit(texts, labels, categories=["Cookware", "Footwear", "Toys"],
+                                                        unlabelled=["wok", "sandal"])
+    proba = clf.predict_proba(["wok", "a brand new thing"])
+    assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)

@@ -1,0 +1,99 @@
+"""The item graph and label propagation, checked by hand on tiny graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from coldrec.graph import ItemGraph, build_graph, distributions, extend_graph, propagate
+from tests.conftest import unit_rows
+
+
+def _chain_graph() -> ItemGraph:
+    """Six nodes: 0-1-2 and 3-4-5 are two chains joined by the weak edge 2-3.
+
+    W has unit weights on the chains and 0.1 on the bridge; S = D^-1/2 W D^-1/2.
+    """
+    w = np.zeros((6, 6), dtype=np.float32)
+    for a, b, weight in [(0, 1, 1.0), (1, 2, 1.0), (2, 3, 0.1), (3, 4, 1.0), (4, 5, 1.0)]:
+        w[a, b] = w[b, a] = weight
+    d = 1 / np.sqrt(w.sum(axis=1))
+    return ItemGraph(sp.csr_matrix(d[:, None] * w * d[None, :]), np.zeros(2, dtype=np.float32))
+
+
+def test_propagation_on_a_hand_checked_six_node_graph():
+    graph = _chain_graph()
+    prior = np.full((6, 2), 0.5, dtype=np.float32)  # no opinion of their own
+    f, _ = propagate(graph, prior, [0, 5], [0, 1], alpha=0.9, tolerance=1e-9, max_iterations=2000)
+    # The closed form with clamping: solve F_u = alpha S_uu F_u + alpha S_ul Y_l + (1 - alpha) Y0_u.
+    s = graph.matrix.toarray()
+    u, l = [1, 2, 3, 4], [0, 5]
+    y_l = np.array([[1, 0], [0, 1]], dtype=np.float64)
+    f_u = np.linalg.solve(np.eye(4) - 0.9 * s[np.ix_(u, u)], 0.9 * s[np.ix_(u, l)] @ y_l + 0.1 * prior[u])
+    np.testing.assert_allclose(f[u], f_u, atol=1e-5)
+    np.testing.assert_array_equal(f[[0, 5]], y_l)  # clamped
+    p = distributions(f)
+    assert p[1, 0] > p[2, 0] > 0.5 > p[3, 0] > p[4, 0]  # each chain follows its own label
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_the_prior_decides_where_no_label_reaches():
+    graph = ItemGraph(sp.csr_matrix((3, 3), dtype=np.float32), np.zeros(2, np.float32))  # no edges
+    prior = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]], dtype=np.float32)
+    f, _ = propagate(graph, prior, [2], [1])
+    np.testing.assert_allclose(distributions(f)[:2], prior[:2], atol=1e-6)
+    assert distributions(f)[2].tolist() == [0.0, 1.0]
+
+
+def test_warm_started_local_update_reaches_the_full_solution():
+    rng = np.random.default_rng(0)
+    x = unit_rows(rng, 300, 8)
+    graph = build_graph(x)
+    prior = rng.dirichlet(np.ones(4), size=300).astype(np.float32)
+    rows, classes = np.array([3, 50, 120]), np.array([0, 1, 2])
+    before, _ = propagate(graph, prior, rows, classes, tolerance=1e-7, max_iterations=500)
+    rows2, classes2 = np.append(rows, 200), np.append(classes, 3)
+    local, _ = propagate(graph, prior, rows2, classes2, start=before, changed=np.array([200]), tolerance=1e-7, max_iterations=500)
+    full, _ = propagate(graph, prior, rows2, classes2, tolerance=1e-7, max_iterations=500)
+    np.testing.assert_allclose(local, full, atol=1e-4)
+    assert not np.allclose(before, full, atol=1e-3)  # the new label did change something
+
+
+def test_graph_is_symmetric_normalised_and_links_look_alikes():
+    rng = np.random.default_rng(1)
+    centres = unit_rows(rng, 3, 16)
+    x = np.repeat(centres, 20, axis=0) + 0.05 * rng.normal(size=(60, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    graph = build_graph(x, k=5)
+    s = graph.matrix.toarray()
+    np.testing.assert_allclose(s, s.T, atol=1e-6)
+    assert (np.diag(s) == 0).all()
+    group = np.repeat(np.arange(3), 20)
+    rows, cols = np.nonzero(s)
+    assert (group[rows] == group[cols]).mean() > 0.95  # edges stay inside a cluster
+    assert np.abs(np.linalg.eigvalsh(s)).max() <= 1.0 + 1e-5  # so alpha < 1 converges
+
+
+def test_extending_the_graph_equals_building_it_when_no_old_neighbourhood_changes():
+    rng = np.random.default_rng(2)
+    x = unit_rows(rng, 80, 12)
+    far = -x[:3] + 0.01 * rng.normal(size=(3, 12)).astype(np.float32)  # new items far from most
+    far /= np.linalg.norm(far, axis=1, keepdims=True)
+    old = build_graph(x, k=5)
+    both = np.vstack([x, far])
+    from coldrec.neighbours import top_k_cosine
+
+    nb, _ = top_k_cosine(far, both, 6)
+    grown = extend_graph(old, both, nb, k=5)
+    assert grown.n == 83
+    np.testing.assert_allclose(grown.matrix.toarray()[:80, :80] > 0, old.matrix.toarray() > 0)
+    assert grown.matrix[80:].nnz > 0  # the new items are linked
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_tiny_inputs(n):
+    graph = build_graph(np.ones((n, 4), dtype=np.float32) / 2)
+    assert graph.n == n
+    f, _ = propagate(graph, np.full((n, 2), 0.5, np.float32), [], [])
+    assert f.shape == (n, 2)
