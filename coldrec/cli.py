@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from .config import DEMO_DIR, Settings
-from .errors import ColdrecError
+from .errors import ColdrecError, ConfigError, DataImportError
 
 
 def _int_list(text: str) -> list[int]:
@@ -172,7 +172,7 @@ def _active_strategies(values: Sequence[str] | None) -> list[str]:
         return list(STRATEGIES)
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown or not names:
-        raise ValueError(f"unknown --active strategy {unknown or names}; valid: {', '.join(STRATEGIES)} (or all)")
+        raise ConfigError(f"unknown --active strategy {unknown or names}; valid: {', '.join(STRATEGIES)} (or all)")
     return list(dict.fromkeys(names))
 
 
@@ -188,13 +188,13 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         args.step = 10 if args.step is None else args.step
         active_label_counts(args.budget, args.step)  # validates before the slow part
     elif args.budget is not None or args.step is not None:
-        raise ValueError("--budget and --step need --active STRATEGY")
+        raise ConfigError("--budget and --step need --active STRATEGY")
     data = load_labelled(args.data, args.text_col, args.label_col, args.min_per_class)
     descriptions: dict[str, str] = {}
     if args.categories:
         cats = read_table(args.categories)
         if "name" not in cats.columns:
-            raise ValueError(f"{args.categories}: needs columns name, description")
+            raise DataImportError(f"{args.categories}: needs columns name, description")
         descriptions = dict(zip(cats["name"].astype(str), cats.get("description", cats["name"]).astype(str)))
     print(f"{data.name}: {len(data.texts):,} items, {len(data.classes)} classes", file=sys.stderr)
     encoder = load_encoder(settings.model, settings.device)
@@ -244,7 +244,7 @@ def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
     items = read_table(args.items, limits=OPERATOR_FILES)
     missing = [c for c in ["item_id", *text_cols] if c not in items.columns]
     if missing:
-        raise ValueError(f"{args.items}: column(s) {missing} not found; columns are {list(items.columns)}")
+        raise DataImportError(f"{args.items}: column(s) {missing} not found; columns are {list(items.columns)}")
     interactions = load_interactions(args.interactions)
     encoder = load_encoder(settings.model, settings.device)
     result = evaluate_audience(

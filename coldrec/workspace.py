@@ -20,7 +20,8 @@ from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder
 from .ingest import OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, read_table
 from .neighbours import NeighbourIndex
-from .store import Store
+from .errors import DataImportError, NotReadyError, StoreError
+from .store import Store, category_name
 
 
 @dataclass
@@ -120,7 +121,7 @@ class Workspace:
         if "category" in items.columns:
             unknown = sorted(set(items["category"]) - set(self.store.category_names()) - {""})
             if unknown:
-                raise ValueError(
+                raise DataImportError(
                     f"{Path(catalog).name}: categories not in {Path(categories).name}: "
                     + ", ".join(repr(c) for c in unknown[:5])
                 )
@@ -174,7 +175,7 @@ class Workspace:
 
         Checks that predicting is possible before anything is written.
         """
-        self.classifier()  # raises ValueError when there are no categories yet
+        self.classifier()  # raises NotReadyError when there are no categories yet
         warnings: list[str] = []
         self.add_upload(items, batch=batch)
         if "category" in items.columns:
@@ -276,7 +277,7 @@ class Workspace:
             if self._classifier is not None and self._classifier[0] == key:
                 return self._classifier[1]
         if cats.empty:
-            raise ValueError("there are no categories yet: add some (or run `python -m coldrec init`)")
+            raise NotReadyError("there are no categories yet: add some (or run `python -m coldrec init`)")
         prompts = embed_texts(
             self.encoder,
             [category_prompt(n, d, p) for n, d, p in cats[["name", "description", "path"]].itertuples(index=False)],
@@ -401,14 +402,14 @@ class Workspace:
 
     def add_category(self, name: str, description: str = "", path: str = "") -> str:
         """Create a category under an optional parent ``path`` ("Home > Kitchen"; the stored path ends
-        with the name). Raises ``ValueError`` for a blank, over-long or existing name."""
-        name = " ".join((name or "").split())
+        with the name). Raises :class:`StoreError` for a blank, over-long or existing name."""
+        name = category_name(name or "")
         if not name:
-            raise ValueError("a category needs a name")
+            raise StoreError("a category needs a name")
         if len(name) > 100:
-            raise ValueError("category names are limited to 100 characters")
+            raise StoreError("category names are limited to 100 characters")
         if name.casefold() in {n.casefold() for n in self.store.category_names()}:
-            raise ValueError(f"category {name!r} already exists")
+            raise StoreError(f"category {name!r} already exists")
         parents = " > ".join(p.strip() for p in (path or "").split(">") if p.strip())
         full_path = f"{parents} > {name}" if parents and not parents.endswith(name) else parents or None
         self.store.upsert_categories(
