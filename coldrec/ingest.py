@@ -178,7 +178,10 @@ def read_table(data: bytes | str | Path, filename: str | None = None, limits: Li
             raise IngestError(
                 f"{filename}: {path.stat().st_size / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit"
             )
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise IngestError(f"{filename}: cannot be read: {exc.strerror or exc}") from exc
     filename = filename or "upload"
     if len(data) > limits.max_bytes:
         raise IngestError(f"{filename}: {len(data) / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit")
