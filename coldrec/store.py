@@ -182,7 +182,8 @@ class Store:
         except duckdb.Error as exc:
             self.close()
             raise StoreError(
-                f"cannot use the database {self.path}: {_first_line(exc)}; is it a coldrec database?"
+                f"cannot open the database {self.path}: it is damaged or not a coldrec database "
+                f"({_first_line(exc)}); restore a backup, or set COLDREC_DB to a new file"
             ) from exc
         except BaseException:
             self.close()
