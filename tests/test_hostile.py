@@ -243,3 +243,47 @@ def test_out_of_range_purchases_are_refused_naming_file_column_and_row(column, v
     data = f"user_id,item_id,{column}\nu1,a,1\nu1,b,{value}\n".encode()
     with pytest.raises(IngestError, match=rf"^buys\.csv: column '{column}' must hold {re.escape(message)}.*row\(s\) 2$"):
         load_interactions(data, "buys.csv")
+
+
+# -- round trips of names (issue 12, item 5) ---------------------------------------------------
+def test_typed_odd_category_names_survive_export_and_import(workspace):
+    import unicodedata
+
+    from coldrec.export import to_csv_bytes
+    from coldrec.labelling import export_labels, import_labels
+
+    typed = [unicodedata.normalize("NFD", "Crème brûlée"), "Zero\u200bwidth", "Bell\x07", "'=quoted", "'-dash", "=formula"]
+    stored = [workspace.add_category(name) for name in typed]
+    assert stored == ["Crème brûlée", "Zerowidth", "Bell", "'=quoted", "'-dash", "=formula"]
+    items = workspace.store.items()["item_id"].tolist()[: len(stored)]
+    workspace.store.add_labels(items, typed, who="ana")  # labelled with the names as typed
+    exported = to_csv_bytes(export_labels(workspace))
+    workspace.store.add_labels(items, [None] * len(items), who="ana")  # clear, then import back
+    assert import_labels(workspace, exported, "labels.csv", who="ana") == len(items)
+    labels = workspace.store.labels().set_index("item_id")["category"]
+    assert [labels[i] for i in items] == stored
+
+
+def test_ids_that_differ_only_by_the_escape_mark_stay_apart(workspace):
+    from coldrec.export import to_csv_bytes
+    from coldrec.labelling import export_labels, import_labels
+
+    workspace.store.upsert_items(pd.DataFrame({"item_id": ["=x", "'=x"], "title": ["one", "two"]}), source="upload", batch="b")
+    category = workspace.store.category_names()[0]
+    other = workspace.store.category_names()[1]
+    workspace.store.add_labels(["=x", "'=x"], [category, other], who="ana")
+    exported = to_csv_bytes(export_labels(workspace))
+    workspace.store.add_labels(["=x", "'=x"], [None, None], who="ana")
+    import_labels(workspace, exported, "labels.csv", who="ana")
+    labels = workspace.store.labels().set_index("item_id")["category"]
+    assert labels["=x"] == category and labels["'=x"] == other
+
+
+def test_a_taxonomy_spelling_of_an_existing_category_updates_it(workspace):
+    from coldrec.labelling import import_taxonomy
+
+    existing = next(n for n in workspace.store.category_names() if n != n.lower())
+    before = len(workspace.store.category_names())
+    import_taxonomy(workspace, f"Shop > {existing.lower()}\n".encode(), "tax.txt", include=[])
+    names = workspace.store.category_names()
+    assert len(names) == before and existing in names and existing.lower() not in names
