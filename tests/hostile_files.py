@@ -44,12 +44,18 @@ _WORKBOOK_RELS = (
 def _xlsx(sheet_rows, dimension: str | None = None) -> bytes:
     """A minimal workbook whose first sheet is written row by row (inline strings)."""
     buffer = io.BytesIO()
+
+    def member(name: str) -> zipfile.ZipInfo:  # a fixed date: the same rows give the same bytes
+        info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        return info
+
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
-        archive.writestr("_rels/.rels", _RELS)
-        archive.writestr("xl/workbook.xml", _WORKBOOK)
-        archive.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
-        with archive.open("xl/worksheets/sheet1.xml", "w") as sheet:
+        archive.writestr(member("[Content_Types].xml"), _CONTENT_TYPES)
+        archive.writestr(member("_rels/.rels"), _RELS)
+        archive.writestr(member("xl/workbook.xml"), _WORKBOOK)
+        archive.writestr(member("xl/_rels/workbook.xml.rels"), _WORKBOOK_RELS)
+        with archive.open(member("xl/worksheets/sheet1.xml"), "w") as sheet:
             sheet.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
                         b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">')
             if dimension:
@@ -63,6 +69,19 @@ def _xlsx(sheet_rows, dimension: str | None = None) -> bytes:
 
 def _cell(ref: str, text: str) -> str:
     return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+
+def xlsx_table(rows: list[list[str]]) -> bytes:
+    """A small workbook of text rows (the first is the header), byte-for-byte reproducible."""
+    from xml.sax.saxutils import escape
+
+    def ref(column: int, row: int) -> str:
+        return f"{chr(ord('A') + column)}{row}"
+
+    return _xlsx(
+        f'<row r="{r}">' + "".join(_cell(ref(c, r), escape(v)) for c, v in enumerate(cells)) + "</row>"
+        for r, cells in enumerate(rows, start=1)
+    )
 
 
 def xlsx_far_cell() -> tuple[str, bytes]:

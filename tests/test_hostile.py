@@ -68,9 +68,7 @@ def _base_files() -> dict[str, bytes]:
     files = {"base.csv": frame.to_csv(index=False).encode(), "base.tsv": frame.to_csv(index=False, sep="\t").encode(),
              "base.json": frame.to_json(orient="records", force_ascii=False).encode(),
              "base.jsonl": frame.to_json(orient="records", lines=True, force_ascii=False).encode()}
-    buffer = io.BytesIO()
-    frame.to_excel(buffer, index=False)
-    files["base.xlsx"] = buffer.getvalue()
+    files["base.xlsx"] = hostile_files.xlsx_table([list(frame.columns), *frame.values.tolist()])
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
     files["base.parquet"] = buffer.getvalue()
