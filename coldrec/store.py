@@ -571,7 +571,9 @@ class Store:
         return self.query_df("SELECT item_id, x, y FROM projections WHERE key = ?", [key])
 
     def put_projection(self, key: str, item_ids: Sequence[str], xy: np.ndarray) -> None:
-        """Store a 2-D map under ``key`` (replacing an earlier one)."""
+        """Store a 2-D map under ``key`` (replacing an earlier one; a cache, so nothing is kept read-only)."""
+        if self.read_only:
+            return
         rows = pa.table(
             {
                 "item_id": pa.array([str(i) for i in item_ids], pa.string()),

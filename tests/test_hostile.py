@@ -285,3 +285,27 @@ def test_a_taxonomy_spelling_of_an_existing_category_updates_it(workspace):
     import_taxonomy(workspace, f"Shop > {existing.lower()}\n".encode(), "tax.txt", include=[])
     names = workspace.store.category_names()
     assert len(names) == before and existing in names and existing.lower() not in names
+
+
+_FUZZ_RSS = textwrap.dedent(
+    """
+    import json, resource, sys
+    sys.path.insert(0, {project!r})
+    from tests.test_hostile import FUZZ
+    from coldrec.errors import ColdrecError
+    from coldrec.ingest import prepare_items, read_table
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for name, data in FUZZ:
+        try:
+            prepare_items(read_table(data, name), name)
+        except ColdrecError:
+            pass
+    print(json.dumps({{"growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}}))
+    """
+)
+
+
+def test_the_whole_fuzz_corpus_reads_in_bounded_memory():
+    done = subprocess.run([sys.executable, "-c", _FUZZ_RSS.format(project=str(PROJECT))], capture_output=True,
+                          text=True, timeout=300, check=True, cwd=PROJECT)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["growth_mb"] < MAX_RSS_GROWTH_MB
