@@ -99,6 +99,32 @@ def cases() -> dict[str, list[tuple[str, str, str]]]:
     return {"uploads": uploads, "taxonomy": taxonomy, "purchases": purchases, "sql": sql}
 
 
+def cli_predict_cases(folder: Path) -> list[dict]:
+    """``python -m coldrec predict FILE -o out.csv`` on each attack file: exit status, wall seconds,
+    the process's peak RSS, the first line of its message."""
+    from tests import hostile_files
+
+    out = []
+    env = {**os.environ, "COLDREC_DB": str(folder / "cli.duckdb"), "HF_HUB_OFFLINE": "1"}
+    for case, build in hostile_files.UPLOADS.items():
+        name, data = build()
+        (folder / name).write_bytes(data)
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "coldrec", "predict", str(folder / name), "-o", str(folder / "out.csv")],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stderr = proc.stderr.read()  # type: ignore[union-attr]
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        lines = stderr.strip().splitlines()
+        out.append({"case": case, "exit": proc.returncode, "seconds": round(seconds, 2),
+                    "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "stderr_lines": len(lines),
+                    "message": lines[-1][:160] if lines else ""})
+        print(f"cli       {case:28} exit {proc.returncode} {seconds:6.2f} s {usage.ru_maxrss / 1024:7.1f} MB  "
+              f"{(lines[-1] if lines else '')[:90]}", flush=True)
+    return out
+
+
 def compression_ratios() -> list[dict]:
     """Decoded text bytes / file bytes for real catalogs written as Parquet and .xlsx (sheet XML)."""
     import zipfile
@@ -141,6 +167,10 @@ def main() -> None:
             worker = f" (worker {result['worker_peak_rss_mb']} MB)" if result.get("worker_peak_rss_mb") else ""
             print(f"{area:9} {name:28} {result['seconds']!s:>7} s {result['rss_growth_mb']!s:>7} MB{worker}  "
                   f"{result['outcome'][:100]}", flush=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        cli = cli_predict_cases(Path(folder))
     ratios = compression_ratios()
     for r in ratios:
         print(r)
@@ -151,7 +181,7 @@ def main() -> None:
     doc = {
         "machine": machine(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results,
-        "worst_rss_growth": worst, "worst_sql_worker": worst_worker, "slowest": slowest, "compression": ratios,
+        "worst_rss_growth": worst, "worst_sql_worker": worst_worker, "slowest": slowest, "cli_predict": cli, "compression": ratios,
     }
     OUT.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"worst RSS growth: {worst['case']} {worst['rss_growth_mb']} MB; worst SQL worker peak: "
