@@ -112,6 +112,8 @@ def run_readonly(
         except subprocess.TimeoutExpired as exc:
             raise SQLRefused(f"the query took longer than {timeout_s:g} s and was stopped") from exc
         status = _status(done)
+        if status.get("bug"):
+            raise RuntimeError(f"the SQL worker failed: {status['bug']}")
         if not status.get("ok"):
             raise SQLRefused(str(status.get("error") or "the query failed"))
         with pa.ipc.open_file(Path(folder) / "result.arrow") as reader:
@@ -127,9 +129,11 @@ def _status(done: subprocess.CompletedProcess) -> dict:
     lines = [line for line in (done.stdout or "").splitlines() if line.startswith("{")]
     if lines:
         return json.loads(lines[-1])
-    if done.returncode < 0 or "memory" in (done.stderr or "").lower() or "bad_alloc" in (done.stderr or ""):
+    stderr = done.stderr or ""
+    # Killed by a signal, or aborted by an allocation that the address-space cap refused.
+    if done.returncode < 0 or any(mark in stderr for mark in ("bad_alloc", "MemoryError", "Out of Memory")):
         return {"ok": False, "error": "the query needs more memory than the SQL box allows and was stopped"}
-    tail = (done.stderr or "").strip().splitlines()
+    tail = stderr.strip().splitlines()
     raise RuntimeError(f"the SQL worker failed (exit {done.returncode}): {tail[-1] if tail else 'no output'}")
 
 

@@ -24,6 +24,11 @@ def main(folder: str) -> int:
         status = _run(Path(folder), request)
     except MemoryError:
         status = {"ok": False, "error": "the query needs more memory than the SQL box allows"}
+    except Exception as exc:
+        if "Out of Memory" in str(exc):  # DuckDB's Arrow export hitting the address-space cap (an OSError)
+            status = {"ok": False, "error": "the query needs more memory than the SQL box allows"}
+        else:  # reported to the parent, which treats it as a bug (not a refusal)
+            status = {"ok": False, "bug": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(status), flush=True)
     return 0
 
