@@ -6,8 +6,8 @@ Defence in depth:
    (``json_serialize_sql``) may hold only SELECT query nodes (no ``DELETE/INSERT/UPDATE …
    RETURNING`` inside a CTE), read only the four views or its own CTEs, call no table function
    but ``range``/``generate_series``/``unnest``, and no settings, catalog or SQL-running function.
-2. It runs in a separate worker process (:mod:`coldrec.sqlbox_worker`) whose address space is
-   capped, on a fresh in-memory database holding copies of the views, with external access, every
+2. It runs in a separate worker process (:mod:`coldrec.sqlbox_worker`) where the query may add
+   at most 1 GiB of address space, on a fresh in-memory database holding copies of the views, with external access, every
    local file (temp directory included) and extensions switched off and the configuration locked;
    DuckDB's own memory limit applies inside, and nothing spills to disk.
 3. At most ``row_limit`` rows and ``max_bytes`` bytes come back; the worker interrupts the query
@@ -46,8 +46,9 @@ _SNAPSHOTS = {
 }
 #: DuckDB's memory limit inside the worker (a runaway sort or join fails instead of starving the app).
 MEMORY_LIMIT = "256MB"
-#: The worker's whole address space: DuckDB's limit does not cover every string it builds, this does.
-ADDRESS_SPACE_BYTES = 2 * 1024**3
+#: Address space the query may add in the worker: DuckDB's limit does not cover every string it
+#: builds, this does.
+QUERY_ADDRESS_SPACE_BYTES = 1024**3
 #: The most result bytes (Arrow size) sent back to a page or the terminal.
 MAX_RESULT_BYTES = 5 * 1024**2
 #: Table functions a query may call: generators over values, nothing that reads or lists anything.
@@ -101,7 +102,8 @@ def run_readonly(
                 writer.write_table(table)
         request = {
             "sql": sql, "views": list(_SNAPSHOTS), "row_limit": int(row_limit), "max_bytes": int(max_bytes),
-            "timeout_s": float(timeout_s), "memory_limit": MEMORY_LIMIT, "address_space_bytes": ADDRESS_SPACE_BYTES,
+            "timeout_s": float(timeout_s), "memory_limit": MEMORY_LIMIT,
+            "query_address_space_bytes": QUERY_ADDRESS_SPACE_BYTES,
         }
         (Path(folder) / "request.json").write_text(json.dumps(request))
         try:

@@ -2,8 +2,9 @@
 
 Started by :func:`coldrec.sqlbox.run_readonly` as a script (``python sqlbox_worker.py FOLDER``), so
 it imports only duckdb and pyarrow. ``FOLDER`` holds ``request.json`` and one Arrow IPC file per
-view; the worker writes ``result.arrow`` and prints one JSON status line. Its address space is
-capped (``RLIMIT_AS``), so a query that builds gigabytes of strings fails here, not in the server.
+view; the worker writes ``result.arrow`` and prints one JSON status line. Before the query runs,
+the address space it may add is capped (``RLIMIT_AS``), so a query that builds gigabytes of
+strings fails here, not in the server.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from pathlib import Path
 def main(folder: str) -> int:
     """Run the request in ``folder``; print ``{"ok": ..., ...}``; exit 0 (also for refusals)."""
     request = json.loads((Path(folder) / "request.json").read_text())
-    limit = int(request["address_space_bytes"])
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         status = _run(Path(folder), request)
     except MemoryError:
@@ -61,6 +60,7 @@ def _run(folder: Path, request: dict) -> dict:
         con.execute("SET python_enable_replacements = false")  # Python objects are not tables
         con.execute("SET disabled_filesystems = 'LocalFileSystem'")  # no file at all, not even temp
         con.execute("SET lock_configuration = true")  # from here no statement can undo the above
+        _cap_address_space(int(request["query_address_space_bytes"]))
         timeout = float(request["timeout_s"])
         timer = threading.Timer(timeout, con.interrupt)
         timer.daemon = True
@@ -99,6 +99,16 @@ def _run(folder: Path, request: dict) -> dict:
         return {"ok": False, "error": text.splitlines()[0] if text else type(exc).__name__}
     finally:
         con.close()
+
+
+def _cap_address_space(extra: int) -> None:
+    """Let the query add at most ``extra`` bytes of address space to what the process has mapped now
+    (the libraries reserve one to two GB of address space they never touch, so a fixed cap would be
+    about them, not about the query)."""
+    with open("/proc/self/status") as status:  # noqa: PTH123 - the process's own size, not a user path
+        size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    limit = size_kb * 1024 + extra
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _rows_within(batch: object, budget: int) -> int:
