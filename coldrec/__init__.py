@@ -6,14 +6,15 @@ The library works without Streamlit; the dashboard (``app.py``) and the CLI
 
 from .classify import Prediction, category_prompt, predictions_frame
 from .config import Settings, bundled_model_path
-from .errors import ColdrecError, ConfigError, DataImportError, ModelError, NotReadyError, QueryError
+from .errors import ColdrecError, ConfigError, DataImportError, ExportError, ModelError, NotReadyError, QueryError
 from .encoder import Encoder, ModelLoadError, embed_texts, load_encoder, pick_device, text_hash
 from .export import spreadsheet_safe, to_csv_bytes, to_excel_bytes
 from .ingest import IngestError, Limits, clean_text, guess_mapping, item_text, load_items, parse_pasted, prepare_items, read_table
 from .estimator import ColdStartClassifier
 from .graph import ItemGraph, build_graph, propagate
 from .neighbours import NeighbourIndex, VectorIndex, top_k_cosine
-from .store import Store, StoreError, StoreLockedError
+from .sqlbox import SQLResult, run_readonly
+from .store import Store, StoreError, StoreLockedError, category_name
 from .workspace import PredictionBatch, Workspace
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "ColdrecError",
     "ConfigError",
     "DataImportError",
+    "ExportError",
     "ModelError",
     "NotReadyError",
     "QueryError",
@@ -35,12 +37,14 @@ __all__ = [
     "Prediction",
     "PredictionBatch",
     "Settings",
+    "SQLResult",
     "Store",
     "StoreError",
     "StoreLockedError",
     "VectorIndex",
     "Workspace",
     "bundled_model_path",
+    "category_name",
     "category_prompt",
     "clean_text",
     "embed_texts",
@@ -55,6 +59,7 @@ __all__ = [
     "propagate",
     "prepare_items",
     "read_table",
+    "run_readonly",
     "spreadsheet_safe",
     "text_hash",
     "to_csv_bytes",

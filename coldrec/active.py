@@ -21,6 +21,8 @@ import warnings
 
 import numpy as np
 
+from .errors import ConfigError
+
 #: Query strategies, in the order the dashboard offers them.
 STRATEGIES: tuple[str, ...] = ("random", "least-confidence", "margin", "entropy", "cluster-margin")
 #: Strategies scored by :func:`uncertainty` (``cluster-margin`` uses the margin score).
@@ -31,7 +33,7 @@ CLUSTER_POOL_FACTOR = 10
 
 def _check(strategy: str) -> None:
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown query strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown query strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
 
 
 def uncertainty(strategy: str, proba: np.ndarray) -> np.ndarray:

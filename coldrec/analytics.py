@@ -21,6 +21,7 @@ import pyarrow as pa
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from .errors import NotReadyError
 from .neighbours import top_k_cosine
 from .store import Store
 
@@ -205,7 +206,7 @@ def drift(
     if uploads.empty:
         return DriftReport(batch, far_below, pd.DataFrame(columns=by_columns), pd.DataFrame(columns=cand_columns))
     if catalog.empty:
-        raise ValueError("drift compares a batch with the catalog, but no catalog item is among item_ids")
+        raise NotReadyError("drift compares a batch with the catalog, but no catalog item is among item_ids")
     batch_vectors = vectors[uploads["row"].to_numpy()]
     index, sims = top_k_cosine(batch_vectors, vectors[catalog["row"].to_numpy()], 1)
     near = pd.DataFrame(

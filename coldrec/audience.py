@@ -80,10 +80,25 @@ def load_interactions(
             bad = out.index[parsed.isna() & values.notna()].tolist()
             if bad:
                 raise IngestError(f"{name}: column {mapping[column]!r} is not a number in row(s) {_rows(bad)}")
+            parsed = parsed.astype("float64")
             if column == "order_number":
                 fractional = out.index[parsed.notna() & (parsed % 1 != 0)].tolist()
                 if fractional:
                     raise IngestError(f"{name}: column {mapping[column]!r} must hold whole numbers; row(s) {_rows(fractional)}")
+                # The store keeps order numbers as 32-bit integers.
+                out_of_range = out.index[parsed.notna() & ~parsed.between(0, 2**31 - 1)].tolist()
+                if out_of_range:
+                    raise IngestError(
+                        f"{name}: column {mapping[column]!r} must hold order numbers from 0 to 2,147,483,647; "
+                        f"row(s) {_rows(out_of_range)}"
+                    )
+            else:  # an infinite or negative quantity would give a shopper an infinite or negative weight
+                bad_quantity = out.index[parsed.notna() & ~(np.isfinite(parsed) & (parsed >= 0))].tolist()
+                if bad_quantity:
+                    raise IngestError(
+                        f"{name}: column {mapping[column]!r} must hold finite quantities of 0 or more; "
+                        f"row(s) {_rows(bad_quantity)}"
+                    )
             out[column] = parsed
     if known_items is not None:
         unknown = sorted(set(out["item_id"]) - set(map(str, known_items)))

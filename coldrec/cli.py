@@ -1,17 +1,20 @@
-"""Command line: ``python -m coldrec init | predict | evaluate | stats``."""
+"""Command line: ``python -m coldrec init | predict | evaluate | sql | stats | ...``.
+
+Errors written for users (:class:`~coldrec.errors.ColdrecError`) print as one ``error:`` line and
+exit with status 2; anything else is a bug, logged with its traceback (status 1).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
-
-from .config import DEMO_DIR, Settings
-from .errors import ColdrecError
+from .config import DEFAULT_MODEL_NAME, DEMO_DIR, Settings
+from .errors import ColdrecError, ConfigError, DataImportError, StoreError
 
 
 def _int_list(text: str) -> list[int]:
@@ -93,21 +96,33 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("-n", type=int, default=20)
     queue.add_argument("-o", "--out", help=".csv, .json or .xlsx (default: CSV on stdout)")
 
+    sql = sub.add_parser("sql", help="one read-only SELECT over the views items, labels, predictions, categories")
+    sql.add_argument("query", help='e.g. "SELECT category, count(*) FROM labels GROUP BY 1"')
+    sql.add_argument("--json", action="store_true", help="print the rows as a JSON list of objects")
+
     sub.add_parser("stats", help="counts of items, labels, categories and cached vectors")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI; returns the exit status (2 for a refusal with its one-line message, 1 for a bug)."""
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env(db_path=args.db, model=args.model, device=args.device)
     try:
+        settings = Settings.from_env(db_path=args.db, model=args.model, device=args.device)
         return _COMMANDS[args.command](args, settings)
     except KeyboardInterrupt:
         return 130
-    except (ColdrecError, ValueError, RuntimeError, OSError, duckdb.Error) as exc:  # these carry user-facing messages
-        print(f"error: {exc}", file=sys.stderr)
+    except ColdrecError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception:  # a bug: keep the traceback
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("coldrec").exception("unexpected failure in `%s` (a bug; please report it)", args.command)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _init(args: argparse.Namespace, settings: Settings) -> int:
@@ -173,7 +188,7 @@ def _active_strategies(values: Sequence[str] | None) -> list[str]:
         return list(STRATEGIES)
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown or not names:
-        raise ValueError(f"unknown --active strategy {unknown or names}; valid: {', '.join(STRATEGIES)} (or all)")
+        raise ConfigError(f"unknown --active strategy {unknown or names}; valid: {', '.join(STRATEGIES)} (or all)")
     return list(dict.fromkeys(names))
 
 
@@ -189,13 +204,13 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         args.step = 10 if args.step is None else args.step
         active_label_counts(args.budget, args.step)  # validates before the slow part
     elif args.budget is not None or args.step is not None:
-        raise ValueError("--budget and --step need --active STRATEGY")
+        raise ConfigError("--budget and --step need --active STRATEGY")
     data = load_labelled(args.data, args.text_col, args.label_col, args.min_per_class)
     descriptions: dict[str, str] = {}
     if args.categories:
         cats = read_table(args.categories)
         if "name" not in cats.columns:
-            raise ValueError(f"{args.categories}: needs columns name, description")
+            raise DataImportError(f"{args.categories}: needs columns name, description")
         descriptions = dict(zip(cats["name"].astype(str), cats.get("description", cats["name"]).astype(str)))
     print(f"{data.name}: {len(data.texts):,} items, {len(data.classes)} classes", file=sys.stderr)
     encoder = load_encoder(settings.model, settings.device)
@@ -263,7 +278,7 @@ def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
     items = read_table(args.items, limits=OPERATOR_FILES)
     missing = [c for c in ["item_id", *text_cols] if c not in items.columns]
     if missing:
-        raise ValueError(f"{args.items}: column(s) {missing} not found; columns are {list(items.columns)}")
+        raise DataImportError(f"{args.items}: column(s) {missing} not found; columns are {list(items.columns)}")
     interactions = load_interactions(args.interactions)
     encoder = load_encoder(settings.model, settings.device)
     result = evaluate_audience(
@@ -278,24 +293,45 @@ def _import_interactions(args: argparse.Namespace, settings: Settings) -> int:
     from .audience import load_interactions
     from .store import Store
 
-    store = Store(settings.db_path)
-    try:
+    with Store(settings.db_path) as store:
         frame = load_interactions(args.file, known_items=store.items()["item_id"].tolist())
         added = store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
-        print(f"{added:,} new purchases ({len(frame) - added:,} already stored) imported into {settings.db_path}")
-    finally:
-        store.close()
+    print(f"{added:,} new purchases ({len(frame) - added:,} already stored) imported into {settings.db_path}")
     return 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from .store import Store
 
-    store = Store(settings.db_path)
-    try:
+    with Store(settings.db_path) as store:
         print(json.dumps({"database": str(settings.db_path), **store.stats()}, indent=2))
-    finally:
-        store.close()
+    return 0
+
+
+def _model_name(settings: Settings) -> str:
+    """The name predictions are stored under for the configured model (as :func:`load_encoder` names it)."""
+    if settings.model is None:
+        return DEFAULT_MODEL_NAME
+    path = Path(settings.model).expanduser()
+    return str(path.resolve()) if path.is_dir() else settings.model
+
+
+def _sql(args: argparse.Namespace, settings: Settings) -> int:
+    from .sqlbox import MAX_RESULT_BYTES, run_readonly
+    from .store import Store
+
+    if not Path(settings.db_path).is_file():
+        raise StoreError(f"no database at {settings.db_path}; run `python -m coldrec init` first")
+    with Store(settings.db_path, read_only=True) as store:
+        result = run_readonly(store, _model_name(settings), args.query)
+    frame = result.frame
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso", force_ascii=False))
+    else:
+        print(frame.to_csv(index=False), end="")
+    if result.truncated:
+        limit = "1,000 rows" if result.truncated_by == "rows" else f"{MAX_RESULT_BYTES / 1e6:.0f} MB"
+        print(f"(truncated at {limit}: {len(frame):,} rows shown)", file=sys.stderr)
     return 0
 
 
@@ -304,11 +340,8 @@ def _export_labels(args: argparse.Namespace, settings: Settings) -> int:
     from .labelling import LABEL_EXPORT_COLUMNS
     from .store import Store
 
-    store = Store(settings.db_path)
-    try:
+    with Store(settings.db_path) as store:
         labels = store.labels()[LABEL_EXPORT_COLUMNS]
-    finally:
-        store.close()
     write_table(labels, args.out)
     print(f"{len(labels):,} labels written to {args.out}")
     return 0
@@ -358,5 +391,6 @@ _COMMANDS = {
     "import-labels": _import_labels,
     "import-taxonomy": _import_taxonomy,
     "queue": _queue,
+    "sql": _sql,
     "stats": _stats,
 }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .ingest import Limits
@@ -34,9 +37,17 @@ def _float_env(name: str, default: float) -> float:
     if raw is None or raw.strip() == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+    return value
+
+
+def _positive(name: str, value: float, largest: float) -> None:
+    if not 0 < value <= largest:
+        raise ConfigError(f"{name} must be above 0 and at most {largest:,g}, got {value:g}")
 
 
 @dataclass(frozen=True)
@@ -72,11 +83,16 @@ class Settings:
             "device": os.environ.get("COLDREC_DEVICE") or None,
             "unsure_below": _float_env("COLDREC_UNSURE_BELOW", 0.5),
             "max_upload_mb": _float_env("COLDREC_MAX_UPLOAD_MB", 50.0),
-            "max_rows": int(_float_env("COLDREC_MAX_ROWS", 200_000)),
+            "max_rows": _float_env("COLDREC_MAX_ROWS", 200_000),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values["max_rows"] = float(values["max_rows"])  # type: ignore[arg-type]
         if "db_path" in overrides and overrides["db_path"] is not None:
             values["db_path"] = Path(str(overrides["db_path"]))
         if not 0.0 <= float(values["unsure_below"]) <= 1.0:  # type: ignore[arg-type]
-            raise ValueError(f"COLDREC_UNSURE_BELOW must be between 0 and 1, got {values['unsure_below']}")
+            raise ConfigError(f"COLDREC_UNSURE_BELOW must be between 0 and 1, got {values['unsure_below']}")
+        # Bounds that keep the limits meaningful (and integers finite): 100 GB, a billion rows.
+        _positive("COLDREC_MAX_UPLOAD_MB", float(values["max_upload_mb"]), 100_000)  # type: ignore[arg-type]
+        _positive("COLDREC_MAX_ROWS", float(values["max_rows"]), 1e9)  # type: ignore[arg-type]
+        values["max_rows"] = int(values["max_rows"])  # type: ignore[call-overload]
         return cls(**values)  # type: ignore[arg-type]

@@ -161,6 +161,9 @@ def load_encoder(model: str | None = None, device: str | None = None, batch_size
         source, name, local_only = str(folder), DEFAULT_MODEL_NAME, True
     else:
         path = Path(model).expanduser()
+        if not path.is_dir() and (path.is_absolute() or model.startswith((".", "~")) or path.exists()):
+            # A path, not a hub id: say so instead of transformers' "Repo id must use alphanumeric chars".
+            raise ModelLoadError(f"model folder not found: {model} (set COLDREC_MODEL to a model folder or a Hugging Face id)")
         folder = path.resolve() if path.is_dir() else None
         source = str(folder) if folder else model
         name = str(folder) if folder else model

@@ -39,6 +39,10 @@ class QueryError(ColdrecError):
     """An analyst's SQL query was refused or did not finish."""
 
 
+class ExportError(ColdrecError):
+    """An output file could not be written (the message names it)."""
+
+
 class NotReadyError(ColdrecError):
     """The workspace lacks something this step needs (e.g. no categories yet); the message says what to do."""
 
@@ -47,6 +51,7 @@ __all__ = [
     "ColdrecError",
     "ConfigError",
     "DataImportError",
+    "ExportError",
     "IngestError",
     "ModelError",
     "NotReadyError",

@@ -25,6 +25,7 @@ import pandas as pd
 from .classify import category_prompt
 from .estimator import PRIOR_SCALE, ColdStartClassifier
 from .encoder import TextEncoder, embed_texts
+from .errors import ConfigError, DataImportError
 from .ingest import OPERATOR_FILES, clean_text, item_text, read_table
 
 METHODS = ("coldrec", "coldrec-inductive", "prototype", "tfidf-logreg")
@@ -50,7 +51,7 @@ def load_labelled(
     frame = read_table(path, limits=OPERATOR_FILES)
     missing = [c for c in [*text_cols, label_col] if c not in frame.columns]
     if missing:
-        raise ValueError(f"{Path(path).name}: column(s) {missing} not found; columns are {list(frame.columns)}")
+        raise DataImportError(f"{Path(path).name}: column(s) {missing} not found; columns are {list(frame.columns)}")
     labels = frame[label_col].map(clean_text)
     parts = [frame[c].map(clean_text) for c in text_cols]
     title = parts[0]
@@ -162,7 +163,7 @@ def run_evaluation(
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; valid methods: {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method(s) {unknown}; valid methods: {', '.join(METHODS)}")
     splits = make_splits(data, shots, seeds, test_size)
     parts = [np.concatenate([s.test, *s.support.values()]) for s in splits]
     if "coldrec" in methods:
@@ -251,9 +252,9 @@ def _mean_row(runs: Sequence[dict[str, float]], **keys: object) -> dict[str, obj
 def active_label_counts(budget: int, step: int) -> list[int]:
     """Label counts at which the curve is measured: 0, step, 2*step, ..., budget."""
     if step <= 0 or budget <= 0:
-        raise ValueError(f"--budget and --step must be positive (got budget={budget}, step={step})")
+        raise ConfigError(f"--budget and --step must be positive (got budget={budget}, step={step})")
     if step > budget:
-        raise ValueError(f"--step ({step}) must not exceed --budget ({budget})")
+        raise ConfigError(f"--step ({step}) must not exceed --budget ({budget})")
     counts = list(range(0, budget + 1, step))
     return counts if counts[-1] == budget else [*counts, budget]
 
@@ -284,7 +285,7 @@ def run_active_learning(
     strategies = list(dict.fromkeys(strategies))
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or not strategies:
-        raise ValueError(f"unknown query strategy {unknown or strategies}; valid strategies: {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown query strategy {unknown or strategies}; valid strategies: {', '.join(STRATEGIES)}")
     counts = active_label_counts(budget, step)
     splits = make_splits(data, [], seeds, test_size)
     vectors, prompts, per_s = _embed(data, encoder, [np.arange(len(data.texts))], descriptions, log, cache)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .errors import ConfigError, StoreError
 from .labelling import bulk_label
 from .neighbours import top_k_cosine
 from .workspace import Workspace
@@ -79,7 +80,7 @@ def neighbours_of(ws: Workspace, item_id: str, k: int = 10) -> pd.DataFrame:
     items, vectors = ws.item_vectors()
     where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
     if len(where) == 0:
-        raise ValueError(f"unknown item {item_id!r}")
+        raise StoreError(f"unknown item {item_id!r}")
     idx, sim = top_k_cosine(vectors[where], vectors, min(k + 1, len(items)))
     keep = idx[0] != where[0]
     out = items.iloc[idx[0][keep][:k]][["item_id", "title", "source", "category"]].reset_index(drop=True)
@@ -124,7 +125,7 @@ def near_duplicates(ws: Workspace, threshold: float = 0.95) -> pd.DataFrame:
     from .analytics import near_duplicates as run
 
     if threshold < NEAR_DUPLICATE_FLOOR:
-        raise ValueError(f"near-duplicates start at similarity {NEAR_DUPLICATE_FLOOR}")
+        raise ConfigError(f"near-duplicates start at similarity {NEAR_DUPLICATE_FLOOR}")
 
     def build() -> pd.DataFrame:
         items, vectors = ws.item_vectors()

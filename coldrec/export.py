@@ -1,33 +1,45 @@
 """Exports that are safe to open in a spreadsheet.
 
 A cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return is run as a formula
-by Excel and LibreOffice (CSV injection); such cells get a leading apostrophe.
+by Excel and LibreOffice (CSV injection); such cells get a leading apostrophe, and so do cells
+that already start with one, so that :func:`from_spreadsheet_safe` restores every cell exactly.
 """
 
 from __future__ import annotations
 
 import io
+import re
 
 import pandas as pd
 
+from .errors import ExportError
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: The escape mark itself: a cell that starts with it is escaped too, so reading back is unambiguous
+#: (``=x`` exports as ``'=x``, ``'=x`` as ``''=x``).
+_MARK = "'"
+#: Characters an .xlsx file cannot hold (openpyxl refuses them): control characters but tab, LF, CR.
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _escape(value: object) -> object:
+    return _MARK + value if isinstance(value, str) and value.startswith((*_FORMULA_START, _MARK)) else value
 
 
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` whose text cells cannot be evaluated as formulas."""
+    """A copy of ``frame`` whose text cells cannot be evaluated as formulas (see :func:`from_spreadsheet_safe`)."""
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
-            )
-    out.columns = [("'" + c if isinstance(c, str) and c.startswith(_FORMULA_START) else c) for c in out.columns]
+            out[column] = out[column].map(_escape)
+    out.columns = [_escape(c) for c in out.columns]
     return out
 
 
 def from_spreadsheet_safe(value: object) -> object:
-    """Undo :func:`spreadsheet_safe` on one cell read back from an export (for lossless round trips)."""
-    if isinstance(value, str) and value.startswith("'") and value[1:2] and value[1:2] in "".join(_FORMULA_START):
+    """Undo :func:`spreadsheet_safe` on one cell read back from an export (for lossless round trips):
+    one leading apostrophe is removed (spreadsheets also read it as a text mark, not content)."""
+    if isinstance(value, str) and value.startswith(_MARK):
         return value[1:]
     return value
 
@@ -40,19 +52,30 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
 def to_excel_bytes(frame: pd.DataFrame, sheet: str = "predictions") -> bytes:
     """An .xlsx workbook of ``frame``, formula-safe."""
     buffer = io.BytesIO()
+    safe = spreadsheet_safe(frame)
+    for column in safe.columns:  # control characters (say in an old category name) would abort the file
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(lambda v: _XLSX_ILLEGAL.sub("", v) if isinstance(v, str) else v)
+    safe.columns = [_XLSX_ILLEGAL.sub("", c) if isinstance(c, str) else c for c in safe.columns]
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        spreadsheet_safe(frame).to_excel(writer, index=False, sheet_name=sheet)
+        safe.to_excel(writer, index=False, sheet_name=sheet)
     return buffer.getvalue()
 
 
 def write_table(frame: pd.DataFrame, path: str) -> None:
-    """Write ``frame`` as CSV, JSON (records) or Excel, chosen by the file suffix."""
+    """Write ``frame`` as CSV, JSON (records) or Excel, chosen by the file suffix.
+
+    Raises :class:`~coldrec.errors.ExportError` naming the file when it cannot be written.
+    """
     lower = path.lower()
-    if lower.endswith(".json"):
-        frame.to_json(path, orient="records", force_ascii=False, indent=1)
-    elif lower.endswith((".xlsx", ".xlsm")):
-        with open(path, "wb") as fh:
-            fh.write(to_excel_bytes(frame))
-    else:
-        with open(path, "wb") as fh:
-            fh.write(to_csv_bytes(frame))
+    try:
+        if lower.endswith(".json"):
+            frame.to_json(path, orient="records", force_ascii=False, indent=1)
+        elif lower.endswith((".xlsx", ".xlsm")):
+            with open(path, "wb") as fh:
+                fh.write(to_excel_bytes(frame))
+        else:
+            with open(path, "wb") as fh:
+                fh.write(to_csv_bytes(frame))
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -7,12 +7,17 @@ names the file and, where it applies, the row and column.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import decimal
 import hashlib
 import io
 import json
+import math
 import re
 import unicodedata
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +48,10 @@ SUFFIXES = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+#: Control characters, line/paragraph separators and lone surrogates (from JSON escapes or pasted
+#: text; they cannot be encoded as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 #: Invisible characters that sit inside words: removed, not turned into spaces.
 _INVISIBLE = re.compile(r"[\u200b\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
@@ -55,14 +63,32 @@ MAX_TEXT_CHARS = 20_000
 
 @dataclass(frozen=True)
 class Limits:
-    """Upload limits: absurd sizes are refused before parsing."""
+    """Upload limits, checked before a file is materialised (memory is bounded by these, not by
+    what a file claims about itself)."""
 
     max_bytes: int = 50 * 1024 * 1024
     max_rows: int = 200_000
+    #: coldrec reads six columns; a thousand is far past any product sheet.
+    max_columns: int = 1_000
+    #: Five times the longest description kept (:data:`MAX_TEXT_CHARS`): longer is not a product text.
+    max_field_chars: int = 100_000
+
+    @property
+    def max_decoded_bytes(self) -> int:
+        """Text a compressed file may decode to (Parquet values, an .xlsx shared-strings table, both
+        held in memory): four times the upload limit. Real catalogs decode to 1.3-2.9 times their
+        Parquet size (BENCHMARKS.md, "Hostile inputs")."""
+        return 4 * self.max_bytes
+
+    @property
+    def max_expanded_bytes(self) -> int:
+        """What an .xlsx workbook may unzip to in all (its sheets are streamed, so this bounds time,
+        not memory): ten times the upload limit; real catalogs expand 5.6-6.5 times."""
+        return 10 * self.max_bytes
 
 
 #: The operator's own files (catalogs, evaluation data, purchase histories) are not uploads.
-OPERATOR_FILES = Limits(max_bytes=10**11, max_rows=10**9)
+OPERATOR_FILES = Limits(max_bytes=10**11, max_rows=10**9, max_columns=100_000, max_field_chars=10**8)
 
 
 def clean_text(value: object, limit: int = MAX_TEXT_CHARS) -> str:
@@ -144,7 +170,11 @@ def parse_price(value: object) -> float:
 def read_table(data: bytes | str | Path, filename: str | None = None, limits: Limits = Limits()) -> pd.DataFrame:
     """Read an uploaded file (its bytes, or a path) into a frame of strings, unvalidated.
 
-    ``filename`` picks the format by suffix (defaults to the path's name).
+    ``filename`` picks the format by suffix (defaults to the path's name). Every cell is text
+    (missing values are empty); the index counts data rows from 0 as in the file (blank rows keep
+    their number), so ``index + 1`` is the row number users see. Sizes, row and column counts,
+    field lengths and (for Excel and Parquet) decompressed sizes are checked while reading, before
+    anything is materialised; rows whose field count differs from the header's are refused.
     """
     if isinstance(data, (str, Path)):
         path = Path(data)
@@ -155,46 +185,362 @@ def read_table(data: bytes | str | Path, filename: str | None = None, limits: Li
             raise IngestError(
                 f"{filename}: {path.stat().st_size / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit"
             )
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise IngestError(f"{filename}: cannot be read: {exc.strerror or exc}") from exc
     filename = filename or "upload"
     if len(data) > limits.max_bytes:
         raise IngestError(f"{filename}: {len(data) / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit")
     if not data.replace(b"\xef\xbb\xbf", b"").strip():
         raise IngestError(f"{filename}: the file is empty")
     fmt = detect_format(filename)
+    reader = _Reader(filename, limits)
     try:
         if fmt in ("csv", "tsv"):
             text = _decode(data, filename)
-            sep = "\t" if fmt == "tsv" else _sniff_separator(text)
-            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False)
-            # Blank lines are kept while parsing so row numbers in messages match the file.
-            frame = frame[~(frame == "").all(axis=1)] if len(frame.columns) else frame
+            reader.csv(text, "\t" if fmt == "tsv" else _sniff_separator(text))
         elif fmt == "excel":
-            frame = pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
+            reader.excel(data)
         elif fmt == "json":
-            frame = _read_json(_decode(data, filename), filename)
+            reader.records(_json_records(_decode(data, filename), filename))
         elif fmt == "jsonl":
-            frame = pd.read_json(io.StringIO(_decode(data, filename)), lines=True, dtype=False)
+            reader.records(_jsonl_records(_decode(data, filename), filename))
         else:
-            frame = pd.read_parquet(io.BytesIO(data))
+            reader.parquet(data)
     except IngestError:
         raise
+    except MemoryError:  # the limits should make this impossible; say so rather than crash the page
+        raise IngestError(f"{filename}: too large to read within the memory limits") from None
     except Exception as exc:  # parsers raise many types; the user needs the reason, not the type
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise IngestError(f"{filename}: could not be read as {fmt.upper()}: {reason}") from exc
-    if frame.empty or len(frame.columns) == 0:
-        raise IngestError(f"{filename}: the file has no rows")
-    if len(frame) > limits.max_rows:
-        raise IngestError(f"{filename}: {len(frame):,} rows is over the {limits.max_rows:,}-row limit")
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
+    return reader.frame()
 
 
-def _read_json(text: str, filename: str) -> pd.DataFrame:
+class _Reader:
+    """Collects a header and rows of text cells, refusing what breaks a limit as soon as it is seen."""
+
+    def __init__(self, filename: str, limits: Limits) -> None:
+        self.filename, self.limits = filename, limits
+        self.header: list[str] = []
+        self.rows: list[list[str]] = []
+        self.numbers: list[int] = []  # data row number (from 1) of each kept row
+
+    # -- checks ---------------------------------------------------------------------------------
+    def set_header(self, names: list[object]) -> None:
+        self.check_columns(len(names))
+        self.header = _unique_headers(names)
+
+    def check_columns(self, n: int, where: str = "") -> None:
+        if n > self.limits.max_columns:
+            raise IngestError(
+                f"{self.filename}: {where}{n:,} columns, over the {self.limits.max_columns:,}-column limit"
+            )
+
+    def check_row_count(self, number: int) -> None:
+        if number > self.limits.max_rows:
+            raise IngestError(
+                f"{self.filename}: over the {self.limits.max_rows:,}-row limit (reading stopped at row {number:,})"
+            )
+
+    def check_fields(self, cells: list[str], number: int) -> None:
+        limit = self.limits.max_field_chars
+        for position, cell in enumerate(cells):
+            if len(cell) > limit:
+                column = self.header[position] if position < len(self.header) else f"#{position + 1}"
+                raise IngestError(
+                    f"{self.filename}: row {number}, column {column!r}: {len(cell):,} characters is over the "
+                    f"{limit:,}-character limit for one field"
+                )
+
+    def add(self, cells: list[str], number: int) -> None:
+        """Keep one data row (blank rows are skipped but keep their number)."""
+        self.check_row_count(number)
+        if not any(cells):
+            return
+        self.check_fields(cells, number)
+        self.rows.append(cells)
+        self.numbers.append(number)
+
+    def frame(self) -> pd.DataFrame:
+        if not self.header or not self.rows:
+            raise IngestError(f"{self.filename}: the file has no rows")
+        frame = pd.DataFrame(self.rows, columns=self.header, index=[n - 1 for n in self.numbers], dtype=object)
+        return frame
+
+    # -- formats --------------------------------------------------------------------------------
+    def csv(self, text: str, sep: str) -> None:
+        csv.field_size_limit(max(csv.field_size_limit(), min(self.limits.max_field_chars + 1, 2**31 - 1)))
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+        try:
+            header = next(rows, None)
+        except csv.Error as exc:
+            raise IngestError(f"{self.filename}: header: {exc}") from exc
+        if not header or not any(h.strip() for h in header):
+            raise IngestError(f"{self.filename}: the file has no header row")
+        self.set_header(header)
+        width = len(self.header)
+        wrong: list[tuple[int, int]] = []
+        number = 0
+        while True:
+            try:
+                cells = next(rows, None)
+            except csv.Error as exc:
+                raise IngestError(f"{self.filename}: row {number + 1}: {exc}") from exc
+            if cells is None:
+                break
+            number += 1
+            if not cells:  # a blank line
+                self.check_row_count(number)
+                continue
+            if len(cells) != width:
+                if len(cells) == 1 and not cells[0].strip():
+                    continue
+                self.check_row_count(number)
+                wrong.append((number, len(cells)))
+                if len(wrong) > 10:
+                    break
+                continue
+            self.add(cells, number)
+        if wrong:
+            detail = ", ".join(f"row {n} has {k}" for n, k in wrong[:10])
+            more = " (and more)" if len(wrong) > 10 else ""
+            raise IngestError(
+                f"{self.filename}: the header has {width} fields but {detail}{more} "
+                f"(rows counted from 1 after the header); quote values that contain {_sep_name(sep)}"
+            )
+
+    def excel(self, data: bytes) -> None:
+        import openpyxl
+
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            expanded = sum(m.file_size for m in members)
+            shared = sum(m.file_size for m in members if m.filename.lower().endswith("sharedstrings.xml"))
+            cap, text_cap = self.limits.max_expanded_bytes, self.limits.max_decoded_bytes
+            if expanded > cap or shared > text_cap:
+                raise IngestError(
+                    f"{self.filename}: the workbook expands to {expanded / 1e6:,.0f} MB ({shared / 1e6:,.0f} MB of "
+                    f"shared text), over the {cap / 1e6:,.0f} MB ({text_cap / 1e6:,.0f} MB) limit; save the sheet "
+                    "as CSV and upload that"
+                )
+            # Each sheet's claims (its <dimension>) and a count of its rows, read from the raw XML at
+            # C speed: opening the workbook makes openpyxl parse every sheet that has no <dimension>.
+            for member in members:
+                if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", member.filename, re.IGNORECASE):
+                    continue
+                with archive.open(member) as xml:
+                    claimed, row_tags = _scan_sheet(xml)
+                if claimed is not None:
+                    claimed_cols, claimed_rows = claimed
+                    self.check_columns(claimed_cols, "a sheet's used range spans ")
+                    if claimed_rows - 1 > self.limits.max_rows:
+                        raise IngestError(
+                            f"{self.filename}: a sheet's used range spans {claimed_rows:,} rows, over the "
+                            f"{self.limits.max_rows:,}-row limit; delete the empty rows below the data or save it as CSV"
+                        )
+                if row_tags - 1 > self.limits.max_rows:
+                    raise IngestError(
+                        f"{self.filename}: a sheet has {row_tags:,} rows, over the {self.limits.max_rows:,}-row limit"
+                    )
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            sheet = book.worksheets[0]
+            header = next(sheet.iter_rows(max_row=1, max_col=self.limits.max_columns + 1, values_only=True), None)
+            header = list(header or ())
+            while header and header[-1] in (None, ""):
+                header.pop()
+            if not header:
+                raise IngestError(f"{self.filename}: the first row (the header) is empty")
+            self.set_header([_cell_text(h) for h in header])
+            n = len(self.header)
+            # One column past the header: a value there has no column to go to.
+            rows = sheet.iter_rows(min_row=2, max_col=n + 1, values_only=True)
+            for number, row in enumerate(rows, start=1):
+                self.check_row_count(number)
+                if row.count(None) == len(row):  # a blank row (or a gap between rows): keep its number only
+                    continue
+                if len(row) > n and row[n] not in (None, ""):
+                    raise IngestError(
+                        f"{self.filename}: row {number} has a value in column {n + 1}, which has no header; "
+                        "give every column a header or delete the stray value"
+                    )
+                cells = [_cell_text(v) for v in row[:n]]
+                cells += [""] * (n - len(cells))
+                self.add(cells, number)
+        finally:
+            book.close()
+
+    def parquet(self, data: bytes) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(io.BytesIO(data))
+        meta = source.metadata
+        self.check_columns(meta.num_columns)
+        self.check_row_count(meta.num_rows)
+        schema = source.schema_arrow
+        for field_ in schema:
+            if not _is_scalar_type(field_.type):
+                raise IngestError(
+                    f"{self.filename}: column {field_.name!r} holds {field_.type} values; coldrec reads text, "
+                    "numbers, booleans and dates only (drop or convert that column)"
+                )
+        self.set_header(list(schema.names))
+        decoded = 0
+        number = 0
+        cap = self.limits.max_decoded_bytes
+        # Small batches: one batch of the longest allowed fields stays around 100 MB.
+        for batch in source.iter_batches(batch_size=1_024):
+            lengths = [_text_lengths(column) for column in batch.columns]
+            decoded += sum(int(pc.sum(n).as_py() or 0) for n in lengths if n is not None) + batch.nbytes
+            if decoded > cap:
+                raise IngestError(
+                    f"{self.filename}: the data expands to more than {cap / 1e6:,.0f} MB, over the limit "
+                    f"(at row {number + 1:,}); upload fewer rows or shorter texts"
+                )
+            for position, n in enumerate(lengths):
+                longest = None if n is None else pc.max(n).as_py()
+                if longest is not None and longest > self.limits.max_field_chars:
+                    row = number + 1 + pc.index(n, longest).as_py()
+                    raise IngestError(
+                        f"{self.filename}: row {row}, column {self.header[position]!r}: {longest:,} bytes of text "
+                        f"is over the {self.limits.max_field_chars:,}-character limit for one field"
+                    )
+            columns = []
+            for position, column in enumerate(batch.columns):
+                try:
+                    columns.append([_cell_text(v) for v in column.to_pylist()])
+                except UnicodeDecodeError as exc:
+                    raise IngestError(
+                        f"{self.filename}: column {self.header[position]!r} (rows {number + 1:,}-{number + len(batch):,}) "
+                        "holds text that is not valid UTF-8"
+                    ) from exc
+            for cells in zip(*columns):
+                number += 1
+                self.add(list(cells), number)
+
+    def records(self, records: "Iterator[dict]") -> None:
+        keys: dict[str, None] = {}
+        raw: list[tuple[int, dict]] = []
+        for number, record in enumerate(records, start=1):
+            self.check_row_count(number)
+            for key in record:
+                if key not in keys:
+                    keys[str(key)] = None
+                    self.check_columns(len(keys), "the records use ")
+            raw.append((number, record))
+        self.set_header(list(keys))
+        names = list(keys)
+        for number, record in raw:
+            self.add([_cell_text(record.get(k), fix_surrogates=True) for k in names], number)
+
+
+_DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"(?:[A-Z]+\d+:)?([A-Z]+)(\d+)\"")
+#: Row start tags, with or without a namespace prefix (``<row ...>``, ``<x:row>``).
+_ROW_TAGS = (b"<row>", b"<row ", b":row>", b":row ")
+
+
+def _scan_sheet(xml: "io.BufferedIOBase") -> tuple[tuple[int, int] | None, int]:
+    """The (columns, rows) a sheet's ``<dimension>`` claims, if any, and how many row tags it has."""
+    from openpyxl.utils.cell import column_index_from_string
+
+    claimed = None
+    rows = 0
+    pending = b""
+    first = True
+    while chunk := xml.read(1 << 20):
+        block = pending + chunk
+        if first:
+            match = _DIMENSION.search(block[:65_536])
+            if match:
+                claimed = (column_index_from_string(match.group(1).decode()), int(match.group(2)))
+            first = False
+        end = block.rfind(b">") + 1  # no tag straddles a cut just after a '>'
+        rows += sum(block.count(tag, 0, end) for tag in _ROW_TAGS)
+        pending = block[end:]
+    return claimed, rows + sum(pending.count(tag) for tag in _ROW_TAGS)
+
+
+def _sep_name(sep: str) -> str:
+    return {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}.get(sep, repr(sep))
+
+
+def _unique_headers(names: list[object]) -> list[str]:
+    """Header texts, blanks named ``Unnamed: i`` and repeats numbered ``name.1`` (as pandas does)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for position, name in enumerate(names):
+        text = _cell_text(name, fix_surrogates=True).strip() or f"Unnamed: {position}"
+        candidate, count = text, 0
+        while candidate in seen:
+            count += 1
+            candidate = f"{text}.{count}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def _text_lengths(column: object) -> object:
+    """Byte length of each text value of an Arrow column (``None`` for other types), without
+    decoding a dictionary: a dictionary's values are measured once and looked up per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type  # type: ignore[attr-defined]
+    if pa.types.is_dictionary(kind):
+        if not (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)):
+            return None
+        return pc.take(pc.binary_length(column.dictionary), column.indices)  # type: ignore[attr-defined]
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return pc.binary_length(column)
+    return None
+
+
+def _is_scalar_type(kind: object) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        return _is_scalar_type(kind.value_type)
+    return (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_decimal(kind)
+        or pa.types.is_temporal(kind) or pa.types.is_null(kind)
+    )
+
+
+def _cell_text(value: object, fix_surrogates: bool = False) -> str:
+    """One cell as text: empty for missing values, ``12`` for a whole float, JSON for nested values."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        return str(value)
+    elif isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    elif isinstance(value, (int, decimal.Decimal, dt.date, dt.time, dt.timedelta)):
+        return str(value)
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+    if fix_surrogates and _SURROGATE.search(text):
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _json_records(text: str, filename: str) -> list[dict]:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise IngestError(f"{filename}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise IngestError(f"{filename}: the JSON is nested too deeply") from exc
     if isinstance(payload, dict):
         # {"items": [...]} or {"products": [...]}: take the one list of records.
         lists = [v for v in payload.values() if isinstance(v, list)]
@@ -203,11 +549,28 @@ def _read_json(text: str, filename: str) -> pd.DataFrame:
         payload = lists[0]
     if not isinstance(payload, list) or not all(isinstance(r, dict) for r in payload):
         raise IngestError(f"{filename}: expected a list of objects, one per product")
-    return pd.DataFrame.from_records(payload)
+    return payload
+
+
+def _jsonl_records(text: str, filename: str) -> "Iterator[dict]":
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise IngestError(f"{filename}: invalid JSON on line {line_number}, column {exc.colno}: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise IngestError(f"{filename}: line {line_number}: the JSON is nested too deeply") from exc
+        if not isinstance(record, dict):
+            raise IngestError(f"{filename}: line {line_number}: expected one JSON object per line")
+        yield record
 
 
 def parse_pasted(text: str) -> pd.DataFrame:
     """Pasted text, one product per line (``title`` or ``title<TAB>description``)."""
+    if _SURROGATE.search(text):  # e.g. half an emoji: it cannot be stored or shown
+        text = text.encode("utf-8", "replace").decode("utf-8")
     rows = []
     for line in text.splitlines():
         if not line.strip():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import StoreError
 from .export import from_spreadsheet_safe
 from .ingest import OPERATOR_FILES, IngestError, Limits, clean_text, format_rows, read_table
 from .workspace import Workspace
@@ -84,7 +85,7 @@ def propagation_preview(
     items, vectors = ws.item_vectors()
     where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
     if len(where) == 0:
-        raise ValueError(f"unknown item {item_id!r}")
+        raise StoreError(f"unknown item {item_id!r}")
     if not isinstance(items.loc[where[0], "category"], str):
         return pd.DataFrame(columns=["item_id", "title", "source", "batch", "similarity"])
     free = np.flatnonzero(items["category"].isna().to_numpy())
@@ -102,7 +103,7 @@ def propagate(ws: Workspace, item_id: str, targets: list[str], who: str) -> int:
     """Give ``targets`` the label of ``item_id`` in one undoable action (source ``propagated``)."""
     label = ws.store.items_by_id([item_id])["category"].get(item_id)
     if not isinstance(label, str):
-        raise ValueError(f"item {item_id!r} has no label to propagate")
+        raise StoreError(f"item {item_id!r} has no label to propagate")
     targets = [t for t in dict.fromkeys(map(str, targets)) if t != item_id]
     if not targets:
         return 0
@@ -112,7 +113,7 @@ def propagate(ws: Workspace, item_id: str, targets: list[str], who: str) -> int:
 def bulk_label(ws: Workspace, item_ids: list[str], category: str, who: str) -> int:
     """Label many items with one category, as one undoable manual action."""
     if category not in ws.store.category_names():
-        raise ValueError(f"unknown category {category!r}")
+        raise StoreError(f"unknown category {category!r}")
     ids = list(dict.fromkeys(map(str, item_ids)))
     return ws.store.add_labels(ids, [category] * len(ids), who=who, source="manual") if ids else 0
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from .errors import ConfigError
 from .store import Store
 
 #: t-SNE refuses more points than this. On the 2-core benchmark CPU (shared with other work),
@@ -39,13 +40,13 @@ def project(vectors: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarr
     instead. Fewer than 3 points get a trivial map (zeros, or the PCA line for 2).
     """
     if method not in available_methods():
-        raise ValueError(f"unknown or unavailable projection method {method!r}; use one of {available_methods()}")
+        raise ConfigError(f"unknown or unavailable projection method {method!r}; use one of {available_methods()}")
     x = np.asarray(vectors, dtype=np.float32)
     n = len(x)
     if n < 3 or x.ndim != 2 or x.shape[1] < 2:
         return _tiny(x)
     if method == "tsne" and n > TSNE_MAX_POINTS:
-        raise ValueError(
+        raise ConfigError(
             f"t-SNE is limited to {TSNE_MAX_POINTS:,} points (it would take minutes for {n:,}); "
             "use PCA, UMAP, or a sample"
         )

@@ -8,6 +8,7 @@ Labels are an append-only event log; the current label of an item is its latest 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,9 +20,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import StoreError, StoreLockedError
+from .errors import DataImportError, StoreError, StoreLockedError
+from .ingest import clean_text
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: The largest order number the ``interactions`` table holds (a 32-bit INTEGER).
+MAX_ORDER_NUMBER = 2**31 - 1
 
 #: Where a label came from.
 #: manual: typed or picked by a person; accepted: a person accepted the model's suggestion;
@@ -41,8 +45,11 @@ CREATE TABLE IF NOT EXISTS items (
     source VARCHAR NOT NULL,
     batch VARCHAR,
     added_at TIMESTAMP NOT NULL,
-    position INTEGER            -- row of the item in the file it came from
+    position INTEGER,           -- row of the item in the file it came from
+    updated_at TIMESTAMP        -- last time its text, brand or price changed (caches key on it)
 );
+ALTER TABLE items ADD COLUMN IF NOT EXISTS updated_at TIMESTAMP;
+UPDATE items SET updated_at = added_at WHERE updated_at IS NULL;
 CREATE TABLE IF NOT EXISTS categories (
     name VARCHAR PRIMARY KEY,
     description VARCHAR,
@@ -109,36 +116,95 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def category_name(value: object) -> str:
+    """A category name as stored: NFC, control and zero-width characters removed, spaces collapsed.
+    Every way in (typed, imported, taxonomy, labels) goes through this, so round trips match."""
+    return clean_text(value, 1_000)
+
+
 class Store:
     """A coldrec database. ``Store(path)`` creates the file and schema if missing.
 
-    Use ``":memory:"`` for a throwaway database.
+    Use ``":memory:"`` for a throwaway database. A file this process may not write is opened
+    read-only (everything can be viewed; writes raise :class:`StoreError` saying so), as is any
+    file with ``read_only=True``. A ``Store`` is a context manager that closes on exit.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = str(path)
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            file = Path(self.path)
+            if not file.parent.is_dir():
+                raise StoreError(
+                    f"the folder {file.parent} does not exist, so the database {self.path} cannot be created: "
+                    "create the folder, or set COLDREC_DB to a file in an existing folder"
+                )
+            if file.is_dir():
+                raise StoreError(f"the database path {self.path} is a folder; set COLDREC_DB to a file")
+            # DuckDB writes the file and a .wal beside it: without both rights, open it for viewing.
+            writable = os.access(file.parent, os.W_OK) and (not file.exists() or os.access(file, os.W_OK))
+            read_only = read_only or (file.exists() and not writable)
+            if not file.exists() and not writable:
+                raise StoreError(f"cannot create the database {self.path}: the folder is not writable")
+        self.read_only = read_only
         try:
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(
                     f"the database {self.path} is in use by another coldrec process "
                     "(a dashboard or a CLI command). Stop it, or set COLDREC_DB to another file."
                 ) from exc
-            raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open the database {self.path}: {_first_line(exc)}") from exc
+        except duckdb.Error as exc:  # a truncated or foreign file
+            raise StoreError(
+                f"cannot open the database {self.path}: it is damaged or not a DuckDB file ({_first_line(exc)}); "
+                "restore a backup, or set COLDREC_DB to a new file"
+            ) from exc
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._exec(_SCHEMA)
-        self._exec("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        try:
+            if read_only:
+                tables = {r[0] for r in self._exec("SELECT table_name FROM information_schema.tables")}
+                if not {"meta", "items", "label_events"} <= tables:
+                    raise StoreError(f"{self.path} is read-only and is not a coldrec database")
+                columns = {r[0] for r in self._exec("SELECT column_name FROM information_schema.columns WHERE table_name = 'items'")}
+                self._has_updated_at = "updated_at" in columns
+            else:
+                self._exec(_SCHEMA)
+                self._exec("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                self._exec("UPDATE meta SET value = ? WHERE key = 'schema_version' AND TRY_CAST(value AS INTEGER) < ?",
+                           [str(SCHEMA_VERSION), SCHEMA_VERSION])
+                self._has_updated_at = True
+        except duckdb.Error as exc:
+            self.close()
+            raise StoreError(
+                f"cannot open the database {self.path}: it is damaged or not a coldrec database "
+                f"({_first_line(exc)}); restore a backup, or set COLDREC_DB to a new file"
+            ) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- plumbing ---------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cur = getattr(self._local, "cursor", None)
         if cur is None:
+            if self._con is None:
+                raise StoreError(f"the database {self.path} is closed")
             cur = self._con.cursor()
             self._local.cursor = cur
+            with self._cursors_lock:
+                self._cursors.append(cur)
         return cur
 
     def query_df(
@@ -159,7 +225,15 @@ class Store:
         DuckDB 2 streams results: a result left unfetched blocks the cursor.
         """
         with self._registered(tables) as cur:
-            return cur.execute(sql, params or []).fetchall()
+            try:
+                return cur.execute(sql, params or []).fetchall()
+            except duckdb.InvalidInputException as exc:
+                if self.read_only and "read-only" in str(exc):
+                    raise StoreError(
+                        f"the database {self.path} is open read-only (this process may not write the file "
+                        "or its folder), so nothing can be saved; fix its permissions and restart"
+                    ) from exc
+                raise
 
     @contextmanager
     def _registered(self, tables: dict[str, object] | None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -178,8 +252,15 @@ class Store:
         return rows[0][0] if rows else None
 
     def close(self) -> None:
-        """Close the database (checkpoints the write-ahead log)."""
-        self._con.close()
+        """Close every thread's cursor and the database (checkpoints the write-ahead log). Idempotent."""
+        with self._cursors_lock:
+            cursors, self._cursors = self._cursors, []
+            self._local = threading.local()  # no thread keeps a closed cursor
+        for cur in cursors:
+            cur.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def get_meta(self, key: str) -> str | None:
         """A value from the meta table (``None`` when unset)."""
@@ -187,13 +268,25 @@ class Store:
         return None if value is None else str(value)
 
     def set_meta(self, key: str, value: str) -> None:
-        """Set a value in the meta table."""
+        """Set a value in the meta table (a change bumps :meth:`settings_version`)."""
         with self._write_lock:
+            if self.get_meta(key) == value:
+                return
             self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+            self._exec(
+                "INSERT OR REPLACE INTO meta VALUES ('settings_version', ?)", [str(self.settings_version() + 1)]
+            )
+
+    def settings_version(self) -> int:
+        """Changes whenever a stored setting (self-training, ...) changes (for caches)."""
+        return int(self.get_meta("settings_version") or 0)
 
     def catalog_fingerprint(self) -> tuple[object, ...]:
-        """Changes whenever items are added or updated (for caches)."""
-        return tuple(self._exec("SELECT count(*), max(added_at), count(*) FILTER (WHERE source = 'catalog') FROM items")[0])
+        """Changes whenever items are added, or their text, brand or price edited (for caches)."""
+        changed = "max(updated_at)" if self._has_updated_at else "max(added_at)"
+        return tuple(
+            self._exec(f"SELECT count(*), {changed}, count(*) FILTER (WHERE source = 'catalog') FROM items")[0]
+        )
 
     # -- categories -------------------------------------------------------------------------
     def upsert_categories(self, frame: pd.DataFrame) -> int:
@@ -206,12 +299,17 @@ class Store:
         blank = pd.Series([None] * len(frame), index=frame.index, dtype=object)
         rows = pd.DataFrame(
             {
-                "name": frame["name"].astype(str).str.strip(),
+                "name": frame["name"].astype(object),
                 "description": frame["description"].astype(object) if has_description else blank,
                 "path": frame["path"].astype(object) if has_path else blank,
             }
         )
+        rows["name"] = rows["name"].map(category_name)
         rows = rows[rows["name"] != ""].where(lambda r: pd.notna(r), None)
+        # A name differing from a stored one only in case is that category ("cookware" updates "Cookware").
+        existing = {n.casefold(): n for n in self.category_names()}
+        rows["name"] = rows["name"].map(lambda n: existing.get(n.casefold(), n))
+        rows = rows.drop_duplicates("name", keep="last")
         rows["description"] = rows["description"].map(lambda v: v if isinstance(v, str) and v.strip() else None)
         rows["path"] = rows["path"].map(lambda v: v if isinstance(v, str) and v.strip() else None)
         rows["created_at"] = _now()
@@ -280,13 +378,20 @@ class Store:
                         + ", ".join(f"{r[0]!r} (batch {r[1]!r})" for r in reused)
                         + "; give new products new ids"
                     )
+            now = _now()
             self._exec(
-                """INSERT INTO items
-                   SELECT item_id, title, description, brand, price, NULL, ?, ?, ?, position FROM rows
+                """INSERT INTO items (item_id, title, description, brand, price, attributes, source, batch,
+                                      added_at, position, updated_at)
+                   SELECT item_id, title, description, brand, price, NULL, ?, ?, ?, position, ? FROM rows
                    ON CONFLICT (item_id) DO UPDATE SET title = excluded.title,
                        description = excluded.description, brand = excluded.brand,
-                       price = excluded.price, batch = excluded.batch, position = excluded.position""",
-                [source, batch, _now()],
+                       price = excluded.price, batch = excluded.batch, position = excluded.position,
+                       updated_at = CASE WHEN items.title IS DISTINCT FROM excluded.title
+                                           OR items.description IS DISTINCT FROM excluded.description
+                                           OR items.brand IS DISTINCT FROM excluded.brand
+                                           OR items.price IS DISTINCT FROM excluded.price
+                                         THEN excluded.updated_at ELSE items.updated_at END""",
+                [source, batch, now, now],
                 tables={"rows": rows},
             )
         return n
@@ -334,7 +439,7 @@ class Store:
         events = pa.table(
             {
                 "item_id": pa.array([str(i) for i in item_ids], pa.string()),
-                "category": pa.array([None if c is None else str(c) for c in categories], pa.string()),
+                "category": pa.array([None if c is None else category_name(c) for c in categories], pa.string()),
             }
         )
         with self._write_lock:
@@ -466,7 +571,9 @@ class Store:
         return self.query_df("SELECT item_id, x, y FROM projections WHERE key = ?", [key])
 
     def put_projection(self, key: str, item_ids: Sequence[str], xy: np.ndarray) -> None:
-        """Store a 2-D map under ``key`` (replacing an earlier one)."""
+        """Store a 2-D map under ``key`` (replacing an earlier one; a cache, so nothing is kept read-only)."""
+        if self.read_only:
+            return
         rows = pa.table(
             {
                 "item_id": pa.array([str(i) for i in item_ids], pa.string()),
@@ -499,8 +606,8 @@ class Store:
         return dict(zip(table.column("text_hash").to_pylist(), matrix))
 
     def put_embeddings(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
-        """Cache vectors of ``model`` (an existing hash is kept)."""
-        if len(hashes) == 0:
+        """Cache vectors of ``model`` (an existing hash is kept; nothing is kept in a read-only database)."""
+        if len(hashes) == 0 or self.read_only:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         rows = pa.table(
@@ -543,16 +650,34 @@ class Store:
     # -- interactions -----------------------------------------------------------------------
     def add_interactions(self, frame: pd.DataFrame) -> int:
         """Append purchases (``user_id``, ``item_id``, optional ``ts``, ``order_number``, ``quantity``);
-        rows already stored are skipped. Returns how many were added."""
+        rows already stored are skipped. Returns how many were added.
+
+        Raises :class:`DataImportError` naming rows (counted from 1) whose order number is not a whole
+        number from 0 to 2,147,483,647 or whose quantity is negative or not finite; nothing is written.
+        """
         n = len(frame)
         col = lambda name: frame[name] if name in frame else pd.Series([None] * n, index=frame.index)  # noqa: E731
+        order = pd.to_numeric(col("order_number"), errors="coerce").astype("float64")
+        quantity = pd.to_numeric(col("quantity"), errors="coerce").astype("float64")
+        bad_order = np.flatnonzero(order.notna() & ~((order >= 0) & (order <= MAX_ORDER_NUMBER) & (order % 1 == 0)))
+        if len(bad_order):
+            raise DataImportError(
+                f"order numbers must be whole numbers from 0 to {MAX_ORDER_NUMBER:,}; row(s) "
+                + ", ".join(str(i + 1) for i in bad_order[:10]) + (" …" if len(bad_order) > 10 else "")
+            )
+        bad_quantity = np.flatnonzero(quantity.notna() & ~(np.isfinite(quantity) & (quantity >= 0)))
+        if len(bad_quantity):
+            raise DataImportError(
+                "quantities must be finite and not negative; row(s) "
+                + ", ".join(str(i + 1) for i in bad_quantity[:10]) + (" …" if len(bad_quantity) > 10 else "")
+            )
         rows = pd.DataFrame(
             {
                 "user_id": frame["user_id"].astype(str),
                 "item_id": frame["item_id"].astype(str),
                 "ts": pd.to_datetime(col("ts"), errors="coerce"),
-                "order_number": pd.to_numeric(col("order_number"), errors="coerce").astype("Int64"),
-                "quantity": pd.to_numeric(col("quantity"), errors="coerce"),
+                "order_number": order.astype("Int64"),
+                "quantity": quantity,
             }
         )
         rows = rows.drop_duplicates()
@@ -610,6 +735,11 @@ class Store:
         row = rows[0] if rows else None
         keys = ("catalog_items", "uploaded_items", "labelled_items", "categories", "cached_vectors", "interactions")
         return dict(zip(keys, (int(v) for v in row or (0,) * 6)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _none_if_na(value: object) -> str | None:

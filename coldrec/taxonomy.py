@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import DataImportError
 from .ingest import IngestError, Limits, _decode, _normalise_header, clean_text, read_table
 
 SEPARATOR = " > "
@@ -32,6 +33,11 @@ _ID_PREFIX = re.compile(r"^\d+\s+-\s+")
 _SPLIT = re.compile(r"[>›]")
 #: Suffixes read as one path per line (Google's format); everything else goes to read_table.
 _LINE_SUFFIXES = ("", ".txt")
+#: Levels a path may have: Google's product taxonomy is 7 deep; 20 leaves room for any real tree
+#: while keeping nodes (paths x depth) and names bounded.
+MAX_DEPTH = 20
+#: A segment becomes a category name, and names are limited to 100 characters.
+MAX_SEGMENT_CHARS = 100
 
 
 def read_taxonomy(data: str | Path | bytes, filename: str | None = None) -> list[str]:
@@ -69,6 +75,8 @@ def _read_lines(data: bytes, filename: str) -> list[tuple[str, ...]]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
+        if len(paths) >= Limits().max_rows:
+            raise IngestError(f"{filename}: more than {Limits().max_rows:,} paths (at line {number:,})")
         paths.append(_parse_path(_ID_PREFIX.sub("", line), f"{filename}: line {number}"))
     return paths
 
@@ -86,6 +94,8 @@ def _read_table_paths(data: bytes, filename: str) -> list[tuple[str, ...]]:
             if clean_text(value)
         ]
     levels = sorted((int(m.group(1)), column) for name, column in headers.items() if (m := _LEVEL_COLUMN.match(name)))
+    if len(levels) > MAX_DEPTH:
+        raise IngestError(f"{filename}: {len(levels)} level columns, over the {MAX_DEPTH}-level limit")
     if not levels:
         cols = ", ".join(repr(c) for c in list(frame.columns)[:12])
         raise IngestError(
@@ -101,16 +111,37 @@ def _read_table_paths(data: bytes, filename: str) -> list[tuple[str, ...]]:
         gap = next((i for i in range(depth) if not cells[i]), None)
         if gap is not None:
             raise IngestError(f"{filename}: row {number}, column {levels[gap][1]!r}: empty level between filled ones")
-        paths.append(tuple(cells[:depth]))
+        paths.append(_check_path(tuple(cells[:depth]), f"{filename}: row {number}"))
     return paths
 
 
 def _parse_path(value: object, where: str) -> tuple[str, ...]:
-    """Segments of one path; an empty segment is an error reported at ``where``."""
-    text = clean_text(value)
+    """Segments of one path; an empty, over-long or repeated segment is an error reported at ``where``."""
+    raw = str(value)
+    levels = raw.count(">") + raw.count("›") + 1
+    if levels > MAX_DEPTH:  # counted before splitting: a hostile file must not cost depth x paths
+        raise IngestError(f"{where}: {levels} levels, over the {MAX_DEPTH}-level limit")
+    if len(raw) > MAX_DEPTH * (MAX_SEGMENT_CHARS + 3):  # longer cannot pass the checks below: stop early
+        raise IngestError(f"{where}: a path of {len(raw):,} characters is too long (at most {MAX_DEPTH} levels "
+                          f"of {MAX_SEGMENT_CHARS} characters)")
+    text = clean_text(raw)
     segments = tuple(clean_text(s) for s in _SPLIT.split(text))
     if not all(segments):
         raise IngestError(f"{where}: empty level in path {text!r}")
+    return _check_path(segments, where)
+
+
+def _check_path(segments: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """``segments`` if within the depth and name limits and free of a repeated node (a loop)."""
+    if len(segments) > MAX_DEPTH:
+        raise IngestError(f"{where}: {len(segments)} levels, over the {MAX_DEPTH}-level limit")
+    long = next((s for s in segments if len(s) > MAX_SEGMENT_CHARS), None)
+    if long is not None:
+        raise IngestError(f"{where}: level {long[:40]!r}… is over {MAX_SEGMENT_CHARS} characters")
+    folded = [s.casefold() for s in segments]
+    repeated = next((s for i, s in enumerate(segments) if folded[i] in folded[:i]), None)
+    if repeated is not None:
+        raise IngestError(f"{where}: {repeated!r} appears twice in one path (a loop): {SEPARATOR.join(segments)!r}")
     return segments
 
 
@@ -134,7 +165,7 @@ def _canonical(paths: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
 def branches(paths: Sequence[str], depth: int = 1) -> list[str]:
     """The distinct path prefixes of ``depth`` levels, in order of first appearance (for a branch picker)."""
     if depth < 1:
-        raise ValueError("depth counts levels from 1")
+        raise DataImportError("depth counts levels from 1")
     prefixes = [p[:depth] for p in _canonical([_split(p) for p in paths]) if len(p) >= depth]
     return [SEPARATOR.join(p) for p in dict.fromkeys(prefixes)]
 
@@ -149,7 +180,7 @@ def taxonomy_categories(
 
     ``include`` keeps the nodes under any of the given branches (whole-segment prefix
     match, ignoring case; the branch node itself counts as under it; empty keeps all) and
-    raises ``ValueError`` for a branch that is not in the taxonomy. Ancestors implied by a
+    raises :class:`DataImportError` for a branch that is not in the taxonomy. Ancestors implied by a
     path are nodes even when not listed. ``max_depth`` cuts paths to that many levels first,
     so the nodes at that depth become the leaves. ``leaves_only`` keeps nodes without
     children. ``name`` is the last segment; names shared (ignoring case) by several kept
@@ -157,7 +188,7 @@ def taxonomy_categories(
     until unique. ``description`` is ``None``: the path already gives the prompt its context.
     """
     if max_depth is not None and max_depth < 1:
-        raise ValueError("max_depth counts levels from 1")
+        raise DataImportError("max_depth counts levels from 1")
     canonical = _canonical([_split(p) for p in paths])
     nodes = dict.fromkeys(p[:d] for p in canonical for d in range(1, len(p) + 1))
     if include:
@@ -165,7 +196,7 @@ def taxonomy_categories(
         keys = {tuple(s.casefold() for s in n) for n in nodes}
         missing = [b for b, key in zip(include, wanted) if key not in keys]
         if missing:
-            raise ValueError(f"branch(es) not in the taxonomy: {', '.join(repr(b) for b in missing)}")
+            raise DataImportError(f"branch(es) not in the taxonomy: {', '.join(repr(b) for b in missing)}")
         nodes = {n: None for n in nodes if any(tuple(s.casefold() for s in n[: len(w)]) == w for w in wanted)}
     if max_depth is not None:
         nodes = dict.fromkeys(n for n in nodes if len(n) <= max_depth)

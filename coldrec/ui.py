@@ -36,7 +36,7 @@ def workspace() -> Workspace:
     """The process-wide workspace (model + database), or a clear error and stop."""
     try:
         return _open_workspace()
-    except (ColdrecError, OSError, ValueError) as exc:
+    except ColdrecError as exc:
         st.error("coldrec cannot start: " + md_escape(exc))
         st.stop()
         raise  # unreachable; st.stop() raises

@@ -22,7 +22,8 @@ from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder, text_hash
 from .ingest import OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, read_table
 from .neighbours import NeighbourIndex, VectorIndex
-from .store import Store
+from .errors import DataImportError, StoreError
+from .store import Store, category_name
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Workspace:
         if "category" in items.columns:
             unknown = sorted(set(items["category"]) - set(self.store.category_names()) - {""})
             if unknown:
-                raise ValueError(
+                raise DataImportError(
                     f"{Path(catalog).name}: categories not in {Path(categories).name}: "
                     + ", ".join(repr(c) for c in unknown[:5])
                 )
@@ -177,7 +178,7 @@ class Workspace:
 
         Checks that predicting is possible before anything is written.
         """
-        self.classifier()  # raises ValueError when there are no categories yet
+        self.classifier()  # raises NotReadyError when there are no categories yet
         warnings: list[str] = []
         self.add_upload(items, batch=batch)
         if "category" in items.columns:
@@ -223,7 +224,7 @@ class Workspace:
         model, items, labels or categories change. Every memoised view is keyed on it."""
         cats = self.store.categories()
         return (self.encoder.name, self.store.label_version(), self.store.catalog_fingerprint(),
-                tuple(map(tuple, cats.fillna("").values.tolist())))
+                self.store.settings_version(), tuple(map(tuple, cats.fillna("").values.tolist())))
 
     def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Every stored item (with its current label) and its unit vector, in store order."""
@@ -473,14 +474,14 @@ class Workspace:
 
     def add_category(self, name: str, description: str = "", path: str = "") -> str:
         """Create a category under an optional parent ``path`` ("Home > Kitchen"; the stored path ends
-        with the name). Raises ``ValueError`` for a blank, over-long or existing name."""
-        name = " ".join((name or "").split())
+        with the name). Raises :class:`StoreError` for a blank, over-long or existing name."""
+        name = category_name(name or "")
         if not name:
-            raise ValueError("a category needs a name")
+            raise StoreError("a category needs a name")
         if len(name) > 100:
-            raise ValueError("category names are limited to 100 characters")
+            raise StoreError("category names are limited to 100 characters")
         if name.casefold() in {n.casefold() for n in self.store.category_names()}:
-            raise ValueError(f"category {name!r} already exists")
+            raise StoreError(f"category {name!r} already exists")
         parents = " > ".join(p.strip() for p in (path or "").split(">") if p.strip())
         full_path = f"{parents} > {name}" if parents and not parents.endswith(name) else parents or None
         self.store.upsert_categories(

@@ -23,7 +23,7 @@ with st.expander("Import purchases (CSV, Excel, JSON or Parquet: user_id, item_i
             added = ws.import_interactions(uploaded.getvalue(), uploaded.name)
             st.success(f"Imported {added:,} new purchases (already stored ones are skipped)")
             model = ws.audience()
-        except (ColdrecError, ValueError) as exc:
+        except ColdrecError as exc:
             ui.error(exc)
 if model is None:
     st.stop()

@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from coldrec import labelling, ui
-from coldrec.ingest import IngestError, read_table
-from coldrec.store import StoreError
+from coldrec.errors import ColdrecError
+from coldrec.ingest import read_table
 from coldrec.taxonomy import branches, read_taxonomy, taxonomy_categories
 
 ws = ui.workspace()
@@ -22,7 +22,7 @@ if st.button("Save category descriptions"):
         if len(changed):
             ws.import_categories(changed.reset_index(), "category table")
         st.toast(f"Saved {len(changed)} categor{'y' if len(changed) == 1 else 'ies'}")
-    except IngestError as exc:
+    except ColdrecError as exc:
         ui.error(exc)
 
 with st.expander("Import categories from a CSV (name, description, optional path)"):
@@ -31,7 +31,7 @@ with st.expander("Import categories from a CSV (name, description, optional path
         try:
             count = ws.import_categories(read_table(uploaded.getvalue(), uploaded.name), uploaded.name)
             st.success(f"Imported {count} categories")
-        except IngestError as exc:
+        except ColdrecError as exc:
             ui.error(exc)
 
 with st.expander("Import a taxonomy (Google product taxonomy file, or a CSV with a path column)"):
@@ -39,7 +39,7 @@ with st.expander("Import a taxonomy (Google product taxonomy file, or a CSV with
     if tax_file is not None:
         try:
             paths = read_taxonomy(tax_file.getvalue(), tax_file.name)
-        except IngestError as exc:
+        except ColdrecError as exc:
             ui.error(exc)
             paths = []
         if paths:
@@ -52,7 +52,7 @@ with st.expander("Import a taxonomy (Google product taxonomy file, or a CSV with
                 try:
                     count = labelling.import_taxonomy(ws, tax_file.getvalue(), tax_file.name, include, int(depth))
                     st.success(f"Imported {count} categories")
-                except IngestError as exc:
+                except ColdrecError as exc:
                     ui.error(exc)
 
 st.subheader("Auto-accept: target precision per category")
@@ -87,7 +87,7 @@ if st.button("Save targets"):
             ws.store.set_category_target(category, None if pd.isna(after[category]) else float(after[category]))
         st.toast(f"Saved {len(changed)} target(s)")
         st.rerun()
-    except StoreError as exc:
+    except ColdrecError as exc:
         ui.error(exc)
 
 st.subheader("Model")

@@ -32,7 +32,7 @@ max_points = c.select_slider("Points drawn at most", [5_000, 10_000, 20_000, 50_
 with st.spinner(f"Computing the {method.upper()} map (stored for next time)…"):
     try:
         frame = explore.map_frame(ws, method)
-    except (ColdrecError, ValueError) as exc:
+    except ColdrecError as exc:
         ui.error(exc)
         st.stop()
 if frame.empty:
@@ -146,7 +146,7 @@ with clusters_tab:
                         created = explore.cluster_to_category(ws, name, chosen_members, who=ui.who(), description=description)
                         st.toast(f"Created {ui.md_escape(created)} with {len(chosen_members)} labelled item(s)")
                         st.rerun()
-                    except (ColdrecError, ValueError) as exc:
+                    except ColdrecError as exc:
                         ui.error(exc)
 
 with dupes_tab:

@@ -6,7 +6,6 @@ import streamlit as st
 from coldrec.errors import ColdrecError
 from coldrec import charts, labelling, ui
 from coldrec.export import to_csv_bytes
-from coldrec.ingest import IngestError
 
 ws = ui.workspace()
 st.title("Label")
@@ -28,7 +27,7 @@ with right:
             try:
                 st.toast(f"Added category {ui.md_escape(ws.add_category(name, description, path))}")
                 st.rerun()
-            except (ColdrecError, ValueError) as exc:
+            except ColdrecError as exc:
                 ui.error(exc)
 
 if st.button("Undo my last action", help="Reverts your newest labelling action (a save, an accept, a bulk label)."):
@@ -50,7 +49,7 @@ with st.expander("Export or import labels (CSV)"):
         try:
             changed = labelling.import_labels(ws, labels_file.getvalue(), labels_file.name, who=ui.who())
             st.success(f"Imported: {changed} label(s) changed")
-        except IngestError as exc:
+        except ColdrecError as exc:
             ui.error(exc)
 
 with st.expander("Likely mistakes: labels that the model and the neighbours both dispute"):

@@ -6,9 +6,9 @@ from pathlib import Path
 import streamlit as st
 
 from coldrec import ui
+from coldrec.errors import ColdrecError
 from coldrec.export import to_csv_bytes, to_excel_bytes
-from coldrec.ingest import COLUMN_SYNONYMS, IngestError, guess_mapping, parse_pasted, prepare_items, read_table
-from coldrec.store import StoreError
+from coldrec.ingest import COLUMN_SYNONYMS, guess_mapping, parse_pasted, prepare_items, read_table
 
 ws = ui.workspace()
 st.title("Upload & predict")
@@ -29,7 +29,7 @@ try:
         raw, source = read_table(uploaded.getvalue(), uploaded.name, limits), uploaded.name
     elif pasted.strip():
         raw, source = parse_pasted(pasted), "pasted text"
-except IngestError as exc:
+except ColdrecError as exc:
     ui.error(exc)
 
 if raw is not None:
@@ -55,7 +55,7 @@ if raw is not None:
             for warning in warnings:
                 st.warning(ui.md_escape(warning))
             st.session_state["batch"] = batch_name
-        except (IngestError, StoreError, ValueError) as exc:
+        except ColdrecError as exc:
             ui.error(exc)
             st.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from coldrec.errors import ConfigError
 from coldrec.active import STRATEGIES, rank_unlabelled, uncertainty
 from coldrec.evaluate import LabelledData, run_active_learning
 from tests.conftest import unit_rows
@@ -89,9 +90,9 @@ def test_every_strategy_returns_distinct_valid_indices_and_caps_n(strategy):
 
 
 def test_unknown_strategy_names_the_valid_ones():
-    with pytest.raises(ValueError, match="least-confidence.*cluster-margin"):
+    with pytest.raises(ConfigError, match="least-confidence.*cluster-margin"):
         rank_unlabelled("smallest-margin", PROBA, np.zeros((4, 2)), 1)
-    with pytest.raises(ValueError, match="valid strategies"):
+    with pytest.raises(ConfigError, match="valid strategies"):
         uncertainty("bogus", PROBA)
 
 
@@ -161,11 +162,11 @@ def test_active_learning_labels_come_from_the_pool_only(monkeypatch):
 
 def test_run_active_learning_validates_its_arguments(tiny_encoder):
     data = _toy(4)
-    with pytest.raises(ValueError, match="valid strategies"):
+    with pytest.raises(ConfigError, match="valid strategies"):
         run_active_learning(data, tiny_encoder, ["nope"], budget=10, step=5)
-    with pytest.raises(ValueError, match="step"):
+    with pytest.raises(ConfigError, match="step"):
         run_active_learning(data, tiny_encoder, ["margin"], budget=5, step=10)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ConfigError, match="positive"):
         run_active_learning(data, tiny_encoder, ["margin"], budget=10, step=0)
 
 
@@ -178,5 +179,5 @@ def test_shots_protocol_reports_the_predictor_with_and_without_the_graph(tiny_en
     rows = {(r["method"], r["shots"]): r for r in doc["results"]}
     assert set(rows) == {("coldrec", 0), ("coldrec", 4), ("coldrec-inductive", 0), ("coldrec-inductive", 4)}
     assert all(0.0 <= r["accuracy"] <= 1.0 and "ece" in r and "fit_predict_s" in r for r in rows.values())
-    with pytest.raises(ValueError, match="valid methods"):
+    with pytest.raises(ConfigError, match="valid methods"):
         run_evaluation(_toy(), tiny_encoder, shots=[4], seeds=1, test_size=10, methods=["nope"])

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coldrec.errors import NotReadyError
 from coldrec import analytics
 from coldrec.analytics import (
     category_health,
@@ -221,7 +222,7 @@ def test_drift_of_a_batch_with_an_unpredicted_item(seeded):
     assert pd.isna(cand["predicted"].iloc[0])
     empty = drift(seeded, MODEL, "no such batch", IDS, MATRIX)
     assert empty.by_category.empty and empty.new_category_candidates.empty
-    with pytest.raises(ValueError, match="catalog"):
+    with pytest.raises(NotReadyError, match="catalog"):
         drift(seeded, MODEL, "jan", IDS[5:], MATRIX[5:])
 
 

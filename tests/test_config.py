@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from coldrec.config import Settings, bundled_model_path
+from coldrec.errors import ConfigError
 
 
 def test_environment_overrides_defaults(monkeypatch, tmp_path):
@@ -18,10 +19,26 @@ def test_environment_overrides_defaults(monkeypatch, tmp_path):
 
 def test_bad_number_in_environment_names_the_variable(monkeypatch):
     monkeypatch.setenv("COLDREC_UNSURE_BELOW", "high")
-    with pytest.raises(ValueError, match="COLDREC_UNSURE_BELOW"):
+    with pytest.raises(ConfigError, match="COLDREC_UNSURE_BELOW"):
         Settings.from_env()
 
 
 def test_bundled_model_is_installed():
     path = bundled_model_path()
     assert path is not None and (Path(path) / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "name, raw",
+    [("COLDREC_MAX_ROWS", "1e400"), ("COLDREC_MAX_ROWS", "nan"), ("COLDREC_MAX_ROWS", "0"),
+     ("COLDREC_MAX_ROWS", "-5"), ("COLDREC_MAX_UPLOAD_MB", "inf"), ("COLDREC_MAX_UPLOAD_MB", "1e12")],
+)
+def test_absurd_limits_are_a_config_error_naming_the_variable(monkeypatch, name, raw):
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env()
+
+
+def test_a_fractional_row_limit_is_read_as_a_whole_number(monkeypatch):
+    monkeypatch.setenv("COLDREC_MAX_ROWS", "1e3")
+    assert Settings.from_env().max_rows == 1000

@@ -82,6 +82,12 @@ def test_unloadable_model_error_names_the_model(tmp_path):
         load_encoder("no-such-org/no-such-model", device="cpu")
 
 
+@pytest.mark.parametrize("model", ["/nonexistent", "./no/such/folder", "~/no-such-model-folder"])
+def test_a_missing_model_folder_is_named_as_a_folder(model):
+    with pytest.raises(ModelLoadError, match=r"^model folder not found: "):
+        load_encoder(model, device="cpu")
+
+
 def test_device_override_is_respected_and_unavailable_cuda_is_refused():
     import torch
 

@@ -35,7 +35,7 @@ def test_spreadsheet_safe_prefixes_formula_starts(value):
     assert out["c"].iloc[0] == "'" + value
 
 
-@pytest.mark.parametrize("value", ["plain", "a=b", "1+1", " =1", "'=already", "", "(x)", "不锈钢 =1"])
+@pytest.mark.parametrize("value", ["plain", "a=b", "1+1", " =1", "", "(x)", "不锈钢 =1"])
 def test_spreadsheet_safe_leaves_other_text_alone(value):
     out = spreadsheet_safe(pd.DataFrame({"c": [value]}))
     assert out["c"].iloc[0] == value
@@ -138,3 +138,33 @@ def test_write_table_unknown_suffix_falls_back_to_safe_csv(tmp_path):
     path = tmp_path / "out.txt"
     write_table(pd.DataFrame({"c": ["=1+1"]}), str(path))
     assert path.read_bytes() == b"\xef\xbb\xbfc\n'=1+1\n"
+
+
+# -- round trips and Excel-illegal characters (issue 12) -----------------------------------------
+@pytest.mark.parametrize("value", ["=x", "'=x", "''=x", "'-", "'plain", "-1", "plain", "@a"])
+def test_every_cell_reads_back_exactly(value):
+    from coldrec.export import from_spreadsheet_safe
+
+    escaped = spreadsheet_safe(pd.DataFrame({"c": [value]}))["c"].iloc[0]
+    assert from_spreadsheet_safe(escaped) == value
+
+
+def test_distinct_cells_stay_distinct_after_escaping():
+    out = spreadsheet_safe(pd.DataFrame({"c": ["=x", "'=x"]}))["c"].tolist()
+    assert len(set(out)) == 2
+
+
+def test_excel_export_of_a_control_character_does_not_fail(tmp_path):
+    import openpyxl
+
+    frame = pd.DataFrame({"category": ["Mugs\x07", "Bowls\x1f"], "p": [0.5, 0.25]})
+    data = to_excel_bytes(frame)
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).active
+    assert [c.value for c in sheet["A"]][1:] == ["Mugs", "Bowls"]
+
+
+def test_write_table_to_an_unwritable_place_is_an_export_error(tmp_path):
+    from coldrec.errors import ExportError
+
+    with pytest.raises(ExportError, match="cannot write"):
+        write_table(pd.DataFrame({"a": [1]}), str(tmp_path / "no" / "such" / "dir" / "out.csv"))

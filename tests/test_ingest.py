@@ -310,7 +310,7 @@ def test_row_limit_is_enforced():
     data = b"id,title\n1,Mug\n2,Bowl\n3,Cup\n"
     with pytest.raises(IngestError) as err:
         load_items(data, "rows.csv", limits=Limits(max_rows=2))
-    assert str(err.value) == "rows.csv: 3 rows is over the 2-row limit"
+    assert str(err.value) == "rows.csv: over the 2-row limit (reading stopped at row 3)"
     assert len(load_items(data, "rows.csv", limits=Limits(max_rows=3))) == 3
 
 
@@ -351,7 +351,7 @@ def test_json_of_the_wrong_shape_is_rejected(payload, needle):
 
 
 def test_unparseable_jsonl_and_excel_are_rejected_naming_the_file():
-    with pytest.raises(IngestError, match=r"^bad\.jsonl: could not be read as JSONL"):
+    with pytest.raises(IngestError, match=r"^bad\.jsonl: invalid JSON on line 2, column 2"):
         read_table(b'{"title": "a"}\n{oops\n', "bad.jsonl")
     with pytest.raises(IngestError, match=r"^bad\.xlsx: could not be read as EXCEL"):
         read_table(b"this is not a workbook", "bad.xlsx")

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coldrec.errors import ConfigError, StoreError
 from coldrec import labelling
 from coldrec.export import to_csv_bytes
 from coldrec.ingest import IngestError
@@ -39,7 +40,7 @@ def test_queue_lists_only_unlabelled_items_ordered_by_margin(ws):
 def test_queue_of_one_batch_and_unknown_strategy(ws):
     assert len(labelling.queue(ws, "least-confidence", batch="b1", n=2)) == 2
     assert labelling.queue(ws, "margin", batch="nope", n=5).empty
-    with pytest.raises(ValueError, match="margin"):
+    with pytest.raises(ConfigError, match="margin"):
         labelling.queue(ws, "most-fun", n=5)
 
 
@@ -66,9 +67,9 @@ def test_propagation_preview_label_and_undo(ws):
 
 def test_propagation_needs_a_labelled_item(ws):
     assert labelling.propagation_preview(ws, "n5").empty
-    with pytest.raises(ValueError, match="no label"):
+    with pytest.raises(StoreError, match="no label"):
         labelling.propagate(ws, "n5", ["n1"], who="ana")
-    with pytest.raises(ValueError, match="unknown item"):
+    with pytest.raises(StoreError, match="unknown item"):
         labelling.propagation_preview(ws, "zzz")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coldrec.errors import ConfigError
 from coldrec import projection
 from coldrec.projection import available_methods, project, projection_key, sample_for_display, stored_projection
 from tests.conftest import unit_rows
@@ -38,16 +39,16 @@ def test_tsne_is_seeded_and_capped(monkeypatch):
     assert first.shape == (40, 2) and np.isfinite(first).all()
     np.testing.assert_allclose(first, again)
     monkeypatch.setattr(projection, "TSNE_MAX_POINTS", 39)
-    with pytest.raises(ValueError, match="t-SNE is limited to 39 points"):
+    with pytest.raises(ConfigError, match="t-SNE is limited to 39 points"):
         project(x, "tsne")
     assert project(x, "pca").shape == (40, 2)  # PCA has no cap
 
 
 def test_unknown_methods_and_tiny_inputs():
     if "umap" not in available_methods():
-        with pytest.raises(ValueError, match="umap"):
+        with pytest.raises(ConfigError, match="umap"):
             project(np.eye(4), "umap")
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(ConfigError, match="unknown"):
         project(np.eye(4), "mds")
     assert project(np.zeros((0, 5)), "pca").shape == (0, 2)
     assert project(np.ones((1, 5)), "tsne").tolist() == [[0.0, 0.0]]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from coldrec.classify import predictions_frame
+from coldrec.errors import ConfigError
 from coldrec.estimator import ColdStartClassifier
 from coldrec.ingest import IngestError, load_items
 from coldrec.store import StoreError
@@ -105,7 +106,7 @@ def test_out_of_range_unsure_threshold_is_refused(monkeypatch):
     from coldrec.config import Settings
 
     monkeypatch.setenv("COLDREC_UNSURE_BELOW", "50")
-    with pytest.raises(ValueError, match="between 0 and 1"):
+    with pytest.raises(ConfigError, match="between 0 and 1"):
         Settings.from_env()
 
 

@@ -122,25 +122,23 @@ def test_statements_other_than_one_select_are_refused(seeded, sql, reason):
     ],
 )
 def test_selects_that_touch_files_are_refused(seeded, sql):
-    with pytest.raises(SQLRefused, match="disabled by configuration"):
+    with pytest.raises(SQLRefused, match="is not available here"):
         run_readonly(seeded, "m", sql)
 
 
 def test_selects_cannot_reach_the_store_or_other_tables(seeded):
-    # The query runs on a separate in-memory database: the store's own tables do not exist there.
-    for table in ("label_events", "embeddings", "meta", "projections"):
-        with pytest.raises(SQLRefused, match="does not exist"):
+    # Only the four views (and the query's own WITH names) can be named.
+    for table in ("label_events", "embeddings", "meta", "projections", "main.items", "information_schema.tables"):
+        with pytest.raises(SQLRefused, match="can be read, not"):
             run_readonly(seeded, "m", f"SELECT * FROM {table}")
     # Python data frames in scope are not tables there either.
     secret = pd.DataFrame({"password": ["hunter2"]})  # noqa: F841 - what a replacement scan would find
-    with pytest.raises(SQLRefused, match="does not exist"):
+    with pytest.raises(SQLRefused, match="can be read, not 'secret'"):
         run_readonly(seeded, "m", "SELECT * FROM secret")
-    # A SELECT that smuggles another statement through query() is refused by DuckDB too.
-    with pytest.raises(SQLRefused):
+    # A SELECT that smuggles another statement through query() is refused.
+    with pytest.raises(SQLRefused, match="query"):
         run_readonly(seeded, "m", "SELECT * FROM query('DROP TABLE items')")
-    assert run_readonly(seeded, "m", "SELECT current_setting('enable_external_access') AS v").frame["v"].tolist() == [
-        False
-    ]
+    assert run_readonly(seeded, "m", "WITH t AS (SELECT 1 AS v) SELECT v FROM t").frame["v"].tolist() == [1]
 
 
 def test_syntax_and_binder_errors_come_back_as_one_line_messages(seeded):
@@ -196,3 +194,61 @@ def test_refused_statements_leave_the_store_file_untouched(tmp_path: Path):
         store.close()
     assert not (tmp_path / "leak.csv").exists()
     assert _file_contents(path) == before
+
+
+# -- hardening (issue 12) --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM duckdb_settings()",
+        "SELECT current_setting('temp_directory') AS t",
+        "SELECT * FROM duckdb_databases()",
+        "SELECT * FROM pragma_database_list",
+        "SELECT * FROM duckdb_settings",
+        "SELECT * FROM glob('./.tmp/*')",
+        "SELECT * FROM read_csv('./.tmp/x.csv')",
+        "SELECT version() AS v",
+        "SELECT (SELECT value FROM duckdb_settings() WHERE name = 'temp_directory') AS v",
+    ],
+)
+def test_settings_paths_and_files_are_not_disclosed(seeded, sql):
+    with pytest.raises(SQLRefused, match="not available here|can be read, not"):
+        run_readonly(seeded, "m", sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH d AS (DELETE FROM items RETURNING *) SELECT * FROM d",
+        "WITH d AS (INSERT INTO categories VALUES ('x', NULL, NULL) RETURNING *) SELECT * FROM d",
+        "WITH d AS (UPDATE items SET title = 'x' RETURNING *) SELECT count(*) FROM d",
+    ],
+)
+def test_writes_wrapped_in_a_cte_are_refused(seeded, sql):
+    with pytest.raises(SQLRefused, match="only reading is allowed"):
+        run_readonly(seeded, "m", sql)
+
+
+def test_a_result_is_cut_at_the_byte_limit_without_building_it_whole(seeded):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = run_readonly(seeded, "m", "SELECT repeat('x', 100000) AS s FROM range(1001)", max_bytes=1_000_000)
+    assert result.truncated and result.truncated_by == "bytes"
+    assert 1 <= len(result.frame) <= 10 and result.frame["s"].str.len().max() == 100_000
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 200  # MB in this process
+
+
+def test_a_query_building_gigabytes_is_stopped_in_the_worker(seeded):
+    """The attack: 1,001 strings of 3 MB (3 GB) used to reach the page; the worker's limits stop it."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = __import__("time").perf_counter()
+    try:
+        result = run_readonly(seeded, "m", "SELECT repeat('x', 3000000) AS s FROM range(1001)")
+        assert result.truncated_by == "bytes" and len(result.frame) <= 2
+    except SQLRefused as exc:
+        assert "memory" in str(exc)
+    assert __import__("time").perf_counter() - started < 20
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 200

@@ -260,3 +260,127 @@ def test_version_1_database_gains_action_ids_on_open(tmp_path):
     store.label("a", "Cookware", who="ana")
     assert store.undo_last("ana")["reverted"] == 1
     store.close()
+
+
+# -- hardening (issue 12) --------------------------------------------------------------------------
+def test_store_is_a_context_manager_and_close_is_idempotent(tmp_path):
+    with Store(tmp_path / "ctx.duckdb") as store:
+        _seed(store)
+        store._cursor()  # a cursor of this thread, closed with the store
+    with pytest.raises(StoreError, match="closed"):
+        store.items()
+    store.close()
+    with Store(tmp_path / "ctx.duckdb") as again:  # the file was released
+        assert len(again.items()) == 3
+
+
+def test_editing_an_item_changes_the_catalog_fingerprint_and_a_no_op_upsert_does_not(store):
+    _seed(store)
+    before = store.catalog_fingerprint()
+    store.upsert_items(pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["pan", "boot", "wok"],
+                                     "price": [10, None, "3.5"]}), source="catalog")
+    assert store.catalog_fingerprint() == before
+    store.upsert_items(pd.DataFrame({"item_id": ["b"], "title": ["leather boot"]}), source="catalog")
+    after = store.catalog_fingerprint()
+    assert after != before and after[0] == before[0]  # same count, newer change
+
+
+def test_a_schema_2_database_gains_updated_at_on_open(tmp_path):
+    import duckdb
+
+    path = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("""CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+                   INSERT INTO meta VALUES ('schema_version', '2');
+                   CREATE TABLE items (item_id VARCHAR PRIMARY KEY, title VARCHAR NOT NULL, description VARCHAR,
+                       brand VARCHAR, price DOUBLE, attributes JSON, source VARCHAR NOT NULL, batch VARCHAR,
+                       added_at TIMESTAMP NOT NULL, position INTEGER);
+                   INSERT INTO items VALUES ('x', 'old', NULL, NULL, NULL, NULL, 'catalog', NULL, now(), 0);""")
+    con.close()
+    with Store(path) as store:
+        assert store.get_meta("schema_version") == "3"
+        before = store.catalog_fingerprint()
+        assert before[1] is not None
+        store.upsert_items(pd.DataFrame({"item_id": ["x"], "title": ["new"]}), source="catalog")
+        assert store.catalog_fingerprint() != before
+
+
+def test_settings_version_changes_only_when_a_setting_changes(store):
+    start = store.settings_version()
+    store.set_meta("self_training", "1")
+    assert store.settings_version() == start + 1
+    store.set_meta("self_training", "1")
+    assert store.settings_version() == start + 1
+    store.set_meta("self_training", "0")
+    assert store.settings_version() == start + 2
+
+
+def test_category_names_are_normalised_once_and_match_ignoring_case(store):
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Café")
+    store.upsert_categories(pd.DataFrame({"name": [nfd + "\u200b", "Cookware\x07"]}))
+    assert store.category_names() == ["Café", "Cookware"]
+    store.upsert_categories(pd.DataFrame({"name": ["cookware"], "description": ["pots"]}))
+    cats = store.categories()
+    assert cats["name"].tolist() == ["Café", "Cookware"]
+    assert cats.set_index("name").loc["Cookware", "description"] == "pots"
+    store.upsert_items(pd.DataFrame({"item_id": ["m"], "title": ["mug"]}), source="catalog")
+    store.label("m", nfd, who="ana")  # a decomposed name typed elsewhere finds the stored one
+    assert store.labels()["category"].tolist() == ["Café"]
+
+
+def test_a_read_only_database_can_be_viewed_but_not_written(tmp_path):
+    path = tmp_path / "ro.duckdb"
+    with Store(path) as store:
+        _seed(store)
+    with Store(path, read_only=True) as viewer:
+        assert len(viewer.items()) == 3 and viewer.read_only
+        viewer.put_embeddings("m", ["h"], np.ones((1, 2), np.float32))  # a cache: silently not kept
+        with pytest.raises(StoreError, match="read-only"):
+            viewer.label("a", "Cookware", who="ana")
+
+
+def test_an_unwritable_file_is_opened_read_only(tmp_path, monkeypatch):
+    path = tmp_path / "perm.duckdb"
+    Store(path).close()
+    real_access = os.access
+    # As root the permission bits do not bind, so ask os.access the question a normal user's open would.
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(path) else real_access(p, mode))
+    with Store(path) as store:
+        assert store.read_only
+
+
+def test_a_missing_folder_is_refused_instead_of_created(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(tmp_path / "typo" / "db.duckdb")
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"DUCK" * 10, None])
+def test_a_truncated_or_foreign_file_is_a_store_error(tmp_path, content):
+    path = tmp_path / "bad.duckdb"
+    if content is None:  # a real database cut in half
+        with Store(path) as store:
+            _seed(store)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(StoreError, match="bad.duckdb"):
+        Store(path).close()
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [("order_number", 3_000_000_000), ("order_number", 1e20), ("order_number", -1),
+     ("quantity", float("inf")), ("quantity", -2.0), ("quantity", float("-inf"))],
+)
+def test_out_of_range_purchases_are_refused_naming_the_row(store, column, value):
+    from coldrec.errors import DataImportError
+
+    _seed(store)
+    frame = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], column: [1, value]})
+    with pytest.raises(DataImportError, match="row\\(s\\) 2$"):
+        store.add_interactions(frame)
+    assert store.interactions().empty

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coldrec.errors import DataImportError
 from coldrec.ingest import IngestError
 from coldrec.taxonomy import branches, level_matrices, read_taxonomy, taxonomy_categories, top_per_level
 from tests.conftest import SHARED
@@ -118,7 +119,7 @@ def test_include_matches_whole_segments_and_keeps_leaves():
     assert frame["path"].tolist() == ["Home > Kitchen > Cookware", "Home > Kitchen > Cutlery"]
     assert frame["name"].tolist() == ["Cookware", "Cutlery"]
     assert frame["description"].isna().all()
-    with pytest.raises(ValueError, match="'Home > Attic'"):
+    with pytest.raises(DataImportError, match="'Home > Attic'"):
         taxonomy_categories(SHOP, include=["Home > Attic"])
 
 
@@ -224,3 +225,36 @@ def test_prediction_path_follows_the_top_category_and_sums_its_subtree():
     assert first["probability"].round(2).tolist() == [0.75, 0.75, 0.40]
     second = chain[chain["item"] == 1]
     assert set(second["node"]) == {"Toys"} and second["probability"].round(2).tolist() == [0.80] * 3
+
+
+# -- hostile taxonomies (issue 12) ---------------------------------------------------------------
+def test_a_deep_taxonomy_is_refused_before_splitting_naming_the_line():
+    from tests.hostile_files import taxonomy_deep
+
+    name, data = taxonomy_deep(paths=3_000, depth=302)
+    with pytest.raises(IngestError, match=r"^deep\.txt: line 1: 302 levels, over the 20-level limit"):
+        read_taxonomy(data, name)
+
+
+def test_a_path_at_the_depth_limit_is_read():
+    path = " > ".join(f"L{d}" for d in range(20))
+    assert read_taxonomy(path.encode(), "ok.txt") == [path]
+
+
+def test_a_loop_in_a_path_is_refused():
+    with pytest.raises(IngestError, match=r"line 2: 'a' appears twice in one path \(a loop\)"):
+        read_taxonomy(b"Home\nA > B > a\n", "loop.txt")
+
+
+def test_an_over_long_path_is_refused_not_truncated():
+    long = "Home > " + "x" * 25_000
+    with pytest.raises(IngestError, match="too long"):
+        read_taxonomy(long.encode(), "long.txt")
+    with pytest.raises(IngestError, match="over 100 characters"):
+        read_taxonomy(("Home > " + "y" * 101).encode(), "seg.txt")
+
+
+def test_level_columns_are_checked_for_loops_too():
+    data = b"level1,level2,level3\nHome,Kitchen,home\n"
+    with pytest.raises(IngestError, match="row 1: 'home' appears twice"):
+        read_taxonomy(data, "levels.csv")

@@ -1,0 +1,188 @@
+"""Hostile upload files from the attack run (issue 12), built in memory, deterministic.
+
+Shared by the hostile-input tests and ``benchmarks/bench_hostile.py``. Each builder returns
+``(filename, bytes)``; sizes are those of the attack unless a test asks for fewer rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    "</Types>"
+)
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    'officeDocument" Target="xl/workbook.xml"/></Relationships>'
+)
+_WORKBOOK = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+_WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    'worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+)
+
+
+def _xlsx(sheet_rows, dimension: str | None = None) -> bytes:
+    """A minimal workbook whose first sheet is written row by row (inline strings)."""
+    buffer = io.BytesIO()
+
+    def member(name: str) -> zipfile.ZipInfo:  # a fixed date: the same rows give the same bytes
+        info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        return info
+
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr(member("[Content_Types].xml"), _CONTENT_TYPES)
+        archive.writestr(member("_rels/.rels"), _RELS)
+        archive.writestr(member("xl/workbook.xml"), _WORKBOOK)
+        archive.writestr(member("xl/_rels/workbook.xml.rels"), _WORKBOOK_RELS)
+        with archive.open(member("xl/worksheets/sheet1.xml"), "w") as sheet:
+            sheet.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">')
+            if dimension:
+                sheet.write(f'<dimension ref="{dimension}"/>'.encode())
+            sheet.write(b"<sheetData>")
+            for row in sheet_rows:
+                sheet.write(row.encode())
+            sheet.write(b"</sheetData></worksheet>")
+    return buffer.getvalue()
+
+
+def _cell(ref: str, text: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+
+def xlsx_table(rows: list[list[str]]) -> bytes:
+    """A small workbook of text rows (the first is the header), byte-for-byte reproducible."""
+    from xml.sax.saxutils import escape
+
+    def ref(column: int, row: int) -> str:
+        return f"{chr(ord('A') + column)}{row}"
+
+    return _xlsx(
+        f'<row r="{r}">' + "".join(_cell(ref(c, r), escape(v)) for c, v in enumerate(cells)) + "</row>"
+        for r, cells in enumerate(rows, start=1)
+    )
+
+
+def xlsx_far_cell() -> tuple[str, bytes]:
+    """One cell, at the sheet's last row and column (XFD1048576)."""
+    return "far_cell.xlsx", _xlsx(['<row r="1048576">' + _cell("XFD1048576", "x") + "</row>"], "XFD1048576")
+
+
+def xlsx_far_cell_no_dimension() -> tuple[str, bytes]:
+    """The same, without a <dimension> tag (the reader cannot trust the sheet's claim)."""
+    rows = ['<row r="1">' + _cell("A1", "title") + "</row>", '<row r="1048576">' + _cell("XFD1048576", "x") + "</row>"]
+    return "far_cell_nodim.xlsx", _xlsx(rows)
+
+
+def xlsx_zip_bomb(rows: int = 4_000_000) -> tuple[str, bytes]:
+    """A workbook of ``rows`` identical tiny rows (no cell references): under 1 MB, about 200:1."""
+    def gen():
+        yield '<row r="1">' + _cell("A1", "title") + "</row>"
+        chunk = '<row><c t="inlineStr"><is><t>x</t></is></c></row>' * 10_000
+        for _ in range(rows // 10_000):
+            yield chunk
+
+    return "bomb.xlsx", _xlsx(gen())
+
+
+def parquet_dictionary_bomb(rows: int = 150_000, chars: int = 20_000) -> tuple[str, bytes]:
+    """``rows`` copies of one long string: a few hundred bytes on disk, gigabytes as Python strings."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    value = "x" * chars
+    table = pa.table({"title": pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array([value]))})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd", use_dictionary=True)
+    return "dictionary.parquet", buffer.getvalue()
+
+
+def parquet_column(kind: str) -> tuple[str, bytes]:
+    """A Parquet file with a title column and one ``binary``, ``nested`` or ``bad_utf8`` column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    titles = pa.array(["Red mug", "Blue bowl"])
+    if kind == "binary":
+        extra = pa.array([b"\xff\xfe\x00", b"\x80"], pa.binary())
+    elif kind == "nested":
+        extra = pa.array([[1, 2], [3]], pa.list_(pa.int64()))
+    else:  # a string column holding bytes that are not UTF-8
+        extra = pa.array([b"ok", b"caf\xe9"], pa.binary()).view(pa.string())
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"title": titles, "extra": extra}), buffer)
+    return f"{kind}.parquet", buffer.getvalue()
+
+
+def json_distinct_keys(records: int = 20_000) -> tuple[str, bytes]:
+    """Records that each use a key no other record uses: a frame of records x records cells."""
+    payload = [{"title": f"item {i}", f"k{i}": "v"} for i in range(records)]
+    return "keys.json", json.dumps(payload).encode()
+
+
+def jsonl_distinct_keys(records: int = 20_000) -> tuple[str, bytes]:
+    lines = (json.dumps({"title": f"item {i}", f"k{i}": "v"}) for i in range(records))
+    return "keys.jsonl", "\n".join(lines).encode()
+
+
+def csv_wide(columns: int = 100_000) -> tuple[str, bytes]:
+    header = ",".join(["title"] + [f"c{i}" for i in range(columns - 1)])
+    row = ",".join(["mug"] + ["1"] * (columns - 1))
+    return "wide.csv", f"{header}\n{row}\n".encode()
+
+
+def csv_long_row(fields: int = 300_000) -> tuple[str, bytes]:
+    return "long_row.csv", ("id,title\n" + ",".join(["x"] * fields) + "\n").encode()
+
+
+def csv_extra_comma() -> tuple[str, bytes]:
+    """The first data row has an unquoted comma in its title: pandas would shift every column."""
+    return "extra_comma.csv", b"id,title,price\nA1,Mug, red,12\nA2,Bowl,8\n"
+
+
+def json_lone_surrogate() -> tuple[str, bytes]:
+    return "surrogate.json", b'[{"id": "A1", "title": "mug \\ud83d"}]'
+
+
+def taxonomy_deep(paths: int = 3_000, depth: int = 302) -> tuple[str, bytes]:
+    lines = (" > ".join(f"n{p}x{d}" for d in range(depth)) for p in range(paths))
+    return "deep.txt", "\n".join(lines).encode()
+
+
+#: Product uploads that must be refused with an IngestError (or read cleanly), fast and small.
+UPLOADS = {
+    "xlsx_far_cell": xlsx_far_cell,
+    "xlsx_far_cell_no_dimension": xlsx_far_cell_no_dimension,
+    "xlsx_zip_bomb": xlsx_zip_bomb,
+    "parquet_dictionary_bomb": parquet_dictionary_bomb,
+    "parquet_binary": lambda: parquet_column("binary"),
+    "parquet_nested": lambda: parquet_column("nested"),
+    "parquet_bad_utf8": lambda: parquet_column("bad_utf8"),
+    "json_distinct_keys": json_distinct_keys,
+    "jsonl_distinct_keys": jsonl_distinct_keys,
+    "csv_wide": csv_wide,
+    "csv_long_row": csv_long_row,
+    "csv_extra_comma": csv_extra_comma,
+    "json_lone_surrogate": json_lone_surrogate,
+}
