@@ -188,27 +188,37 @@ def catalog_groups(item_vectors: np.ndarray) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=1, random_state=0).fit_predict(item_vectors).astype(np.int64)
 
 
-#: Features of a (new item, shopper) pair that the blend weighs, in order.
-BLEND_FEATURES = ("graph", "lookalike_share", "interest", "affinity", "activity", "popularity")
+#: Features of a (new item, shopper) pair that the blend weighs, in order; ``lexical`` (the same
+#: vote by title-word look-alikes) only when the model knows its items' texts.
+BLEND_FEATURES = ("graph", "lookalike_share", "interest", "affinity", "activity", "popularity", "lexical")
 
 
 @dataclass
 class Blend:
     """Logistic-regression weights over :data:`BLEND_FEATURES`, fitted on the workspace's own
-    newest purchases (see :func:`fit_blend`), and the measured "clear audience" threshold."""
+    held-out purchases (see :func:`fit_blend`), and the measured "clear audience" threshold."""
 
+    #: The features weighed, in order (:data:`BLEND_FEATURES` less ``lexical`` without texts).
+    names: tuple[str, ...]
     weights: np.ndarray
     intercept: float
     #: Purchase rate of a (held-out item, shopper) pair in the fitting slice.
     base_rate: float
-    #: A shopper is a clear audience from this probability up (:func:`clear_threshold`).
+    #: A shopper is a clear audience from this score up (:func:`clear_threshold`).
     threshold: float
     n_items: int
     n_pairs: int
+    #: Isotonic calibration measured on the held-out pairs: score knots and purchase rates.
+    calibration: tuple[np.ndarray, np.ndarray] = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
 
     def probability(self, features: np.ndarray) -> np.ndarray:
-        """Calibrated purchase probability from a ``(..., n_features)`` array."""
+        """The blend's score (logistic regression) from a ``(..., n_features)`` array; it ranks."""
         return 1 / (1 + np.exp(-(features @ self.weights + self.intercept)))
+
+    def calibrated(self, scores: np.ndarray) -> np.ndarray:
+        """The purchase rate that held-out pairs with these scores had (isotonic, so monotone)."""
+        knots, rates = self.calibration
+        return np.interp(scores, knots, rates)
 
 
 #: A clear audience buys at least twice as often as the average (shopper, new item) pair did on
@@ -231,9 +241,13 @@ class AudienceModel:
     group_names: list[str] | None = None
     interests: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     blend: Blend | None = None
-    #: Typical look-alike vote and share (positive medians over the model's own items), so the
-    #: blend reads votes on one scale whatever batch is scored.
-    vote_scales: tuple[float, float] | None = None
+    #: Typical look-alike vote, share and title-word vote (positive medians over the model's own
+    #: items), so the blend reads votes on one scale whatever batch is scored.
+    vote_scales: tuple[float, float, float] | None = None
+    #: Each item's text (title, description): title-word look-alikes, which catch what the
+    #: embedding blurs (brands, flavours). Without it the blend leaves ``lexical`` out.
+    item_texts: list[str] | None = None
+    lexicon: tuple[object, sparse.csr_matrix] | None = None
 
     # -- components ------------------------------------------------------------------------
     def _votes(self, vectors: np.ndarray) -> sparse.csr_matrix:
@@ -245,6 +259,22 @@ class AudienceModel:
         rows = np.repeat(np.arange(len(vectors)), idx.shape[1])
         weights = np.clip(sims, 0, None).ravel() ** SIMILARITY_POWER
         return sparse.csr_matrix((weights, (rows, idx.ravel())), shape=(len(vectors), n), dtype=np.float32)
+
+    def _lexical_votes(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """The same vote over title-word look-alikes: TF-IDF cosine, the same neighbour count and power."""
+        if self.lexicon is None:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            vectorizer = TfidfVectorizer(sublinear_tf=True)
+            self.lexicon = (vectorizer, vectorizer.fit_transform(self.item_texts or []).tocsr())
+        vectorizer, matrix = self.lexicon
+        sims = (vectorizer.transform(list(texts)) @ matrix.T).toarray()
+        n = len(self.item_ids)
+        k = min(max(min(self.neighbours, n // 10), min(n, 20)), n)
+        idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        weights = np.take_along_axis(sims, idx, axis=1).clip(min=0) ** SIMILARITY_POWER
+        rows = np.repeat(np.arange(len(sims)), k)
+        return sparse.csr_matrix((weights.ravel(), (rows, idx.ravel())), shape=(len(sims), n), dtype=np.float32)
 
     def graph_scores(self, vectors: np.ndarray) -> np.ndarray:
         """Look-alike buyers: the new item's nearest catalog items vote for the shoppers who
@@ -298,26 +328,34 @@ class AudienceModel:
         """log(1 + distinct items bought) per shopper."""
         return np.log1p(np.diff(self.purchases.indptr)).astype(np.float32)
 
-    def features(self, vectors: np.ndarray) -> np.ndarray:
-        """The blend's inputs (:data:`BLEND_FEATURES`) for every (new item, shopper) pair, ``(n_new, n_users, 6)``."""
+    def feature_names(self) -> tuple[str, ...]:
+        """The blend's features for this model: all of :data:`BLEND_FEATURES`, less ``lexical`` without texts."""
+        return BLEND_FEATURES if self.item_texts is not None else BLEND_FEATURES[:-1]
+
+    def features(self, vectors: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+        """The blend's inputs (:meth:`feature_names`) for every (new item, shopper) pair,
+        ``(n_new, n_users, n_features)``; ``texts`` (the new items' texts) when the model has item texts."""
         vectors = np.asarray(vectors, dtype=np.float32)
         votes = self._votes(vectors)
         graph = np.asarray((self.purchases @ votes.T).T.todense())
         # The same votes over their total: the (weighted) share of the look-alikes this shopper
         # bought, which does not grow with how crowded the item's neighbourhood is.
         share = graph / np.asarray(votes.sum(axis=1)).clip(min=1e-12)
-        graph_scale, share_scale = self._scales()
-        return np.stack(
-            [
-                np.log1p(graph / graph_scale),
-                np.log1p(share / share_scale),
-                self.interest_scores(vectors),
-                self.affinity_scores(vectors),
-                np.broadcast_to(self.activity(), graph.shape),
-                np.broadcast_to(self.popularity(vectors)[:, None], graph.shape),
-            ],
-            axis=-1,
-        ).astype(np.float32)
+        graph_scale, share_scale, lexical_scale = self._scales()
+        columns = [
+            np.log1p(graph / graph_scale),
+            np.log1p(share / share_scale),
+            self.interest_scores(vectors),
+            self.affinity_scores(vectors),
+            np.broadcast_to(self.activity(), graph.shape),
+            np.broadcast_to(self.popularity(vectors)[:, None], graph.shape),
+        ]
+        if self.item_texts is not None:
+            if texts is None or len(texts) != len(vectors):
+                raise ValueError("this audience model reads item texts: pass one text per new item")
+            lexical = np.asarray((self.purchases @ self._lexical_votes(texts).T).T.todense())
+            columns.append(np.log1p(lexical / lexical_scale))
+        return np.stack(columns, axis=-1).astype(np.float32)
 
     def profiles(self) -> np.ndarray:
         """Each user's recency-weighted mean purchase vector (unit length)."""
@@ -329,13 +367,17 @@ class AudienceModel:
             self.interests = shopper_interests(self.purchases, self.item_vectors)
         return self.interests
 
-    def _scales(self) -> tuple[float, float]:
+    def _scales(self) -> tuple[float, float, float]:
         if self.vote_scales is None:
-            sample = self.item_vectors[np.random.default_rng(0).permutation(len(self.item_ids))[:200]]
-            votes = self._votes(sample)
+            sample = np.random.default_rng(0).permutation(len(self.item_ids))[:200]
+            votes = self._votes(self.item_vectors[sample])
             graph = np.asarray((self.purchases @ votes.T).T.todense())
             share = graph / np.asarray(votes.sum(axis=1)).clip(min=1e-12)
-            self.vote_scales = (_positive_median(graph), _positive_median(share))
+            lexical = 1.0
+            if self.item_texts is not None:
+                words = self._lexical_votes([self.item_texts[i] for i in sample])
+                lexical = _positive_median(np.asarray((self.purchases @ words.T).T.todense()))
+            self.vote_scales = (_positive_median(graph), _positive_median(share), lexical)
         return self.vote_scales
 
     def _groups(self) -> np.ndarray:
@@ -344,11 +386,12 @@ class AudienceModel:
         return self.item_groups
 
     # -- ranking ---------------------------------------------------------------------------
-    def scores(self, vectors: np.ndarray, method: str = "coldrec") -> np.ndarray:
+    def scores(self, vectors: np.ndarray, method: str = "coldrec", texts: Sequence[str] | None = None) -> np.ndarray:
         """Affinity of every user to each new item, ``(n_items, n_users)``.
 
-        ``coldrec`` is the fitted blend (calibrated probabilities) when the workspace has enough
-        purchases to fit one, else ``graph``; ``graph``, ``multi-interest`` and ``profile`` are its parts.
+        ``coldrec`` is the fitted blend (purchase probabilities) when the workspace has enough
+        purchases to fit one, else ``graph``; ``graph``, ``multi-interest`` and ``profile`` are
+        its parts. ``texts``: the new items' texts, needed by the blend when the model has item texts.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
         if method == "coldrec":
@@ -356,7 +399,7 @@ class AudienceModel:
         if method == "blend":
             if self.blend is None:
                 raise ValueError("this audience model has no fitted blend")
-            return self.blend.probability(self.features(vectors))
+            return self.blend.probability(self.features(vectors, texts))
         if method == "graph":
             return self.graph_scores(vectors)
         if method == "multi-interest":
@@ -366,10 +409,10 @@ class AudienceModel:
         raise ValueError(f"unknown audience method {method!r}")
 
     def top_users(
-        self, vector: np.ndarray, n: int = 20, n_reasons: int = 3
+        self, vector: np.ndarray, n: int = 20, n_reasons: int = 3, text: str | None = None
     ) -> list[tuple[str, float, list[tuple[str, float]]]]:
         """The ``n`` best shoppers for one new item: (user_id, score, [(purchased item_id, cosine)])."""
-        scores = self.scores(vector[None, :])[0]
+        scores = self._one(vector, text)
         order = np.argsort(-scores, kind="stable")[:n]
         return [(self.user_ids[u], float(scores[u]), self._reasons(u, vector, n_reasons)) for u in order if scores[u] > 0]
 
@@ -379,17 +422,23 @@ class AudienceModel:
         order = np.argsort(-sims, kind="stable")[:n]
         return [(self.item_ids[bought[j]], float(sims[j])) for j in order]
 
-    def audience(self, vector: np.ndarray, n: int | None = 20, n_reasons: int = 3) -> pd.DataFrame:
+    def _one(self, vector: np.ndarray, text: str | None) -> np.ndarray:
+        return self.scores(np.asarray(vector, dtype=np.float32)[None, :], texts=None if text is None else [text])[0]
+
+    def audience(
+        self, vector: np.ndarray, n: int | None = 20, n_reasons: int = 3, text: str | None = None
+    ) -> pd.DataFrame:
         """Who should see one new product, best first: one row per shopper (the top ``n``, all
-        with ``None``) with user_id, score (the blend's purchase probability when one was
-        fitted, else the look-alike vote), segment and reasons (their purchases closest to the product, ``[(item_id, cosine)]``).
+        with ``None``) with user_id, score (with a fitted blend: the purchase rate that held-out
+        shoppers with this blend score had, i.e. a calibrated probability; else the look-alike
+        vote), segment and reasons (their purchases closest to the product, ``[(item_id, cosine)]``).
 
         Segments: "clear audience" (at or above the blend's measured threshold), "new to this
         category" (above it, but never bought the product's voted category: the cross-category
         audience), "below threshold", or "unmeasured" when too few purchases fitted no blend.
         """
         vector = np.asarray(vector, dtype=np.float32)
-        scores = self.scores(vector[None, :])[0]
+        scores = self._one(vector, text)
         bought_category = self._bought_category(vector)
         order = np.argsort(-scores, kind="stable")
         order = order[scores[order] > 0] if self.blend is None else order
@@ -404,19 +453,21 @@ class AudienceModel:
             rows.append(
                 {
                     "user_id": self.user_ids[u],
-                    "score": float(scores[u]),
+                    "score": float(self.blend.calibrated(scores[u])) if self.blend is not None else float(scores[u]),
                     "segment": segment,
                     "reasons": self._reasons(u, vector, n_reasons),
                 }
             )
         return pd.DataFrame(rows, columns=["user_id", "score", "segment", "reasons"])
 
-    def new_to_category(self, vector: np.ndarray, n: int = 20, n_reasons: int = 3) -> pd.DataFrame:
+    def new_to_category(
+        self, vector: np.ndarray, n: int = 20, n_reasons: int = 3, text: str | None = None
+    ) -> pd.DataFrame:
         """The cross-category audience: shoppers who never bought the new product's (voted)
         category but whose other purchases predict it (above the threshold), best first."""
         if self.blend is None:
-            return self.audience(vector, 0)
-        full = self.audience(vector, None, n_reasons)
+            return self.audience(vector, 0, text=text)
+        full = self.audience(vector, None, n_reasons, text)
         return full[full["segment"] == "new to this category"].head(n).reset_index(drop=True)
 
     def _bought_category(self, vector: np.ndarray) -> np.ndarray:
@@ -433,7 +484,7 @@ class AudienceModel:
             return None
         return self.group_names[int(np.argmax(dist))]
 
-    def verdict(self, vector: np.ndarray) -> str:
+    def verdict(self, vector: np.ndarray, text: str | None = None) -> str:
         """One sentence on the new product's audience: how many shoppers clear the threshold
         and how it was measured, or "no clear audience"."""
         if self.blend is None:
@@ -441,33 +492,37 @@ class AudienceModel:
                 f"Too few purchases to measure who is a clear audience (needs {MIN_FIT_ITEMS} held-out items "
                 f"with {MIN_FIT_PURCHASES} purchases): shoppers are ranked by their look-alike purchases, unscored."
             )
-        scores = self.scores(np.asarray(vector, dtype=np.float32)[None, :])[0]
+        scores = self._one(vector, text)
         clear = int((scores >= self.blend.threshold).sum())
+        bar = LIFT * self.blend.base_rate
         how = (
-            f"score ≥ {self.blend.threshold:.3f} (where held-out shoppers bought at {LIFT:g}× the average "
-            f"rate, measured on {self.blend.n_items:,} held-out items of this shop)"
+            f"purchase probability ≥ {bar:.3f}, {LIFT:g}× the average, calibrated on "
+            f"{self.blend.n_items:,} held-out items of this shop"
         )
         if clear == 0:
-            best = float(scores.max()) if len(scores) else 0.0
+            best = float(self.blend.calibrated(scores.max())) if len(scores) else 0.0
             return f"No clear audience: no shopper reaches a {how}; the best is {best:.3f}."
-        return f"{clear:,} shopper(s) are a clear audience: {how}."
+        return f"{clear:,} shopper(s) are a clear audience ({how})."
 
-    def items_for_user(self, user_id: str, item_ids: Sequence[str], vectors: np.ndarray, n: int = 10) -> list[tuple[str, float]]:
-        """The ``n`` new items (given with their vectors) that suit one shopper best."""
+    def items_for_user(
+        self, user_id: str, item_ids: Sequence[str], vectors: np.ndarray, n: int = 10, texts: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``n`` new items (given with their vectors, and texts when the model reads them) that suit one shopper best."""
         u = self.user_ids.index(user_id)
-        scores = self.scores(vectors)[:, u]
+        scores = self.scores(vectors, texts=texts)[:, u]
         order = np.argsort(-scores, kind="stable")[:n]
         return [(str(item_ids[i]), float(scores[i])) for i in order]
 
 
 def segment_table(
-    model: AudienceModel, vector: np.ndarray, titles: Mapping[str, str], n: int = 20, include_weak: bool = False
+    model: AudienceModel, vector: np.ndarray, titles: Mapping[str, str], n: int = 20, include_weak: bool = False,
+    text: str | None = None,
 ) -> pd.DataFrame:
     """An audience segment for a campaign tool: the top ``n`` shoppers at or above the clear-audience
     threshold (both segments), or the top ``n`` whatever their score with ``include_weak`` (or
     when no blend could be fitted, marked "unmeasured"). Columns: user_id, segment, score,
     because_they_bought (titles with cosines)."""
-    table = model.audience(vector, None if not include_weak else n)
+    table = model.audience(vector, None if not include_weak else n, text=text)
     if model.blend is not None and not include_weak:
         table = table[table["segment"] != "below threshold"]
     table = table.head(n)
@@ -511,20 +566,23 @@ def build_audience(
     neighbours: int = DEFAULT_NEIGHBOURS,
     item_categories: Sequence[str | None] | None = None,
     fit: bool = True,
+    item_texts: Sequence[str] | None = None,
 ) -> AudienceModel:
     """An :class:`AudienceModel` from purchases of items whose vectors are given (others are ignored).
 
     ``item_categories`` (one per item, ``None`` where unknown) feed category affinity and the
-    "new to this category" segment; without them the catalog's own clusters stand in. With
+    "new to this category" segment; without them the catalog's own clusters stand in.
+    ``item_texts`` (one per item) add title-word look-alikes to the blend. With
     ``fit`` the blend is fitted on held-out purchases (:func:`fit_blend`) when there are enough.
     """
     item_ids = [str(i) for i in item_ids]
     vectors = np.asarray(item_vectors, dtype=np.float32)
     users, matrix = _purchase_matrix(interactions, item_ids, half_life)
     groups, names = _category_codes(item_categories, vectors)
-    model = AudienceModel(users, item_ids, vectors, matrix, neighbours, groups, names)
+    texts = [str(t) for t in item_texts] if item_texts is not None else None
+    model = AudienceModel(users, item_ids, vectors, matrix, neighbours, groups, names, item_texts=texts)
     if fit:
-        model.blend = fit_blend(interactions, item_ids, vectors, half_life, neighbours, groups, names)
+        model.blend = fit_blend(interactions, item_ids, vectors, half_life, neighbours, groups, names, texts)
     return model
 
 
@@ -577,6 +635,7 @@ def fit_blend(
     neighbours: int = DEFAULT_NEIGHBOURS,
     item_groups: np.ndarray | None = None,
     group_names: list[str] | None = None,
+    item_texts: Sequence[str] | None = None,
 ) -> Blend | None:
     """Fit the blend's weights on this workspace's own purchases: hold out :func:`fit_slice`
     (a :data:`FIT_SLICE` of the items) with all their purchases (as if they were new), build the parts
@@ -596,7 +655,10 @@ def fit_blend(
         return None
     keep = [n for n, i in enumerate(item_ids) if i not in held_set]
     groups = item_groups[keep] if item_groups is not None else None
-    part = build_audience(train, [item_ids[n] for n in keep], item_vectors[keep], half_life, neighbours, fit=False)
+    part = build_audience(
+        train, [item_ids[n] for n in keep], item_vectors[keep], half_life, neighbours, fit=False,
+        item_texts=[item_texts[n] for n in keep] if item_texts is not None else None,
+    )
     part.item_groups, part.group_names = groups, group_names
     user_index = {u: n for n, u in enumerate(part.user_ids)}
     test = test[test["user_id"].astype(str).isin(user_index)]
@@ -605,7 +667,10 @@ def fit_blend(
     truth[test["item_id"].astype(str).map(held_rows).to_numpy(), test["user_id"].astype(str).map(user_index).to_numpy()] = True
     if truth.sum() < MIN_FIT_PURCHASES:
         return None
-    x = part.features(item_vectors[[position[i] for i in held]]).reshape(-1, len(BLEND_FEATURES))
+    rows_held = [position[i] for i in held]
+    names = part.feature_names()
+    x = part.features(item_vectors[rows_held], [item_texts[r] for r in rows_held] if item_texts is not None else None)
+    x = x.reshape(-1, len(names))
     y = truth.ravel()
     rng = np.random.default_rng(0)
     negatives = np.flatnonzero(~y)
@@ -616,22 +681,32 @@ def fit_blend(
     weights = lr.coef_[0] / std
     # Undo the negative subsampling so probabilities stay calibrated (King & Zeng prior correction).
     intercept = float(lr.intercept_[0] - weights @ mean + np.log(keep_rate))
-    blend = Blend(weights.astype(np.float32), intercept, float(y.mean()), 0.0, len(held), int(y.sum()))
-    blend.threshold = clear_threshold(blend.probability(x), y)
+    blend = Blend(names, weights.astype(np.float32), intercept, float(y.mean()), 0.0, len(held), int(y.sum()))
+    # Calibrate on a uniform sample of all held-out pairs (unbiased, unlike the fitting rows).
+    sample = rng.permutation(len(y))[:MAX_FIT_PAIRS]
+    scores = blend.probability(x[sample])
+    blend.calibration = isotonic_rates(scores, y[sample])
+    blend.threshold = clear_threshold(scores, y[sample])
     return blend
 
 
+def isotonic_rates(scores: np.ndarray, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Purchase rate as a non-decreasing function of the score (isotonic regression, no knobs):
+    knots and rates for :func:`numpy.interp`."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, bought.astype(float))
+    return np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)
+
+
 def clear_threshold(scores: np.ndarray, bought: np.ndarray, lift: float = LIFT) -> float:
-    """The lowest score whose pairs at or above it were bought at ``lift`` × the overall rate,
-    measured on held-out (item, shopper) pairs: the widest audience that still buys at twice
-    the average. Above every score (nobody is ever clear) when even the top pairs fall short."""
-    order = np.argsort(-scores, kind="stable")
-    hits = np.cumsum(bought[order])
-    precision = hits / np.arange(1, len(order) + 1)
-    good = np.flatnonzero(precision >= lift * bought.mean())
-    # Ignore the first few pairs' luck: a set must hold at least 10 purchases to count.
-    good = good[hits[good] >= 10]
-    return float(scores[order[good[-1]]]) if len(good) else float(np.nextafter(scores.max(), np.inf))
+    """The lowest score from which held-out (item, shopper) pairs were bought at ``lift`` × the
+    average rate or more, by isotonic calibration of purchases on scores: every shopper above it
+    is at least twice as likely to buy as the average. Above every score (nobody is ever clear)
+    when no score reaches it."""
+    knots, rates = isotonic_rates(scores, bought)
+    good = np.flatnonzero(rates >= lift * bought.mean())
+    return float(knots[good[0]]) if len(good) else float(np.nextafter(scores.max(), np.inf))
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -752,7 +827,7 @@ def evaluate_audience(
         train_categories = [categories[i] for i in np.flatnonzero(~held)] if categories is not None else None
         model = build_audience(
             train, train_items, vectors[~held], item_categories=train_categories,
-            fit=any(m in ("coldrec", "blend") for m in methods),
+            fit=any(m in ("coldrec", "blend") for m in methods), item_texts=[item_texts[i] for i in train_items],
         )
         columns = [user_index[u] for u in model.user_ids]
         test_items = np.flatnonzero(held)
@@ -763,7 +838,7 @@ def evaluate_audience(
         np.add.at(activity, train["user_id"].map(user_index).to_numpy(), 1.0)
         for method in methods:
             if method in ("coldrec", "blend", "graph", "multi-interest", "profile"):
-                partial = model.scores(vectors[test_items], method=method)
+                partial = model.scores(vectors[test_items], method=method, texts=[texts[i] for i in test_items])
                 # Shoppers with no training purchases rank last (nothing is known about them).
                 scores = np.full((len(test_items), len(users)), float(partial.min()) - 1 if partial.size else 0.0)
                 scores[:, columns] = partial
@@ -796,7 +871,8 @@ def evaluate_audience(
 
 def _clear_audience_metrics(scores: np.ndarray, truth: np.ndarray, blend: Blend) -> dict[str, float]:
     """How the fitted threshold behaves on held-out items: the share of items with no clear
-    audience, the purchase rate of (item, shopper) pairs above and below it, and the base rate."""
+    audience, the purchase rate of (item, shopper) pairs above and below it, the base rate, and
+    the calibration error (mean |calibrated probability − purchase rate| over score deciles)."""
     clear = scores >= blend.threshold
     return {
         "no_clear_audience_share": float((~clear.any(axis=1)).mean()),
@@ -804,7 +880,13 @@ def _clear_audience_metrics(scores: np.ndarray, truth: np.ndarray, blend: Blend)
         "purchase_rate_clear": float(truth[clear].mean()) if clear.any() else float("nan"),
         "purchase_rate_below": float(truth[~clear].mean()) if (~clear).any() else float("nan"),
         "purchase_rate_all": float(truth.mean()),
+        "calibration_error": _calibration_error(blend.calibrated(scores).ravel(), truth.ravel()),
     }
+
+
+def _calibration_error(probabilities: np.ndarray, bought: np.ndarray) -> float:
+    deciles = np.array_split(np.argsort(probabilities, kind="stable"), 10)
+    return float(np.mean([abs(probabilities[d].mean() - bought[d].mean()) for d in deciles if len(d)]))
 
 
 def _metrics(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
@@ -837,6 +919,7 @@ __all__ = [
     "shopper_interests",
     "build_audience",
     "clear_threshold",
+    "isotonic_rates",
     "evaluate_audience",
     "load_interactions",
     "purchase_weights",
