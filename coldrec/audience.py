@@ -221,6 +221,8 @@ class Blend:
         return np.interp(scores, knots, rates)
 
 
+#: What :meth:`AudienceModel.audience` calls each shopper.
+SEGMENTS = ("clear audience", "new to this category", "below threshold", "unmeasured")
 #: A clear audience buys at least twice as often as the average (shopper, new item) pair did on
 #: held-out items (lift 2, the usual bar for a targeted segment).
 LIFT = 2.0
@@ -426,49 +428,68 @@ class AudienceModel:
         return self.scores(np.asarray(vector, dtype=np.float32)[None, :], texts=None if text is None else [text])[0]
 
     def audience(
-        self, vector: np.ndarray, n: int | None = 20, n_reasons: int = 3, text: str | None = None
+        self,
+        vector: np.ndarray,
+        n: int | None = 20,
+        n_reasons: int = 3,
+        text: str | None = None,
+        segments: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Who should see one new product, best first: one row per shopper (the top ``n``, all
-        with ``None``) with user_id, score (with a fitted blend: the purchase rate that held-out
-        shoppers with this blend score had, i.e. a calibrated probability; else the look-alike
-        vote), segment and reasons (their purchases closest to the product, ``[(item_id, cosine)]``).
+        """Who should see one new product, best first: the top ``n`` shoppers (all with ``None``),
+        only those in ``segments`` when given, with user_id, score (with a fitted blend: the
+        purchase rate that held-out shoppers with this blend score had, i.e. a calibrated
+        probability; else the look-alike vote), segment and reasons (their purchases closest to
+        the product, ``[(item_id, cosine)]``). ``text``: the product's text (the blend reads its words).
 
-        Segments: "clear audience" (at or above the blend's measured threshold), "new to this
-        category" (above it, but never bought the product's voted category: the cross-category
-        audience), "below threshold", or "unmeasured" when too few purchases fitted no blend.
+        Segments (:data:`SEGMENTS`): "clear audience" (at or above the blend's measured
+        threshold), "new to this category" (above it, but never bought the product's voted
+        category: the cross-category audience), "below threshold", or "unmeasured" when too few
+        purchases fitted no blend.
         """
         vector = np.asarray(vector, dtype=np.float32)
         scores = self._one(vector, text)
-        bought_category = self._bought_category(vector)
+        segment = self._segments(vector, scores)
         order = np.argsort(-scores, kind="stable")
-        order = order[scores[order] > 0] if self.blend is None else order
-        rows = []
-        for u in order[:n] if n is not None else order:
-            if self.blend is None:
-                segment = "unmeasured"
-            elif scores[u] < self.blend.threshold:
-                segment = "below threshold"
-            else:
-                segment = "clear audience" if bought_category[u] else "new to this category"
-            rows.append(
-                {
-                    "user_id": self.user_ids[u],
-                    "score": float(self.blend.calibrated(scores[u])) if self.blend is not None else float(scores[u]),
-                    "segment": segment,
-                    "reasons": self._reasons(u, vector, n_reasons),
-                }
-            )
-        return pd.DataFrame(rows, columns=["user_id", "score", "segment", "reasons"])
+        if self.blend is None:
+            order = order[scores[order] > 0]
+        if segments is not None:
+            order = order[np.isin(segment[order], list(segments))]
+        order = order[:n] if n is not None else order
+        shown = self.blend.calibrated(scores[order]) if self.blend is not None else scores[order]
+        return pd.DataFrame(
+            {
+                "user_id": [self.user_ids[u] for u in order],
+                "score": shown.astype(float),
+                "segment": segment[order],
+                "reasons": [self._reasons(u, vector, n_reasons) for u in order],
+            },
+            columns=["user_id", "score", "segment", "reasons"],
+        )
+
+    def _segments(self, vector: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self.blend is None:
+            return np.full(len(scores), "unmeasured", dtype=object)
+        clear = scores >= self.blend.threshold
+        out = np.full(len(scores), "below threshold", dtype=object)
+        bought_category = self._bought_category(vector)
+        out[clear & bought_category] = "clear audience"
+        out[clear & ~bought_category] = "new to this category"
+        return out
+
+    def segment_sizes(self, vector: np.ndarray, text: str | None = None) -> dict[str, int]:
+        """How many shoppers fall in each segment for one new product."""
+        vector = np.asarray(vector, dtype=np.float32)
+        names, counts = np.unique(self._segments(vector, self._one(vector, text)), return_counts=True)
+        sizes = {name: 0 for name in SEGMENTS}
+        sizes.update({str(k): int(v) for k, v in zip(names, counts)})
+        return sizes
 
     def new_to_category(
         self, vector: np.ndarray, n: int = 20, n_reasons: int = 3, text: str | None = None
     ) -> pd.DataFrame:
         """The cross-category audience: shoppers who never bought the new product's (voted)
         category but whose other purchases predict it (above the threshold), best first."""
-        if self.blend is None:
-            return self.audience(vector, 0, text=text)
-        full = self.audience(vector, None, n_reasons, text)
-        return full[full["segment"] == "new to this category"].head(n).reset_index(drop=True)
+        return self.audience(vector, n, n_reasons, text, segments=["new to this category"])
 
     def _bought_category(self, vector: np.ndarray) -> np.ndarray:
         """Per shopper: did they ever buy the new item's most likely category?"""
@@ -522,10 +543,8 @@ def segment_table(
     threshold (both segments), or the top ``n`` whatever their score with ``include_weak`` (or
     when no blend could be fitted, marked "unmeasured"). Columns: user_id, segment, score,
     because_they_bought (titles with cosines)."""
-    table = model.audience(vector, None if not include_weak else n, text=text)
-    if model.blend is not None and not include_weak:
-        table = table[table["segment"] != "below threshold"]
-    table = table.head(n)
+    strong = None if include_weak or model.blend is None else ["clear audience", "new to this category"]
+    table = model.audience(vector, n, text=text, segments=strong)
     return pd.DataFrame(
         {
             "user_id": table["user_id"],
@@ -908,6 +927,7 @@ def _metrics(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict[s
 __all__ = [
     "BLEND_FEATURES",
     "EVAL_METHODS",
+    "SEGMENTS",
     "AudienceModel",
     "Blend",
     "catalog_groups",

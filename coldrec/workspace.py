@@ -348,7 +348,10 @@ class Workspace:
         with self._lock:
             if self._audience is not None and self._audience[0] == key:
                 return self._audience[1]
-        model = build_audience(purchases, items["item_id"].tolist(), self.embed_items(items), item_categories=categories)
+        texts = [item_text(t, d) for t, d in zip(items["title"], items["description"])]
+        model = build_audience(
+            purchases, items["item_id"].tolist(), self.embed_items(items), item_categories=categories, item_texts=texts
+        )
         with self._lock:
             self._audience = (key, model)
         return model
@@ -367,8 +370,9 @@ class Workspace:
                 "(python -m coldrec predict FILE --save-batch NAME) or use a stored id."
             )
         vector = self.embed_items(item)[0]
+        text = item_text(item["title"].iloc[0], item["description"].iloc[0])
         titles = dict(zip(items["item_id"], items["title"]))
-        return segment_table(model, vector, titles, n, include_weak), model.verdict(vector)
+        return segment_table(model, vector, titles, n, include_weak, text), model.verdict(vector, text)
 
     # -- predicting and labelling -----------------------------------------------------------
     def predict(

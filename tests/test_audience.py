@@ -292,3 +292,63 @@ def test_the_clear_threshold_is_where_held_out_pairs_buy_at_twice_the_average():
     assert bought[scores >= t].mean() >= LIFT * bought.mean() > bought[scores < t].mean()
     # Nobody is ever clear when no score is bought at twice the average.
     assert clear_threshold(scores, np.arange(200_000) % 20 == 0) > scores.max()
+
+
+@pytest.fixture
+def shop(monkeypatch, tmp_path, tiny_model_dir):
+    """A database (tiny model) with 120 catalog items in three kinds and 90 shoppers' purchases."""
+    from coldrec.cli import main
+
+    kinds = {"Cookware": ["steel pan", "cast iron skillet", "wok"], "Footwear": ["leather boot", "sneaker", "sandal"],
+             "Tea": ["green tea", "black tea", "herbal tea"]}
+    rows, rng = [], np.random.default_rng(0)
+    for category, words in kinds.items():
+        for n in range(40):
+            rows.append({"item_id": f"{category[:1]}{n}", "title": f"{words[n % 3]} {n}", "category": category})
+    catalog = pd.DataFrame(rows)
+    catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    pd.DataFrame({"name": list(kinds), "description": ["pots and pans", "shoes", "tea leaves"]}).to_csv(
+        tmp_path / "categories.csv", index=False
+    )
+    purchases = []
+    for u in range(90):
+        pool = catalog[catalog["category"] == list(kinds)[u % 3]]["item_id"].tolist()
+        for i in rng.choice(pool, size=int(rng.integers(5, 15)), replace=False):
+            purchases.append({"user_id": f"s{u}", "item_id": i})
+    pd.DataFrame(purchases).to_csv(tmp_path / "purchases.csv", index=False)
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "shop.duckdb"))
+    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    assert main(["init", "--catalog", str(tmp_path / "catalog.csv"), "--categories", str(tmp_path / "categories.csv"),
+                 "--interactions", str(tmp_path / "purchases.csv")]) == 0
+    return tmp_path, pd.DataFrame(purchases)
+
+
+def test_cli_audience_writes_the_clear_segment_as_csv(shop, capsys):
+    import io
+
+    from coldrec.cli import main
+
+    tmp_path, purchases = shop
+    capsys.readouterr()
+    assert main(["audience", "T4", "--top", "8"]) == 0
+    captured = capsys.readouterr()
+    table = pd.read_csv(io.StringIO(captured.out.lstrip("\ufeff")))
+    assert list(table.columns) == ["user_id", "segment", "score", "because_they_bought"]
+    assert 1 <= len(table) <= 8 and set(table["segment"]) <= {"clear audience", "new to this category"}
+    tea_fans = {f"s{u}" for u in range(2, 90, 3)}  # shoppers u % 3 == 2 buy tea
+    assert set(table["user_id"]) <= tea_fans
+    assert "clear audience" in captured.err and table["score"].is_monotonic_decreasing
+    assert main(["audience", "T4", "--top", "200", "--include-weak", "-o", str(tmp_path / "all.csv")]) == 0
+    everyone = pd.read_csv(tmp_path / "all.csv", encoding="utf-8-sig")
+    assert len(everyone) == 90 and "below threshold" in set(everyone["segment"])
+
+
+def test_cli_audience_explains_missing_items_and_purchases(shop, tmp_path, capsys, monkeypatch, tiny_model_dir):
+    from coldrec.cli import main
+
+    assert main(["audience", "NOPE"]) == 2
+    assert "No item with id 'NOPE'" in capsys.readouterr().err
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "empty.duckdb"))
+    assert main(["audience", "T4"]) == 2
+    assert "No purchases yet" in capsys.readouterr().err
