@@ -1,12 +1,22 @@
-"""Cold-start audiences: which shoppers a new product suits, from the content of what they bought.
+"""Cold-start audiences: which shoppers a new product suits, and when nobody clearly does.
 
-Nobody has bought a new product, so its audience is inferred from its text: the catalog items
-most similar to it (by embedding) stand in for it, and shoppers who bought those items, weighted by
-similarity (to the fifth power) and by how recently they bought, are its likely audience. Each suggested shopper comes
-with the reason: their purchases closest to the new product.
+Nobody has bought a new product, so its audience is inferred from its text and the shop's
+purchase history. Parts (each also a row of :func:`evaluate_audience`):
 
-``profile`` is the other classic answer (a recency-weighted mean of each shopper's purchases,
-compared with the new item by cosine); both are measured by :func:`evaluate_audience`.
+- ``graph``: the catalog items most similar to it (by embedding) vote for the shoppers who
+  bought them, weighted by similarity⁵ and by how recently (and how often) they bought;
+- ``multi-interest``: each shopper's purchases clustered into several interests
+  (PinnerSage-style), the new item scored by its best-matching interest;
+- category affinity, shopper activity, the look-alikes' popularity and the same vote over
+  title-word (TF-IDF) look-alikes.
+
+The default (``coldrec``) is a logistic-regression blend of these, its weights fitted per
+workspace on a held-out slice of its own purchases (:func:`fit_blend`), and its scores
+calibrated on the same held-out pairs (isotonic), so a shopper is a "clear audience" only when
+held-out shoppers with that score bought at twice the average rate (:func:`clear_threshold`);
+below it the page and the CLI say "no clear audience". Shoppers above it who never bought the
+product's category are the cross-category segment, "new to this category". ``profile`` (cosine
+to a shopper's mean purchase) and LightFM (optional) are baselines.
 """
 
 from __future__ import annotations
@@ -250,6 +260,9 @@ class AudienceModel:
     #: embedding blurs (brands, flavours). Without it the blend leaves ``lexical`` out.
     item_texts: list[str] | None = None
     lexicon: tuple[object, sparse.csr_matrix] | None = None
+    #: Derived once per model: shoppers' category shares and each item's buyer count.
+    _shares: sparse.csc_matrix | None = None
+    _buyers: np.ndarray | None = None
 
     # -- components ------------------------------------------------------------------------
     def _votes(self, vectors: np.ndarray) -> sparse.csr_matrix:
@@ -295,13 +308,16 @@ class AudienceModel:
 
     def group_shares(self) -> sparse.csr_matrix:
         """Each shopper's share of purchase weight per category (group), ``(n_users, n_groups)``."""
+        if self._shares is not None:
+            return self._shares
         groups = self._groups()
         onehot = sparse.csr_matrix(
             (np.ones(len(groups), dtype=np.float32), (np.arange(len(groups)), groups)),
             shape=(len(groups), int(groups.max()) + 1 if len(groups) else 0),
         )
         totals = np.asarray(self.purchases.sum(axis=1)).ravel().clip(min=1e-12)
-        return sparse.diags(1 / totals) @ (self.purchases @ onehot)
+        self._shares = (sparse.diags(1 / totals) @ (self.purchases @ onehot)).tocsc()
+        return self._shares
 
     def group_of(self, vectors: np.ndarray) -> np.ndarray:
         """The new items' category distribution, voted by their nearest catalog items, ``(n_new, n_groups)``."""
@@ -322,7 +338,9 @@ class AudienceModel:
         """How many shoppers the new item's look-alikes have (log of their vote-weighted mean
         buyer count): a staple's look-alikes are bought by everyone, a niche item's by few."""
         votes = self._votes(vectors)
-        buyers = np.diff(self.purchases.tocsc().indptr).astype(np.float32)
+        if self._buyers is None:
+            self._buyers = np.bincount(self.purchases.indices, minlength=len(self.item_ids)).astype(np.float32)
+        buyers = self._buyers
         mean = np.asarray(votes @ buyers).ravel() / np.asarray(votes.sum(axis=1)).ravel().clip(min=1e-12)
         return np.log1p(mean).astype(np.float32)
 
@@ -371,15 +389,17 @@ class AudienceModel:
 
     def _scales(self) -> tuple[float, float, float]:
         if self.vote_scales is None:
+            # Kept sparse: only the shoppers a sample item reaches matter for a positive median.
             sample = np.random.default_rng(0).permutation(len(self.item_ids))[:200]
             votes = self._votes(self.item_vectors[sample])
-            graph = np.asarray((self.purchases @ votes.T).T.todense())
-            share = graph / np.asarray(votes.sum(axis=1)).clip(min=1e-12)
+            graph = sparse.csc_matrix(self.purchases @ votes.T)
+            totals = np.asarray(votes.sum(axis=1)).ravel().clip(min=1e-12)
+            share = graph @ sparse.diags(1 / totals)
             lexical = 1.0
             if self.item_texts is not None:
                 words = self._lexical_votes([self.item_texts[i] for i in sample])
-                lexical = _positive_median(np.asarray((self.purchases @ words.T).T.todense()))
-            self.vote_scales = (_positive_median(graph), _positive_median(share), lexical)
+                lexical = _positive_median((self.purchases @ words.T).data)
+            self.vote_scales = (_positive_median(graph.data), _positive_median(share.data), lexical)
         return self.vote_scales
 
     def _groups(self) -> np.ndarray:
