@@ -390,7 +390,8 @@ class AudienceModel:
     def _scales(self) -> tuple[float, float, float]:
         if self.vote_scales is None:
             # Kept sparse: only the shoppers a sample item reaches matter for a positive median.
-            sample = np.random.default_rng(0).permutation(len(self.item_ids))[:200]
+            # 30 items give tens of thousands of values at any size; more only costs time (1M shoppers).
+            sample = np.random.default_rng(0).permutation(len(self.item_ids))[:30]
             votes = self._votes(self.item_vectors[sample])
             graph = sparse.csc_matrix(self.purchases @ votes.T)
             totals = np.asarray(votes.sum(axis=1)).ravel().clip(min=1e-12)
