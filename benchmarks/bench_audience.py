@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +93,7 @@ def synthetic_model(n_shoppers: int, n_items: int = 10_000, dim: int = 384, per_
         model.interests = shopper_interests(purchases, vectors)
         timings["interests_s"] = round(time.perf_counter() - started, 2)
     else:
-        centroids = rng.normal(size=(2 * n_shoppers, dim)).astype(np.float32)
+        centroids = rng.standard_normal(size=(2 * n_shoppers, dim), dtype=np.float32)
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
         model.interests = (centroids, np.repeat(np.arange(n_shoppers), 2), np.full(2 * n_shoppers, 0.5))
         timings["interests_s"] = None
@@ -122,6 +123,10 @@ def scale(sizes: list[int]) -> None:
             t = time.perf_counter()
             model.audience(query, 100, text=text)
             runs.append(time.perf_counter() - t)
+        tracemalloc.start()  # numpy and scipy arrays report here: the memory one scoring call adds
+        model.audience(query, 100, text=text)
+        scoring_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
         arrays = model.purchases.data.nbytes + model.purchases.indices.nbytes + model.purchases.indptr.nbytes
         arrays += model.interests[0].nbytes + model.item_vectors.nbytes
         row = {
@@ -134,6 +139,7 @@ def scale(sizes: list[int]) -> None:
             "first_audience_s": round(first, 2),
             "audience_s_median_of_3": round(float(np.median(runs)), 3),
             "model_arrays_mb": round(arrays / 2**20, 1),
+            "scoring_peak_extra_mb": round(scoring_peak / 2**20, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "peak_rss_before_mb": round(rss_before / 1024, 1),
             "load_average": {"before": load_before, "after": load_average()},
