@@ -42,7 +42,7 @@ INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
 #: Neighbours of a new item that vote for its audience, and the power of their similarity in the
 #: vote: from an earlier grid on Instacart orders. Inside the fitted blend the neighbour count and
 #: the half-life barely matter (√n neighbours or no decay move AUC by ≤ 0.003); the sharp power
-#: does (a power of 1 costs 0.016 AUC on Instacart, 0.005 on the demo). BENCHMARKS.md.
+#: does (a power of 1 costs 0.017 AUC on Instacart, 0.005 on the demo). BENCHMARKS.md.
 DEFAULT_NEIGHBOURS = 200
 SIMILARITY_POWER = 5
 #: A purchase's weight halves every this many orders (or days, without order numbers) back.
