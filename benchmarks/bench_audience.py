@@ -1,16 +1,21 @@
-"""Cold-start audience quality on the demo purchases and on real Instacart orders.
+"""Cold-start audiences: quality on the demo purchases and on real Instacart orders, and the time
+and memory to score every shopper for one new product at 10k and 1M (synthetic) shoppers.
 
-Runs ``python -m coldrec audience-eval`` and writes benchmarks/results/audience_<name>_seeds<N>.json.
-Usage: python benchmarks/bench_audience.py [--seeds 3]
+Quality runs ``python -m coldrec audience-eval`` and writes
+benchmarks/results/audience_<name>_seeds<N>.json; scale writes benchmarks/results/audience_scale.json.
+Usage: python benchmarks/bench_audience.py [--seeds 5] [--only quality|scale] [--shoppers 10000,1000000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,36 +24,144 @@ from benchmarks.bench_evaluate import machine  # noqa: E402
 
 INSTACART = ROOT.parent / "shared" / "datasets" / "instacart_orders"
 RUNS = {
-    "demo": (ROOT / "data" / "demo" / "catalog.csv", ROOT / "data" / "demo" / "interactions.csv", ["title", "description"]),
-    "instacart": (INSTACART / "products.csv", INSTACART / "interactions.csv", ["title"]),
+    "demo": (ROOT / "data" / "demo" / "catalog.csv", ROOT / "data" / "demo" / "interactions.csv", ["title", "description"], "category"),
+    "instacart": (INSTACART / "products.csv", INSTACART / "interactions.csv", ["title"], None),
 }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args()
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages (the machine is shared; timings inflate with load)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def quality(seeds: int) -> None:
     out_dir = ROOT / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, (items, interactions, text_cols) in RUNS.items():
+    for name, (items, interactions, text_cols, category_col) in RUNS.items():
         if not items.is_file():
             print(f"{name}: {items} not found, skipped")
             continue
-        out = out_dir / f"audience_{name}_seeds{args.seeds}.json"
+        out = out_dir / f"audience_{name}_seeds{seeds}.json"
         cmd = [sys.executable, "-m", "coldrec", "audience-eval", "--items", str(items), "--interactions", str(interactions),
-               "--holdout-frac", "0.2", "--k", "10,50", "--seeds", str(args.seeds), "--json", str(out)]
+               "--holdout-frac", "0.2", "--k", "10,50", "--seeds", str(seeds), "--json", str(out)]
         for col in text_cols:
             cmd += ["--text-col", col]
+        if category_col:
+            cmd += ["--category-col", category_col]
+        load_before = load_average()
         started = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT)
         doc = json.loads(out.read_text())
         doc["wall_s"] = round(time.perf_counter() - started, 1)
+        doc["load_average"] = {"before": load_before, "after": load_average()}
         doc["machine"] = machine()
         out.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"{name}: {doc['n_users']} users, {doc['n_items']} items, {doc['n_interactions']} purchases, {doc['wall_s']} s")
+        print(f"{name}: {doc['n_users']} users, {doc['n_items']} items, {doc['n_interactions']} purchases, "
+              f"{doc['wall_s']} s, load {doc['load_average']}")
         for r in doc["results"]:
-            print(f"  {r['method']:>12} R@10 {r['recall@10']:.3f} N@10 {r['ndcg@10']:.3f} "
+            print(f"  {r['method']:>15} R@10 {r['recall@10']:.3f} N@10 {r['ndcg@10']:.3f} "
                   f"R@50 {r['recall@50']:.3f} N@50 {r['ndcg@50']:.3f} AUC {r['auc']:.3f}")
+
+
+def synthetic_model(n_shoppers: int, n_items: int = 10_000, dim: int = 384, per_shopper: int = 20, seed: int = 0):
+    """An audience model over random unit item vectors, titles from a small vocabulary and
+    ``per_shopper`` purchases each, with a blend of fixed weights (scoring cost does not depend
+    on them). Interests are real (:func:`shopper_interests`) up to 100k shoppers; above that,
+    two random centroids per shopper stand in (the per-shopper clustering loop is a build cost,
+    measured separately)."""
+    import numpy as np
+    from scipy import sparse
+
+    from coldrec.audience import AudienceModel, Blend, catalog_groups, shopper_interests
+
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n_items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    words = [f"w{i}" for i in range(2_000)]
+    texts = [" ".join(rng.choice(words, size=6)) for _ in range(n_items)]
+    rows = np.repeat(np.arange(n_shoppers), per_shopper)
+    cols = rng.integers(0, n_items, size=n_shoppers * per_shopper)
+    purchases = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_shoppers, n_items))
+    purchases.sum_duplicates()
+    model = AudienceModel([f"u{i}" for i in range(n_shoppers)], [f"i{i}" for i in range(n_items)], vectors, purchases,
+                          item_texts=texts)
+    timings = {}
+    started = time.perf_counter()
+    model.item_groups = catalog_groups(vectors)
+    timings["catalog_groups_s"] = round(time.perf_counter() - started, 2)
+    if n_shoppers <= 100_000:
+        started = time.perf_counter()
+        model.interests = shopper_interests(purchases, vectors)
+        timings["interests_s"] = round(time.perf_counter() - started, 2)
+    else:
+        centroids = rng.standard_normal(size=(2 * n_shoppers, dim), dtype=np.float32)
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        model.interests = (centroids, np.repeat(np.arange(n_shoppers), 2), np.full(2 * n_shoppers, 0.5))
+        timings["interests_s"] = None
+    names = model.feature_names()
+    model.blend = Blend(names, np.ones(len(names), np.float32), -8.0, 0.01, 0.5, 1, 1)
+    return model, texts, timings
+
+
+def scale(sizes: list[int]) -> None:
+    import numpy as np
+
+    results = []
+    for n_shoppers in sizes:
+        load_before = load_average()
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        model, texts, timings = synthetic_model(n_shoppers)
+        build_s = time.perf_counter() - started
+        rng = np.random.default_rng(1)
+        query = rng.normal(size=384).astype(np.float32)
+        query /= np.linalg.norm(query)
+        text = texts[0]
+        model.audience(query, 100, text=text)  # first call derives the cached parts (scales, shares, TF-IDF)
+        first = time.perf_counter() - started - build_s
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            model.audience(query, 100, text=text)
+            runs.append(time.perf_counter() - t)
+        tracemalloc.start()  # numpy and scipy arrays report here: the memory one scoring call adds
+        model.audience(query, 100, text=text)
+        scoring_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        arrays = model.purchases.data.nbytes + model.purchases.indices.nbytes + model.purchases.indptr.nbytes
+        arrays += model.interests[0].nbytes + model.item_vectors.nbytes
+        row = {
+            "shoppers": n_shoppers,
+            "items": len(model.item_ids),
+            "purchases": int(model.purchases.nnz),
+            "interests": int(len(model.interests[0])),
+            "build_s": round(build_s, 2),
+            **timings,
+            "first_audience_s": round(first, 2),
+            "audience_s_median_of_3": round(float(np.median(runs)), 3),
+            "model_arrays_mb": round(arrays / 2**20, 1),
+            "scoring_peak_extra_mb": round(scoring_peak / 2**20, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_before_mb": round(rss_before / 1024, 1),
+            "load_average": {"before": load_before, "after": load_average()},
+        }
+        results.append(row)
+        print(json.dumps(row))
+        del model
+    out = ROOT / "benchmarks" / "results" / "audience_scale.json"
+    out.write_text(json.dumps({"results": results, "machine": machine()}, indent=2) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", choices=["quality", "scale"])
+    parser.add_argument("--shoppers", default="10000,1000000", help="comma-separated shopper counts for the scale run")
+    args = parser.parse_args()
+    (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
+    if args.only in (None, "quality"):
+        quality(args.seeds)
+    if args.only in (None, "scale"):
+        scale([int(s) for s in args.shoppers.split(",")])
     return 0
 
 

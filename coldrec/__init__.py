@@ -4,6 +4,7 @@ The library works without Streamlit; the dashboard (``app.py``) and the CLI
 (``python -m coldrec``) are thin layers over it.
 """
 
+from .audience import AudienceModel, build_audience, evaluate_audience, load_interactions, segment_table
 from .classify import Prediction, category_prompt, predictions_frame
 from .config import Settings, bundled_model_path
 from .errors import ColdrecError, ConfigError, DataImportError, ExportError, ModelError, NotReadyError, QueryError
@@ -20,6 +21,11 @@ from .workspace import PredictionBatch, Workspace
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudienceModel",
+    "build_audience",
+    "evaluate_audience",
+    "load_interactions",
+    "segment_table",
     "ColdStartClassifier",
     "ColdrecError",
     "ConfigError",

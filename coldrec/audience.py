@@ -1,17 +1,27 @@
-"""Cold-start audiences: which shoppers a new product suits, from the content of what they bought.
+"""Cold-start audiences: which shoppers a new product suits, and when nobody clearly does.
 
-Nobody has bought a new product, so its audience is inferred from its text: the catalog items
-most similar to it (by embedding) stand in for it, and shoppers who bought those items, weighted by
-similarity (to the fifth power) and by how recently they bought, are its likely audience. Each suggested shopper comes
-with the reason: their purchases closest to the new product.
+Nobody has bought a new product, so its audience is inferred from its text and the shop's
+purchase history. Parts (each also a row of :func:`evaluate_audience`):
 
-``profile`` is the other classic answer (a recency-weighted mean of each shopper's purchases,
-compared with the new item by cosine); both are measured by :func:`evaluate_audience`.
+- ``graph``: the catalog items most similar to it (by embedding) vote for the shoppers who
+  bought them, weighted by similarity⁵ and by how recently (and how often) they bought;
+- ``multi-interest``: each shopper's purchases clustered into several interests
+  (PinnerSage-style), the new item scored by its best-matching interest;
+- category affinity, shopper activity, the look-alikes' popularity and the same vote over
+  title-word (TF-IDF) look-alikes.
+
+The default (``coldrec``) is a logistic-regression blend of these, its weights fitted per
+workspace on a held-out slice of its own purchases (:func:`fit_blend`), and its scores
+calibrated on the same held-out pairs (isotonic), so a shopper is a "clear audience" only when
+held-out shoppers with that score bought at twice the average rate (:func:`clear_threshold`);
+below it the page and the CLI say "no clear audience". Shoppers above it who never bought the
+product's category are the cross-category segment, "new to this category". ``profile`` (cosine
+to a shopper's mean purchase) and LightFM (optional) are baselines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +40,9 @@ INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "quantity": ("quantity", "qty", "count", "units", "amount"),
 }
 #: Neighbours of a new item that vote for its audience, and the power of their similarity in the
-#: vote (a grid on Instacart orders; BENCHMARKS.md): sharp weights let the closest items lead.
+#: vote: from an earlier grid on Instacart orders. Inside the fitted blend the neighbour count and
+#: the half-life barely matter (√n neighbours or no decay move AUC by ≤ 0.003); the sharp power
+#: does (a power of 1 costs 0.017 AUC on Instacart, 0.005 on the demo). BENCHMARKS.md.
 DEFAULT_NEIGHBOURS = 200
 SIMILARITY_POWER = 5
 #: A purchase's weight halves every this many orders (or days, without order numbers) back.
@@ -142,6 +154,107 @@ def purchase_weights(interactions: pd.DataFrame, half_life: float = HALF_LIFE) -
     return weights
 
 
+def interest_count(n_items: int) -> int:
+    """How many interests a shopper with ``n_items`` distinct purchases gets: the k ≈ √(n/2)
+    rule of thumb for k-means, so one interest up to 7 items, 5 at 50, 10 at 200."""
+    return max(1, int(np.ceil(np.sqrt(n_items / 2))))
+
+
+def shopper_interests(
+    purchases: sparse.csr_matrix, item_vectors: np.ndarray, iterations: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Several interests per shopper (PinnerSage-style): weighted spherical k-means over each
+    shopper's purchased item vectors, :func:`interest_count` clusters each.
+
+    Returns ``(centroids, owner, weight)``: unit centroids ``(n_interests, dim)``, the shopper
+    row each belongs to (sorted), and each interest's share of that shopper's purchase weight.
+    """
+    centroids, owners, weights = [], [], []
+    for u in range(purchases.shape[0]):
+        start, stop = purchases.indptr[u], purchases.indptr[u + 1]
+        cols, w = purchases.indices[start:stop], purchases.data[start:stop].astype(np.float64)
+        if len(cols) == 0:
+            continue
+        x = item_vectors[cols].astype(np.float64)
+        k = min(interest_count(len(cols)), len(cols))
+        # Deterministic farthest-point start: the heaviest purchase, then the least similar ones.
+        chosen = [int(np.argmax(w))]
+        best = x @ x[chosen[0]]
+        for _ in range(1, k):
+            chosen.append(int(np.argmin(best)))
+            best = np.maximum(best, x @ x[chosen[-1]])
+        c = x[chosen]
+        for _ in range(iterations):
+            assign = np.argmax(x @ c.T, axis=1)
+            sums = np.zeros_like(c)
+            np.add.at(sums, assign, x * w[:, None])
+            norms = np.linalg.norm(sums, axis=1)
+            keep = norms > 1e-12
+            c = np.where(keep[:, None], sums / norms.clip(min=1e-12)[:, None], c)
+        assign = np.argmax(x @ c.T, axis=1)
+        share = np.bincount(assign, weights=w, minlength=k) / max(w.sum(), 1e-12)
+        used = share > 0
+        centroids.append(c[used])
+        owners.append(np.full(int(used.sum()), u))
+        weights.append(share[used])
+    dim = item_vectors.shape[1]
+    if not centroids:
+        return np.zeros((0, dim), np.float32), np.zeros(0, np.int64), np.zeros(0)
+    return (np.vstack(centroids).astype(np.float32), np.concatenate(owners), np.concatenate(weights))
+
+
+def catalog_groups(item_vectors: np.ndarray) -> np.ndarray:
+    """Stand-in categories for a catalog without any: k-means clusters of the item vectors,
+    √(n/2) of them (the same rule of thumb as :func:`interest_count`)."""
+    from sklearn.cluster import KMeans
+
+    n = len(item_vectors)
+    k = min(n, interest_count(n))
+    if k <= 1:
+        return np.zeros(n, dtype=np.int64)
+    return KMeans(n_clusters=k, n_init=1, random_state=0).fit_predict(item_vectors).astype(np.int64)
+
+
+#: Features of a (new item, shopper) pair that the blend weighs, in order; ``lexical`` (the same
+#: vote by title-word look-alikes) only when the model knows its items' texts.
+BLEND_FEATURES = ("graph", "lookalike_share", "interest", "affinity", "activity", "popularity", "lexical")
+
+
+@dataclass
+class Blend:
+    """Logistic-regression weights over :data:`BLEND_FEATURES`, fitted on the workspace's own
+    held-out purchases (see :func:`fit_blend`), and the measured "clear audience" threshold."""
+
+    #: The features weighed, in order (:data:`BLEND_FEATURES` less ``lexical`` without texts).
+    names: tuple[str, ...]
+    weights: np.ndarray
+    intercept: float
+    #: Purchase rate of a (held-out item, shopper) pair in the fitting slice.
+    base_rate: float
+    #: A shopper is a clear audience from this score up (:func:`clear_threshold`).
+    threshold: float
+    n_items: int
+    n_pairs: int
+    #: Isotonic calibration measured on the held-out pairs: score knots and purchase rates.
+    calibration: tuple[np.ndarray, np.ndarray] = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """The blend's score (logistic regression) from a ``(..., n_features)`` array; it ranks."""
+        return 1 / (1 + np.exp(-(features @ self.weights + self.intercept)))
+
+    def calibrated(self, scores: np.ndarray) -> np.ndarray:
+        """The purchase rate that held-out pairs with these scores had (isotonic, so monotone)."""
+        knots, rates = self.calibration
+        return np.interp(scores, knots, rates)
+
+
+#: What :meth:`AudienceModel.audience` calls each shopper.
+SEGMENTS = ("clear audience", "new to this category", "below threshold", "unmeasured")
+#: A clear audience buys at least twice as often as the average (shopper, new item) pair did on
+#: held-out items (lift 2, the usual bar for a targeted segment).
+LIFT = 2.0
+
+
 @dataclass
 class AudienceModel:
     """Shoppers' purchases over embedded items. Build with :func:`build_audience`."""
@@ -152,65 +265,344 @@ class AudienceModel:
     #: users x items purchase weights (recency-weighted).
     purchases: sparse.csr_matrix
     neighbours: int = DEFAULT_NEIGHBOURS
+    #: Category (or catalog group) of each item; the new item's is voted by its neighbours.
+    item_groups: np.ndarray | None = None
+    group_names: list[str] | None = None
+    interests: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    blend: Blend | None = None
+    #: Typical look-alike vote, share and title-word vote (positive medians over the model's own
+    #: items), so the blend reads votes on one scale whatever batch is scored.
+    vote_scales: tuple[float, float, float] | None = None
+    #: Each item's text (title, description): title-word look-alikes, which catch what the
+    #: embedding blurs (brands, flavours). Without it the blend leaves ``lexical`` out.
+    item_texts: list[str] | None = None
+    lexicon: tuple[object, sparse.csr_matrix] | None = None
+    #: Derived once per model: shoppers' category shares and each item's buyer count.
+    _shares: sparse.csc_matrix | None = None
+    _buyers: np.ndarray | None = None
 
-    def scores(self, vectors: np.ndarray, method: str = "coldrec") -> np.ndarray:
-        """Affinity of every user to each new item, ``(n_items, n_users)``."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if method == "profile":
-            profiles = self.profiles()
-            return vectors @ profiles.T
+    # -- components ------------------------------------------------------------------------
+    def _votes(self, vectors: np.ndarray) -> sparse.csr_matrix:
+        """Each new item's nearest catalog items with weight similarity⁵, ``(n_new, n_items)``."""
         # About a tenth of a small catalog (where 200 neighbours would be everything), at least 20.
         n = len(self.item_ids)
         k = max(min(self.neighbours, n // 10), min(n, 20))
         idx, sims = top_k_cosine(vectors, self.item_vectors, k)
-        votes = np.zeros((len(vectors), len(self.item_ids)), dtype=np.float32)
-        np.put_along_axis(votes, idx, np.clip(sims, 0, None) ** SIMILARITY_POWER, axis=1)
-        return np.asarray((self.purchases @ sparse.csr_matrix(votes).T).T.todense())
+        rows = np.repeat(np.arange(len(vectors)), idx.shape[1])
+        weights = np.clip(sims, 0, None).ravel() ** SIMILARITY_POWER
+        return sparse.csr_matrix((weights, (rows, idx.ravel())), shape=(len(vectors), n), dtype=np.float32)
+
+    def _lexical_votes(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """The same vote over title-word look-alikes: TF-IDF cosine, the same neighbour count and power."""
+        if self.lexicon is None:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            vectorizer = TfidfVectorizer(sublinear_tf=True)
+            self.lexicon = (vectorizer, vectorizer.fit_transform(self.item_texts or []).tocsr())
+        vectorizer, matrix = self.lexicon
+        sims = (vectorizer.transform(list(texts)) @ matrix.T).toarray()
+        n = len(self.item_ids)
+        k = min(max(min(self.neighbours, n // 10), min(n, 20)), n)
+        idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        weights = np.take_along_axis(sims, idx, axis=1).clip(min=0) ** SIMILARITY_POWER
+        rows = np.repeat(np.arange(len(sims)), k)
+        return sparse.csr_matrix((weights.ravel(), (rows, idx.ravel())), shape=(len(sims), n), dtype=np.float32)
+
+    def graph_scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Look-alike buyers: the new item's nearest catalog items vote for the shoppers who
+        bought them (similarity⁵ × recency weight, repeat purchases add up), ``(n_new, n_users)``."""
+        return np.asarray((self.purchases @ self._votes(vectors).T).T.todense())
+
+    def interest_scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Each shopper's best-matching interest: max cosine over their interest centroids."""
+        centroids, owner, _ = self._interests()
+        out = np.full((len(vectors), len(self.user_ids)), -1.0, dtype=np.float32)
+        if len(centroids):
+            sims = vectors @ centroids.T
+            starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+            out[:, owner[starts]] = np.maximum.reduceat(sims, starts, axis=1)
+        return out
+
+    def group_shares(self) -> sparse.csr_matrix:
+        """Each shopper's share of purchase weight per category (group), ``(n_users, n_groups)``."""
+        if self._shares is not None:
+            return self._shares
+        groups = self._groups()
+        onehot = sparse.csr_matrix(
+            (np.ones(len(groups), dtype=np.float32), (np.arange(len(groups)), groups)),
+            shape=(len(groups), int(groups.max()) + 1 if len(groups) else 0),
+        )
+        totals = np.asarray(self.purchases.sum(axis=1)).ravel().clip(min=1e-12)
+        self._shares = (sparse.diags(1 / totals) @ (self.purchases @ onehot)).tocsc()
+        return self._shares
+
+    def group_of(self, vectors: np.ndarray) -> np.ndarray:
+        """The new items' category distribution, voted by their nearest catalog items, ``(n_new, n_groups)``."""
+        groups = self._groups()
+        votes = self._votes(vectors)
+        onehot = sparse.csr_matrix(
+            (np.ones(len(groups), dtype=np.float32), (np.arange(len(groups)), groups)),
+            shape=(len(groups), int(groups.max()) + 1 if len(groups) else 0),
+        )
+        dist = np.asarray((votes @ onehot).todense())
+        return dist / dist.sum(axis=1, keepdims=True).clip(min=1e-12)
+
+    def affinity_scores(self, vectors: np.ndarray) -> np.ndarray:
+        """Category affinity: the shopper's share of purchases in the new item's (voted) category."""
+        return np.asarray((self.group_shares() @ self.group_of(vectors).T).T)
+
+    def popularity(self, vectors: np.ndarray) -> np.ndarray:
+        """How many shoppers the new item's look-alikes have (log of their vote-weighted mean
+        buyer count): a staple's look-alikes are bought by everyone, a niche item's by few."""
+        votes = self._votes(vectors)
+        if self._buyers is None:
+            self._buyers = np.bincount(self.purchases.indices, minlength=len(self.item_ids)).astype(np.float32)
+        buyers = self._buyers
+        mean = np.asarray(votes @ buyers).ravel() / np.asarray(votes.sum(axis=1)).ravel().clip(min=1e-12)
+        return np.log1p(mean).astype(np.float32)
+
+    def activity(self) -> np.ndarray:
+        """log(1 + distinct items bought) per shopper."""
+        return np.log1p(np.diff(self.purchases.indptr)).astype(np.float32)
+
+    def feature_names(self) -> tuple[str, ...]:
+        """The blend's features for this model: all of :data:`BLEND_FEATURES`, less ``lexical`` without texts."""
+        return BLEND_FEATURES if self.item_texts is not None else BLEND_FEATURES[:-1]
+
+    def features(self, vectors: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+        """The blend's inputs (:meth:`feature_names`) for every (new item, shopper) pair,
+        ``(n_new, n_users, n_features)``; ``texts`` (the new items' texts) when the model has item texts."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        votes = self._votes(vectors)
+        graph = np.asarray((self.purchases @ votes.T).T.todense())
+        # The same votes over their total: the (weighted) share of the look-alikes this shopper
+        # bought, which does not grow with how crowded the item's neighbourhood is.
+        share = graph / np.asarray(votes.sum(axis=1)).clip(min=1e-12)
+        graph_scale, share_scale, lexical_scale = self._scales()
+        columns = [
+            np.log1p(graph / graph_scale),
+            np.log1p(share / share_scale),
+            self.interest_scores(vectors),
+            self.affinity_scores(vectors),
+            np.broadcast_to(self.activity(), graph.shape),
+            np.broadcast_to(self.popularity(vectors)[:, None], graph.shape),
+        ]
+        if self.item_texts is not None:
+            if texts is None or len(texts) != len(vectors):
+                raise ValueError("this audience model reads item texts: pass one text per new item")
+            lexical = np.asarray((self.purchases @ self._lexical_votes(texts).T).T.todense())
+            columns.append(np.log1p(lexical / lexical_scale))
+        return np.stack(columns, axis=-1).astype(np.float32)
 
     def profiles(self) -> np.ndarray:
         """Each user's recency-weighted mean purchase vector (unit length)."""
         sums = self.purchases @ self.item_vectors
         return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(min=1e-9)
 
+    def _interests(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.interests is None:
+            self.interests = shopper_interests(self.purchases, self.item_vectors)
+        return self.interests
+
+    def _scales(self) -> tuple[float, float, float]:
+        if self.vote_scales is None:
+            # Kept sparse: only the shoppers a sample item reaches matter for a positive median.
+            # 30 items give tens of thousands of values at any size; more only costs time (1M shoppers).
+            sample = np.random.default_rng(0).permutation(len(self.item_ids))[:30]
+            votes = self._votes(self.item_vectors[sample])
+            graph = sparse.csc_matrix(self.purchases @ votes.T)
+            totals = np.asarray(votes.sum(axis=1)).ravel().clip(min=1e-12)
+            share = graph @ sparse.diags(1 / totals)
+            lexical = 1.0
+            if self.item_texts is not None:
+                words = self._lexical_votes([self.item_texts[i] for i in sample])
+                lexical = _positive_median((self.purchases @ words.T).data)
+            self.vote_scales = (_positive_median(graph.data), _positive_median(share.data), lexical)
+        return self.vote_scales
+
+    def _groups(self) -> np.ndarray:
+        if self.item_groups is None:
+            self.item_groups = catalog_groups(self.item_vectors)
+        return self.item_groups
+
+    # -- ranking ---------------------------------------------------------------------------
+    def scores(self, vectors: np.ndarray, method: str = "coldrec", texts: Sequence[str] | None = None) -> np.ndarray:
+        """Affinity of every user to each new item, ``(n_items, n_users)``.
+
+        ``coldrec`` is the fitted blend (purchase probabilities) when the workspace has enough
+        purchases to fit one, else ``graph``; ``graph``, ``multi-interest`` and ``profile`` are
+        its parts. ``texts``: the new items' texts, needed by the blend when the model has item texts.
+        """
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if method == "coldrec":
+            method = "blend" if self.blend is not None else "graph"
+        if method == "blend":
+            if self.blend is None:
+                raise ValueError("this audience model has no fitted blend")
+            return self.blend.probability(self.features(vectors, texts))
+        if method == "graph":
+            return self.graph_scores(vectors)
+        if method == "multi-interest":
+            return self.interest_scores(vectors)
+        if method == "profile":
+            return vectors @ self.profiles().T
+        raise ValueError(f"unknown audience method {method!r}")
+
     def top_users(
-        self, vector: np.ndarray, n: int = 20, n_reasons: int = 3
+        self, vector: np.ndarray, n: int = 20, n_reasons: int = 3, text: str | None = None
     ) -> list[tuple[str, float, list[tuple[str, float]]]]:
         """The ``n`` best shoppers for one new item: (user_id, score, [(purchased item_id, cosine)])."""
-        scores = self.scores(vector[None, :])[0]
+        scores = self._one(vector, text)
         order = np.argsort(-scores, kind="stable")[:n]
-        sims = self.item_vectors @ np.asarray(vector, dtype=np.float32)
-        out = []
-        for u in order:
-            if scores[u] <= 0:
-                break
-            bought = self.purchases[u].indices
-            best = bought[np.argsort(-sims[bought])[:n_reasons]]
-            out.append((self.user_ids[u], float(scores[u]), [(self.item_ids[j], float(sims[j])) for j in best]))
+        return [(self.user_ids[u], float(scores[u]), self._reasons(u, vector, n_reasons)) for u in order if scores[u] > 0]
+
+    def _reasons(self, u: int, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        bought = self.purchases[u].indices
+        sims = self.item_vectors[bought] @ np.asarray(vector, dtype=np.float32)
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [(self.item_ids[bought[j]], float(sims[j])) for j in order]
+
+    def _one(self, vector: np.ndarray, text: str | None) -> np.ndarray:
+        return self.scores(np.asarray(vector, dtype=np.float32)[None, :], texts=None if text is None else [text])[0]
+
+    def audience(
+        self,
+        vector: np.ndarray,
+        n: int | None = 20,
+        n_reasons: int = 3,
+        text: str | None = None,
+        segments: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Who should see one new product, best first: the top ``n`` shoppers (all with ``None``),
+        only those in ``segments`` when given, with user_id, score (with a fitted blend: the
+        purchase rate that held-out shoppers with this blend score had, i.e. a calibrated
+        probability; else the look-alike vote), segment and reasons (their purchases closest to
+        the product, ``[(item_id, cosine)]``). ``text``: the product's text (the blend reads its words).
+
+        Segments (:data:`SEGMENTS`): "clear audience" (at or above the blend's measured
+        threshold), "new to this category" (above it, but never bought the product's voted
+        category: the cross-category audience), "below threshold", or "unmeasured" when too few
+        purchases fitted no blend.
+        """
+        vector = np.asarray(vector, dtype=np.float32)
+        scores = self._one(vector, text)
+        segment = self._segments(vector, scores)
+        order = np.argsort(-scores, kind="stable")
+        if self.blend is None:
+            order = order[scores[order] > 0]
+        if segments is not None:
+            order = order[np.isin(segment[order], list(segments))]
+        order = order[:n] if n is not None else order
+        shown = self.blend.calibrated(scores[order]) if self.blend is not None else scores[order]
+        return pd.DataFrame(
+            {
+                "user_id": [self.user_ids[u] for u in order],
+                "score": shown.astype(float),
+                "segment": segment[order],
+                "reasons": [self._reasons(u, vector, n_reasons) for u in order],
+            },
+            columns=["user_id", "score", "segment", "reasons"],
+        )
+
+    def _segments(self, vector: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self.blend is None:
+            return np.full(len(scores), "unmeasured", dtype=object)
+        clear = scores >= self.blend.threshold
+        out = np.full(len(scores), "below threshold", dtype=object)
+        bought_category = self._bought_category(vector)
+        out[clear & bought_category] = "clear audience"
+        out[clear & ~bought_category] = "new to this category"
         return out
 
-    def audience_sizes(self, vector: np.ndarray, thresholds: Sequence[float]) -> dict[float, int]:
-        """How many shoppers score at least each threshold, as a share of the top score."""
-        scores = self.scores(vector[None, :])[0]
-        top = scores.max() if len(scores) else 0.0
-        return {t: int((scores >= t * top).sum()) if top > 0 else 0 for t in thresholds}
+    def segment_sizes(self, vector: np.ndarray, text: str | None = None) -> dict[str, int]:
+        """How many shoppers fall in each segment for one new product."""
+        vector = np.asarray(vector, dtype=np.float32)
+        names, counts = np.unique(self._segments(vector, self._one(vector, text)), return_counts=True)
+        sizes = {name: 0 for name in SEGMENTS}
+        sizes.update({str(k): int(v) for k, v in zip(names, counts)})
+        return sizes
 
-    def items_for_user(self, user_id: str, item_ids: Sequence[str], vectors: np.ndarray, n: int = 10) -> list[tuple[str, float]]:
-        """The ``n`` new items (given with their vectors) that suit one shopper best."""
+    def new_to_category(
+        self, vector: np.ndarray, n: int = 20, n_reasons: int = 3, text: str | None = None
+    ) -> pd.DataFrame:
+        """The cross-category audience: shoppers who never bought the new product's (voted)
+        category but whose other purchases predict it (above the threshold), best first."""
+        return self.audience(vector, n, n_reasons, text, segments=["new to this category"])
+
+    def _bought_category(self, vector: np.ndarray) -> np.ndarray:
+        """Per shopper: did they ever buy the new item's most likely category?"""
+        dist = self.group_of(vector[None, :])[0]
+        if not len(dist) or dist.max() <= 0:
+            return np.ones(len(self.user_ids), dtype=bool)
+        return np.asarray(self.group_shares()[:, int(np.argmax(dist))].todense()).ravel() > 0
+
+    def category_of(self, vector: np.ndarray) -> str | None:
+        """The new item's voted category name (``None`` when catalog clusters stand in for categories)."""
+        dist = self.group_of(np.asarray(vector, dtype=np.float32)[None, :])[0]
+        if self.group_names is None or not len(dist) or dist.max() <= 0:
+            return None
+        return self.group_names[int(np.argmax(dist))]
+
+    def verdict(self, vector: np.ndarray, text: str | None = None) -> str:
+        """One sentence on the new product's audience: how many shoppers clear the threshold
+        and how it was measured, or "no clear audience"."""
+        if self.blend is None:
+            return (
+                f"Too few purchases to measure who is a clear audience (needs {MIN_FIT_ITEMS} held-out items "
+                f"with {MIN_FIT_PURCHASES} purchases): shoppers are ranked by their look-alike purchases, unscored."
+            )
+        scores = self._one(vector, text)
+        clear = int((scores >= self.blend.threshold).sum())
+        bar = LIFT * self.blend.base_rate
+        how = (
+            f"purchase probability ≥ {bar:.3f}, {LIFT:g}× the average, calibrated on "
+            f"{self.blend.n_items:,} held-out items of this shop"
+        )
+        if clear == 0:
+            best = float(self.blend.calibrated(scores.max())) if len(scores) else 0.0
+            return f"No clear audience: no shopper reaches a {how}; the best is {best:.3f}."
+        return f"{clear:,} shopper(s) are a clear audience ({how})."
+
+    def items_for_user(
+        self, user_id: str, item_ids: Sequence[str], vectors: np.ndarray, n: int = 10, texts: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``n`` new items (given with their vectors, and texts when the model reads them) that suit one shopper best."""
         u = self.user_ids.index(user_id)
-        one = AudienceModel([user_id], self.item_ids, self.item_vectors, self.purchases[u], self.neighbours)
-        scores = one.scores(vectors)[:, 0]
+        scores = self.scores(vectors, texts=texts)[:, u]
         order = np.argsort(-scores, kind="stable")[:n]
         return [(str(item_ids[i]), float(scores[i])) for i in order]
 
 
-def build_audience(
-    interactions: pd.DataFrame,
-    item_ids: Sequence[str],
-    item_vectors: np.ndarray,
-    half_life: float = HALF_LIFE,
-    neighbours: int = DEFAULT_NEIGHBOURS,
-) -> AudienceModel:
-    """An :class:`AudienceModel` from purchases of items whose vectors are given (others are ignored)."""
+def segment_table(
+    model: AudienceModel, vector: np.ndarray, titles: Mapping[str, str], n: int = 20, include_weak: bool = False,
+    text: str | None = None,
+) -> pd.DataFrame:
+    """An audience segment for a campaign tool: the top ``n`` shoppers at or above the clear-audience
+    threshold (both segments), or the top ``n`` whatever their score with ``include_weak`` (or
+    when no blend could be fitted, marked "unmeasured"). Columns: user_id, segment, score,
+    because_they_bought (titles with cosines)."""
+    strong = None if include_weak or model.blend is None else ["clear audience", "new to this category"]
+    table = model.audience(vector, n, text=text, segments=strong)
+    return pd.DataFrame(
+        {
+            "user_id": table["user_id"],
+            "segment": table["segment"],
+            "score": table["score"].round(4),
+            "because_they_bought": [
+                " · ".join(f"{titles.get(i, i)} ({sim:.2f})" for i, sim in reasons) for reasons in table["reasons"]
+            ],
+        }
+    ).reset_index(drop=True)
+
+
+def _positive_median(values: np.ndarray) -> float:
+    positive = values[values > 0]
+    return float(np.median(positive)) if len(positive) else 1.0
+
+
+def _purchase_matrix(
+    interactions: pd.DataFrame, item_ids: Sequence[str], half_life: float
+) -> tuple[list[str], sparse.csr_matrix]:
     index = {str(i): n for n, i in enumerate(item_ids)}
     known = interactions[interactions["item_id"].astype(str).isin(index)]
     weights = purchase_weights(known, half_life)
@@ -220,7 +612,158 @@ def build_audience(
     cols = known["item_id"].astype(str).map(index).to_numpy()
     matrix = sparse.csr_matrix((weights, (rows, cols)), shape=(len(users), len(item_ids)), dtype=np.float32)
     matrix.sum_duplicates()
-    return AudienceModel(users, [str(i) for i in item_ids], np.asarray(item_vectors, dtype=np.float32), matrix, neighbours)
+    return users, matrix
+
+
+def build_audience(
+    interactions: pd.DataFrame,
+    item_ids: Sequence[str],
+    item_vectors: np.ndarray,
+    half_life: float = HALF_LIFE,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    item_categories: Sequence[str | None] | None = None,
+    fit: bool = True,
+    item_texts: Sequence[str] | None = None,
+) -> AudienceModel:
+    """An :class:`AudienceModel` from purchases of items whose vectors are given (others are ignored).
+
+    ``item_categories`` (one per item, ``None`` where unknown) feed category affinity and the
+    "new to this category" segment; without them the catalog's own clusters stand in.
+    ``item_texts`` (one per item) add title-word look-alikes to the blend. With
+    ``fit`` the blend is fitted on held-out purchases (:func:`fit_blend`) when there are enough.
+    """
+    item_ids = [str(i) for i in item_ids]
+    vectors = np.asarray(item_vectors, dtype=np.float32)
+    users, matrix = _purchase_matrix(interactions, item_ids, half_life)
+    groups, names = _category_codes(item_categories, vectors)
+    texts = [str(t) for t in item_texts] if item_texts is not None else None
+    model = AudienceModel(users, item_ids, vectors, matrix, neighbours, groups, names, item_texts=texts)
+    if fit:
+        model.blend = fit_blend(interactions, item_ids, vectors, half_life, neighbours, groups, names, texts)
+    return model
+
+
+def _category_codes(
+    item_categories: Sequence[str | None] | None, vectors: np.ndarray
+) -> tuple[np.ndarray | None, list[str] | None]:
+    """Integer codes of known categories; items without one join their nearest categorised item's."""
+    if item_categories is None:
+        return None, None
+    cats = pd.Series(list(item_categories), dtype=object)
+    known = cats.notna() & (cats.astype(str).str.strip() != "")
+    if not known.any():
+        return None, None
+    names = sorted(cats[known].astype(str).unique())
+    code = {c: n for n, c in enumerate(names)}
+    groups = np.zeros(len(cats), dtype=np.int64)
+    groups[known.to_numpy()] = cats[known].astype(str).map(code).to_numpy()
+    missing = np.flatnonzero(~known.to_numpy())
+    if len(missing):
+        idx, _ = top_k_cosine(vectors[missing], vectors[known.to_numpy()], 1)
+        groups[missing] = groups[np.flatnonzero(known.to_numpy())[idx[:, 0]]]
+    return groups, names
+
+
+#: Share of the catalog's purchased items held out to fit the blend, and the
+#: fewest items and purchases below which no blend is fitted (the weights would be noise).
+FIT_SLICE = 0.2
+MIN_FIT_ITEMS = 20
+MIN_FIT_PURCHASES = 50
+#: Negative pairs kept for fitting (subsampled beyond this; the intercept is corrected).
+MAX_FIT_PAIRS = 400_000
+
+
+def fit_slice(interactions: pd.DataFrame, share: float = FIT_SLICE) -> list[str]:
+    """The pseudo-new items the blend is fitted on: a fixed-seed random ``share`` of the
+    purchased items. Not the newest ones: in a log, an item's first appearance is the earliest
+    of its purchases, so the newest items are mostly bought once (Instacart: 1.1 buyers against
+    2.7 on average), and weights fitted there learned that popular look-alikes mean fewer
+    buyers (per-shopper AUC 0.63 against 0.70; BENCHMARKS.md)."""
+    items = sorted(interactions["item_id"].astype(str).unique())
+    rng = np.random.default_rng(0)
+    return [items[i] for i in sorted(rng.choice(len(items), size=int(round(share * len(items))), replace=False))]
+
+
+def fit_blend(
+    interactions: pd.DataFrame,
+    item_ids: Sequence[str],
+    item_vectors: np.ndarray,
+    half_life: float = HALF_LIFE,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    item_groups: np.ndarray | None = None,
+    group_names: list[str] | None = None,
+    item_texts: Sequence[str] | None = None,
+) -> Blend | None:
+    """Fit the blend's weights on this workspace's own purchases: hold out :func:`fit_slice`
+    (a :data:`FIT_SLICE` of the items) with all their purchases (as if they were new), build the parts
+    from the rest, and fit a logistic regression of "bought it" on the pair features. The
+    clear-audience threshold is measured on the same held-out pairs (:func:`clear_threshold`).
+    ``None`` with too few purchases."""
+    from sklearn.linear_model import LogisticRegression
+
+    item_ids = [str(i) for i in item_ids]
+    position = {i: n for n, i in enumerate(item_ids)}
+    interactions = interactions[interactions["item_id"].astype(str).isin(position)]
+    held = fit_slice(interactions)
+    held_set = set(held)
+    train = interactions[~interactions["item_id"].astype(str).isin(held_set)]
+    test = interactions[interactions["item_id"].astype(str).isin(held_set)]
+    if len(held) < MIN_FIT_ITEMS or len(test) < MIN_FIT_PURCHASES or train.empty:
+        return None
+    keep = [n for n, i in enumerate(item_ids) if i not in held_set]
+    groups = item_groups[keep] if item_groups is not None else None
+    part = build_audience(
+        train, [item_ids[n] for n in keep], item_vectors[keep], half_life, neighbours, fit=False,
+        item_texts=[item_texts[n] for n in keep] if item_texts is not None else None,
+    )
+    part.item_groups, part.group_names = groups, group_names
+    user_index = {u: n for n, u in enumerate(part.user_ids)}
+    test = test[test["user_id"].astype(str).isin(user_index)]
+    held_rows = {i: r for r, i in enumerate(held)}
+    truth = np.zeros((len(held), len(part.user_ids)), dtype=bool)
+    truth[test["item_id"].astype(str).map(held_rows).to_numpy(), test["user_id"].astype(str).map(user_index).to_numpy()] = True
+    if truth.sum() < MIN_FIT_PURCHASES:
+        return None
+    rows_held = [position[i] for i in held]
+    names = part.feature_names()
+    x = part.features(item_vectors[rows_held], [item_texts[r] for r in rows_held] if item_texts is not None else None)
+    x = x.reshape(-1, len(names))
+    y = truth.ravel()
+    rng = np.random.default_rng(0)
+    negatives = np.flatnonzero(~y)
+    keep_rate = min(1.0, MAX_FIT_PAIRS / max(len(negatives), 1))
+    rows = np.concatenate([np.flatnonzero(y), negatives[rng.random(len(negatives)) < keep_rate]])
+    mean, std = x.mean(axis=0), x.std(axis=0).clip(min=1e-6)
+    lr = LogisticRegression(max_iter=1000).fit((x[rows] - mean) / std, y[rows])
+    weights = lr.coef_[0] / std
+    # Undo the negative subsampling so probabilities stay calibrated (King & Zeng prior correction).
+    intercept = float(lr.intercept_[0] - weights @ mean + np.log(keep_rate))
+    blend = Blend(names, weights.astype(np.float32), intercept, float(y.mean()), 0.0, len(held), int(y.sum()))
+    # Calibrate on a uniform sample of all held-out pairs (unbiased, unlike the fitting rows).
+    sample = rng.permutation(len(y))[:MAX_FIT_PAIRS]
+    scores = blend.probability(x[sample])
+    blend.calibration = isotonic_rates(scores, y[sample])
+    blend.threshold = clear_threshold(scores, y[sample])
+    return blend
+
+
+def isotonic_rates(scores: np.ndarray, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Purchase rate as a non-decreasing function of the score (isotonic regression, no knobs):
+    knots and rates for :func:`numpy.interp`."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, bought.astype(float))
+    return np.asarray(iso.X_thresholds_, dtype=np.float64), np.asarray(iso.y_thresholds_, dtype=np.float64)
+
+
+def clear_threshold(scores: np.ndarray, bought: np.ndarray, lift: float = LIFT) -> float:
+    """The lowest score from which held-out (item, shopper) pairs were bought at ``lift`` × the
+    average rate or more, by isotonic calibration of purchases on scores: every shopper above it
+    is at least twice as likely to buy as the average. Above every score (nobody is ever clear)
+    when no score reaches it."""
+    knots, rates = isotonic_rates(scores, bought)
+    good = np.flatnonzero(rates >= lift * bought.mean())
+    return float(knots[good[0]]) if len(good) else float(np.nextafter(scores.max(), np.inf))
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -246,6 +789,48 @@ def _user_auc(scores: np.ndarray, truth: np.ndarray) -> list[float]:
     return out
 
 
+#: Rows of ``audience-eval``: the default, its parts, the LightFM baseline (when installed) and
+#: two naive baselines.
+EVAL_METHODS = ("coldrec", "graph", "multi-interest", "profile", "lightfm", "random", "most-active")
+
+
+def lightfm_available() -> bool:
+    """Whether the optional LightFM baseline can run (``pip install -r requirements-audience.txt``)."""
+    try:
+        import lightfm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def lightfm_scores(
+    train: pd.DataFrame, item_texts: dict[str, str], train_items: Sequence[str], new_items: Sequence[str],
+    users: Sequence[str], seed: int = 0, epochs: int = 20,
+) -> np.ndarray:
+    """LightFM hybrid cold-start baseline (Kula 2015): items described only by their title words
+    (no per-item identity, so held-out items are as known as any), shoppers by identity, WARP loss,
+    the library's default size and learning rate, ``epochs`` passes. Scores ``(n_new, n_users)``."""
+    from lightfm import LightFM
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(binary=True)
+    train_features = vectorizer.fit_transform([item_texts[i] for i in train_items]).tocsr().astype(np.float32)
+    new_features = vectorizer.transform([item_texts[i] for i in new_items]).tocsr().astype(np.float32)
+    user_index = {u: n for n, u in enumerate(users)}
+    item_index = {i: n for n, i in enumerate(train_items)}
+    pairs = train.drop_duplicates(["user_id", "item_id"])
+    matrix = sparse.coo_matrix(
+        (np.ones(len(pairs), np.float32), (pairs["user_id"].map(user_index), pairs["item_id"].map(item_index))),
+        shape=(len(users), len(train_items)),
+    )
+    model = LightFM(loss="warp", random_state=seed)
+    model.fit(matrix, item_features=train_features, epochs=epochs, num_threads=1)
+    _, user_vectors = model.get_user_representations()
+    user_bias, _ = model.get_user_representations()
+    item_bias, item_vectors = model.get_item_representations(new_features)
+    return item_vectors @ user_vectors.T + item_bias[:, None] + user_bias[None, :]
+
+
 def evaluate_audience(
     items: pd.DataFrame,
     interactions: pd.DataFrame,
@@ -254,16 +839,24 @@ def evaluate_audience(
     ks: Sequence[int] = (10, 50),
     seeds: int = 3,
     holdout_frac: float = 0.2,
-    methods: Sequence[str] = ("coldrec", "profile", "random", "most-active"),
+    methods: Sequence[str] | None = None,
     name: str = "interactions",
+    category_col: str | None = None,
 ) -> dict[str, object]:
     """The cold-start protocol behind ``python -m coldrec audience-eval``.
 
     Per seed, a random ``holdout_frac`` of the items that have interactions is held out with all
-    their interactions; everything is built from the rest; for each held-out item every user is
+    their interactions; everything is built from the rest (the blend is fitted on the newest
+    items of the rest, never on the held-out ones); for each held-out item every user is
     ranked. Reports per-item Recall@K and NDCG@K and per-user ROC AUC over held-out items, averaged
-    over seeds. ``embed`` maps texts to unit vectors; only items with interactions are embedded.
+    over seeds, per method (:data:`EVAL_METHODS`; ``lightfm`` only when installed). ``embed`` maps
+    texts to unit vectors; only items with interactions are embedded. ``category_col`` gives the
+    catalog's categories (held-out items' categories are never read); without it catalog clusters
+    stand in. The ``coldrec`` row also reports how often the fitted blend says "no clear
+    audience" for a held-out item and the purchase rate of shoppers it calls clear.
     """
+    if methods is None:
+        methods = [m for m in EVAL_METHODS if m != "lightfm" or lightfm_available()]
     items = items.assign(item_id=items["item_id"].astype(str))
     interactions = interactions.assign(item_id=interactions["item_id"].astype(str), user_id=interactions["user_id"].astype(str))
     interactions = interactions[interactions["item_id"].isin(set(items["item_id"]))]
@@ -273,6 +866,8 @@ def evaluate_audience(
         ". ".join(str(texts_by_id.at[i, c]) for c in text_cols if str(texts_by_id.at[i, c]).strip() not in ("", "nan"))
         for i in bought
     ]
+    item_texts = dict(zip(bought, texts))
+    categories = texts_by_id[category_col].reindex(bought).tolist() if category_col else None
     vectors = embed(texts)
     users = sorted(interactions["user_id"].unique())
     user_index = {u: n for n, u in enumerate(users)}
@@ -285,7 +880,13 @@ def evaluate_audience(
         held_ids = {bought[i] for i in np.flatnonzero(held)}
         train = interactions[~interactions["item_id"].isin(held_ids)]
         test = interactions[interactions["item_id"].isin(held_ids)]
-        model = build_audience(train, [bought[i] for i in np.flatnonzero(~held)], vectors[~held])
+        train_items = [bought[i] for i in np.flatnonzero(~held)]
+        train_categories = [categories[i] for i in np.flatnonzero(~held)] if categories is not None else None
+        model = build_audience(
+            train, train_items, vectors[~held], item_categories=train_categories,
+            fit=any(m in ("coldrec", "blend") for m in methods), item_texts=[item_texts[i] for i in train_items],
+        )
+        columns = [user_index[u] for u in model.user_ids]
         test_items = np.flatnonzero(held)
         truth = np.zeros((len(test_items), len(users)), dtype=bool)
         row_of = {item_index[bought[i]]: r for r, i in enumerate(test_items)}
@@ -293,22 +894,28 @@ def evaluate_audience(
         activity = np.zeros(len(users))
         np.add.at(activity, train["user_id"].map(user_index).to_numpy(), 1.0)
         for method in methods:
-            if method in ("coldrec", "profile"):
-                partial = model.scores(vectors[test_items], method=method)
-                scores = np.zeros((len(test_items), len(users)))
-                scores[:, [user_index[u] for u in model.user_ids]] = partial
+            if method in ("coldrec", "blend", "graph", "multi-interest", "profile"):
+                partial = model.scores(vectors[test_items], method=method, texts=[texts[i] for i in test_items])
+                # Shoppers with no training purchases rank last (nothing is known about them).
+                scores = np.full((len(test_items), len(users)), float(partial.min()) - 1 if partial.size else 0.0)
+                scores[:, columns] = partial
+            elif method == "lightfm":
+                scores = lightfm_scores(train, item_texts, train_items, [bought[i] for i in test_items], users, seed)
             elif method == "random":
                 scores = rng.random((len(test_items), len(users)))
             elif method == "most-active":
                 scores = np.tile(activity, (len(test_items), 1))
             else:
                 raise ValueError(f"unknown method {method!r}")
-            per_method[method].append(_metrics(scores, truth, ks))
+            metrics = _metrics(scores, truth, ks)
+            if method == "coldrec" and model.blend is not None:
+                metrics.update(_clear_audience_metrics(scores, truth, model.blend))
+            per_method[method].append(metrics)
     results = []
     for method, runs in per_method.items():
         row: dict[str, object] = {"method": method}
         for key in runs[0]:
-            row[key] = round(float(np.mean([r[key] for r in runs])), 4)
+            row[key] = round(float(np.nanmean([r.get(key, np.nan) for r in runs])), 4)
         results.append(row)
     return {
         "dataset": name,
@@ -317,6 +924,26 @@ def evaluate_audience(
         "n_interactions": int(len(interactions)),
         "results": results,
     }
+
+
+def _clear_audience_metrics(scores: np.ndarray, truth: np.ndarray, blend: Blend) -> dict[str, float]:
+    """How the fitted threshold behaves on held-out items: the share of items with no clear
+    audience, the purchase rate of (item, shopper) pairs above and below it, the base rate, and
+    the calibration error (mean |calibrated probability − purchase rate| over score deciles)."""
+    clear = scores >= blend.threshold
+    return {
+        "no_clear_audience_share": float((~clear.any(axis=1)).mean()),
+        "clear_pairs_share": float(clear.mean()),
+        "purchase_rate_clear": float(truth[clear].mean()) if clear.any() else float("nan"),
+        "purchase_rate_below": float(truth[~clear].mean()) if (~clear).any() else float("nan"),
+        "purchase_rate_all": float(truth.mean()),
+        "calibration_error": _calibration_error(blend.calibrated(scores).ravel(), truth.ravel()),
+    }
+
+
+def _calibration_error(probabilities: np.ndarray, bought: np.ndarray) -> float:
+    deciles = np.array_split(np.argsort(probabilities, kind="stable"), 10)
+    return float(np.mean([abs(probabilities[d].mean() - bought[d].mean()) for d in deciles if len(d)]))
 
 
 def _metrics(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
@@ -336,9 +963,23 @@ def _metrics(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict[s
 
 
 __all__ = [
+    "BLEND_FEATURES",
+    "EVAL_METHODS",
+    "SEGMENTS",
     "AudienceModel",
+    "Blend",
+    "catalog_groups",
+    "fit_blend",
+    "interest_count",
+    "lightfm_available",
+    "lightfm_scores",
+    "fit_slice",
+    "shopper_interests",
     "build_audience",
+    "clear_threshold",
+    "isotonic_rates",
     "evaluate_audience",
     "load_interactions",
     "purchase_weights",
+    "segment_table",
 ]

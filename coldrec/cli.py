@@ -1,4 +1,4 @@
-"""Command line: ``python -m coldrec init | predict | evaluate | sql | stats | ...``.
+"""Command line: ``python -m coldrec init | predict | evaluate | audience | sql | stats | ...``.
 
 Errors written for users (:class:`~coldrec.errors.ColdrecError`) print as one ``error:`` line and
 exit with status 2; anything else is a bug, logged with its traceback (status 1).
@@ -74,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     audience.add_argument("--k", type=_int_list, default=[10, 50], help="cut-offs, e.g. 10,50")
     audience.add_argument("--seeds", type=int, default=3)
     audience.add_argument("--json", help="write the results here")
+
+    audience.add_argument("--category-col", help="the catalog's category column (default: catalog clusters stand in)")
+
+    segment = sub.add_parser("audience", help="the shoppers a stored product suits, as CSV for a campaign tool")
+    segment.add_argument("item_id", help="a stored item's id (catalog or upload)")
+    segment.add_argument("--top", type=int, default=50, help="at most this many shoppers (default 50)")
+    segment.add_argument(
+        "--include-weak", action="store_true",
+        help="also list shoppers below the measured clear-audience threshold (marked 'below threshold')",
+    )
+    segment.add_argument("-o", "--out", help=".csv, .json or .xlsx (default: CSV on stdout)")
 
     interactions = sub.add_parser("import-interactions", help="load purchases (user_id, item_id, ...) into the database")
     interactions.add_argument("file", help="CSV, Parquet, ... with user_id, item_id, optional timestamp/order_number/quantity")
@@ -276,7 +287,7 @@ def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     text_cols = args.text_col or ["title"]
     items = read_table(args.items, limits=OPERATOR_FILES)
-    missing = [c for c in ["item_id", *text_cols] if c not in items.columns]
+    missing = [c for c in ["item_id", *text_cols, *([args.category_col] if args.category_col else [])] if c not in items.columns]
     if missing:
         raise DataImportError(f"{args.items}: column(s) {missing} not found; columns are {list(items.columns)}")
     interactions = load_interactions(args.interactions)
@@ -284,8 +295,26 @@ def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
     result = evaluate_audience(
         items, interactions, lambda texts: encoder.encode(texts), text_cols=text_cols, ks=args.k,
         seeds=args.seeds, holdout_frac=args.holdout_frac, name=Path(args.interactions).name,
+        category_col=args.category_col,
     )
     _write_json(result, args.json)
+    return 0
+
+
+def _audience(args: argparse.Namespace, settings: Settings) -> int:
+    from .export import to_csv_bytes, write_table
+    from .workspace import Workspace
+
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1, got {args.top}")
+    with Workspace.open(settings) as ws:
+        table, verdict = ws.audience_segment(args.item_id, args.top, args.include_weak)
+    print(verdict, file=sys.stderr)  # stdout stays pure CSV for the campaign tool
+    if args.out:
+        write_table(table, args.out)
+        print(f"{len(table):,} shoppers written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(to_csv_bytes(table))
     return 0
 
 
@@ -386,6 +415,7 @@ _COMMANDS = {
     "predict": _predict,
     "evaluate": _evaluate,
     "audience-eval": _audience_eval,
+    "audience": _audience,
     "import-interactions": _import_interactions,
     "export-labels": _export_labels,
     "import-labels": _import_labels,

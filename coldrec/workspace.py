@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .audience import AudienceModel, build_audience, load_interactions
+from .audience import AudienceModel, build_audience, load_interactions, segment_table
 from .classify import Prediction, category_prompt, predictions_frame
 from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
@@ -406,20 +406,44 @@ class Workspace:
         return len(items)
 
     def audience(self) -> AudienceModel | None:
-        """The audience model over stored purchases (``None`` without any); rebuilt when they change."""
-        key = (self.store.interactions_version(), self.store.catalog_fingerprint())
-        with self._lock:
-            if self._audience is not None and self._audience[0] == key:
-                return self._audience[1]
+        """The audience model over stored purchases (``None`` without any), with the blend
+        fitted on them when there are enough; rebuilt when purchases, the catalog or the
+        categories of purchased items change."""
         purchases = self.store.interactions()
         if purchases.empty:
             return None
         items = self.store.items()
         items = items[items["item_id"].isin(set(purchases["item_id"]))]
-        model = build_audience(purchases, items["item_id"].tolist(), self.embed_items(items))
+        categories = [c if isinstance(c, str) else None for c in items["category"]]
+        key = (self.store.interactions_version(), self.store.catalog_fingerprint(), hash(tuple(categories)))
+        with self._lock:
+            if self._audience is not None and self._audience[0] == key:
+                return self._audience[1]
+        texts = [item_text(t, d) for t, d in zip(items["title"], items["description"])]
+        model = build_audience(
+            purchases, items["item_id"].tolist(), self.embed_items(items), item_categories=categories, item_texts=texts
+        )
         with self._lock:
             self._audience = (key, model)
         return model
+
+    def audience_segment(self, item_id: str, n: int = 20, include_weak: bool = False) -> tuple[pd.DataFrame, str]:
+        """The audience of one stored item (:func:`coldrec.audience.segment_table`) and the
+        verdict sentence ("no clear audience" when nobody reaches the measured threshold)."""
+        model = self.audience()
+        if model is None:
+            raise NotReadyError("No purchases yet: import them first (python -m coldrec import-interactions FILE).")
+        items = self.store.items()
+        item = items[items["item_id"] == str(item_id)]
+        if item.empty:
+            raise NotReadyError(
+                f"No item with id {str(item_id)[:80]!r} in the database: store it first "
+                "(python -m coldrec predict FILE --save-batch NAME) or use a stored id."
+            )
+        vector = self.embed_items(item)[0]
+        text = item_text(item["title"].iloc[0], item["description"].iloc[0])
+        titles = dict(zip(items["item_id"], items["title"]))
+        return segment_table(model, vector, titles, n, include_weak, text), model.verdict(vector, text)
 
     # -- predicting and labelling -----------------------------------------------------------
     def predict(

@@ -5,13 +5,16 @@ import streamlit as st
 
 from coldrec.errors import ColdrecError
 from coldrec import ui
+from coldrec.audience import segment_table
 from coldrec.export import to_csv_bytes
+from coldrec.ingest import item_text
 
 ws = ui.workspace()
 st.title("Audience")
 st.caption(
-    "Nobody has bought a new product yet: its audience comes from shoppers who bought the catalog items "
-    "most like it, weighted by similarity and recency."
+    "Nobody has bought a new product yet: its audience comes from shoppers who bought look-alikes (by meaning "
+    "and by title words), whose interests match it and who favour its category, weighed by a blend fitted on "
+    "this shop's own held-out purchases. Scores are purchase probabilities calibrated on held-out items."
 )
 model = ws.audience()
 if model is None:
@@ -33,6 +36,21 @@ titles = items.set_index("item_id")["title"]
 uploads = items[items["source"] == "upload"]
 new_tab, user_tab = st.tabs(["Who should see a new product", "What suits a shopper"])
 
+
+def _reasons(table: pd.DataFrame) -> pd.DataFrame:
+    """The page's view of an audience table: reasons as titles with cosines."""
+    return pd.DataFrame(
+        {
+            "user_id": table["user_id"],
+            "segment": table["segment"],
+            "score": table["score"].round(3),
+            "because they bought": [
+                " · ".join(f"{titles.get(i, i)} ({sim:.2f})" for i, sim in reasons) for reasons in table["reasons"]
+            ],
+        }
+    )
+
+
 with new_tab:
     typed = st.text_input("Describe a product, or pick an uploaded one below", placeholder="Organic matcha green tea powder 100g")
     if typed.strip():
@@ -44,27 +62,44 @@ with new_tab:
         choice = st.selectbox("New product", uploads["item_id"], format_func=lambda i: f"{titles[i]} ({i})")
         target = ws.predict(uploads[uploads["item_id"] == choice])
     vector = target.vectors[0]
+    text = item_text(target.items["title"].iloc[0], target.items["description"].iloc[0])
     n = st.slider("Shoppers to list", 5, 100, 20)
-    top = model.top_users(vector, n=n)
-    table = pd.DataFrame(
-        [
-            {
-                "user_id": user,
-                "score": round(score, 3),
-                "because they bought": " · ".join(f"{titles.get(i, i)} ({sim:.2f})" for i, sim in reasons),
-            }
-            for user, score, reasons in top
-        ]
-    )
-    sizes = model.audience_sizes(vector, [0.75, 0.5, 0.25])
+    verdict = model.verdict(vector, text)
+    sizes = model.segment_sizes(vector, text)
+    if model.blend is None:
+        st.info(verdict)
+    elif sizes["clear audience"] + sizes["new to this category"] == 0:
+        st.warning(verdict)
+    else:
+        st.success(verdict)
     a, b, c = st.columns(3)
-    a.metric("Strong audience (≥75% of top score)", f"{sizes[0.75]:,}")
-    b.metric("Likely (≥50%)", f"{sizes[0.5]:,}")
-    c.metric("Possible (≥25%)", f"{sizes[0.25]:,}")
+    a.metric("Strong audience (clear, bought the category)", f"{sizes['clear audience']:,}")
+    b.metric("New to this category", f"{sizes['new to this category']:,}")
+    c.metric("Below threshold", f"{sizes['below threshold']:,}")
+    table = _reasons(model.audience(vector, n, text=text))
     st.dataframe(ui.shorten(table, ("because they bought",), 160), hide_index=True)
+    export = segment_table(model, vector, titles.to_dict(), n, text=text)
     st.download_button(
-        "Download audience CSV", lambda: to_csv_bytes(table), file_name="audience.csv", mime="text/csv", on_click="ignore"
+        "Download audience CSV", lambda: to_csv_bytes(export), file_name="audience.csv", mime="text/csv",
+        on_click="ignore", help=f"{len(export):,} shoppers: " + (
+            "those above the threshold (both segments)" if model.blend is not None else "the top ones, unmeasured"
+        ),
     )
+    category = model.category_of(vector) or "its category"
+    st.subheader(f"New to this category ({ui.md_escape(category)})")
+    st.caption(
+        "Shoppers who never bought this category, but whose other purchases put them above the threshold: "
+        "a cross-category audience."
+    )
+    fresh = _reasons(model.new_to_category(vector, n, text=text))
+    if fresh.empty:
+        st.info("Nobody outside the category's buyers reaches the threshold for this product.")
+    else:
+        st.dataframe(ui.shorten(fresh, ("because they bought",), 160), hide_index=True)
+        st.download_button(
+            "Download new-to-category CSV", lambda: to_csv_bytes(fresh), file_name="audience_new_to_category.csv",
+            mime="text/csv", on_click="ignore",
+        )
 
 with user_tab:
     user = st.selectbox("Shopper", model.user_ids)
@@ -84,8 +119,9 @@ with user_tab:
             st.info("No new arrivals uploaded yet.")
         else:
             vectors = ws.embed_items(uploads)
-            ranked = model.items_for_user(user, uploads["item_id"].tolist(), vectors, n=10)
-            st.caption("New arrivals that suit this shopper best")
+            texts = [item_text(t, d) for t, d in zip(uploads["title"], uploads["description"])]
+            ranked = model.items_for_user(user, uploads["item_id"].tolist(), vectors, n=10, texts=texts)
+            st.caption("New arrivals that suit this shopper best (score: calibrated purchase probability)" if model.blend else "New arrivals that suit this shopper best")
             best = pd.DataFrame(ranked, columns=["item_id", "score"])
             best.insert(1, "title", best["item_id"].map(titles))
             st.dataframe(ui.shorten(best), hide_index=True)

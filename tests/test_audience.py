@@ -6,7 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec.audience import build_audience, evaluate_audience, load_interactions, purchase_weights
+from coldrec.audience import (
+    LIFT,
+    clear_threshold,
+    build_audience,
+    evaluate_audience,
+    fit_blend,
+    interest_count,
+    lightfm_available,
+    load_interactions,
+    purchase_weights,
+    segment_table,
+    shopper_interests,
+)
 from coldrec.ingest import IngestError
 from tests.conftest import unit_rows
 
@@ -59,7 +71,6 @@ def test_a_kitchen_item_goes_to_kitchen_buyers_with_the_reason():
     top = model.top_users(new, n=3)
     assert [u for u, _, _ in top][:2] == ["u1", "u3"]
     assert top[0][2][0][0] == "pan"  # u1's closest purchase is the reason
-    assert model.audience_sizes(new, [1.0, 0.01])[1.0] == 1
 
 
 def test_items_for_a_user_rank_their_kind_first():
@@ -91,7 +102,9 @@ def test_cold_start_protocol_scores_far_above_random_when_content_drives_purchas
     lookup = dict(zip(item_ids, vectors))
     result = evaluate_audience(items, interactions, lambda texts: np.vstack([lookup[t] for t in texts]), seeds=2)
     by = {r["method"]: r for r in result["results"]}
-    assert set(by) == {"coldrec", "profile", "random", "most-active"}
+    assert set(by) == {"coldrec", "graph", "multi-interest", "profile", "random", "most-active"} | (
+        {"lightfm"} if lightfm_available() else set()
+    )
     assert result["n_users"] == 90 and result["n_interactions"] == len(interactions)
     # Users buy 25 of the 80 items in their two topics, which content cannot tell apart: the best
     # possible per-user AUC is about (32 + 11/2) / 43 = 0.87 here.
@@ -100,6 +113,10 @@ def test_cold_start_protocol_scores_far_above_random_when_content_drives_purchas
     assert by["coldrec"]["recall@10"] > by["most-active"]["recall@10"] + 0.1
     for r in result["results"]:
         assert {"recall@10", "ndcg@10", "recall@50", "ndcg@50", "auc"} <= set(r)
+    # The blend was fitted inside each training split (never on the held-out items) and its
+    # clear audience buys far more often than everyone else.
+    assert by["coldrec"]["purchase_rate_clear"] > 2 * by["coldrec"]["purchase_rate_all"]
+    assert by["coldrec"]["auc"] >= by["graph"]["auc"] - 0.02
 
 
 def test_workspace_builds_audiences_from_stored_purchases(workspace):
@@ -117,3 +134,221 @@ def test_category_affinity_is_the_share_of_purchases_per_category(workspace):
     affinity = workspace.store.category_affinity("u1").set_index("category")
     assert affinity.loc["Cookware", "purchases"] == 2 and affinity.loc["Cookware", "share"] == 0.5
     assert affinity["share"].sum() == 1.0 and list(affinity.index)[0] == "Cookware"
+
+
+def _unit(*rows):
+    v = np.array(rows, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_multi_interest_scores_a_new_item_by_the_shoppers_matching_interest():
+    # Three orthogonal kinds: kitchen, pets, garden. "mixed" bought five kitchen items and two
+    # pet items; "garden" bought garden items only. A new pet item matches mixed's second interest.
+    kitchen = [[1, 0.1 * i, 0, 0] for i in range(5)]
+    pets = [[0, 0, 1, 0.1 * i] for i in range(2)]
+    garden = [[0, 1, 0, 0.1 * i] for i in range(4)]
+    vectors = _unit(*kitchen, *pets, *garden)
+    ids = [f"k{i}" for i in range(5)] + ["p0", "p1"] + [f"g{i}" for i in range(4)]
+    frame = pd.DataFrame(
+        {"user_id": ["mixed"] * 7 + ["garden"] * 4, "item_id": ids[:7] + ids[7:]}
+    )
+    model = build_audience(frame, ids, vectors, fit=False)
+    centroids, owner, share = shopper_interests(model.purchases, model.item_vectors)
+    mixed = model.user_ids.index("mixed")
+    assert (owner == mixed).sum() == interest_count(7) == 2  # kitchen and pets
+    np.testing.assert_allclose(sorted(share[owner == mixed]), [2 / 7, 5 / 7], atol=1e-6)
+    new_pet = _unit([0, 0, 1, 0.05])
+    interest = model.scores(new_pet, method="multi-interest")[0]
+    profile = model.scores(new_pet, method="profile")[0]
+    assert interest[mixed] > 0.99  # the pet interest, not the kitchen-heavy average
+    assert profile[mixed] < 0.6
+    assert interest[mixed] > interest[model.user_ids.index("garden")]
+
+
+def _world(content_driven: bool, seed: int = 0, n_users: int = 120, n_items: int = 300):
+    """Synthetic shop: items in 6 topics; shoppers like two topics and differ in how much they buy.
+    Content-driven: they buy only from their topics. Otherwise: items at random (same volumes)."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(6, 16) + 0.05 * rng.normal(size=(6, 16))
+    topic = rng.integers(0, 6, n_items)
+    vectors = centres[topic] + 0.25 * rng.normal(size=(n_items, 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    ids = [f"i{n}" for n in range(n_items)]
+    rows = []
+    for u in range(n_users):
+        volume = int(rng.integers(5, 40))
+        pool = np.flatnonzero(np.isin(topic, rng.choice(6, 2, replace=False))) if content_driven else np.arange(n_items)
+        for i in rng.choice(pool, size=min(volume, len(pool)), replace=False):
+            rows.append({"user_id": f"u{u}", "item_id": ids[i]})
+    return pd.DataFrame(rows), ids, vectors
+
+
+def test_the_fitted_blend_finds_the_known_drivers_and_is_calibrated():
+    from coldrec.audience import BLEND_FEATURES
+
+    content = list(BLEND_FEATURES).index("interest")
+    activity = list(BLEND_FEATURES).index("activity")
+    frame, ids, vectors = _world(content_driven=True)
+    blend = fit_blend(frame, ids, vectors)
+    model = build_audience(frame, ids, vectors, fit=False)
+    spread = model.features(vectors[:50]).reshape(-1, len(blend.names)).std(axis=0)
+    driven = blend.weights * spread  # effect of one standard deviation of each feature
+    assert driven[content] > 0.3 and driven[activity] > 0.3
+    random_frame, ids, vectors = _world(content_driven=False)
+    blind = fit_blend(random_frame, ids, vectors)
+    blind_model = build_audience(random_frame, ids, vectors, fit=False)
+    blind_spread = blind_model.features(vectors[:50]).reshape(-1, len(blind.names)).std(axis=0)
+    undriven = blind.weights * blind_spread
+    # Buying at random: content explains nothing beyond volume, activity still does.
+    assert abs(undriven[content]) < driven[content] / 3 and undriven[activity] > 0.3
+    # The clear-audience threshold is a probability inside the range it was measured on.
+    assert 0 < blend.threshold < 1
+    assert blend.n_items == round(0.2 * len(set(frame["item_id"])))
+
+
+def test_no_clear_audience_below_the_measured_threshold():
+    frame, ids, vectors = _world(content_driven=True)
+    # One extra dimension that no catalog item uses: a product unlike anything the shop sells.
+    vectors = np.hstack([vectors, np.zeros((len(vectors), 1), np.float32)])
+    model = build_audience(frame, ids, vectors)
+    assert model.blend is not None
+    alien = np.zeros(17, np.float32)
+    alien[-1] = 1.0
+    familiar = vectors[0]
+    assert (model.audience(alien, None)["segment"] == "below threshold").all()
+    assert model.verdict(alien).startswith("No clear audience")
+    table = model.audience(familiar, None)
+    clear = table[table["segment"] != "below threshold"]
+    bar = LIFT * model.blend.base_rate  # scores shown are calibrated purchase probabilities
+    assert len(clear) >= 5 and (clear["score"] >= bar).all()
+    assert (table.loc[table["segment"] == "below threshold", "score"] < bar).all()
+    assert "clear audience" in model.verdict(familiar)
+    export = segment_table(model, alien, {}, n=10)
+    assert export.empty and list(export.columns) == ["user_id", "segment", "score", "because_they_bought"]
+    assert len(segment_table(model, alien, {}, n=10, include_weak=True)) == 10
+
+
+def test_without_enough_purchases_scores_are_unmeasured_not_strong():
+    model, vectors = _toy()
+    assert model.blend is None
+    table = model.audience(vectors[0])
+    assert set(table["segment"]) == {"unmeasured"} and "Too few purchases" in model.verdict(vectors[0])
+
+
+def test_new_to_category_lists_shoppers_who_never_bought_it_with_reasons():
+    # Tea and coffee look alike (cosine 0.9). 80 hot-drink shoppers buy 2-11 of the 30 teas and
+    # 40 coffees at random, so some never happened to buy tea although they are as likely to as
+    # the rest; 200 others buy garden and toys. A new tea's cross-category audience: the
+    # hot-drink shoppers without a tea.
+    rng = np.random.default_rng(3)
+    centres = np.eye(4, 16)
+    centres[1] = 0.9 * centres[0] + np.sqrt(1 - 0.81) * np.eye(4, 16)[1]
+    names = ["Tea", "Coffee", "Garden", "Toys"]
+    topic = np.repeat(np.arange(4), [30, 40, 60, 60])
+    vectors = centres[topic] + 0.1 * rng.normal(size=(len(topic), 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    ids = [f"i{n}" for n in range(len(topic))]
+    rows = []
+    for u in range(280):
+        kinds = [0, 1] if u < 80 else [2, 3]
+        for i in rng.choice(np.flatnonzero(np.isin(topic, kinds)), size=int(rng.integers(2, 12)), replace=False):
+            rows.append({"user_id": f"u{u}", "item_id": ids[i]})
+    frame = pd.DataFrame(rows)
+    model = build_audience(frame, ids, vectors, item_categories=[names[t] for t in topic])
+    new_tea = _unit(centres[0] + 0.1 * centres[1])[0]
+    assert model.category_of(new_tea) == "Tea"
+    segment = model.new_to_category(new_tea, n=50)
+    tea_buyers = set(frame.loc[frame["item_id"].isin(ids[:30]), "user_id"])
+    hot_drinks = {f"u{u}" for u in range(80)}
+    assert len(segment) >= 3 and set(segment["user_id"]) <= hot_drinks - tea_buyers
+    assert (segment["score"] >= LIFT * model.blend.base_rate).all()  # calibrated probability
+    for reasons in segment["reasons"]:  # what they bought instead: coffee
+        assert 1 <= len(reasons) <= 3 and all(topic[ids.index(i)] == 1 for i, _ in reasons)
+    table = model.audience(new_tea, None)
+    assert set(table.loc[table["segment"] == "clear audience", "user_id"]) <= tea_buyers
+    assert not set(table.loc[table["segment"] != "below threshold", "user_id"]) - hot_drinks
+
+
+@pytest.mark.skipif(not lightfm_available(), reason="LightFM is optional: pip install -r requirements-audience.txt")
+def test_lightfm_row_is_measured_when_installed():
+    frame, ids, vectors = _world(content_driven=True)
+    titles = [f"topic{np.argmax(v[:6])} item{n}" for n, v in enumerate(vectors)]
+    items = pd.DataFrame({"item_id": ids, "title": titles})
+    lookup = dict(zip(titles, vectors))
+    result = evaluate_audience(items, frame, lambda texts: np.vstack([lookup[t] for t in texts]), seeds=1)
+    by = {r["method"]: r for r in result["results"]}
+    # Titles name the topic, so a real hybrid model ranks buyers well above chance.
+    assert by["lightfm"]["auc"] > 0.6 and by["lightfm"]["recall@10"] > by["random"]["recall@10"]
+
+
+def test_the_clear_threshold_is_where_held_out_pairs_buy_at_twice_the_average():
+    # Pairs scoring above 0.8 are bought at rate 0.2, the rest at 0.02: the average is 0.056, so
+    # pairs are bought at twice the average (0.112) or more exactly from 0.8 up.
+    rng = np.random.default_rng(0)
+    scores = rng.random(200_000)
+    bought = rng.random(200_000) < np.where(scores > 0.8, 0.2, 0.02)
+    t = clear_threshold(scores, bought)
+    assert t == pytest.approx(0.8, abs=0.01)
+    assert bought[scores >= t].mean() >= LIFT * bought.mean() > bought[scores < t].mean()
+    # Nobody is ever clear when no score is bought at twice the average.
+    assert clear_threshold(scores, np.arange(200_000) % 20 == 0) > scores.max()
+
+
+@pytest.fixture
+def shop(monkeypatch, tmp_path, tiny_model_dir):
+    """A database (tiny model) with 120 catalog items in three kinds and 90 shoppers' purchases."""
+    from coldrec.cli import main
+
+    kinds = {"Cookware": ["steel pan", "cast iron skillet", "wok"], "Footwear": ["leather boot", "sneaker", "sandal"],
+             "Tea": ["green tea", "black tea", "herbal tea"]}
+    rows, rng = [], np.random.default_rng(0)
+    for category, words in kinds.items():
+        for n in range(40):
+            rows.append({"item_id": f"{category[:1]}{n}", "title": f"{words[n % 3]} {n}", "category": category})
+    catalog = pd.DataFrame(rows)
+    catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    pd.DataFrame({"name": list(kinds), "description": ["pots and pans", "shoes", "tea leaves"]}).to_csv(
+        tmp_path / "categories.csv", index=False
+    )
+    purchases = []
+    for u in range(90):
+        pool = catalog[catalog["category"] == list(kinds)[u % 3]]["item_id"].tolist()
+        for i in rng.choice(pool, size=int(rng.integers(5, 15)), replace=False):
+            purchases.append({"user_id": f"s{u}", "item_id": i})
+    pd.DataFrame(purchases).to_csv(tmp_path / "purchases.csv", index=False)
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "shop.duckdb"))
+    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    assert main(["init", "--catalog", str(tmp_path / "catalog.csv"), "--categories", str(tmp_path / "categories.csv"),
+                 "--interactions", str(tmp_path / "purchases.csv")]) == 0
+    return tmp_path, pd.DataFrame(purchases)
+
+
+def test_cli_audience_writes_the_clear_segment_as_csv(shop, capsys):
+    import io
+
+    from coldrec.cli import main
+
+    tmp_path, purchases = shop
+    capsys.readouterr()
+    assert main(["audience", "T4", "--top", "8"]) == 0
+    captured = capsys.readouterr()
+    table = pd.read_csv(io.StringIO(captured.out.lstrip("\ufeff")))
+    assert list(table.columns) == ["user_id", "segment", "score", "because_they_bought"]
+    assert 1 <= len(table) <= 8 and set(table["segment"]) <= {"clear audience", "new to this category"}
+    tea_fans = {f"s{u}" for u in range(2, 90, 3)}  # shoppers u % 3 == 2 buy tea
+    assert set(table["user_id"]) <= tea_fans
+    assert "clear audience" in captured.err and table["score"].is_monotonic_decreasing
+    assert main(["audience", "T4", "--top", "200", "--include-weak", "-o", str(tmp_path / "all.csv")]) == 0
+    everyone = pd.read_csv(tmp_path / "all.csv", encoding="utf-8-sig")
+    assert len(everyone) == 90 and "below threshold" in set(everyone["segment"])
+
+
+def test_cli_audience_explains_missing_items_and_purchases(shop, tmp_path, capsys, monkeypatch, tiny_model_dir):
+    from coldrec.cli import main
+
+    assert main(["audience", "NOPE"]) == 2
+    assert "No item with id 'NOPE'" in capsys.readouterr().err
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "empty.duckdb"))
+    assert main(["audience", "T4"]) == 2
+    assert "No purchases yet" in capsys.readouterr().err
