@@ -4,6 +4,7 @@ The library works without Streamlit; the dashboard (``app.py``) and the CLI
 (``python -m coldrec``) are thin layers over it.
 """
 
+from .batch_embed import embed_catalog, load_vectors
 from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
 from .config import Settings, bundled_model_path
 from .errors import ColdrecError, ConfigError, DataImportError, ModelError, NotReadyError, QueryError
@@ -39,12 +40,14 @@ __all__ = [
     "bundled_model_path",
     "category_prompt",
     "clean_text",
+    "embed_catalog",
     "embed_texts",
     "fit_classifier",
     "guess_mapping",
     "item_text",
     "load_encoder",
     "load_items",
+    "load_vectors",
     "parse_pasted",
     "pick_device",
     "predictions_frame",
