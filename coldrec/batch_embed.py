@@ -100,7 +100,7 @@ class EmbedSummary:
 
 
 def _catalog_format(path: Path) -> str:
-    """``parquet`` (a file or a folder of them) or ``csv``; anything else is refused."""
+    """``parquet`` (a file or a folder of them) or ``csv`` (comma-separated); anything else is refused."""
     if path.is_dir():
         if not any(path.rglob("*.parquet")):
             raise IngestError(f"{path}: the folder holds no .parquet files")
@@ -289,6 +289,8 @@ def _embed_on_ray(
             ray.shutdown()
     files = sorted(out.rglob("*.parquet"))
     summary = _shard_summary(files)
+    if summary.rows == 0:
+        raise IngestError(f"{path.name}: the catalog has no rows")
     return summary.rows, len(files), ",".join(summary.models)
 
 
