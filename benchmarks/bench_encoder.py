@@ -8,6 +8,7 @@ Parts (``--parts``, comma-separated; default all):
   counted from the padded batches the encoder really runs (dense layers and attention).
 * ``ray``: ``embed_catalog`` on the same titles in-process and on a local Ray cluster with one
   single-threaded actor per core (2 here), with the cluster start timed apart.
+* ``threads``: torch in-process with 2 threads and with 1 (explains the Ray ratio on shared cores).
 * ``accuracy``: the ``evaluate`` protocol (coldrec and prototype, shots 0,1,4,8,16,
   ``--seeds`` seeds, test sets of 2,000) on Flipkart with descriptions and titles-only, once
   per backend; the int8 backend is accepted only if coldrec's accuracy stays within 0.5
@@ -173,6 +174,26 @@ def part_ray(n: int) -> dict[str, object]:
     return out
 
 
+def part_threads(n: int) -> list[dict[str, object]]:
+    """torch on the titles with 2 threads and with 1, twice, alternating: how much of the
+    in-process figure is lost to sharing the cores (a 2-thread op waits for its slower thread)."""
+    import torch
+
+    from coldrec.encoder import load_encoder
+
+    short, _ = flipkart_texts(n, 0)
+    encoder = load_encoder(None, device="cpu")
+    rows = []
+    for threads in (2, 1, 2, 1):
+        torch.set_num_threads(threads)
+        load = load_average()
+        seconds = timed_encode(encoder, short)
+        rows.append({"torch_threads": threads, "n": len(short), "items_per_s": round(len(short) / seconds, 1),
+                     "load_average": load})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 class _Recording:
     """An encoder that keeps every vector it made, so two backends can be compared text by text."""
 
@@ -259,6 +280,8 @@ def main() -> int:
         doc["speed"] = part_speed(args.short, args.long)
     if "ray" in parts:
         doc["ray"] = part_ray(args.short)
+    if "threads" in parts:
+        doc["threads"] = part_threads(args.short)
     if "accuracy" in parts:
         doc["accuracy"] = part_accuracy(args.seeds)
     path.parent.mkdir(parents=True, exist_ok=True)
