@@ -257,9 +257,9 @@ def _embed_on_ray(
         actors = gpus or max(1, int(resources.get("CPU", 1)))
         if fmt == "csv":
             parse, convert = _csv_options(path)
-            data = ray.data.read_csv(str(path), parse_options=parse, convert_options=convert)
+            data = ray.data.read_csv(str(path), parse_options=parse, convert_options=convert, num_cpus=0)
         else:
-            data = ray.data.read_parquet(str(path))
+            data = ray.data.read_parquet(str(path), num_cpus=0)
         # Each actor gets one CPU (so torch runs single-threaded in it) or one GPU.
         per_actor = {"num_gpus": 1} if gpus else {"num_cpus": 1}
         chunk = BATCHES_PER_CALL * (batch_size or (256 if gpus else 64))
@@ -271,12 +271,12 @@ def _embed_on_ray(
                                    "backend": backend, "filename": path.name},
             batch_size=chunk,
             batch_format="pandas",
-            # From one actor up to one per CPU/GPU: a pool that takes every CPU at the start
-            # leaves none for the read tasks, and Ray Data waits forever.
+            # From one actor up to one per CPU/GPU, with reads and writes reserving no CPU: a
+            # pool holding every CPU at the start leaves none for Ray's file listing, which waits forever.
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
             **per_actor,
         )
-        vectors.write_parquet(str(out))
+        vectors.write_parquet(str(out), ray_remote_args={"num_cpus": 0})
     except Exception as exc:  # a user's error raised inside an actor arrives wrapped by Ray
         cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, ColdrecError):
