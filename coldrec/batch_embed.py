@@ -15,6 +15,7 @@ when the cluster has GPUs, else one single-threaded actor per CPU.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .encoder import ProgressFn, embed_texts, load_encoder, text_hash
+from . import errors
 from .errors import ColdrecError, ConfigError, DataImportError, IngestError
 from .ingest import item_text, prepare_items
 
@@ -278,11 +280,14 @@ def _embed_on_ray(
         )
         vectors.write_parquet(str(out), ray_remote_args={"num_cpus": 0})
     except Exception as exc:  # a user's error raised inside an actor arrives wrapped by Ray
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, ColdrecError):
-            cause = cause.__cause__ or getattr(cause, "cause", None)
-        if cause is not None:
-            raise cause from exc
+        # Ray Data keeps only the text of the actor's traceback (a UserCodeException): the
+        # user's message is its last line, "coldrec.errors.<Class>: <message>".
+        found = re.findall(r"coldrec\.errors\.(\w+): (.+)", str(exc))
+        cls = getattr(errors, found[-1][0], None) if found else None
+        if isinstance(cls, type) and issubclass(cls, ColdrecError):
+            # A Ray batch does not know where it starts in the file.
+            where = " (on Ray, rows are counted from the start of one block of the file)" if cls is IngestError else ""
+            raise cls(found[-1][1].strip() + where) from exc
         raise
     finally:
         if started_here:

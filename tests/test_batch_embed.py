@@ -172,3 +172,9 @@ def test_ray_data_on_a_local_cluster_writes_the_in_process_vectors(tmp_path, tin
     on_ray, in_process = _read_shards(tmp_path / "ray"), _read_shards(tmp_path / "local")
     assert on_ray[["item_id", "text_hash", "model"]].equals(in_process[["item_id", "text_hash", "model"]])
     np.testing.assert_allclose(np.stack(on_ray["vector"]), np.stack(in_process["vector"]), atol=1e-5)
+
+
+def test_a_bad_row_on_ray_is_the_same_clear_error(tmp_path, tiny_model_dir, local_ray):
+    pd.DataFrame({"title": ["steel pan", "", "wok"], "description": ["", "", ""]}).to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(IngestError, match="bad.parquet.*no text"):
+        embed_catalog(tmp_path / "bad.parquet", tmp_path / "v", model=str(tiny_model_dir), ray_address="local")
