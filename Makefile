@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt | cksum | cut -d' ' -f1)
+SCALE_STAMP := $(VENV)/.scale-$(shell cat requirements-scale.txt | cksum | cut -d' ' -f1)
 PORT ?= 8501
 HF_HUB_OFFLINE ?= 1
 # Models load from local files only; `make run HF_HUB_OFFLINE=0` lets a configured hub id download.
@@ -16,6 +17,12 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# The optional scale extras (Ray Data, ONNX Runtime): installed for the tests, not needed to run.
+$(SCALE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -r requirements-scale.txt
+	rm -f $(VENV)/.scale-*
+	touch $(SCALE_STAMP)
+
 setup: $(STAMP)
 
 demo-db: $(STAMP)
@@ -24,7 +31,7 @@ demo-db: $(STAMP)
 run: demo-db
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/streamlit run app.py --server.port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(SCALE_STAMP)
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -5,6 +5,7 @@ The library works without Streamlit; the dashboard (``app.py``) and the CLI
 """
 
 from .audience import AudienceModel, build_audience, evaluate_audience, load_interactions, segment_table
+from .batch_embed import embed_catalog, load_vectors
 from .classify import Prediction, category_prompt, predictions_frame
 from .config import Settings, bundled_model_path
 from .errors import ColdrecError, ConfigError, DataImportError, ExportError, ModelError, NotReadyError, QueryError
@@ -53,12 +54,14 @@ __all__ = [
     "category_name",
     "category_prompt",
     "clean_text",
+    "embed_catalog",
     "embed_texts",
     "build_graph",
     "guess_mapping",
     "item_text",
     "load_encoder",
     "load_items",
+    "load_vectors",
     "parse_pasted",
     "pick_device",
     "predictions_frame",

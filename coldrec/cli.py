@@ -1,4 +1,4 @@
-"""Command line: ``python -m coldrec init | predict | evaluate | audience | sql | stats | ...``.
+"""Command line: ``python -m coldrec init | predict | evaluate | audience | embed | sql | stats | ...``.
 
 Errors written for users (:class:`~coldrec.errors.ColdrecError`) print as one ``error:`` line and
 exit with status 2; anything else is a bug, logged with its traceback (status 1).
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--categories", default=str(DEMO_DIR / "categories.csv"), help="name, description, path")
     init.add_argument("--interactions", help="purchases to load (default: the demo's, with the demo catalog)")
     init.add_argument("--if-missing", action="store_true", help="do nothing when the database is already initialised")
+    init.add_argument("--vectors", metavar="DIR", help="Parquet shards written by `embed`: loaded, not re-embedded")
 
     predict = sub.add_parser("predict", help="predict categories and similar catalog items for a product file")
     predict.add_argument("file", help="CSV, TSV, Excel, JSON, JSON Lines or Parquet")
@@ -110,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     sql = sub.add_parser("sql", help="one read-only SELECT over the views items, labels, predictions, categories")
     sql.add_argument("query", help='e.g. "SELECT category, count(*) FROM labels GROUP BY 1"')
     sql.add_argument("--json", action="store_true", help="print the rows as a JSON list of objects")
+    embed = sub.add_parser(
+        "embed", help="embed a whole catalog into Parquet shards (item_id, text_hash, model, vector) for init --vectors"
+    )
+    embed.add_argument("catalog", help="a Parquet file, a folder of Parquet files, or a CSV file")
+    embed.add_argument(
+        "--ray", metavar="ADDRESS",
+        help="run on Ray Data: 'local' starts a cluster on this machine, else a cluster address (default: this process)",
+    )
+    embed.add_argument("--batch-size", type=int, help="texts per forward pass (default 64 on CPU, 256 on GPU)")
+    embed.add_argument("--out", help="an empty folder for the shards (default: data/vectors/<catalog name>)")
 
     sub.add_parser("stats", help="counts of items, labels, categories and cached vectors")
     return parser
@@ -145,6 +156,11 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{settings.db_path} is already initialised; nothing to do")
         return 0
     try:
+        if args.vectors:
+            from .batch_embed import load_vectors
+
+            read, added = load_vectors(ws.store, args.vectors, ws.encoder.name, ws.encoder.dim)
+            print(f"{read:,} vectors read from {args.vectors} ({added:,} new in the cache)")
         counts = ws.init_catalog(
             args.catalog,
             args.categories,
@@ -329,6 +345,24 @@ def _import_interactions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace, settings: Settings) -> int:
+    from .batch_embed import embed_catalog
+    from .config import DATA_DIR
+    from .workspace import progress_printer
+
+    out = Path(args.out) if args.out else DATA_DIR / "vectors" / Path(args.catalog).stem
+    summary = embed_catalog(
+        args.catalog, out, model=settings.model, device=settings.device, batch_size=args.batch_size,
+        ray_address=args.ray, progress=progress_printer("embedding"),
+    )
+    print(
+        f"{summary.rows:,} rows embedded with {summary.model} ({summary.engine}, {summary.seconds:.1f} s) into "
+        f"{summary.shards} shard(s) in {summary.out}; load them with: python -m coldrec init --catalog "
+        f"{args.catalog} --categories CATEGORIES --vectors {summary.out}"
+    )
+    return 0
+
+
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
     from .store import Store
 
@@ -422,5 +456,6 @@ _COMMANDS = {
     "import-taxonomy": _import_taxonomy,
     "queue": _queue,
     "sql": _sql,
+    "embed": _embed,
     "stats": _stats,
 }

@@ -3,13 +3,23 @@
 The encoder is loaded once per process and shared by threads (Streamlit sessions are
 threads), so tokenise+forward runs under a lock. Vectors are L2-normalised float32,
 so a dot product is a cosine similarity.
+
+Two backends (``COLDREC_BACKEND``): ``torch`` (default) and ``onnx-int8``, the same model
+exported once with ``torch.onnx`` and quantised to int8 (ONNX Runtime's dynamic quantisation,
+per output channel; the FFN down-projections stay fp32), cached under ``data/models/onnx/<hash of the weights>/``. It runs on the
+CPU only; its vectors are cached under their own model name (``<model>+onnx-int8``) because
+they are close to, not equal to, the fp32 ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import DEFAULT_MODEL_NAME, bundled_model_path
-from .errors import ModelError
+from .config import DATA_DIR, DEFAULT_MODEL_NAME, bundled_model_path
+from .errors import ConfigError, ModelError
 
 #: Called as ``progress(done, total)`` while a long batch is embedded.
 ProgressFn = Callable[[int, int], None]
@@ -26,6 +36,15 @@ ProgressFn = Callable[[int, int], None]
 
 #: The configured model could not be loaded (kept as a name for :class:`ModelError`).
 ModelLoadError = ModelError
+
+#: Values of ``COLDREC_BACKEND``.
+BACKENDS = ("torch", "onnx-int8")
+
+#: Where exported ONNX models are kept, one folder per source model's weights.
+ONNX_CACHE_DIR = DATA_DIR / "models" / "onnx"
+
+#: Bumped when the export or quantisation recipe changes, so old exports are not reused.
+_ONNX_RECIPE = "torch.onnx-opset17+ort-dynamic-int8-per-channel-fp32-down-projections-v2"
 
 
 def text_hash(text: str) -> str:
@@ -104,6 +123,8 @@ class Encoder:
     _tokenizer: object
     _model: object
     _lock: threading.Lock
+    #: ``torch`` (``_model`` is a transformers module) or ``onnx-int8`` (an ONNX Runtime session).
+    backend: str = "torch"
 
     def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         """Embed ``texts`` as an ``(n, dim)`` float32 array of unit vectors, in input order."""
@@ -123,7 +144,7 @@ class Encoder:
                 enc = self._tokenizer(  # type: ignore[operator]
                     batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
                 ).to(self.device)
-                hidden = self._model(**enc).last_hidden_state  # type: ignore[operator]
+                hidden = self._forward(enc)
                 vecs = self._pool(hidden.float(), enc["attention_mask"])
                 vecs = torch.nn.functional.normalize(vecs, p=2, dim=1)
                 out[idx] = vecs.cpu().numpy()
@@ -131,6 +152,16 @@ class Encoder:
             if progress is not None:
                 progress(done, n)
         return out
+
+    def _forward(self, enc):  # noqa: ANN001, ANN202 - a BatchEncoding in, a torch tensor out
+        """Token vectors (batch, tokens, dim) of a tokenised batch."""
+        if self.backend == "torch":
+            return self._model(**enc).last_hidden_state  # type: ignore[operator]
+        import torch
+
+        session = self._model
+        feeds = {i.name: enc[i.name].numpy() for i in session.get_inputs()}  # type: ignore[attr-defined]
+        return torch.from_numpy(session.run(None, feeds)[0])  # type: ignore[attr-defined]
 
     def _pool(self, hidden, mask):  # noqa: ANN001, ANN202 - torch tensors
         if self.pooling == "cls":
@@ -141,15 +172,31 @@ class Encoder:
         return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
 
 
-def load_encoder(model: str | None = None, device: str | None = None, batch_size: int | None = None) -> Encoder:
+def load_encoder(
+    model: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    backend: str | None = None,
+    onnx_cache: Path | None = None,
+) -> Encoder:
     """Load ``model`` (a Hugging Face id or local folder; ``None`` = bundled all-MiniLM-L6-v2).
 
-    Raises :class:`ModelLoadError` naming the model when it cannot be loaded. A hub id is
-    looked up in the local Hugging Face cache first, then downloaded unless ``HF_HUB_OFFLINE``
-    is set.
+    ``backend`` is ``torch`` or ``onnx-int8`` (``None``: ``$COLDREC_BACKEND``, else torch);
+    the int8 model is exported on first use into ``onnx_cache`` (default
+    :data:`ONNX_CACHE_DIR`) and reused after. Raises :class:`ModelLoadError` naming the model
+    when it cannot be loaded. A hub id is looked up in the local Hugging Face cache first, then
+    downloaded unless ``HF_HUB_OFFLINE`` is set.
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
+
+    backend = backend or os.environ.get("COLDREC_BACKEND") or "torch"
+    if backend not in BACKENDS:
+        raise ConfigError(f"COLDREC_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "onnx-int8":
+        if device not in (None, "cpu"):
+            raise ConfigError(f"the onnx-int8 backend runs on the CPU only; device {device!r} was requested")
+        device = "cpu"
 
     if model is None:
         folder = bundled_model_path()
@@ -192,6 +239,10 @@ def load_encoder(model: str | None = None, device: str | None = None, batch_size
     dim = int(getattr(net.config, "hidden_size", 0) or getattr(net.config, "d_model", 0))
     if dim <= 0:
         raise ModelLoadError(f"model {name!r} has no hidden_size in its config")
+    runner: object = net
+    if backend == "onnx-int8":
+        runner = _onnx_session(_onnx_int8_file(net, tokenizer, onnx_cache or ONNX_CACHE_DIR))
+        name = f"{name}+{backend}"
     return Encoder(
         name=name,
         dim=dim,
@@ -200,9 +251,117 @@ def load_encoder(model: str | None = None, device: str | None = None, batch_size
         max_length=_read_max_length(folder, int(getattr(tokenizer, "model_max_length", 512))),
         batch_size=batch_size or (256 if dev != "cpu" else 64),
         _tokenizer=tokenizer,
-        _model=net,
+        _model=runner,
         _lock=threading.Lock(),
+        backend=backend,
     )
+
+
+def _weights_key(net: object) -> str:
+    """Hash of a module's weights and the export recipe: names the cached ONNX export."""
+    digest = hashlib.sha256(_ONNX_RECIPE.encode())
+    for key, tensor in sorted(net.state_dict().items()):  # type: ignore[attr-defined]
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+def _onnx_int8_file(net: object, tokenizer: object, cache: Path) -> Path:
+    """The int8 ONNX file of ``net`` in ``cache``, exported and quantised on first use."""
+    target = cache / _weights_key(net) / "model.int8.onnx"
+    if target.is_file():
+        return target
+    try:
+        import onnxruntime  # noqa: F401 - fail early, before the slow export
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise ConfigError(
+            "the onnx-int8 backend needs onnxruntime and onnx: pip install -r requirements-scale.txt"
+        ) from exc
+    import torch
+
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache))
+    try:
+        sample = tokenizer(["steel frying pan", "a"], padding=True, return_tensors="pt")  # type: ignore[operator]
+        inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
+        axes = {k: {0: "batch", 1: "tokens"} for k in inputs}
+        # The tracer warns that two shape tests become constants (no padding offset, not causal):
+        # both hold for every encoder input, and the tests compare vectors at many shapes.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _hidden_states_module(net, inputs),
+                tuple(sample[k] for k in inputs),
+                str(work / "model.onnx"),
+                dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT-style models
+                input_names=inputs,
+                output_names=["last_hidden_state"],
+                dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
+                opset_version=17,
+            )
+        # Per-channel scales keep the vectors far closer to fp32 than one scale per matrix; the
+        # down-projections (the FFN outputs, fed the widest-ranging activations) stay fp32:
+        # quantising them too cost up to 0.9 points of zero-shot accuracy (BENCHMARKS.md).
+        quantize_dynamic(
+            work / "model.onnx",
+            work / target.name,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=_down_projections(work / "model.onnx"),
+        )
+        (work / "model.onnx").unlink()
+        try:
+            os.replace(work, target.parent)  # atomic: a concurrent export of the same model wins or loses whole
+        except OSError:
+            if not target.is_file():
+                raise
+    except Exception as exc:
+        raise ModelLoadError(f"could not export the model to ONNX int8: {str(exc).splitlines()[0]}") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _down_projections(path: Path) -> list[str]:
+    """Names of the MatMul nodes whose weight maps more inputs to fewer outputs (FFN outputs)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {init.name: list(init.dims) for init in graph.initializer}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul"
+        and len(shapes.get(node.input[1], [])) == 2
+        and shapes[node.input[1]][0] > shapes[node.input[1]][1]
+    ]
+
+
+def _onnx_session(path: Path) -> object:
+    """An ONNX Runtime CPU session using as many threads as torch does (``OMP_NUM_THREADS`` counts)."""
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _hidden_states_module(net: object, inputs: Sequence[str]) -> object:
+    """``net`` as a module taking ``inputs`` positionally and returning only the token vectors."""
+    import torch
+
+    class HiddenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, *tensors):  # noqa: ANN002, ANN202 - torch tensors
+            return self.net(**dict(zip(inputs, tensors))).last_hidden_state
+
+    return HiddenStates()
 
 
 class EmbeddingCache(Protocol):

@@ -623,6 +623,21 @@ class Store:
                 "INSERT OR IGNORE INTO embeddings SELECT ?, text_hash, vector FROM rows", [model], tables={"rows": rows}
             )
 
+    def import_embedding_shards(self, files: Sequence[str | Path]) -> int:
+        """Cache the vectors in Parquet shards (columns model, text_hash, vector), read by DuckDB
+        directly; an existing (model, hash) is kept. Returns how many vectors were new."""
+        if not files:
+            return 0
+        paths = [str(Path(f)) for f in files]
+        with self._write_lock:
+            before = int(self._scalar("SELECT count(*) FROM embeddings"))  # type: ignore[arg-type]
+            self._exec(
+                "INSERT OR IGNORE INTO embeddings "
+                "SELECT model, text_hash, vector::FLOAT[] FROM read_parquet($files)",
+                {"files": paths},  # type: ignore[arg-type]
+            )
+            return int(self._scalar("SELECT count(*) FROM embeddings")) - before  # type: ignore[arg-type]
+
     def embedding_counts(self) -> pd.DataFrame:
         """Cached vectors per model."""
         return self.query_df("SELECT model, count(*) AS vectors FROM embeddings GROUP BY model ORDER BY model")

@@ -153,3 +153,35 @@ def test_a_hub_id_in_the_local_hugging_face_cache_loads_offline(tiny_model_dir, 
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["tiny-org/tiny-bert", "32"]
+
+
+def test_onnx_int8_backend_gives_vectors_close_to_torch_and_is_exported_once(tmp_path, tiny_model_dir, tiny_encoder):
+    pytest.importorskip("onnxruntime")
+    texts = ["steel frying pan", "dog food pack with rice", "a", "wool socks and leather boot " * 10]
+    int8 = load_encoder(str(tiny_model_dir), backend="onnx-int8", batch_size=4, onnx_cache=tmp_path)
+    assert int8.backend == "onnx-int8" and int8.device == "cpu" and int8.dim == tiny_encoder.dim
+    # Its own cache name: int8 vectors are close to the fp32 ones, not equal.
+    assert int8.name == f"{tiny_encoder.name}+onnx-int8"
+    vectors, reference = int8.encode(texts), tiny_encoder.encode(texts)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosine = (vectors * reference).sum(axis=1)
+    assert cosine.min() > 0.98 and not np.allclose(vectors, reference, atol=1e-6)
+    np.testing.assert_allclose(int8.encode(texts[::-1]), vectors[::-1], atol=1e-5)  # order and padding
+    exported = list(tmp_path.rglob("*.onnx"))
+    assert len(exported) == 1 and not list(tmp_path.glob(".export-*"))
+    stamp = exported[0].stat().st_mtime_ns
+    again = load_encoder(str(tiny_model_dir), backend="onnx-int8", onnx_cache=tmp_path)
+    assert list(tmp_path.rglob("*.onnx")) == exported and exported[0].stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(again.encode(texts), vectors, atol=1e-6)
+
+
+def test_backend_setting_is_checked(tiny_model_dir, monkeypatch, tmp_path):
+    from coldrec.errors import ConfigError
+
+    monkeypatch.setenv("COLDREC_BACKEND", "tensorrt")
+    with pytest.raises(ConfigError, match="COLDREC_BACKEND"):
+        load_encoder(str(tiny_model_dir))
+    with pytest.raises(ConfigError, match="CPU only"):
+        load_encoder(str(tiny_model_dir), device="cuda", backend="onnx-int8", onnx_cache=tmp_path)
+    monkeypatch.setenv("COLDREC_BACKEND", "torch")
+    assert load_encoder(str(tiny_model_dir), device="cpu").backend == "torch"
