@@ -89,3 +89,52 @@ def test_reuploading_the_same_products_never_re_embeds_them(workspace):
     calls.clear()
     workspace.predict(items.assign(item_id=["again1", "again2"]))
     assert calls == []
+
+
+# -- the item index and the graph predictor inside a workspace ------------------------------------
+
+
+def test_item_index_is_saved_beside_the_database_and_reloaded(workspace, tiny_encoder):
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    index = workspace.item_index()
+    assert len(index) == len(workspace.store.items())
+    folder = workspace._index_folder()
+    assert folder is not None and (folder / "manifest.json").exists()
+    assert str(folder).startswith(str(workspace.store.path))  # beside the database file
+    path, settings = workspace.store.path, workspace.settings
+    workspace.close()
+    with Workspace(Store(path), tiny_encoder, settings) as again:
+        reloaded = again.item_index()
+        assert reloaded is not index and reloaded.ids == index.ids
+        np.testing.assert_allclose(reloaded.vectors, index.vectors)
+
+
+def test_an_upload_extends_the_graph_and_its_items_learn_from_labels(workspace):
+    before = workspace.classifier()
+    n_before = len(workspace.item_index().ids)
+    items = pd.DataFrame({"item_id": ["u1", "u2"], "title": ["steel frying pan", "dog food pack"], "description": ["", ""]})
+    workspace.add_upload(items, batch="b")
+    model = workspace.classifier()
+    assert model is not before and len(workspace.item_index().ids) == n_before + 2
+    assert model.transduction_.shape[0] == n_before + 2  # the graph grew; nothing was rebuilt from scratch
+    # Labelling the upload's twin in the catalog moves the upload's prediction at once.
+    first = workspace.predict(items).predictions[0]
+    c1_label = workspace.store.labels().set_index("item_id").loc["C1", "category"]
+    target = next(c for c in workspace.store.category_names() if c not in (first.category, c1_label))
+    workspace.label("C1", target, who="ana")  # C1 has the same text as u1
+    after = workspace.predict(items).predictions[0]
+    assert dict(after.top).get(target, 0.0) > dict(first.top).get(target, 0.0) + 0.03
+
+
+def test_incremental_refresh_matches_a_fresh_fit(workspace, tiny_encoder):
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    workspace.classifier()
+    for item_id, category in [("C2", "Footwear"), ("C5", "Pet Supplies"), ("C7", "Cookware")]:
+        workspace.label(item_id, category, who="ana")
+        incremental = workspace.classifier()
+    fresh = Workspace(workspace.store, tiny_encoder, workspace.settings).classifier()
+    np.testing.assert_allclose(incremental.transduction_, fresh.transduction_, atol=0.02)
