@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import os
 import re
 
 import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
+from threadpoolctl import threadpool_limits
 
 from .config import Settings
 from .errors import ColdrecError
@@ -28,6 +30,10 @@ def error(message: object) -> None:
 
 @st.cache_resource(show_spinner="Loading the model and opening the database…", on_release=lambda ws: ws.close())
 def _open_workspace() -> Workspace:
+    # BLAS threads on every core spin against each other and against the server's own threads:
+    # on the 2-core machine under load a refit after one label took 5.5 s with 2 BLAS threads
+    # and 0.15 s with 1 (BENCHMARKS.md, "Click latency"). Half the cores, as analytics uses.
+    threadpool_limits(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
     ws = Workspace.open(Settings.from_env())
     atexit.register(ws.close)  # Streamlit does not release cached resources at shutdown
     return ws
@@ -137,6 +143,7 @@ def undo_last_action(ws: Workspace) -> None:
     """Undo this person's last labelling action, say what happened, and redraw the page
     (the sidebar counts and charts were drawn before the click)."""
     undo_now(ws)
+    show_flash()
     st.rerun()
 
 
@@ -149,9 +156,22 @@ def undo_now(ws: Workspace) -> None:
     st.session_state.pop("last_labelled", None)  # its look-alike offer no longer applies
     if done["reverted"] or done["kept"]:
         kept = f"; {done['kept']} labelled again since by someone were kept" if done["kept"] else ""
-        st.toast(f"Undid {done['reverted']} label(s){kept}")
+        flash(f"Undid {done['reverted']} label(s){kept}")
     else:
-        st.toast("Nothing to undo")
+        flash("Nothing to undo")
+
+
+def flash(message: str) -> None:
+    """A toast to show on the next run: callbacks may not draw (in a fragment rerun a drawn
+    element would land at the top of the page), so they leave the message here."""
+    st.session_state["_flash"] = message
+
+
+def show_flash() -> None:
+    """Show the message a callback left with :func:`flash`, once."""
+    message = st.session_state.pop("_flash", None)
+    if message:
+        st.toast(message)
 
 
 def batch_predictions(ws: Workspace, batch: str) -> PredictionBatch:

@@ -55,6 +55,7 @@ with st.expander("Export or import labels (CSV)"):
 def likely_mistakes() -> None:
     """Labels the model (cross-validated) and the neighbours both dispute, with one-click fix or keep.
     The check runs once and is kept: fixing one reruns this panel alone, without checking again."""
+    ui.show_flash()
     # Cross-validating every label takes seconds with tens of thousands of them: on request there.
     if not st.toggle("Check the labels", value=ws.store.stats()["labelled_items"] <= 5_000, key="check-labels"):
         return
@@ -78,7 +79,7 @@ def likely_mistakes() -> None:
 def _fix(item_id: str, category: str) -> None:
     ws.label(item_id, category, who=ui.who(), source="manual")
     st.session_state.setdefault("dismissed_issues", set()).add(item_id)
-    st.toast(f"Changed to {ui.md_escape(category)}")
+    ui.flash(f"Changed to {ui.md_escape(category)}")
 
 
 with st.expander("Likely mistakes: labels that the model and the neighbours both dispute"):

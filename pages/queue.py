@@ -73,12 +73,13 @@ def _skip(item_id: str) -> None:
 def _propagate(item_id: str, targets: list[str], label: str) -> None:
     count = labelling.propagate(ws, item_id, targets, who=ui.who())
     st.session_state.pop("last_labelled", None)
-    st.toast(f"Labelled {count} look-alike(s) as {ui.md_escape(label)} — undo with U")
+    ui.flash(f"Labelled {count} look-alike(s) as {ui.md_escape(label)} — undo with U")
 
 
 @st.fragment
 def card() -> None:
     """The look-alike offer for the last label, then the next item and its choices."""
+    ui.show_flash()
     st.button("Undo my last action", shortcut="U", on_click=ui.undo_now, args=(ws,))
     last = st.session_state.get("last_labelled")
     if last:
