@@ -18,11 +18,6 @@ COLOURS = {
     "labelled or not": "status",
     "source / batch": "origin",
 }
-a, b, c = st.columns(3)
-method = a.selectbox("Map", available_methods(), format_func=str.upper, help="Computed once per model and item set, then stored.")
-colour = b.selectbox("Colour by", list(COLOURS))
-max_points = c.select_slider("Points drawn at most", [5_000, 10_000, 20_000, 50_000], value=20_000)
-
 ready = ws.readiness()
 if not ready["catalog_items"] + ready["uploaded_items"]:
     ui.start_here(
@@ -34,6 +29,11 @@ if not ready["categories"]:
     st.info("No categories yet, so nothing is predicted: the map is coloured by source. "
             "Add or import categories on **Categories & model**.")
     ui.page_link("pages/categories.py", "Categories & model", icon="⚙️")
+
+a, b, c = st.columns(3)
+method = a.selectbox("Map", available_methods(), format_func=str.upper, help="Computed once per model and item set, then stored.")
+colour = b.selectbox("Colour by", list(COLOURS))
+max_points = c.select_slider("Points drawn at most", [5_000, 10_000, 20_000, 50_000], value=20_000)
 
 with st.spinner(f"Computing the {method.upper()} map (stored for next time)…"):
     try:
