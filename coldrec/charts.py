@@ -35,7 +35,9 @@ def category_overview(counts: pd.DataFrame) -> go.Figure:
     kinds = {"labelled": "#2f6f5e", "confident": "#5b8fd6", "unsure": "#e0a03a"}
     if not counts[list(kinds)].to_numpy().any():
         kinds = {"catalog": "#2f6f5e"}
-    frame = counts.assign(name=[f"{_label(c)} ({n:,})" for c, n in zip(counts["category"], counts["catalog"])])
+    with_catalog = bool(counts["catalog"].sum())  # without a catalog, "(0)" everywhere says nothing
+    frame = counts.assign(name=[f"{_label(c)} ({n:,})" if with_catalog else _label(c)
+                                for c, n in zip(counts["category"], counts["catalog"])])
     long = frame.melt(id_vars="name", value_vars=list(kinds), var_name="kind", value_name="items")
     order = frame["name"].tolist()
     fig = px.bar(

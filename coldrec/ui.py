@@ -71,13 +71,21 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
     from .charts import top3_bars
 
     pred = batch.predictions[row]
-    verdict = "unsure — please check" if pred.unsure else "confident"
-    st.markdown(f"**{md_escape(pred.category)}** · {pred.probability:.0%} · {verdict}")
+    if pred.novel:
+        # Far from every category and every labelled example: a percentage would only mislead.
+        st.warning(
+            f"Looks like none of your categories (closest: {md_escape(pred.category)}). "
+            "Pick one by hand, or add a category for it.", icon="❓",
+        )
+    else:
+        verdict = "unsure — please check" if pred.unsure else "confident"
+        st.markdown(f"**{md_escape(pred.category)}** · {pred.probability:.0%} · {verdict}")
     levels = batch.levels_of(row)
     if len(levels) > 1:
         st.caption("By level: " + " › ".join(f"{md_escape(node.split(' > ')[-1])} {p:.0%}" for node, p in levels))
     st.caption(f"Similarity to the category's name and description: {pred.prompt_similarity:.2f}")
-    st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
+    if not pred.novel:
+        st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
     shown_ids = [e[0] for e in pred.evidence] + [i for i, _ in batch.neighbours[row]]
     titles = ws.store.items_by_id(shown_ids)
     left, right = st.columns(2)
@@ -85,13 +93,13 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
         st.caption("Why: the labelled examples nearest to it")
         evidence = pd.DataFrame(pred.evidence, columns=["item_id", "label", "similarity"])
         evidence.insert(1, "title", evidence["item_id"].map(titles["title"]))
-        st.dataframe(evidence, hide_index=True, width="stretch")
+        table(evidence)
     with right:
         st.caption("Similar catalog items")
         hits = pd.DataFrame(batch.neighbours[row], columns=["item_id", "similarity"])
         hits.insert(1, "title", hits["item_id"].map(titles["title"]))
         hits.insert(2, "category", hits["item_id"].map(titles["category"]))
-        st.dataframe(hits, hide_index=True, width="stretch")
+        table(hits)
 
 
 def progress_callback(label: str):
@@ -123,8 +131,8 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
     current = current if isinstance(current, str) else None  # NULL label comes back as NaN
     if current:
         st.success(f"Labelled: {md_escape(current)}", icon="🏷️")
-    accept, correct = st.columns([1, 2])
-    if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary"):
+    accept, correct = st.columns([1, 1])
+    if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary", width="stretch"):
         ws.label(item_id, predicted, who=who(), source="accepted")
         st.toast(f"Saved label {md_escape(predicted)}")
         st.rerun()

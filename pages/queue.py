@@ -117,7 +117,8 @@ def card() -> None:
             st.caption("The model's guesses (none is chosen for you)")
             for rank, (category, probability) in enumerate(options, start=1):
                 # Every guess is secondary: the easy answer must not be the model's by default.
-                st.button(f"{rank} · {ui.md_escape(category)} — {probability:.0%}", key=f"pick-{rank}",
+                share = "" if novel else f" — {probability:.0%}"  # no percentage for a product like none of them
+                st.button(f"{rank} · {ui.md_escape(category)}{share}", key=f"pick-{rank}",
                           shortcut=str(rank), width="stretch", on_click=_label,
                           args=(item_id, category, "accepted" if rank == 1 else "manual"))
             st.button("Skip for now", shortcut="S", width="stretch", on_click=_skip, args=(item_id,))

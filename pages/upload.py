@@ -82,8 +82,11 @@ table["novel"] = [p.novel for p in batch.predictions]
 unsure = int(table["unsure"].sum())
 st.subheader(f"{len(table):,} predictions · {unsure:,} unsure · {int((table['label'] != '').sum()):,} labelled", anchor=False)
 st.caption("Predictions of the current model: every label you save updates them.")
+display = table[shown].copy()
+# A product far from every category gets no percentage: "none of your categories" says it instead.
+display.loc[display["novel"], ["top1_probability", "top2_probability", "top3_probability"]] = float("nan")
 selection = ui.table(
-    table[shown],
+    display,
     on_select="rerun",
     selection_mode="single-row",
     key=f"results-{chosen}",

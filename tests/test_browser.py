@@ -305,6 +305,7 @@ def test_from_an_empty_database_to_labels_and_a_map_in_browser(empty_app_url) ->
 
     def shoot(name: str) -> None:
         """A screenshot once the page's charts are drawn (a tall window: Streamlit scrolls inside the page)."""
+        settle(name)
         for chart in page.locator('[data-testid="stPlotlyChart"]').all():
             expect(chart.locator(".main-svg").first).to_be_visible(timeout=60_000)
         page.screenshot(path=SHOTS / f"{name}.png")
