@@ -19,7 +19,9 @@ if not ready["categories"]:
                   "categories, or add them one by one:", key="queue-start")
     st.stop()
 if not ready["unlabelled_items"]:
-    st.info("Nothing to label: every item has a label. Upload new products to label them here.")
+    st.info("Nothing to label: every item has a label. Upload new products to label them here."
+            if ready["catalog_items"] + ready["uploaded_items"] else
+            "No items yet: upload new products (or import a catalog) to label them here.")
     ui.page_link("pages/upload.py", "Upload & predict", icon="📤")
     st.stop()
 

@@ -225,3 +225,19 @@ def test_explore_shows_the_current_models_predictions_not_the_stored_ones(demo_e
     # Every item counts with the current model's prediction (the stored ones cover the upload only).
     assert summary["predicted"].sum() == len(ws.store.items()) > stored
     assert (summary["predicted"] == current.reindex(summary.index).fillna(0)).all()
+
+
+def test_with_categories_but_no_items_every_page_works_and_try_a_product_predicts(empty_env):
+    at = _page("pages/overview.py")
+    at.tabs  # noqa: B018 - the empty state's tabs are drawn
+    next(t for t in at.text_input if t.label == "Name").input("Cookware")
+    at = _button(at, "Add category").click().run()
+    assert _ws().store.category_names() == ["Cookware"]
+    at.text_area[0].input("steel frying pan").run()
+    assert not at.exception, at.exception
+    assert any("Cookware" in shown(m.value) for m in at.markdown)
+    for path in PAGES:
+        at = at.switch_page(path).run()
+        assert not at.exception, (path, at.exception)
+    at = at.switch_page("pages/queue.py").run()
+    assert any("No items yet" in shown(i.value) for i in at.info)
