@@ -238,3 +238,13 @@ def item_details(ws: Workspace, item_id: str) -> dict[str, object]:
         key: (None if not isinstance(record[key], str) and pd.isna(record[key]) else record[key])
         for key in ("item_id", "title", "description", "brand", "price", "source", "batch", "category")
     }
+
+
+def is_novel(ws: Workspace, item_id: str) -> bool:
+    """Whether the current model finds one item like none of the categories (``Prediction.novel``),
+    predicting that item alone (the whole item table costs seconds at 10k items after a label)."""
+    items, vectors = ws.item_vectors()
+    where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
+    if len(where) == 0:
+        raise ValueError(f"unknown item {item_id!r}")
+    return bool(ws.classifier().predict(vectors[where], unsure_below=ws.settings.unsure_below)[0].novel)

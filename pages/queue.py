@@ -60,6 +60,8 @@ if st.button(
     st.rerun()
 
 
+QUEUE_BLOCK = 20
+
 # Clicks act in on_click callbacks: they run before the fragment reruns, so one run shows the
 # result (a st.rerun after the write would run the fragment twice).
 def _label(item_id: str, category: str | None, source: str) -> None:
@@ -87,8 +89,10 @@ def card() -> None:
     if last:
         lookalikes(last)
     skipped: set[str] = st.session_state.setdefault("skipped", set())
-    # A fixed length keeps one cached ranking per label version; skipped items are filtered here.
-    queue = labelling.queue(ws, strategy, batch_arg, n=200)
+    # Ranked in blocks of 20 (one cached ranking per label version and block; skipped items are
+    # filtered here): cluster-margin clusters 10·n candidates into n groups, so a longer list
+    # than the person will see costs seconds per label at 10k items.
+    queue = labelling.queue(ws, strategy, batch_arg, n=QUEUE_BLOCK * (1 + len(skipped) // QUEUE_BLOCK))
     queue = queue[~queue["item_id"].isin(skipped)].reset_index(drop=True)
     if queue.empty:
         st.success("Nothing left to label here." + (" (Some items were skipped in this session.)" if skipped else ""))
@@ -111,7 +115,7 @@ def card() -> None:
             # Near-zero alternatives are noise, not choices.
             if isinstance(item[name], str) and (name == "suggestion" or item[prob] >= 0.02)
         ]
-        novel = bool(explore.item_table(ws).set_index("item_id")["novel"].get(item_id, False))
+        novel = explore.is_novel(ws, item_id)
         if novel:
             st.warning("This looks like none of your categories: pick one below, or make a new one.", icon="❓")
         guesses, other = st.columns([1, 1])
@@ -164,7 +168,7 @@ st.divider()
 st.subheader("Where labels help most", anchor=False)
 st.caption("Updated when the page reloads (after labelling, open the page again or press R).")
 curves, hints = labelling.guidance(ws)
-queue_empty = labelling.queue(ws, strategy, batch_arg, n=200).empty
+queue_empty = labelling.queue(ws, strategy, batch_arg, n=QUEUE_BLOCK).empty
 for hint in hints if not queue_empty else []:
     st.info(ui.md_escape(hint.message))
 if not curves.empty:
