@@ -5,7 +5,8 @@ set, script run) and timed from the click to the end of the run: the label is wr
 classifier refits, predictions and the queue are recomputed and the page is drawn again.
 AppTest always reruns the whole page, while in a browser a click inside a fragment (the Label
 next card, the likely-mistakes panel) reruns only that fragment, so these are upper bounds of
-the server's work; ``--browser`` adds the time a real Chromium takes from the click until the
+the server's work; the library calls of the Label next card after key 1 are timed on their own
+too ("library work of key 1 (fragment)"); ``--browser`` adds the time a real Chromium takes from the click until the
 page settles (Streamlit's running indicator gone) on the demo.
 
 Workspaces: ``demo`` is data/demo loaded by ``Workspace.load_demo`` with the bundled model;
@@ -118,6 +119,23 @@ def measure(ws, repeats: int) -> dict[str, dict[str, float]]:  # noqa: ANN001
         at = _timed_run(at, record("Label next: skip"))
         _button(at, "Undo my last action").click()
         at = _timed_run(at, record("undo"))
+
+    # What the Label next card (a fragment) computes after key 1 in a browser, without
+    # Streamlit: the label, the refit, the next ranking block, the shown item's details.
+    from coldrec import explore, labelling
+
+    for _ in range(repeats):
+        started = time.perf_counter()
+        top = labelling.queue(ws, "cluster-margin", None, n=20).iloc[0]
+        ws.label(str(top["item_id"]), str(top["suggestion"]), who="bench", source="accepted")
+        ws.classifier()
+        following = labelling.queue(ws, "cluster-margin", None, n=20)
+        if len(following):
+            shown = str(following["item_id"].iloc[0])
+            explore.is_novel(ws, shown)
+            explore.item_details(ws, shown)
+        labelling.propagation_preview(ws, str(top["item_id"]))
+        record("Label next card: library work of key 1 (fragment)").append(time.perf_counter() - started)
 
     at = _app(ws, "pages/label.py")
     for _ in range(repeats):
