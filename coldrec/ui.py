@@ -31,8 +31,8 @@ def error(message: object) -> None:
 @st.cache_resource(show_spinner="Loading the model and opening the database…", on_release=lambda ws: ws.close())
 def _open_workspace() -> Workspace:
     # BLAS threads on every core spin against each other and against the server's own threads:
-    # on the 2-core machine under load a refit after one label took 5.5 s with 2 BLAS threads
-    # and 0.15 s with 1 (BENCHMARKS.md, "Click latency"). Half the cores, as analytics uses.
+    # on the 2-core machine under load a refit after one label took 5.4–6.7 s with 2 BLAS threads
+    # and 0.10–0.18 s with 1 (BENCHMARKS.md, "Click latency"). Half the cores, as analytics uses.
     threadpool_limits(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
     ws = Workspace.open(Settings.from_env())
     atexit.register(ws.close)  # Streamlit does not release cached resources at shutdown
