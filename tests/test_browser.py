@@ -167,7 +167,11 @@ def test_upload_predict_label_in_browser(app_url) -> None:
             no_exception("Upload & predict (predictions)")
 
             # Select the first result row: click its selection checkbox on the grid canvas.
+            # The demo's own batch was on screen before the upload: wait until its table is replaced.
+            page.wait_for_timeout(1_000)
+            settle("results table")
             grid = page.locator('[data-testid="stDataFrame"]').last
+            expect(grid, f"no results table {where}").to_be_visible(timeout=60_000)
             grid.scroll_into_view_if_needed()
             accept = page.get_by_role("button", name=re.compile(r"^Accept: "))
             box = grid.bounding_box()
