@@ -323,8 +323,8 @@ def readable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
             config[name] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
         else:
             config[name] = st.column_config.Column(label)
-        if values.dtype == object:
-            out[column] = out[column].map(_cell)
+        if values.dtype == object or pd.api.types.is_string_dtype(values):  # pandas 3 text is "str", NaN for None
+            out[column] = out[column].astype(object).map(_cell)
     return out, config
 
 
