@@ -29,6 +29,7 @@ demo-db: $(STAMP)
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python -m coldrec init --if-missing
 
 run: demo-db
+	@echo "coldrec dashboard: open http://localhost:$(PORT) in a browser (Ctrl+C stops it)"
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: $(STAMP) $(SCALE_STAMP)

@@ -52,16 +52,27 @@ def _half_the_cores(function: _F) -> _F:
     return limited  # type: ignore[return-value]
 
 
+def _predictions_source(model: str, predictions: pd.DataFrame | None) -> tuple[str, dict[str, object]]:
+    """The table SQL reads predictions from: the stored ones, or ``predictions`` (item_id,
+    category, probability, unsure: e.g. the current model's) registered under another name."""
+    if predictions is None:
+        return "predictions", {}
+    frame = predictions[["item_id", "category", "probability", "unsure"]].assign(model=model)
+    return "given_predictions", {"given_predictions": frame}
+
+
 # -- counts over the store --------------------------------------------------------------------
-def category_summary(store: Store, model: str) -> pd.DataFrame:
+def category_summary(store: Store, model: str, predictions: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per category (all of them, by name): labelled, labelled_catalog, labelled_uploads,
     predicted, predicted_unsure, mean_confidence.
 
     ``predicted`` counts stored predictions of ``model`` whose top category is that one;
-    ``mean_confidence`` is their mean probability (NaN when there are none).
+    ``mean_confidence`` is their mean probability (NaN when there are none). ``predictions``
+    replaces the stored predictions (e.g. the current model's; see :func:`_predictions_source`).
     """
+    source, tables = _predictions_source(model, predictions)
     return store.query_df(
-        """WITH lab AS (
+        f"""WITH lab AS (
                SELECT l.category, count(*) AS labelled,
                       count(*) FILTER (WHERE i.source = 'catalog') AS labelled_catalog,
                       count(*) FILTER (WHERE i.source = 'upload') AS labelled_uploads
@@ -69,7 +80,7 @@ def category_summary(store: Store, model: str) -> pd.DataFrame:
            pred AS (
                SELECT category, count(*) AS predicted, count(*) FILTER (WHERE unsure) AS predicted_unsure,
                       avg(probability) AS mean_confidence
-               FROM predictions WHERE model = ? GROUP BY category)
+               FROM {source} WHERE model = ? GROUP BY category)
            SELECT c.name AS category,
                   coalesce(lab.labelled, 0) AS labelled,
                   coalesce(lab.labelled_catalog, 0) AS labelled_catalog,
@@ -80,40 +91,49 @@ def category_summary(store: Store, model: str) -> pd.DataFrame:
            FROM categories c LEFT JOIN lab ON lab.category = c.name LEFT JOIN pred ON pred.category = c.name
            ORDER BY c.name""",
         [model],
+        tables=tables,
     )
 
 
-def confidence_histogram(store: Store, model: str, bins: int = 10) -> pd.DataFrame:
+def confidence_histogram(
+    store: Store, model: str, bins: int = 10, predictions: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Stored predictions of ``model`` counted per top category and probability bin.
 
     ``bins`` equal bins over [0, 1] (a probability of 1 falls in the last one); columns category,
-    bin_start, bin_end, items; only non-empty bins, by category then bin.
+    bin_start, bin_end, items; only non-empty bins, by category then bin. ``predictions`` replaces
+    the stored predictions (see :func:`_predictions_source`).
     """
     if bins < 1:
         raise ValueError("bins must be at least 1")
+    source, tables = _predictions_source(model, predictions)
     return store.query_df(
-        """WITH b AS (
+        f"""WITH b AS (
                -- round first so 0.7 * 10 = 7.000000000000001 lands in bin 7, not bin 6 via 6.9999...
                SELECT category, least(floor(round(probability * ?, 9)), ? - 1)::INTEGER AS bin
-               FROM predictions WHERE model = ?)
+               FROM {source} WHERE model = ?)
            SELECT category, bin / ? AS bin_start, (bin + 1) / ? AS bin_end, count(*) AS items
            FROM b GROUP BY category, bin ORDER BY category, bin""",
         [float(bins), float(bins), model, float(bins), float(bins)],
+        tables=tables,
     )
 
 
-def unsure_by_batch(store: Store, model: str) -> pd.DataFrame:
+def unsure_by_batch(store: Store, model: str, predictions: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per upload batch, newest first: batch, items, predicted (with a stored prediction of ``model``),
-    unsure, unsure_share (unsure / predicted; NaN when nothing was predicted)."""
+    unsure, unsure_share (unsure / predicted; NaN when nothing was predicted). ``predictions``
+    replaces the stored predictions (see :func:`_predictions_source`)."""
+    source, tables = _predictions_source(model, predictions)
     return store.query_df(
-        """SELECT i.batch, count(*) AS items, count(p.item_id) AS predicted,
+        f"""SELECT i.batch, count(*) AS items, count(p.item_id) AS predicted,
                   count(*) FILTER (WHERE p.unsure) AS unsure,
                   CASE WHEN count(p.item_id) > 0
                        THEN (count(*) FILTER (WHERE p.unsure)) / count(p.item_id) END AS unsure_share
-           FROM items i LEFT JOIN predictions p ON p.item_id = i.item_id AND p.model = ?
+           FROM items i LEFT JOIN {source} p ON p.item_id = i.item_id AND p.model = ?
            WHERE i.source = 'upload'
            GROUP BY i.batch ORDER BY min(i.added_at) DESC, i.batch""",
         [model],
+        tables=tables,
     )
 
 
@@ -180,24 +200,27 @@ class DriftReport:
 
 @_half_the_cores
 def drift(
-    store: Store, model: str, batch: str, item_ids: Sequence[str], vectors: np.ndarray, far_below: float = 0.5
+    store: Store, model: str, batch: str, item_ids: Sequence[str], vectors: np.ndarray, far_below: float = 0.5,
+    predictions: pd.DataFrame | None = None,
 ) -> DriftReport:
     """Compare upload ``batch`` with the catalog; ``item_ids``/``vectors`` cover at least both.
 
     Batch items are grouped by their stored prediction of ``model`` (items without one are left
     out of ``by_category`` but can still be candidates, with an empty ``predicted``). Raises
-    ``ValueError`` when no catalog item is among ``item_ids``.
+    ``ValueError`` when no catalog item is among ``item_ids``. ``predictions`` replaces the stored
+    predictions (see :func:`_predictions_source`).
     """
     vectors = _check_aligned(item_ids, vectors)
     ids = _id_table(item_ids)
+    source, given = _predictions_source(model, predictions)
     rows = store.query_df(
-        """SELECT t.row, i.item_id, i.source, l.category AS label, p.category AS predicted
+        f"""SELECT t.row, i.item_id, i.source, l.category AS label, p.category AS predicted
            FROM ids t JOIN items i USING (item_id) LEFT JOIN labels l USING (item_id)
-           LEFT JOIN predictions p ON p.item_id = i.item_id AND p.model = ?
+           LEFT JOIN {source} p ON p.item_id = i.item_id AND p.model = ?
            WHERE i.source = 'catalog' OR (i.source = 'upload' AND i.batch = ?)
            ORDER BY t.row""",
         [model, batch],
-        tables={"ids": ids},
+        tables={"ids": ids, **given},
     )
     catalog, uploads = rows[rows["source"] == "catalog"], rows[rows["source"] == "upload"]
     by_columns = ["category", "batch_items", "catalog_items", "centroid_distance", "far_share"]
@@ -218,9 +241,9 @@ def drift(
     )
     distances = _centroid_distances(uploads, catalog, vectors)
     by_category = store.query_df(
-        """WITH b AS (
+        f"""WITH b AS (
                SELECT p.category, count(*) AS batch_items, avg((n.nearest_similarity < ?)::DOUBLE) AS far_share
-               FROM near n JOIN predictions p ON p.item_id = n.item_id AND p.model = ? GROUP BY p.category),
+               FROM near n JOIN {source} p ON p.item_id = n.item_id AND p.model = ? GROUP BY p.category),
            c AS (
                SELECT l.category, count(*) AS catalog_items
                FROM ids t JOIN items i USING (item_id) JOIN labels l USING (item_id)
@@ -230,17 +253,17 @@ def drift(
            FROM b LEFT JOIN c USING (category) LEFT JOIN d USING (category)
            ORDER BY d.centroid_distance DESC NULLS FIRST, b.category""",
         [float(far_below), model],
-        tables={"near": near, "ids": ids, "d": distances},
+        tables={"near": near, "ids": ids, "d": distances, **given},
     )
     candidates = store.query_df(
-        """SELECT n.item_id, i.title, p.category AS predicted, p.probability, n.nearest_catalog_id,
+        f"""SELECT n.item_id, i.title, p.category AS predicted, p.probability, n.nearest_catalog_id,
                   c.title AS nearest_catalog_title, n.nearest_similarity
            FROM near n JOIN items i USING (item_id) JOIN items c ON c.item_id = n.nearest_catalog_id
-           LEFT JOIN predictions p ON p.item_id = n.item_id AND p.model = ?
+           LEFT JOIN {source} p ON p.item_id = n.item_id AND p.model = ?
            WHERE n.nearest_similarity < ?
            ORDER BY n.nearest_similarity, n.item_id""",
         [model, float(far_below)],
-        tables={"near": near},
+        tables={"near": near, **given},
     )
     return DriftReport(batch, far_below, by_category, candidates)
 

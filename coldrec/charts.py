@@ -28,6 +28,34 @@ def category_counts(items: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def category_overview(counts: pd.DataFrame) -> go.Figure:
+    """Stacked bars per category of new arrivals labelled / predicted confidently / predicted but
+    unsure (from :func:`coldrec.explore.category_overview`); the catalog size is in the axis label.
+    Without new arrivals, the catalog per category."""
+    kinds = {"labelled": "#2f6f5e", "confident": "#5b8fd6", "unsure": "#e0a03a"}
+    if not counts[list(kinds)].to_numpy().any():
+        kinds = {"catalog": "#2f6f5e"}
+    with_catalog = bool(counts["catalog"].sum())  # without a catalog, "(0)" everywhere says nothing
+    frame = counts.assign(name=[f"{_label(c)} ({n:,})" if with_catalog else _label(c)
+                                for c, n in zip(counts["category"], counts["catalog"])])
+    long = frame.melt(id_vars="name", value_vars=list(kinds), var_name="kind", value_name="items")
+    order = frame["name"].tolist()
+    fig = px.bar(
+        long, x="items", y="name", color="kind", orientation="h", height=24 * len(order) + 90,
+        category_orders={"name": order, "kind": list(kinds)}, color_discrete_map=kinds,
+    )
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None, xaxis_title="items", legend_title=None)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+def category_colours(categories: Sequence[str]) -> dict[str, str]:
+    """One colour per category, the same on every chart (the map, the histograms): by the
+    category's place in the sorted list of all categories."""
+    palette = px.colors.qualitative.Dark24  # dark and distinct on white; Alphabet has near-white hues
+    return {_label(c): palette[i % len(palette)] for i, c in enumerate(sorted(categories, key=str))}
+
+
 def top3_bars(top: list[tuple[str, float]]) -> go.Figure:
     """Probabilities of a prediction's top categories."""
     frame = pd.DataFrame([(_label(c), p) for c, p in top], columns=["category", "probability"]).iloc[::-1]
@@ -57,14 +85,18 @@ MAP_LEGEND_MAX = 20
 _OTHER = "(other categories)"
 
 
-def embedding_map(frame: pd.DataFrame, colour: str, highlight: Sequence[str] = ()) -> go.Figure:
+def embedding_map(
+    frame: pd.DataFrame, colour: str, highlight: Sequence[str] = (), colours: dict[str, str] | None = None
+) -> go.Figure:
     """A WebGL scatter of items (item_id, x, y, title and the ``colour`` column).
 
     A numeric ``colour`` (such as confidence) is a colour scale on one trace; anything else is
     one trace per value (the 20 commonest; the rest in one grey trace). Every point's
     ``customdata[0]`` is its item_id: Streamlit's selection reports ``point_index`` per trace,
     so map selected points back to items through ``customdata[0]``, not the index. Items in
-    ``highlight`` are drawn again on top as larger outlined markers (a last trace).
+    ``highlight`` are drawn again on top as larger outlined markers (a last trace). ``colours``
+    (from :func:`category_colours`) fixes the colour of known values, so a category looks the same
+    on every chart.
     """
     numeric = pd.api.types.is_numeric_dtype(frame[colour]) and not pd.api.types.is_bool_dtype(frame[colour])
     data = frame.assign(_hover=_map_hover(frame, colour), _title=frame["title"].astype(str).map(_label))
@@ -81,9 +113,11 @@ def embedding_map(frame: pd.DataFrame, colour: str, highlight: Sequence[str] = (
         order = values.value_counts(sort=True).index.tolist()
         own = sorted(order[:MAP_LEGEND_MAX], key=str)
         palette = px.colors.qualitative.Dark24  # dark and distinct on white; Alphabet has near-white hues
+        fixed = colours or {}
         for i, value in enumerate(own):
             rows = data[values == value]
-            traces.append(_map_trace(rows, _label(value), marker={"color": palette[i % len(palette)], "size": 5, "opacity": 0.8}))
+            colour_of = fixed.get(_label(value), "#7f7f7f" if fixed else palette[i % len(palette)])
+            traces.append(_map_trace(rows, _label(value), marker={"color": colour_of, "size": 5, "opacity": 0.8}))
         rest = data[~values.isin(own)]
         if len(rest):
             traces.append(_map_trace(rest, _OTHER, marker={"color": "#b0b0b0", "size": 4, "opacity": 0.6}))
@@ -139,12 +173,13 @@ def _map_hover(frame: pd.DataFrame, colour: str) -> pd.Series:
     return out
 
 
-def confidence_histogram_chart(hist: pd.DataFrame) -> go.Figure:
+def confidence_histogram_chart(hist: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
     """Stacked bars of predictions per confidence bin, one colour per category
-    (from :func:`coldrec.analytics.confidence_histogram`)."""
+    (from :func:`coldrec.analytics.confidence_histogram`; ``colours`` from :func:`category_colours`)."""
     fig = go.Figure()
     for category, rows in hist.groupby("category", sort=True):
         fig.add_bar(
+            marker_color=(colours or {}).get(_label(category)),
             x=((rows["bin_start"] + rows["bin_end"]) / 2).to_numpy(),
             y=rows["items"].to_numpy(),
             width=(rows["bin_end"] - rows["bin_start"]).to_numpy(),

@@ -155,6 +155,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         ws.close()
         print(f"{settings.db_path} is already initialised; nothing to do")
         return 0
+    demo = Path(args.catalog) == DEMO_DIR / "catalog.csv"
     try:
         if args.vectors:
             from .batch_embed import load_vectors
@@ -165,14 +166,16 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
             args.catalog,
             args.categories,
             progress=progress_printer("embedding catalog"),
-            interactions=args.interactions
-            or (DEMO_DIR / "interactions.csv" if Path(args.catalog) == DEMO_DIR / "catalog.csv" else None),
+            interactions=args.interactions or (DEMO_DIR / "interactions.csv" if demo else None),
         )
+        # The demo starts with its new arrivals uploaded, so every page has something to show.
+        arrivals = ws.add_demo_arrivals(progress=progress_printer("predicting new arrivals")) if demo else 0
     finally:
         ws.close()
     print(
         f"{settings.db_path}: {counts['categories']} categories, {counts['items']} catalog items, "
         f"{counts['labels']} new labels, {counts['interactions']} purchases"
+        + (f", {arrivals} new arrivals uploaded as batch {Workspace.DEMO_BATCH!r}" if arrivals else "")
     )
     return 0
 

@@ -9,21 +9,25 @@ import pandas as pd
 from .errors import ConfigError, StoreError
 from .labelling import bulk_label
 from .neighbours import top_k_cosine
+from .errors import NotReadyError
 from .workspace import Workspace
 
 
 def item_table(ws: Workspace) -> pd.DataFrame:
     """Every item: item_id, title, source, batch, category (label or None), labelled,
-    predicted, confidence, unsure — predictions from the current model, computed once per version."""
+    predicted, confidence, unsure, novel — predictions from the current model, computed once per
+    version (no predictions without categories: predicted is then None)."""
 
     def build() -> pd.DataFrame:
         items = ws.store.items().reset_index(drop=True)
-        current = ws.current_predictions()
         out = items[["item_id", "title", "source", "batch", "category"]].copy()
         out["labelled"] = out["category"].notna()
-        out["predicted"] = current["predicted"].to_numpy() if len(items) else []
-        out["confidence"] = current["confidence"].to_numpy() if len(items) else []
-        out["unsure"] = current["unsure"].to_numpy() if len(items) else []
+        if len(items) and ws.store.category_names():
+            current = ws.current_predictions()
+            for column in ("predicted", "confidence", "unsure", "novel"):
+                out[column] = current[column].to_numpy()
+        else:
+            out = out.assign(predicted=None, confidence=np.nan, unsure=False, novel=False)
         return out
 
     return ws.memo("item_table", ws.version(), build)  # type: ignore[return-value]
@@ -36,6 +40,8 @@ def map_frame(ws: Workspace, method: str = "pca") -> pd.DataFrame:
 
     def build() -> pd.DataFrame:
         items, vectors = ws.item_vectors()
+        if items.empty:
+            return pd.DataFrame(columns=[*item_table(ws).columns, "x", "y", "origin", "label", "status"])
         xy = stored_projection(ws.store, ws.encoder.name, method, items["item_id"].tolist(), vectors)
         frame = item_table(ws).merge(xy, on="item_id", how="inner")
         frame["origin"] = frame["batch"].where(frame["source"] == "upload", "catalog").fillna("upload")
@@ -52,13 +58,14 @@ def map_figure(
     """The map figure (sampled to ``max_points``, always keeping ``highlight``), the number of
     points drawn and the number of items. Kept until items, labels or the arguments change:
     building a 20,000-point figure takes about half a second."""
-    from .charts import embedding_map
+    from .charts import category_colours, embedding_map
     from .projection import sample_for_display
 
     def build() -> tuple[object, int, int]:
         frame = map_frame(ws, method)
         shown, _ = sample_for_display(frame, max_points=max_points, keep=highlight)
-        return embedding_map(shown, colour, highlight=highlight), len(shown), len(frame)
+        colours = category_colours(ws.store.category_names())
+        return embedding_map(shown, colour, highlight=highlight, colours=colours), len(shown), len(frame)
 
     key = (ws.version(), method, colour, highlight, max_points)
     return ws.memo("map_figure", key, build)  # type: ignore[return-value]
@@ -88,13 +95,49 @@ def neighbours_of(ws: Workspace, item_id: str, k: int = 10) -> pd.DataFrame:
     return out
 
 
-def drift(ws: Workspace, batch: str, far_below: float = 0.5) -> object:
-    """:func:`coldrec.analytics.drift` of an upload batch, kept until items or labels change."""
+def current_predictions(ws: Workspace) -> pd.DataFrame:
+    """The current model's predictions in the shape analytics reads (item_id, category,
+    probability, unsure): what every page shows as current. Empty without categories."""
+    table = item_table(ws)
+    if not ws.store.category_names():
+        table = table.iloc[0:0]
+    return pd.DataFrame({"item_id": table["item_id"], "category": table["predicted"],
+                         "probability": table["confidence"], "unsure": table["unsure"]})
+
+
+def category_summary(ws: Workspace) -> pd.DataFrame:
+    """:func:`coldrec.analytics.category_summary` over the current model's predictions."""
+    from .analytics import category_summary as run
+
+    return ws.memo("category_summary", ws.version(), lambda: run(ws.store, ws.encoder.name, current_predictions(ws)))  # type: ignore[return-value]
+
+
+def confidence_histogram(ws: Workspace) -> pd.DataFrame:
+    """:func:`coldrec.analytics.confidence_histogram` of the current model's predictions."""
+    from .analytics import confidence_histogram as run
+
+    return run(ws.store, ws.encoder.name, predictions=current_predictions(ws))
+
+
+def unsure_by_batch(ws: Workspace) -> pd.DataFrame:
+    """:func:`coldrec.analytics.unsure_by_batch` from the current model's predictions."""
+    from .analytics import unsure_by_batch as run
+
+    return run(ws.store, ws.encoder.name, predictions=current_predictions(ws))
+
+
+def drift(ws: Workspace, batch: str, far_below: float = 0.5) -> object | None:
+    """:func:`coldrec.analytics.drift` of an upload batch against the catalog, with the current
+    model's predictions; kept until items or labels change. ``None`` without catalog items
+    (there is nothing to drift from)."""
     from .analytics import drift as run
 
     def build() -> object:
         items, vectors = ws.item_vectors()
-        return run(ws.store, ws.encoder.name, batch, items["item_id"].tolist(), vectors, far_below=far_below)
+        if not (items["source"] == "catalog").any():
+            return None
+        return run(ws.store, ws.encoder.name, batch, items["item_id"].tolist(), vectors, far_below=far_below,
+                   predictions=current_predictions(ws))
 
     return ws.memo(f"drift:{batch}:{far_below}", ws.version(), build)
 
@@ -140,3 +183,71 @@ def cluster_to_category(ws: Workspace, name: str, item_ids: list[str], who: str,
     created = ws.add_category(name, description)
     bulk_label(ws, item_ids, created, who)
     return created
+
+
+def category_overview(ws: Workspace) -> pd.DataFrame:
+    """Per category: catalog items, and new arrivals labelled, predicted confidently and predicted
+    but unsure by the current model (columns category, catalog, labelled, confident, unsure),
+    most new arrivals first. Empty without items."""
+    table = item_table(ws)
+    columns = ["category", "catalog", "labelled", "confident", "unsure"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    uploads = table[table["source"] == "upload"]
+    catalog = table[table["source"] == "catalog"]
+    guessed = uploads[~uploads["labelled"]]
+    out = pd.DataFrame({
+        "catalog": catalog["category"].value_counts(),
+        "labelled": uploads["category"].value_counts(),
+        "confident": guessed.loc[~guessed["unsure"], "predicted"].value_counts(),
+        "unsure": guessed.loc[guessed["unsure"], "predicted"].value_counts(),
+    }).reindex(ws.store.category_names()).fillna(0).astype(int)
+    out = out.rename_axis("category").reset_index()
+    new = out["labelled"] + out["confident"] + out["unsure"]
+    return out.assign(_new=new).sort_values(["_new", "catalog"], ascending=False).drop(columns="_new").reset_index(drop=True)[columns]
+
+
+def cluster_names(report: object) -> pd.DataFrame:
+    """The clusters of an :class:`~coldrec.analytics.ClusterReport` named by their keywords
+    ("pool · float · inflatable"; the number only where keywords repeat): cluster, name, size,
+    keywords, example_titles."""
+    clusters = report.clusters.copy()  # type: ignore[attr-defined]
+    names = [" · ".join(words[:3]) if len(words) else f"cluster {c + 1}" for c, words in zip(clusters["cluster"], clusters["keywords"])]
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+    clusters["name"] = [f"{n} ({c + 1})" if seen[n] > 1 else n for n, c in zip(names, clusters["cluster"])]
+    return clusters[["cluster", "name", "size", "keywords", "example_titles"]]
+
+
+def cluster_members(ws: Workspace, report: object, cluster: int) -> pd.DataFrame:
+    """The members of one cluster, most central first: item_id, title, similarity (cosine to the centre)."""
+    members = report.members[report.members["cluster"] == cluster]  # type: ignore[attr-defined]
+    titles = ws.store.items_by_id(members["item_id"].tolist())["title"]
+    out = members.assign(title=members["item_id"].map(titles), similarity=1.0 - members["distance"])
+    return out.sort_values("similarity", ascending=False)[["item_id", "title", "similarity"]].reset_index(drop=True)
+
+
+def item_details(ws: Workspace, item_id: str) -> dict[str, object]:
+    """Everything stored about one item for display: title, description, brand, price, source,
+    batch, category (its label or None). Raises ``NotReadyError`` for an unknown id."""
+    items, _ = ws.item_vectors()
+    row = items[items["item_id"] == item_id]
+    if row.empty:
+        raise NotReadyError(f"unknown item {item_id!r}")
+    record = row.iloc[0]
+    return {
+        key: (None if not isinstance(record[key], str) and pd.isna(record[key]) else record[key])
+        for key in ("item_id", "title", "description", "brand", "price", "source", "batch", "category")
+    }
+
+
+def is_novel(ws: Workspace, item_id: str) -> bool:
+    """Whether the current model finds one item like none of the categories (``Prediction.novel``),
+    predicting that item alone (the whole item table costs seconds at 10k items after a label)."""
+    items, vectors = ws.item_vectors()
+    where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
+    if len(where) == 0:
+        raise NotReadyError(f"unknown item {item_id!r}")
+    prediction = ws.classifier().explain(vectors[where], unsure_below=ws.settings.unsure_below, n_evidence=0, ids=[item_id])
+    return bool(prediction[0].novel)

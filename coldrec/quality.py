@@ -411,6 +411,8 @@ def guidance(curves: pd.DataFrame, counts: Mapping[str, int], top: int = 3) -> l
     The others are ranked by expected F1 gain per extra example, from a line fitted to their
     last three curve points against log(1 + examples) (slope at least 0), extrapolated from
     the examples in the curve to the current count and on; gains under ``MIN_GAIN`` give no hint.
+    A hint's ``current_f1`` is the curve's last point (what the learning-curve chart shows) and
+    ``expected_f1`` that plus the expected gain, so the message agrees with the chart.
     """
     unmeasured: list[tuple[int, str]] = []
     measured: list[tuple[float, Hint]] = []
@@ -428,7 +430,11 @@ def guidance(curves: pd.DataFrame, counts: Mapping[str, int], top: int = 3) -> l
         then = float(np.clip(intercept + slope * math.log1p(count + more), 0, 1))
         if then - now < MIN_GAIN:
             continue
-        measured.append((-(then - now) / more, Hint(category, count, more, then - now, "", now, then)))
+        # The F1 a person can see is the curve's last point: the hint starts there, so it never
+        # promises more than the chart beside it supports.
+        shown = float(last["f1"].iloc[-1])
+        gain = then - now
+        measured.append((-gain / more, Hint(category, count, more, gain, "", shown, min(shown + gain, 1.0))))
     hints = [
         Hint(category, count, _suggested_more(count), float("nan"), "")
         for count, category in sorted(unmeasured)

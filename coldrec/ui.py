@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import os
 import re
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
+from threadpoolctl import threadpool_limits
 
 from .config import Settings
 from .errors import ColdrecError
@@ -27,6 +30,10 @@ def error(message: object) -> None:
 
 @st.cache_resource(show_spinner="Loading the model and opening the database…", on_release=lambda ws: ws.close())
 def _open_workspace() -> Workspace:
+    # BLAS threads on every core spin against each other and against the server's own threads:
+    # on the 2-core machine under load a refit after one label took 5.4–6.7 s with 2 BLAS threads
+    # and 0.10–0.18 s with 1 (BENCHMARKS.md, "Click latency"). Half the cores, as analytics uses.
+    threadpool_limits(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
     ws = Workspace.open(Settings.from_env())
     atexit.register(ws.close)  # Streamlit does not release cached resources at shutdown
     return ws
@@ -64,13 +71,21 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
     from .charts import top3_bars
 
     pred = batch.predictions[row]
-    verdict = "unsure — please check" if pred.unsure else "confident"
-    st.markdown(f"**{md_escape(pred.category)}** · {pred.probability:.0%} · {verdict}")
+    if pred.novel:
+        # Far from every category and every labelled example: a percentage would only mislead.
+        st.warning(
+            f"Looks like none of your categories (closest: {md_escape(pred.category)}). "
+            "Pick one by hand, or add a category for it.", icon="❓",
+        )
+    else:
+        verdict = "unsure — please check" if pred.unsure else "confident"
+        st.markdown(f"**{md_escape(pred.category)}** · {pred.probability:.0%} · {verdict}")
     levels = batch.levels_of(row)
     if len(levels) > 1:
         st.caption("By level: " + " › ".join(f"{md_escape(node.split(' > ')[-1])} {p:.0%}" for node, p in levels))
     st.caption(f"Similarity to the category's name and description: {pred.prompt_similarity:.2f}")
-    st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
+    if not pred.novel:
+        st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
     shown_ids = [e[0] for e in pred.evidence] + [i for i, _ in batch.neighbours[row]]
     titles = ws.store.items_by_id(shown_ids)
     left, right = st.columns(2)
@@ -78,13 +93,13 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
         st.caption("Why: the labelled examples nearest to it")
         evidence = pd.DataFrame(pred.evidence, columns=["item_id", "label", "similarity"])
         evidence.insert(1, "title", evidence["item_id"].map(titles["title"]))
-        st.dataframe(evidence, hide_index=True, width="stretch")
+        table(evidence)
     with right:
         st.caption("Similar catalog items")
         hits = pd.DataFrame(batch.neighbours[row], columns=["item_id", "similarity"])
         hits.insert(1, "title", hits["item_id"].map(titles["title"]))
         hits.insert(2, "category", hits["item_id"].map(titles["category"]))
-        st.dataframe(hits, hide_index=True, width="stretch")
+        table(hits)
 
 
 def progress_callback(label: str):
@@ -116,8 +131,8 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
     current = current if isinstance(current, str) else None  # NULL label comes back as NaN
     if current:
         st.success(f"Labelled: {md_escape(current)}", icon="🏷️")
-    accept, correct = st.columns([1, 2])
-    if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary"):
+    accept, correct = st.columns([1, 1])
+    if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary", width="stretch"):
         ws.label(item_id, predicted, who=who(), source="accepted")
         st.toast(f"Saved label {md_escape(predicted)}")
         st.rerun()
@@ -135,16 +150,36 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
 def undo_last_action(ws: Workspace) -> None:
     """Undo this person's last labelling action, say what happened, and redraw the page
     (the sidebar counts and charts were drawn before the click)."""
+    undo_now(ws)
+    show_flash()
+    st.rerun()
+
+
+def undo_now(ws: Workspace) -> None:
+    """Undo this person's last labelling action and say what happened, without a rerun: as a
+    button's ``on_click`` it runs before the (fragment) rerun the click starts."""
     from .labelling import undo
 
     done = undo(ws, who())
     st.session_state.pop("last_labelled", None)  # its look-alike offer no longer applies
     if done["reverted"] or done["kept"]:
         kept = f"; {done['kept']} labelled again since by someone were kept" if done["kept"] else ""
-        st.toast(f"Undid {done['reverted']} label(s){kept}")
+        flash(f"Undid {done['reverted']} label(s){kept}")
     else:
-        st.toast("Nothing to undo")
-    st.rerun()
+        flash("Nothing to undo")
+
+
+def flash(message: str) -> None:
+    """A toast to show on the next run: callbacks may not draw (in a fragment rerun a drawn
+    element would land at the top of the page), so they leave the message here."""
+    st.session_state["_flash"] = message
+
+
+def show_flash() -> None:
+    """Show the message a callback left with :func:`flash`, once."""
+    message = st.session_state.pop("_flash", None)
+    if message:
+        st.toast(message)
 
 
 def batch_predictions(ws: Workspace, batch: str) -> PredictionBatch:
@@ -157,3 +192,154 @@ def batch_predictions(ws: Workspace, batch: str) -> PredictionBatch:
         cached = (key, ws.predict_batch(batch))
         st.session_state["_batch_predictions"] = cached
     return cached[1]
+
+
+# -- onboarding: empty states that say what to do next and offer it in place -------------------
+def start_here(ws: Workspace, message: str, key: str) -> None:
+    """An empty state: ``message`` (what is missing, our own text) and, in place, the ways in:
+    load the demo, import a catalog, import categories or a taxonomy, add a category."""
+    st.info(message, icon="👋")
+    demo, catalog, categories, one = st.tabs(
+        ["Load the demo", "Import a catalog", "Import categories or a taxonomy", "Add a category"]
+    )
+    with demo:
+        st.caption(
+            "A shop of 448 products in 16 categories, 3,466 purchases by 160 shoppers, and 72 new arrivals "
+            "uploaded as the batch “demo new arrivals”, ready to predict and label."
+        )
+        if st.button("Load the demo", key=f"{key}-demo", type="primary"):
+            _run_step(lambda: ws.load_demo(progress=progress_callback("Embedding")), "Loaded the demo")
+    with catalog:
+        catalog_import(ws, key=f"{key}-catalog")
+    with categories:
+        st.caption(
+            "A table with a name column (optional description, path), or a taxonomy: Google's product taxonomy "
+            "file, or a table of paths such as Home > Kitchen > Cookware."
+        )
+        file = st.file_uploader("Categories or taxonomy file", type=["txt", *_TABLE_TYPES], key=f"{key}-categories-file")
+        depth = st.number_input("Taxonomy depth (deeper levels join their ancestor)", 1, 10, 3, key=f"{key}-depth")
+        if file is not None and st.button("Import categories", key=f"{key}-categories", type="primary"):
+            _run_step(lambda: ws.import_category_file(file.getvalue(), file.name, int(depth)), "Imported",
+                      lambda n: f" {n} categories")
+    with one:
+        category_form(ws, key=f"{key}-add")
+
+
+def catalog_import(ws: Workspace, key: str) -> None:
+    """A file of products already on sale, imported as the catalog (its category column as labels)."""
+    st.caption(
+        "Products you already sell, one per row: a title and/or description column, optionally id, brand, "
+        "price and category. A category column labels them and creates the categories it names."
+    )
+    file = st.file_uploader("Catalog file", type=list(_TABLE_TYPES), key=f"{key}-file")
+    if file is not None and st.button("Import catalog", key=key, type="primary"):
+        from .ingest import read_table
+
+        def step() -> dict[str, int]:
+            table = read_table(file.getvalue(), file.name, ws.settings.upload_limits())
+            return ws.import_catalog(table, file.name, progress=progress_callback("Embedding"))
+
+        _run_step(step, "Imported the catalog",
+                  lambda c: f": {c['items']:,} items, {c['categories']} new categories, {c['labels']:,} labels")
+
+
+_TABLE_TYPES = ("csv", "tsv", "xlsx", "json", "jsonl", "ndjson", "parquet")
+
+
+def _run_step(step, done: str, detail=lambda result: "") -> None:
+    """Run an onboarding step: on success a toast and a fresh page; a user error is shown as text."""
+    try:
+        result = step()
+    except ColdrecError as exc:
+        error(exc)
+        return
+    st.toast(md_escape(done + detail(result)), icon="✅")
+    st.rerun()
+
+
+def category_form(ws: Workspace, key: str) -> None:
+    """Name, one-line description and optional parent path; adds the category at once."""
+    with st.form(key, clear_on_submit=True):
+        name = st.text_input("Name", max_chars=100)
+        description = st.text_input("One-line description (zero-shot prediction reads it)", max_chars=300)
+        path = st.text_input("Parent path (optional)", placeholder="Home & Kitchen > Kitchen", max_chars=300)
+        if st.form_submit_button("Add category"):
+            _run_step(lambda: ws.add_category(name, description, path), "Added category ", str)
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another dashboard page (plain text where the page is not registered, e.g. in a test
+    that runs one page on its own)."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitPageNotFoundError:  # a page run on its own, outside st.navigation
+        st.caption(md_escape(label))
+
+
+# -- readable tables ----------------------------------------------------------------------------
+#: Headers in words for columns the pages show (others: underscores become spaces).
+HEADERS = {
+    "top1": "category", "top1_probability": "probability", "top2": "2nd guess", "top2_probability": "2nd %",
+    "top3": "3rd guess", "top3_probability": "3rd %", "item_id": "id", "label": "your label",
+    "suggestion": "suggestion", "second": "2nd guess", "second_probability": "2nd %", "third": "3rd guess",
+    "third_probability": "3rd %", "batch_items": "in batch", "catalog_items": "in catalog",
+    "far_share": "far from catalog", "unsure_share": "unsure share", "mean_confidence": "mean confidence",
+    "predicted_unsure": "predicted, unsure", "labelled_catalog": "labelled in catalog",
+    "labelled_uploads": "labelled uploads", "nearest_catalog_title": "nearest catalog item",
+    "nearest_catalog_id": "nearest catalog id", "nearest_similarity": "similarity to it",
+    "centroid_cosine": "centroid cosine", "nearest_category": "most confusable with", "labelled_at": "when",
+    "title_a": "title", "title_b": "looks like", "source_a": "source", "source_b": "its source",
+    "item_a": "id", "item_b": "its id", "who": "who", "example_titles": "examples", "added_at": "uploaded",
+}
+_PERCENT = {"probability", "confidence", "far_share", "unsure_share", "mean_confidence", "coverage"}
+_FLAGS = {"unsure": "⚠️ unsure", "novel": "❓ none of your categories", "include": None}
+
+
+def readable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
+    """A display copy of ``frame`` and its column settings: titles first and wide, ids last,
+    probabilities as percentages, flags as words, headers in words, blanks instead of None."""
+    out = frame.copy()
+    ids = [c for c in out.columns if c == "item_id" or str(c).endswith("_id") or str(c) in ("item_a", "item_b")]
+    firsts = [c for c in ("title", "title_a", "title_b") if c in out.columns]
+    out = out[firsts + [c for c in out.columns if c not in firsts and c not in ids] + ids]
+    config: dict[str, object] = {}
+    for column in out.columns:
+        name = str(column)
+        label = HEADERS.get(name, name.replace("_", " "))
+        values = out[column]
+        if name in _FLAGS and _FLAGS[name] is None:
+            continue  # an editable tick box stays a tick box
+        if pd.api.types.is_bool_dtype(values) or name in _FLAGS:
+            word = _FLAGS.get(name)
+            out[column] = values.map(lambda v, w=word: (w or "yes") if v is True or v == 1 else ("" if w else "no"))
+            config[name] = st.column_config.TextColumn(label)
+        elif name in _PERCENT or name.endswith("_probability") or name.endswith("_share"):
+            config[name] = st.column_config.NumberColumn(label, format="percent")
+        elif pd.api.types.is_float_dtype(values):
+            config[name] = st.column_config.NumberColumn(label, format="%.2f")
+        elif name.startswith("title") or name in ("keywords", "example_titles", "description"):
+            config[name] = st.column_config.TextColumn(label, width="large")
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            config[name] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+        else:
+            config[name] = st.column_config.Column(label)
+        if values.dtype == object or pd.api.types.is_string_dtype(values):  # pandas 3 text is "str", NaN for None
+            out[column] = out[column].astype(object).map(_cell)
+    return out, config
+
+
+def _cell(value: object) -> object:
+    """A blank for None/NaN; lists as comma-separated words."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return value
+
+
+def table(frame: pd.DataFrame, **kwargs):
+    """``st.dataframe`` of :func:`readable` ``frame`` (no index, full width); extra ``column_config``
+    entries and keyword arguments pass through. Returns what ``st.dataframe`` returns."""
+    shown, config = readable(frame)
+    config.update(kwargs.pop("column_config", {}))
+    return st.dataframe(shown, hide_index=True, width="stretch", column_config=config, **kwargs)

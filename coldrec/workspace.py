@@ -20,7 +20,9 @@ from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder, text_hash
-from .ingest import OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, read_table
+from .ingest import (
+    OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
+)
 from .neighbours import NeighbourIndex, VectorIndex
 from .errors import DataImportError, StoreError
 from .store import Store, category_name
@@ -516,6 +518,105 @@ class Workspace:
     def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
         """Record a label; the next prediction uses it."""
         self.store.label(item_id, category, who=who, source=source)
+
+
+    # -- onboarding -------------------------------------------------------------------------
+    #: The upload batch the demo starts with, so every page has new arrivals to show.
+    DEMO_BATCH = "demo new arrivals"
+
+    def readiness(self) -> dict[str, int]:
+        """What the workspace holds so far (what the empty states of the pages read):
+        categories, catalog items, uploaded items, labelled items, unlabelled items."""
+        stats = self.store.stats()
+        return {
+            "categories": int(stats["categories"]),
+            "catalog_items": int(stats["catalog_items"]),
+            "uploaded_items": int(stats["uploaded_items"]),
+            "labelled_items": int(stats["labelled_items"]),
+            "unlabelled_items": int(stats["catalog_items"] + stats["uploaded_items"] - stats["labelled_items"]),
+        }
+
+    def load_demo(self, progress: ProgressFn | None = None) -> dict[str, int]:
+        """Load the bundled demo (catalog, categories, purchases) and its new arrivals as the upload
+        batch :attr:`DEMO_BATCH`, predicted. Safe to run again: nothing is duplicated."""
+        counts = self.init_catalog(
+            DEMO_DIR / "catalog.csv", DEMO_DIR / "categories.csv", progress=progress,
+            interactions=DEMO_DIR / "interactions.csv",
+        )
+        counts["arrivals"] = self.add_demo_arrivals(progress=progress)
+        return counts
+
+    def add_demo_arrivals(self, progress: ProgressFn | None = None) -> int:
+        """Upload ``data/demo/new_arrivals.csv`` as :attr:`DEMO_BATCH` and predict it; 0 when the
+        batch is already there."""
+        if self.DEMO_BATCH in set(self.store.batches()["batch"]):
+            return 0
+        items = load_items(DEMO_DIR / "new_arrivals.csv", limits=OPERATOR_FILES)
+        self.upload_and_predict(items, self.DEMO_BATCH, who="demo", progress=progress)
+        return len(items)
+
+    def import_catalog(
+        self, table: pd.DataFrame, filename: str = "catalog", progress: ProgressFn | None = None
+    ) -> dict[str, int]:
+        """Store a table of products already on sale as catalog items (columns as for an upload:
+        title and/or description, optional id, brand, price, category).
+
+        A ``category`` column becomes labels (never replacing a label a person gave), and the
+        categories it names that do not exist yet are created (matching existing names
+        ignoring case), so a catalog with categories is all a new workspace needs. Returns
+        items, labels and categories created. Nothing is written when a row is rejected.
+        """
+        items = prepare_items(table, filename, id_prefix="CAT")
+        created = labelled = 0
+        new: list[str] = []
+        if "category" in items.columns:
+            spelling = {n.casefold(): n for n in self.store.category_names()}
+            for name in items["category"]:  # a new name is spelled as it first appears
+                if name and name.casefold() not in spelling:
+                    spelling[name.casefold()] = name
+                    new.append(name)
+            items["category"] = items["category"].map(lambda c: spelling.get(c.casefold(), c))
+            long = [c for c in new if len(c) > 100]
+            if long:
+                raise IngestError(f"{filename}: category names over 100 characters, e.g. {long[0][:40]!r}…")
+        self.store.upsert_items(items, source="catalog")
+        if new:
+            created = self.import_categories(pd.DataFrame({"name": new}), filename)
+        if "category" in items.columns:
+            current = self.store.labels().set_index("item_id")
+            by_person = set(current.index[current["source"] != "import"])
+            todo = items[(items["category"] != "") & ~items["item_id"].isin(by_person)]
+            todo = todo[[current["category"].get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
+            if len(todo):
+                labelled = self.store.add_labels(
+                    todo["item_id"].tolist(), todo["category"].tolist(), who="catalog", source="import"
+                )
+        self.embed_items(items, progress=progress)
+        self.store.set_meta("initialised", "1")
+        return {"items": len(items), "labels": labelled, "categories": created}
+
+    #: A taxonomy imported without choosing branches may create at most this many categories.
+    MAX_UNFILTERED_TAXONOMY = 2_000
+
+    def import_category_file(self, data: bytes, filename: str, max_depth: int = 3) -> int:
+        """Categories from a file: a table with a ``name`` column (optional description, path),
+        or a taxonomy (Google's text file, or a table of paths / level columns) cut at
+        ``max_depth``. Returns how many categories were created or updated."""
+        from .taxonomy import read_taxonomy, taxonomy_categories
+
+        if not filename.lower().endswith(".txt"):
+            table = read_table(data, filename)
+            if "name" in table.columns:
+                return self.import_categories(table, filename)
+        frame = taxonomy_categories(read_taxonomy(data, filename), include=[], max_depth=max_depth)
+        if frame.empty:
+            raise IngestError(f"{filename}: no categories found (expected a 'name' column or category paths)")
+        if len(frame) > self.MAX_UNFILTERED_TAXONOMY:
+            raise IngestError(
+                f"{filename}: {len(frame):,} categories at depth {max_depth}; pick the branches you need "
+                "under 'Import a taxonomy' on the Categories & model page"
+            )
+        return self.import_categories(frame, filename)
 
 
 @dataclass

@@ -12,11 +12,23 @@ from coldrec.taxonomy import branches, read_taxonomy, taxonomy_categories
 ws = ui.workspace()
 st.title("Categories & model")
 
-st.subheader("Categories")
+st.subheader("Categories", anchor=False)
+ready = ws.readiness()
+if not ready["categories"]:
+    ui.start_here(ws, "No categories yet. Load the demo, import a catalog (a category column brings its "
+                  "categories), import a list of categories or a taxonomy, or add them one by one:", key="categories-start")
 st.caption("The name and description are what zero-shot prediction reads: a clear description helps.")
 cats = ws.store.categories().set_index("name")
-edited = st.data_editor(cats, key="categories-editor", width="stretch", disabled=["name"])
-if st.button("Save category descriptions"):
+edited = st.data_editor(
+    cats.fillna(""), key="categories-editor", width="stretch", disabled=["name"],
+    column_config={"description": st.column_config.TextColumn("description", width="large"),
+                   "path": st.column_config.TextColumn("path (parents > name)", width="medium")},
+)
+with st.expander("Add a category"):
+    ui.category_form(ws, key="categories-add")
+with st.expander("Import a catalog (products you already sell, with or without a category column)"):
+    ui.catalog_import(ws, key="categories-catalog")
+if st.button("Save category descriptions", disabled=cats.empty):
     changed = edited[(edited.fillna("") != cats.fillna("")).any(axis=1)]
     try:
         if len(changed):
@@ -54,6 +66,9 @@ with st.expander("Import a taxonomy (Google product taxonomy file, or a CSV with
                     st.success(f"Imported {count} categories")
                 except ColdrecError as exc:
                     ui.error(exc)
+
+if not ready["categories"]:
+    st.stop()  # targets, thresholds and the model's categories need categories
 
 st.subheader("Auto-accept: target precision per category")
 st.caption(

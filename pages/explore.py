@@ -11,12 +11,6 @@ from coldrec.sqlbox import SQLRefused, run_readonly
 ws = ui.workspace()
 st.title("Explore")
 model_name = ws.encoder.name
-PERCENT = {
-    name: st.column_config.NumberColumn(label, format="percent")
-    for name, label in [("confidence", "confidence"), ("far_share", "far from catalog"), ("probability", "probability"),
-                        ("unsure_share", "unsure"), ("mean_confidence", "mean confidence")]
-}
-
 COLOURS = {
     "predicted category": "predicted",
     "label": "label",
@@ -24,6 +18,18 @@ COLOURS = {
     "labelled or not": "status",
     "source / batch": "origin",
 }
+ready = ws.readiness()
+if not ready["catalog_items"] + ready["uploaded_items"]:
+    ui.start_here(
+        ws, "Nothing to map yet: the map shows your catalog and uploads. Load the demo, import a catalog, "
+        "or add categories and upload new products on **Upload & predict**.", key="explore-start",
+    )
+    st.stop()
+if not ready["categories"]:
+    st.info("No categories yet, so nothing is predicted: the map is coloured by source. "
+            "Add or import categories on **Categories & model**.")
+    ui.page_link("pages/categories.py", "Categories & model", icon="⚙️")
+
 a, b, c = st.columns(3)
 method = a.selectbox("Map", available_methods(), format_func=str.upper, help="Computed once per model and item set, then stored.")
 colour = b.selectbox("Colour by", list(COLOURS))
@@ -35,14 +41,13 @@ with st.spinner(f"Computing the {method.upper()} map (stored for next time)…")
     except ColdrecError as exc:
         ui.error(exc)
         st.stop()
-if frame.empty:
-    st.info("No items yet: load a catalog (`python -m coldrec init`) or upload products.")
-    st.stop()
 
 picked = st.session_state.get("explore_picked")
 neighbours = explore.neighbours_of(ws, picked) if picked in set(frame["item_id"]) else None
 highlight = tuple([picked] + neighbours["item_id"].tolist()) if neighbours is not None else ()
-figure, drawn, total = explore.map_figure(ws, method, COLOURS[colour], highlight, max_points)
+figure, drawn, total = explore.map_figure(
+    ws, method, COLOURS[colour] if ready["categories"] or colour != "predicted category" else "origin", highlight, max_points
+)
 if drawn < total:
     st.caption(f"Showing a sample of {drawn:,} of {total:,} items (raise the limit above to draw more).")
 event = st.plotly_chart(figure, key="map", on_select="rerun", selection_mode=("points", "box", "lasso"), width="stretch")
@@ -54,8 +59,8 @@ st.subheader(f"Selection: {len(selected_ids):,} item(s)")
 if not selected_ids:
     st.caption("Drag a box or lasso on the map (or click a point) to select items.")
 else:
-    chosen = frame.set_index("item_id").loc[selected_ids, ["title", "source", "label", "predicted", "confidence"]]
-    st.dataframe(ui.shorten(chosen.reset_index()), hide_index=True, width="stretch", column_config=PERCENT)
+    chosen = frame.set_index("item_id").loc[selected_ids, ["title", "source", "label", "predicted", "confidence", "unsure", "novel"]]
+    ui.table(chosen.reset_index())
     already = int((chosen["label"] != "(not labelled)").sum())
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
     category = left.selectbox("Label all selected as", ws.store.category_names(), index=None, placeholder="Choose a category")
@@ -67,13 +72,15 @@ else:
         st.toast(f"Labelled {count} item(s) as {ui.md_escape(category)} — undo on Label or Label next")
         st.rerun()
     # Clicking one point shows its neighbours at once; with more, pick one.
-    pick = right.selectbox("Show neighbours of", selected_ids, index=0 if len(selected_ids) == 1 else None, format_func=lambda i: f"{i} · {str(chosen.loc[i, 'title'])[:60]}")
+    pick = right.selectbox("Show neighbours of", selected_ids, index=0 if len(selected_ids) == 1 else None,
+                           format_func=lambda i: str(chosen.loc[i, "title"]))
     if pick and pick != picked:
         st.session_state["explore_picked"] = pick
         st.rerun()
 if neighbours is not None:
-    st.caption(f"Nearest neighbours of {ui.md_escape(picked)} (outlined on the map)")
-    st.dataframe(ui.shorten(neighbours), hide_index=True, width="stretch")
+    title_of = frame.set_index("item_id")["title"]
+    st.caption(f"Nearest neighbours of {ui.md_escape(title_of.get(picked, picked))} ({ui.md_escape(picked)}; outlined on the map)")
+    ui.table(neighbours)
     if st.button("Clear highlight"):
         st.session_state.pop("explore_picked", None)
         st.rerun()
@@ -87,55 +94,77 @@ items, vectors = ws.item_vectors()
 ids = items["item_id"].tolist()
 
 with summary:
-    st.dataframe(analytics.category_summary(ws.store, model_name), hide_index=True, width="stretch", column_config=PERCENT)
-    hist = analytics.confidence_histogram(ws.store, model_name)
+    st.caption("Predictions are the current model's (every label counts at once); labelled items count under their label.")
+    ui.table(explore.category_summary(ws))
+    colours = charts.category_colours(ws.store.category_names())
+    hist = explore.confidence_histogram(ws)
     if not hist.empty:
-        st.plotly_chart(charts.confidence_histogram_chart(hist), width="stretch")
-    unsure = analytics.unsure_by_batch(ws.store, model_name)
+        st.plotly_chart(charts.confidence_histogram_chart(hist, colours), width="stretch")
+    unsure = explore.unsure_by_batch(ws)
     if not unsure.empty:
         st.plotly_chart(charts.unsure_share_chart(unsure), width="stretch")
-    st.caption("Predictions counted here are the stored ones of each upload batch (made at upload time).")
 
 with health:
     st.caption("Spread: how scattered a category's items are. Nearest category and centroid cosine: the pair most easily confused.")
-    st.dataframe(explore.category_health(ws), hide_index=True, width="stretch")
+    health_table = explore.category_health(ws)
+    if health_table.empty:
+        st.info("No labelled items yet: health compares the labelled items of each category.")
+    else:
+        ui.table(health_table)
 
 with drift_tab:
     batches = ws.store.batches()["batch"].tolist()
     if not batches:
-        st.info("Upload a batch to compare it with the catalog.")
+        st.info("Drift compares an upload batch with the catalog: upload one on **Upload & predict**.")
     else:
         batch = st.selectbox("Upload batch", batches, key="drift-batch")
         far_below = st.slider("Far from the catalog: best similarity below", 0.2, 0.9, 0.5, 0.05)
         report = explore.drift(ws, batch, far_below)
-        st.dataframe(
-            report.by_category, hide_index=True, width="stretch",
-            column_config={**PERCENT, "batch_items": "in batch", "catalog_items": "in catalog",
-                           "centroid_distance": st.column_config.NumberColumn("centroid distance", format="%.3f")},
-        )
-        st.subheader(f"Looks like a new category: {len(report.new_category_candidates)} item(s)", anchor=False)
-        st.caption("Items whose best match in the catalog is below the similarity above, most isolated first.")
-        st.dataframe(ui.shorten(report.new_category_candidates), hide_index=True, width="stretch", column_config=PERCENT)
+        if report is None:
+            st.info("Drift compares a batch with your catalog, and there is no catalog yet: import one "
+                    "(Overview or Categories & model, “Import a catalog”).")
+        else:
+            ui.table(report.by_category, column_config={
+                "centroid_distance": st.column_config.NumberColumn("centroid distance", format="%.3f")})
+            st.subheader(f"Looks like a new category: {len(report.new_category_candidates)} item(s)", anchor=False)
+            st.caption("Items whose best match in the catalog is below the similarity above, most isolated first.")
+            ui.table(report.new_category_candidates)
 
 with clusters_tab:
     unlabelled_uploads = items[(items["source"] == "upload") & items["category"].isna()]
     if len(unlabelled_uploads) < 3:
-        st.info("Clusters need at least 3 unlabelled uploaded items.")
+        st.info(f"Clusters group the unlabelled uploads, and there are {len(unlabelled_uploads)}: "
+                "at least 3 are needed. Upload new products on **Upload & predict**.")
     else:
         k = st.number_input("Clusters (0 = choose automatically)", 0, min(30, len(unlabelled_uploads)), 0)
         report = explore.emerging_clusters(ws, k or None)
-        st.dataframe(report.clusters, hide_index=True, width="stretch")
-        cluster = st.selectbox(
-            "Make a category from cluster", report.clusters["cluster"].tolist(), index=None, placeholder="Choose a cluster"
+        clusters = explore.cluster_names(report)
+        st.caption("Click a row to make a category from that cluster.")
+        # Keyed by the label version: after a category is made, clusters are recomputed and
+        # renumbered, so the pick is cleared rather than left pointing at another cluster.
+        picked_cluster = ui.table(
+            clusters[["name", "size", "example_titles"]], on_select="rerun", selection_mode="single-row",
+            key=f"cluster-table-{k}-{ws.store.label_version()}",
+            column_config={"name": st.column_config.TextColumn("cluster (its keywords)", width="medium")},
         )
-        if cluster is not None:
-            members = report.members[report.members["cluster"] == cluster]
-            titles = items.set_index("item_id")["title"]
-            preview = members.assign(title=members["item_id"].map(titles))[["item_id", "title", "distance"]]
-            st.caption("Untick the items that do not belong; the ticked ones get the new category.")
+        rows = picked_cluster.selection.rows if picked_cluster else []
+        if rows:
+            cluster = int(clusters["cluster"].iloc[rows[0]])
+            members = explore.cluster_members(ws, report, cluster)
+            st.subheader(f"Cluster “{ui.md_escape(clusters['name'].iloc[rows[0]])}”: {len(members)} item(s)", anchor=False)
+            cut = st.slider(
+                "Tick the members at least this similar to the cluster's centre (1.00 ticks none)",
+                0.0, 1.0, 1.0, 0.01, key=f"cluster-cut-{cluster}",
+            )
+            st.caption("Tick the items that belong; only the ticked ones get the new category.")
             picked_members = st.data_editor(
-                ui.shorten(preview).assign(include=True), hide_index=True, width="stretch",
-                disabled=["item_id", "title", "distance"], key=f"cluster-members-{cluster}-{ws.store.label_version()}",
+                members.assign(include=members["similarity"] >= cut)[["include", "title", "similarity", "item_id"]],
+                hide_index=True, width="stretch", disabled=["title", "similarity", "item_id"],
+                column_config={"include": st.column_config.CheckboxColumn("include"),
+                               "title": st.column_config.TextColumn("title", width="large"),
+                               "similarity": st.column_config.NumberColumn("similarity to the centre", format="%.2f"),
+                               "item_id": st.column_config.TextColumn("id")},
+                key=f"cluster-members-{cluster}-{cut}-{ws.store.label_version()}",
             )
             with st.form("cluster-to-category", clear_on_submit=True):
                 name = st.text_input("New category name", max_chars=100)
@@ -155,7 +184,7 @@ with dupes_tab:
     if st.toggle("Find near-duplicates", value=len(ids) <= 10_000):
         pairs = explore.near_duplicates(ws, threshold)
         st.caption(f"{len(pairs):,} pair(s) at similarity ≥ {threshold:.2f} (at most 500 shown)")
-        st.dataframe(ui.shorten(pairs, ("title_a", "title_b")), hide_index=True, width="stretch")
+        ui.table(pairs)
 
 with sql_tab:
     st.caption(
@@ -167,7 +196,7 @@ with sql_tab:
         if st.form_submit_button("Run"):
             try:
                 result = run_readonly(ws.store, model_name, sql)
-                st.dataframe(result.frame, hide_index=True, width="stretch")
+                st.dataframe(result.frame, hide_index=True, width="stretch")  # the analyst's own columns, as asked
                 st.caption(f"{len(result.frame):,} row(s){' (truncated)' if result.truncated else ''} in {result.elapsed_s:.2f} s")
             except SQLRefused as exc:
                 ui.error(exc)

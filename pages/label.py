@@ -3,7 +3,6 @@ undo, label files, and a review of likely mistakes."""
 
 import streamlit as st
 
-from coldrec.errors import ColdrecError
 from coldrec import charts, labelling, ui
 from coldrec.export import to_csv_bytes
 
@@ -12,29 +11,26 @@ st.title("Label")
 st.caption("Every saved label is a few-shot example: predictions on the other pages use it right away.")
 
 categories = ws.store.category_names()
+if not categories:
+    ui.start_here(ws, "Labels name categories, and there are none yet. Load the demo, import a catalog or a "
+                  "list of categories, or add the first one here:", key="label-start")
+    st.stop()
 items = ws.store.items()
 left, right = st.columns([3, 1])
 with right:
-    st.subheader("Examples per category")
+    st.subheader("Examples per category", anchor=False)
     counts = ws.store.label_counts()
     st.plotly_chart(charts.example_counts(counts), width="stretch", config={"displayModeBar": False})
-    with st.form("new-category", clear_on_submit=True):
-        st.subheader("New category")
-        name = st.text_input("Name", max_chars=100)
-        description = st.text_input("One-line description", max_chars=300)
-        path = st.text_input("Parent path (optional)", placeholder="Home & Kitchen > Kitchen", max_chars=300)
-        if st.form_submit_button("Add category"):
-            try:
-                st.toast(f"Added category {ui.md_escape(ws.add_category(name, description, path))}")
-                st.rerun()
-            except ColdrecError as exc:
-                ui.error(exc)
+    st.subheader("New category", anchor=False)
+    ui.category_form(ws, key="new-category")
 
 if st.button("Undo my last action", help="Reverts your newest labelling action (a save, an accept, a bulk label)."):
     ui.undo_last_action(ws)
 
 with st.expander("Label history: who labelled what, and when (newest first)"):
-    st.dataframe(ui.shorten(ws.store.label_history().head(500), ("item_id", "category", "who")), hide_index=True)
+    history = ws.store.label_history().head(500)
+    history.insert(0, "title", history["item_id"].map(ws.store.items_by_id(history["item_id"].tolist())["title"]))
+    ui.table(history.rename(columns={"category": "label"}))
 
 with st.expander("Export or import labels (CSV)"):
     st.download_button(
@@ -52,26 +48,41 @@ with st.expander("Export or import labels (CSV)"):
         except ColdrecError as exc:
             ui.error(exc)
 
-with st.expander("Likely mistakes: labels that the model and the neighbours both dispute"):
+
+
+@st.fragment
+def likely_mistakes() -> None:
+    """Labels the model (cross-validated) and the neighbours both dispute, with one-click fix or keep.
+    The check runs once and is kept: fixing one reruns this panel alone, without checking again."""
+    ui.show_flash()
     # Cross-validating every label takes seconds with tens of thousands of them: on request there.
-    if st.toggle("Check the labels", value=ws.store.stats()["labelled_items"] <= 5_000, key="check-labels"):
-        issues = labelling.label_issues(ws)
-        dismissed: set[str] = st.session_state.setdefault("dismissed_issues", set())
-        issues = issues[~issues["item_id"].isin(dismissed)]
-        if issues.empty:
-            st.caption("No label looks wrong right now.")
-        for row in issues.head(10).itertuples(index=False):
-            a, b, c = st.columns([4, 1, 1], vertical_alignment="center")
-            a.markdown(
-                f"**{ui.md_escape(row.title)}** — labelled {ui.md_escape(row.given)}, "
-                f"looks like {ui.md_escape(row.suggested)}"
-            )
-            if b.button(f"Change to {ui.md_escape(row.suggested)}", key=f"fix-{row.item_id}"):
-                ws.label(row.item_id, row.suggested, who=ui.who(), source="manual")
-                st.rerun()
-            if c.button("Keep", key=f"keep-{row.item_id}"):
-                dismissed.add(row.item_id)
-                st.rerun()
+    if not st.toggle("Check the labels", value=ws.store.stats()["labelled_items"] <= 5_000, key="check-labels"):
+        return
+    again = st.button("Check again", help="The check ran once; run it again to include labels saved since.")
+    if again or "label_issues" not in st.session_state:
+        st.session_state["label_issues"] = labelling.label_issues(ws)
+    issues = st.session_state["label_issues"]
+    done: set[str] = st.session_state.setdefault("dismissed_issues", set())
+    issues = issues[~issues["item_id"].isin(done)]
+    if issues.empty:
+        st.caption("No label looks wrong right now.")
+    for row in issues.head(10).itertuples(index=False):
+        a, b, c = st.columns([3, 2, 1], vertical_alignment="center")
+        a.markdown(f"**{ui.md_escape(row.title)}** — labelled {ui.md_escape(row.given)}")
+        # Callbacks run before this panel reruns: the fixed row is gone in the same run.
+        b.button(f"Change to {ui.md_escape(row.suggested)}", key=f"fix-{row.item_id}", width="stretch",
+                 on_click=_fix, args=(row.item_id, row.suggested))
+        c.button("Keep", key=f"keep-{row.item_id}", width="stretch", on_click=done.add, args=(row.item_id,))
+
+
+def _fix(item_id: str, category: str) -> None:
+    ws.label(item_id, category, who=ui.who(), source="manual")
+    st.session_state.setdefault("dismissed_issues", set()).add(item_id)
+    ui.flash(f"Changed to {ui.md_escape(category)}")
+
+
+with st.expander("Likely mistakes: labels that the model and the neighbours both dispute"):
+    likely_mistakes()
 
 with left:
     mode = st.radio("Show", ["Upload batch", "Category"], horizontal=True)
@@ -94,7 +105,7 @@ with left:
     if len(subset) > 1_000:  # an editable grid of tens of thousands of rows is unusable and slow
         st.caption(f"Showing the first 1,000 of {len(subset):,} items: label them (or use Label next) to see more.")
         subset = subset.head(1_000)
-    frame = ui.shorten(subset.set_index("item_id")[["category", "title", "description"]].fillna(""), limit=90)
+    frame = ui.shorten(subset.set_index("item_id")[["title", "category", "description"]].fillna(""), limit=200)
     frame = frame.rename(columns={"category": "label"})
     edited = st.data_editor(
         frame,
@@ -102,7 +113,8 @@ with left:
         key=f"editor-{mode}-{chosen}-{ws.store.label_version()}",
         disabled=["title", "description"],
         column_config={
-            "label": st.column_config.SelectboxColumn("label", options=categories, required=False, width="medium"),
+            "_index": st.column_config.TextColumn("id", width="small"),
+            "label": st.column_config.SelectboxColumn("your label", options=categories, required=False, width="medium"),
             "title": st.column_config.TextColumn("title", width="large"),
             "description": st.column_config.TextColumn("description", width="medium"),
         },

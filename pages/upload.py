@@ -13,6 +13,13 @@ from coldrec.ingest import COLUMN_SYNONYMS, guess_mapping, parse_pasted, prepare
 ws = ui.workspace()
 st.title("Upload & predict")
 limits = ws.settings.upload_limits()
+if not ws.readiness()["categories"]:
+    ui.start_here(
+        ws, "Predictions need categories, and there are none yet. Load the demo, import a catalog (a category "
+        "column brings its categories), import a list of categories or a taxonomy, or add them one by one; "
+        "then upload new products here. (Categories & model manages them later.)", key="upload-start",
+    )
+    st.stop()
 
 file_tab, paste_tab = st.tabs(["Upload a file", "Paste text"])
 with file_tab:
@@ -69,24 +76,26 @@ batch = ui.batch_predictions(ws, chosen)
 table = batch.frame()
 labels = ws.store.labels().set_index("item_id")["category"]
 table["label"] = table["item_id"].map(labels).fillna("")
-shown = ["item_id", "title", "top1", "top1_probability", "unsure", "label", "top2", "top2_probability", "top3", "top3_probability"]
+shown = ["title", "top1", "top1_probability", "unsure", "novel", "label", "top2", "top2_probability",
+         "top3", "top3_probability", "item_id"]
+table["novel"] = [p.novel for p in batch.predictions]
 unsure = int(table["unsure"].sum())
-st.subheader(f"{len(table):,} predictions · {unsure:,} unsure · {int((table['label'] != '').sum()):,} labelled")
-selection = st.dataframe(
-    ui.shorten(table[shown]),
-    hide_index=True,
+st.subheader(f"{len(table):,} predictions · {unsure:,} unsure · {int((table['label'] != '').sum()):,} labelled", anchor=False)
+st.caption("Predictions of the current model: every label you save updates them.")
+display = table[shown].copy()
+# A product far from every category gets no percentage: "none of your categories" says it instead.
+display.loc[display["novel"], ["top1_probability", "top2_probability", "top3_probability"]] = float("nan")
+selection = ui.table(
+    display,
     on_select="rerun",
     selection_mode="single-row",
     key=f"results-{chosen}",
     column_config={
-        "title": st.column_config.TextColumn("title", width="medium"),
-        "top1": "category",
-        "top1_probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.2f"),
-        "top2_probability": st.column_config.NumberColumn("p2", format="%.2f"),
-        "top3_probability": st.column_config.NumberColumn("p3", format="%.2f"),
+        "title": st.column_config.TextColumn("title", width="large"),
+        "top1_probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="percent"),
     },
 )
-export = table.drop(columns=["top3_json"])
+export = table.drop(columns=["top3_json", "novel"])
 left, right = st.columns(2)
 # Built only when clicked: making a 1,000-row workbook on every rerun costs about a second.
 left.download_button(

@@ -46,3 +46,23 @@ def test_a_locked_database_shows_a_message_not_a_traceback(app_env, tmp_path, mo
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_readable_tables_put_titles_first_ids_last_and_say_flags_in_words():
+    import pandas as pd
+
+    from coldrec import ui
+
+    frame = pd.DataFrame({
+        "item_id": ["a1", "a2"], "top1": ["Cookware", None], "title": ["steel pan", "boot"],
+        "top1_probability": [0.91, 0.4], "unsure": [False, True], "novel": [True, False], "labelled": [True, False],
+    })
+    shown, config = ui.readable(frame)
+    assert list(shown.columns) == ["title", "top1", "top1_probability", "unsure", "novel", "labelled", "item_id"]
+    assert shown["unsure"].tolist() == ["", "⚠️ unsure"]
+    assert shown["novel"].tolist() == ["❓ none of your categories", ""]
+    assert shown["labelled"].tolist() == ["yes", "no"]
+    assert shown["top1"].tolist() == ["Cookware", ""]  # no "None"
+    assert config["top1_probability"]["type_config"]["format"] == "percent"
+    assert config["top1"]["label"] == "category" and config["item_id"]["label"] == "id"
+    assert frame["unsure"].tolist() == [False, True]  # the caller's frame is untouched

@@ -49,15 +49,9 @@ def _tail(path: Path, chars: int = 3000) -> str:
         return ""
 
 
-@pytest.fixture
-def app_url(tmp_path: Path):
-    """A fresh database (real model, demo catalog) and a Streamlit server on a free port; yields its URL."""
-    env = {**os.environ, "COLDREC_DB": str(tmp_path / "e2e.duckdb"), "HF_HUB_OFFLINE": "1"}
-    init = subprocess.run(
-        [sys.executable, "-m", "coldrec", "init"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert init.returncode == 0, f"coldrec init failed:\n{init.stdout[-2000:]}\n{init.stderr[-3000:]}"
-
+def _serve(tmp_path: Path, db: Path):
+    """A Streamlit server over ``db`` on a free port: yields (url, log path), stops it after."""
+    env = {**os.environ, "COLDREC_DB": str(db), "HF_HUB_OFFLINE": "1"}
     port = _free_port()
     log_path = tmp_path / "streamlit.log"
     with open(log_path, "w") as log:
@@ -93,6 +87,24 @@ def app_url(tmp_path: Path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=5)
+
+
+@pytest.fixture
+def app_url(tmp_path: Path):
+    """A fresh database (real model, demo catalog) and a Streamlit server on a free port; yields its URL."""
+    db = tmp_path / "e2e.duckdb"
+    env = {**os.environ, "COLDREC_DB": str(db), "HF_HUB_OFFLINE": "1"}
+    init = subprocess.run(
+        [sys.executable, "-m", "coldrec", "init"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert init.returncode == 0, f"coldrec init failed:\n{init.stdout[-2000:]}\n{init.stderr[-3000:]}"
+    yield from _serve(tmp_path, db)
+
+
+@pytest.fixture
+def empty_app_url(tmp_path: Path):
+    """A Streamlit server over a database file that does not exist yet; yields its URL."""
+    yield from _serve(tmp_path, tmp_path / "new.duckdb")
 
 
 def test_upload_predict_label_in_browser(app_url) -> None:
@@ -155,7 +167,11 @@ def test_upload_predict_label_in_browser(app_url) -> None:
             no_exception("Upload & predict (predictions)")
 
             # Select the first result row: click its selection checkbox on the grid canvas.
+            # The demo's own batch was on screen before the upload: wait until its table is replaced.
+            page.wait_for_timeout(1_000)
+            settle("results table")
             grid = page.locator('[data-testid="stDataFrame"]').last
+            expect(grid, f"no results table {where}").to_be_visible(timeout=60_000)
             grid.scroll_into_view_if_needed()
             accept = page.get_by_role("button", name=re.compile(r"^Accept: "))
             box = grid.bounding_box()
@@ -251,5 +267,125 @@ def test_upload_predict_label_in_browser(app_url) -> None:
             charts_drawn(page)
             no_exception("Overview (typed product)")
             page.screenshot(path=SHOTS / "overview.png")
+        finally:
+            browser.close()
+
+
+PAGES = [  # sidebar name, page title, screenshot name
+    ("Overview", "Overview", "overview"),
+    ("Upload & predict", "Upload & predict", "upload"),
+    ("Label next", "Label next", "queue"),
+    ("Label", "Label", "label"),
+    ("Explore", "Explore", "explore"),
+    ("Audience", "Audience", "audience"),
+    ("Categories & model", "Categories & model", "categories"),
+]
+
+
+def test_from_an_empty_database_to_labels_and_a_map_in_browser(empty_app_url) -> None:
+    """A newcomer's journey: every page empty (no traceback, a next step), categories imported and
+    one added from the page, an upload predicted, a label, the map; every page shot in both states."""
+    url, log_path = empty_app_url
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    where = f"(server log: {log_path})"
+
+    def title(text: str):
+        return page.locator("h1", has_text=re.compile(rf"^{re.escape(text)}$"))
+
+    def settle(what: str) -> None:
+        expect(page.locator('[data-testid="stStatusWidget"]'), f"{what}: app still running {where}").to_have_count(
+            0, timeout=120_000
+        )
+
+    def open_page(name: str, heading: str) -> None:
+        page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"{re.escape(name)}$")).click()
+        expect(title(heading), f"no '{heading}' title {where}").to_be_visible(timeout=90_000)
+        page.wait_for_timeout(300)  # the run starts after the title of the new page arrives
+        settle(name)
+
+    def no_exception(name: str) -> None:
+        boxes = page.locator('[data-testid="stException"]')
+        assert boxes.count() == 0, f"exception on the {name} page: {boxes.first.inner_text()[:2000]} {where}"
+
+    def shoot(name: str) -> None:
+        """A screenshot once the page's charts are drawn (a tall window: Streamlit scrolls inside the page)."""
+        settle(name)
+        for chart in page.locator('[data-testid="stPlotlyChart"]').all():
+            expect(chart.locator(".main-svg").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=SHOTS / f"{name}.png")
+
+    def upload(label: str, path: Path) -> None:
+        box = page.locator('[data-testid="stFileUploader"]').filter(has_text=label).first
+        box.locator('input[type="file"]').set_input_files(path)
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.goto(url)
+            expect(title("Overview"), f"no Overview title {where}").to_be_visible(timeout=120_000)
+            settle("Overview")
+
+            # Every page on the empty database: no traceback, and a message saying what to do.
+            for name, heading, shot in PAGES:
+                open_page(name, heading)
+                no_exception(f"{name} (empty)")
+                expect(page.locator('[data-testid="stAlertContentInfo"]').first, f"{name}: no empty state {where}").to_be_visible()
+                shoot(f"empty_{shot}")
+
+            # Categories from a file, in place on the Overview's empty state.
+            open_page("Overview", "Overview")
+            page.get_by_role("tab", name="Import categories or a taxonomy").click()
+            upload("Categories or taxonomy file", PROJECT / "data" / "demo" / "categories.csv")
+            imported = page.get_by_role("button", name="Import categories", exact=True)
+            expect(imported, f"no Import categories button {where}").to_be_visible(timeout=60_000)
+            imported.click()
+            expect(page.get_by_text("New arrivals", exact=False).first, f"categories not imported {where}").to_be_visible(timeout=60_000)
+            settle("import categories")
+            no_exception("Overview (categories imported)")
+
+            # One more category typed in on Categories & model.
+            open_page("Categories & model", "Categories & model")
+            page.get_by_text("Add a category", exact=True).click()
+            page.get_by_label("Name", exact=True).fill("Car Care")
+            page.get_by_label("One-line description (zero-shot prediction reads it)").fill("Engine oil, car wax and cleaning for cars")
+            page.get_by_role("button", name="Add category").click()
+            settle("add category")
+            no_exception("Categories & model (added)")
+            expect(page.get_by_text("Car Care").first, f"category not added {where}").to_be_visible(timeout=30_000)
+
+            # Upload and predict.
+            open_page("Upload & predict", "Upload & predict")
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+                PROJECT / "data" / "demo" / "new_arrivals.csv"
+            )
+            predict = page.get_by_role("button", name="Predict", exact=True)
+            expect(predict, f"no Predict button after upload {where}").to_be_visible(timeout=60_000)
+            predict.click()
+            expect(page.locator("h3", has_text=re.compile(r"^72 predictions")), f"no predictions {where}").to_be_visible(timeout=180_000)
+            settle("predict")
+            no_exception("Upload & predict (predictions)")
+
+            # Label next: "none of these" never preselects; key 1 labels.
+            open_page("Label next", "Label next")
+            first = page.get_by_role("button", name=re.compile(r"^1 · "))
+            expect(first, f"no suggestion {where}").to_be_visible(timeout=60_000)
+            item_title = page.locator("h3").first.inner_text()
+            page.keyboard.press("1")
+            expect(page.locator("h3").first, f"key 1 did not label {where}").not_to_have_text(item_title, timeout=60_000)
+            settle("Label next (key 1)")
+            no_exception("Label next (labelled)")
+
+            # Explore: the map is drawn, and drift explains that there is no catalog.
+            open_page("Explore", "Explore")
+            expect(page.locator(".js-plotly-plot").first, f"no map {where}").to_be_visible(timeout=180_000)
+            settle("Explore")
+            no_exception("Explore")
+
+            # Every page again, now with data.
+            for name, heading, shot in PAGES:
+                open_page(name, heading)
+                no_exception(f"{name} (filled)")
+                shoot(f"filled_{shot}")
         finally:
             browser.close()

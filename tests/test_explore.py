@@ -66,3 +66,57 @@ def test_near_duplicates_search_once_and_filter_by_threshold(workspace, monkeypa
     assert len(calls) == 1
     assert (strict["similarity"] >= 0.99).all()
     assert len(strict) == (loose["similarity"] >= 0.99).sum()
+
+
+def test_category_overview_counts_new_arrivals_by_current_prediction(workspace):
+    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.label("n6", "Footwear", who="t")
+    counts = explore.category_overview(workspace).set_index("category")
+    assert counts["catalog"].to_dict() == {"Cookware": 4, "Footwear": 4, "Pet Supplies": 4}
+    assert counts.loc["Footwear", "labelled"] == 1
+    assert counts[["labelled", "confident", "unsure"]].to_numpy().sum() == len(NEW)
+    current = workspace.current_predictions().set_index("item_id").loc[["n1", "n2", "n3", "n4", "n5"], "predicted"]
+    guessed = counts["confident"] + counts["unsure"]
+    assert guessed.to_dict() == current.value_counts().reindex(counts.index).fillna(0).astype(int).to_dict()
+
+
+def test_drift_without_a_catalog_is_none_not_an_error(tmp_path, tiny_encoder):
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    with Workspace(Store(tmp_path / "x.duckdb"), tiny_encoder) as ws:
+        ws.add_category("Garden", "hoses and mowers")
+        ws.add_category("Footwear", "shoes and boots")
+        ws.upload_and_predict(NEW, batch="b1")
+        assert explore.drift(ws, "b1") is None
+        assert explore.map_frame(ws, "pca")["item_id"].tolist() == NEW["item_id"].tolist()
+
+
+def test_map_frame_of_an_empty_workspace_is_empty(tmp_path, tiny_encoder):
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    with Workspace(Store(tmp_path / "x.duckdb"), tiny_encoder) as ws:
+        assert explore.map_frame(ws, "pca").empty
+        assert explore.category_overview(ws).empty
+        assert explore.item_table(ws).empty
+
+
+def test_clusters_are_named_by_keywords_and_members_sorted_by_similarity(workspace):
+    workspace.upload_and_predict(NEW, batch="b1")
+    report = explore.emerging_clusters(workspace, 2)
+    names = explore.cluster_names(report)
+    assert len(names) == 2 and names["name"].is_unique
+    assert all(" · ".join(k[:3]) in n for k, n in zip(names["keywords"], names["name"]))
+    members = explore.cluster_members(workspace, report, 0)
+    assert members["similarity"].is_monotonic_decreasing
+    assert set(members["item_id"]) == set(report.members.loc[report.members["cluster"] == 0, "item_id"])
+    assert members["title"].notna().all()
+
+
+def test_item_details_has_the_text_and_attributes(workspace):
+    frame = NEW.assign(brand=["Acme"] + [""] * 5, price=[9.5] + [None] * 5)
+    workspace.upload_and_predict(frame, batch="b1")
+    details = explore.item_details(workspace, "n1")
+    assert (details["title"], details["brand"], details["price"], details["batch"]) == ("garden hose", "Acme", 9.5, "b1")
+    assert details["category"] is None

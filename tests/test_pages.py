@@ -126,7 +126,7 @@ def test_new_category_from_the_label_page(app_env):
     at = _page("pages/label.py")
     form_inputs = [t for t in at.text_input if t.label == "Name"]
     form_inputs[0].input("Garden")
-    next(t for t in at.text_input if t.label == "One-line description").input("Hoses, seeds and tools for the garden")
+    next(t for t in at.text_input if t.label.startswith("One-line description")).input("Hoses, seeds and tools for the garden")
     at = next(b for b in at.button if b.label == "Add category").click().run()
     assert not at.exception, at.exception
     ws = ui._open_workspace()

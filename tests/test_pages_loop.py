@@ -51,7 +51,7 @@ def test_queue_accept_correct_and_skip_persist_to_duckdb(uploaded):
 
     first = titles[_current_item(at)]
     accept = next(b for b in at.button if b.label.startswith("1 · "))
-    suggested = shown(accept.label).removeprefix("1 · ").rsplit(" (", 1)[0]
+    suggested = shown(accept.label).removeprefix("1 · ").rsplit(" — ", 1)[0]
     at = accept.click().run()
     assert not at.exception, at.exception
     labels = _labels()
@@ -60,16 +60,17 @@ def test_queue_accept_correct_and_skip_persist_to_duckdb(uploaded):
 
     second = titles[_current_item(at)]
     assert second != first
-    skip = next(b for b in at.button if b.label == "Skip")
+    skip = next(b for b in at.button if b.label == "Skip for now")
     at = skip.click().run()
     assert not at.exception, at.exception
     third = titles[_current_item(at)]
     assert third not in (first, second)
     assert second not in _labels().index  # skipping writes nothing
 
-    correct = next(s for s in at.selectbox if s.label == "Or another category")
+    correct = next(s for s in at.selectbox if s.label == "None of these: pick any category")
+    assert correct.value is None  # "none of these" never defaults to a guess
     correct.set_value("Pet Supplies")
-    at = next(b for b in at.button if b.label == "Save").click().run()
+    at = next(b for b in at.button if b.label == "Save this category").click().run()
     assert not at.exception, at.exception
     labels = _labels()
     assert labels.loc[third, "category"] == "Pet Supplies" and labels.loc[third, "source"] == "manual"
@@ -154,4 +155,4 @@ def test_explore_click_on_one_point_lists_and_highlights_its_neighbours(uploaded
     assert at.session_state["explore_picked"] == "C1"
     neighbours = next(d.value for d in at.dataframe if "similarity" in d.value.columns and "source" in d.value.columns)
     assert len(neighbours) == 10 and "C1" not in set(neighbours["item_id"])
-    assert any("Nearest neighbours of C1" in shown(c.value) for c in at.caption)
+    assert any("Nearest neighbours of steel frying pan (C1" in shown(c.value) for c in at.caption)
