@@ -133,8 +133,12 @@ def test_incremental_refresh_matches_a_fresh_fit(workspace, tiny_encoder):
     from coldrec.workspace import Workspace
 
     workspace.classifier()
-    for item_id, category in [("C2", "Footwear"), ("C5", "Pet Supplies"), ("C7", "Cookware")]:
+    for item_id, category in [("C2", "Footwear"), ("F1", "Pet Supplies"), ("P2", "Cookware")]:
         workspace.label(item_id, category, who="ana")
         incremental = workspace.classifier()
     fresh = Workspace(workspace.store, tiny_encoder, workspace.settings).classifier()
-    np.testing.assert_allclose(incremental.transduction_, fresh.transduction_, atol=0.02)
+    from coldrec.graph import distributions
+
+    # The propagation matches; beta is refitted only when the labels grew by a fifth.
+    np.testing.assert_allclose(distributions(incremental._fit.state), distributions(fresh._fit.state), atol=0.02)
+    assert (incremental.transduction_.argmax(axis=1) == fresh.transduction_.argmax(axis=1)).all()
