@@ -188,14 +188,14 @@ class ColdStartClassifier:
 
     def _propagate(
         self, graph: ItemGraph, prior: np.ndarray, rows: np.ndarray, classes: np.ndarray,
-        start: np.ndarray | None = None, changed: np.ndarray | None = None,
+        start: np.ndarray | None = None, changed: np.ndarray | None = None, **options: float,
     ) -> np.ndarray:
         if not self.transductive:
             state = prior.copy()
             state[rows] = 0.0
             state[rows, classes] = 1.0
             return state
-        return propagate(graph, prior, rows, classes, alpha=self.alpha, start=start, changed=changed)[0]
+        return propagate(graph, prior, rows, classes, alpha=self.alpha, start=start, changed=changed, **options)[0]
 
     def _calibrate(
         self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray,
@@ -206,7 +206,7 @@ class ColdStartClassifier:
         floor = self._label_free_beta(graph, state, prior, rows) if self.transductive else 1.0
         if len(rows) < MIN_LABELS_TO_CALIBRATE or len(np.unique(classes)) < 2:
             return floor, False, None
-        oof = self._out_of_fold(vectors, graph, rows, classes)
+        oof = self._out_of_fold(vectors, graph, rows, classes, state)
         held = np.isfinite(oof[:, 0])
         if held.sum() < MIN_LABELS_TO_CALIBRATE or len(np.unique(classes[held])) < 2:
             return floor, False, oof
@@ -222,9 +222,13 @@ class ColdStartClassifier:
         combined = distributions(np.where(vote.sum(axis=1, keepdims=True) > 0, combined, prior))
         return confidence_matching_beta(distributions(state[unlabelled]), combined[unlabelled])
 
-    def _out_of_fold(self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    def _out_of_fold(
+        self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray, state: np.ndarray | None = None
+    ) -> np.ndarray:
         """Each labelled row's distribution from a fit without its fold's labels (10 folds,
-        stratified; a category's only label is never hidden, its row stays NaN)."""
+        stratified; a category's only label is never hidden, its row stays NaN). Each fold's
+        propagation starts from the full solution ``state`` and stops at a looser tolerance:
+        beta needs two digits, not four."""
         oof = np.full((len(rows), len(self.classes_)), np.nan, dtype=np.float32)
         folds = np.full(len(rows), -1, dtype=np.int64)
         rng = np.random.default_rng(0)
@@ -240,8 +244,13 @@ class ColdStartClassifier:
                 continue
             train = ~test
             prior = self._prior(vectors, vectors[rows[train]], classes[train])
-            state = self._propagate(graph, prior, rows[train], classes[train])
-            oof[test] = distributions(state[rows[test]])
+            start = None
+            if state is not None:
+                start = state.copy()
+                start[rows[test]] = prior[rows[test]]  # unclamped: start from its own distribution
+            fold_state = self._propagate(graph, prior, rows[train], classes[train], start=start,
+                                         tolerance=1e-3, max_iterations=30)
+            oof[test] = distributions(fold_state[rows[test]])
         return oof
 
     def out_of_fold_proba(self) -> np.ndarray:
@@ -249,7 +258,7 @@ class ColdStartClassifier:
         order): what a held-out check of the current labels sees (target precision, likely mistakes)."""
         fit = self._require_fit()
         if fit.out_of_fold is None or len(fit.out_of_fold) != len(fit.labelled_rows):
-            fit.out_of_fold = self._out_of_fold(fit.vectors, fit.graph, fit.labelled_rows, fit.labelled_classes)
+            fit.out_of_fold = self._out_of_fold(fit.vectors, fit.graph, fit.labelled_rows, fit.labelled_classes, fit.state)
         oof = fit.out_of_fold.copy()
         lone = ~np.isfinite(oof[:, 0])  # a category's only label: predicted without any label of it
         if lone.any():
@@ -326,6 +335,18 @@ class ColdStartClassifier:
             fit.beta, fit.beta_fitted, fit.out_of_fold = self._calibrate(fit.vectors, fit.graph, rows, classes, state, prior)
             fit.novel_label_cut, fit.novel_prompt_cut = self._novelty_cuts(fit.vectors, rows)
         return len(moved)
+
+    def calibration(self) -> tuple[float, bool, np.ndarray | None]:
+        """beta for the current labels, whether it was fitted on them, and the out-of-fold
+        distributions (computed without changing the model: apply with :meth:`set_calibration`)."""
+        fit = self._require_fit()
+        return self._calibrate(fit.vectors, fit.graph, fit.labelled_rows, fit.labelled_classes, fit.state, fit.prior)
+
+    def set_calibration(self, beta: float, fitted: bool) -> None:
+        """Use ``beta`` from now on (and refresh the novelty cut-offs for the current labels)."""
+        fit = self._require_fit()
+        fit.beta, fit.beta_fitted = float(beta), bool(fitted)
+        fit.novel_label_cut, fit.novel_prompt_cut = self._novelty_cuts(fit.vectors, fit.labelled_rows)
 
     def add_items(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
         """Append unlabelled items to the graph (an upload) without rebuilding it."""

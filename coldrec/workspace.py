@@ -23,7 +23,7 @@ from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder, text_ha
 from .ingest import (
     OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
 )
-from .neighbours import NeighbourIndex, VectorIndex
+from .neighbours import EXACT_MAX_ITEMS, NeighbourIndex, VectorIndex
 from .errors import DataImportError, StoreError
 from .store import Store, category_name
 
@@ -78,6 +78,8 @@ class Workspace:
         self._build_lock = threading.Lock()
         self._classifier: _FittedState | None = None
         self._item_index: tuple[object, VectorIndex] | None = None
+        self._calibrating = False
+        self._calibration_epoch = 0  # bumped when a background calibration lands (part of version())
         self._catalog: tuple[object, NeighbourIndex] | None = None
         self._audience: tuple[object, AudienceModel] | None = None
         self._memo: dict[str, tuple[object, object]] = {}
@@ -226,7 +228,7 @@ class Workspace:
         model, items, labels or categories change. Every memoised view is keyed on it."""
         cats = self.store.categories()
         return (self.encoder.name, self.store.label_version(), self.store.catalog_fingerprint(),
-                self.store.settings_version(), tuple(map(tuple, cats.fillna("").values.tolist())))
+                self.store.settings_version(), self._calibration_epoch, tuple(map(tuple, cats.fillna("").values.tolist())))
 
     def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Every stored item (with its current label) and its unit vector, in store order."""
@@ -316,7 +318,12 @@ class Workspace:
             if len(index.ids) > fitted.index_rows:
                 model.add_index_rows()
             recalibrate = _needs_recalibration(fitted.calibrated_labels, len(rows_a))
-            model.update_labels(rows_a, classes_a, recalibrate=recalibrate)
+            # Small workspaces refit beta at once (a second or two); large ones in the background
+            # (ten propagations over every item), keeping the current beta until it is ready.
+            in_place = recalibrate and len(index.ids) <= EXACT_MAX_ITEMS
+            model.update_labels(rows_a, classes_a, recalibrate=in_place)
+            if recalibrate and not in_place:
+                self._recalibrate_in_background(model)
             calibrated = len(rows_a) if recalibrate else fitted.calibrated_labels
         else:
             prompts = embed_texts(
@@ -333,6 +340,26 @@ class Workspace:
                 categories_key, label_version, index, len(index.ids), int((~index.alive).sum()), calibrated, model
             )
         return model
+
+    def _recalibrate_in_background(self, model: ColdStartClassifier) -> None:
+        """Refit beta on a snapshot in a thread, then apply it to the newest classifier."""
+        with self._lock:
+            if self._calibrating:
+                return
+            self._calibrating = True
+
+        def run() -> None:
+            try:
+                beta, fitted, _ = model.snapshot().calibration()
+                with self._lock:
+                    if self._classifier is not None:
+                        self._classifier.model.set_calibration(beta, fitted)
+                    self._calibration_epoch += 1
+            finally:
+                with self._lock:
+                    self._calibrating = False
+
+        threading.Thread(target=run, name="coldrec-calibration", daemon=True).start()
 
     def item_index(self) -> VectorIndex:
         """The neighbour index over every stored item (catalog and uploads) for the current model.

@@ -142,3 +142,24 @@ def test_incremental_refresh_matches_a_fresh_fit(workspace, tiny_encoder):
     # The propagation matches; beta is refitted only when the labels grew by a fifth.
     np.testing.assert_allclose(distributions(incremental._fit.state), distributions(fresh._fit.state), atol=0.02)
     assert (incremental.transduction_.argmax(axis=1) == fresh.transduction_.argmax(axis=1)).all()
+
+
+def test_large_workspaces_refit_calibration_in_the_background(workspace, monkeypatch):
+    import time
+
+    import coldrec.workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
+    items = pd.DataFrame({"item_id": [f"u{i}" for i in range(4)], "title": ["steel pan", "dog bed", "boot", "wok"],
+                          "description": [""] * 4})
+    workspace.add_upload(items, batch="b")
+    workspace.classifier()
+    version = workspace.version()
+    for item_id, category in zip(items["item_id"], ["Cookware", "Pet Supplies", "Footwear", "Cookware"]):
+        workspace.label(item_id, category, who="ana")  # 12 -> 16 labels: a third more
+    workspace.classifier()
+    deadline = time.time() + 30
+    while workspace._calibrating and time.time() < deadline:
+        time.sleep(0.05)
+    assert workspace._calibration_epoch == 1
+    assert workspace.version() != version  # views keyed on version() see the new calibration
