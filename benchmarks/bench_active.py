@@ -1,14 +1,11 @@
-"""Active learning and self-training on real data (Flipkart), with the machine recorded.
+"""Active learning on real data (Flipkart), with the machine recorded.
 
 Active learning: runs ``python -m coldrec evaluate --active ...`` on
 ../shared/datasets/flipkart_products and writes benchmarks/results/active_flipkart_seeds<N>.json,
 prints the curves and draws docs/active_learning.png (matplotlib if installed, else Pillow,
-else no image). Self-training (``--selftrain``): runs ``evaluate --methods
-coldrec,coldrec+self-training --shots 4,16`` and writes
-benchmarks/results/selftrain_flipkart_seeds<N>.json. Usage:
+else no image). Usage:
 
     python benchmarks/bench_active.py [--seeds 3] [--budget 200] [--step 10]
-    python benchmarks/bench_active.py --selftrain [--seeds 10]
 """
 
 from __future__ import annotations
@@ -119,29 +116,12 @@ def active(args: argparse.Namespace) -> int:
     return 0
 
 
-def selftrain(args: argparse.Namespace) -> int:
-    out = OUT / f"selftrain_flipkart_seeds{args.seeds}.json"
-    doc, wall, peak_mb = run_evaluate(
-        ["--methods", "coldrec,coldrec+self-training", "--shots", "4,16", "--seeds", str(args.seeds),
-         "--test-size", str(args.test_size)], out,
-    )
-    print(f"{'method':>21} {'k':>3} {'accuracy':>14} {'macro_f1':>14} {'ece':>14} {'pseudo':>7}")
-    for r in doc["results"]:
-        print(f"{r['method']:>21} {r['shots']:>3} {r['accuracy']:.3f} ± {r['accuracy_std']:.3f} "
-              f"{r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f} {r['ece']:.3f} ± {r['ece_std']:.3f} "
-              f"{r.get('pseudo_labelled', 0):7.0f}")
-    print(f"wall {wall:.0f} s, peak RSS {peak_mb:.0f} MB, embed {doc['embed_items_per_s']} items/s")
-    print(json.dumps(doc["machine"]))
-    return 0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--step", type=int, default=10)
     parser.add_argument("--test-size", type=int, default=2000)
-    parser.add_argument("--selftrain", action="store_true", help="measure self-training at k = 4 and 16 instead")
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the stored JSON")
     args = parser.parse_args()
     if args.plot_only:
@@ -152,7 +132,7 @@ def main() -> int:
         print(f"{DATA} not found: the shared datasets are not beside this checkout", file=sys.stderr)
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
-    return selftrain(args) if args.selftrain else active(args)
+    return active(args)
 
 
 if __name__ == "__main__":

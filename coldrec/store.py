@@ -278,7 +278,7 @@ class Store:
             )
 
     def settings_version(self) -> int:
-        """Changes whenever a stored setting (self-training, ...) changes (for caches)."""
+        """Changes whenever a stored setting changes (for caches)."""
         return int(self.get_meta("settings_version") or 0)
 
     def catalog_fingerprint(self) -> tuple[object, ...]:

@@ -1,5 +1,5 @@
 """Categories & model: edit categories, import them (CSV or a taxonomy), set target precisions,
-switch self-training, see and refresh the model's cache."""
+see and refresh the model's cache."""
 
 import pandas as pd
 import streamlit as st

@@ -307,11 +307,11 @@ def test_a_schema_2_database_gains_updated_at_on_open(tmp_path):
 
 def test_settings_version_changes_only_when_a_setting_changes(store):
     start = store.settings_version()
-    store.set_meta("self_training", "1")
+    store.set_meta("some_setting", "1")
     assert store.settings_version() == start + 1
-    store.set_meta("self_training", "1")
+    store.set_meta("some_setting", "1")
     assert store.settings_version() == start + 1
-    store.set_meta("self_training", "0")
+    store.set_meta("some_setting", "0")
     assert store.settings_version() == start + 2
 
 
