@@ -141,15 +141,23 @@ class Encoder:
         return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
 
 
-def load_encoder(model: str | None = None, device: str | None = None, batch_size: int | None = None) -> Encoder:
+def load_encoder(
+    model: str | None = None, device: str | None = None, batch_size: int | None = None, *, version: bool = True
+) -> Encoder:
     """Load ``model`` (a Hugging Face id or local folder; ``None`` = bundled all-MiniLM-L6-v2).
 
     Raises :class:`ModelLoadError` naming the model when it cannot be loaded. A hub id is
     looked up in the local Hugging Face cache first, then downloaded unless ``HF_HUB_OFFLINE``
-    is set.
+    is set. A fine-tuned version folder (with ``card.json``, see :mod:`coldrec.finetune`) loads
+    as that version unless ``version`` is false (then its weights load as a plain model).
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
+
+    if version and model is not None and (Path(model).expanduser() / "card.json").is_file():
+        from .finetune import load_version
+
+        return load_version(model, device)
 
     if model is None:
         folder = bundled_model_path()

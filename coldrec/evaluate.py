@@ -26,7 +26,7 @@ from .classify import category_prompt, fit_classifier
 from .encoder import TextEncoder, embed_texts
 from .ingest import OPERATOR_FILES, clean_text, item_text, read_table
 
-METHODS = ("coldrec", "prototype", "tfidf-logreg", "coldrec+self-training")
+METHODS = ("coldrec", "prototype", "tfidf-logreg", "coldrec+self-training", "coldrec+finetune")
 #: What :func:`run_evaluation` and ``evaluate`` run unless told otherwise.
 DEFAULT_METHODS = ("coldrec", "prototype", "tfidf-logreg")
 
@@ -150,11 +150,16 @@ def run_evaluation(
     descriptions: dict[str, str] | None = None,
     methods: Sequence[str] = DEFAULT_METHODS,
     log: Callable[[str], None] = lambda message: None,
+    finetune_options: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Run the protocol and return the result document written by ``evaluate --json``.
 
     ``coldrec+self-training`` is coldrec with the pool's unlabelled rows passed to
     :func:`fit_classifier` as ``unlabelled_vectors`` (so the whole pool is embedded).
+    ``coldrec+finetune`` fine-tunes the encoder on each seed's support set
+    (:func:`coldrec.finetune.finetune_for_evaluation` with ``finetune_options``), re-embeds the
+    test and support rows and the prompts with it, then runs what ``coldrec`` runs; its rows
+    add ``fit_s`` (training seconds per fit) and ``train_steps``.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -174,9 +179,25 @@ def run_evaluation(
             for split in splits:
                 sup = split.support[k]
                 y_true = data.labels[split.test]
+                fit_figures: dict[str, float] = {}
                 if method == "coldrec":
-                    model = fit_classifier(data.classes, prompts, vectors[sup], [data.classes[i] for i in data.labels[sup]])
-                    proba = model.predict_proba(vectors[split.test])
+                    proba = _coldrec_proba(data, prompts, vectors, sup, split.test)
+                elif method == "coldrec+finetune":
+                    from .finetune import finetune_for_evaluation
+
+                    descriptions_ = descriptions or {}
+                    prompt_texts = [category_prompt(c, descriptions_.get(c)) for c in data.classes]
+                    tuned, fit = finetune_for_evaluation(
+                        encoder, [data.texts[i] for i in sup], [data.classes[i] for i in data.labels[sup]],
+                        dict(zip(data.classes, prompt_texts)), seed=split.seed, **(finetune_options or {}),
+                    )
+                    rows = np.concatenate([split.test, sup])
+                    tuned_vectors = np.zeros_like(vectors)
+                    started = time.perf_counter()
+                    tuned_vectors[rows] = tuned.encode([data.texts[i] for i in rows])
+                    fit_figures = {"fit_s": fit.seconds, "train_steps": float(fit.steps),
+                                   "reembed_s": time.perf_counter() - started}
+                    proba = _coldrec_proba(data, tuned.encode(prompt_texts), tuned_vectors, sup, split.test)
                 elif method == "coldrec+self-training":
                     unlabelled = np.setdiff1d(split.pool, sup)
                     model = fit_classifier(
@@ -204,13 +225,27 @@ def run_evaluation(
                     proba = _tfidf_logreg(data, sup, split.test)
                 else:
                     raise ValueError(f"unknown method {method!r}")
-                runs.append(_metrics(y_true, proba, proba.argmax(axis=1)))
+                runs.append({**_metrics(y_true, proba, proba.argmax(axis=1)), **fit_figures})
                 if method == "coldrec+self-training":
                     runs[-1]["pseudo_labelled"] = float(model.pseudo_labelled)
             row = _mean_row(runs, method=method, shots=int(k))
             results.append(row)
-            log(f"{method:>21} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f}")
-    return {**_document_header(data, encoder, per_s), "results": results}
+            log(f"{method:>21} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f}"
+                + (f" fit_s={row['fit_s']:.0f}" if "fit_s" in row else ""))
+    header = _document_header(data, encoder, per_s)
+    if "coldrec+finetune" in methods:
+        from .finetune import DEFAULT_EPOCHS, DEFAULT_METHOD
+
+        header["finetune"] = {"method": DEFAULT_METHOD, "epochs": DEFAULT_EPOCHS, **(finetune_options or {})}
+    return {**header, "results": results}
+
+
+def _coldrec_proba(
+    data: LabelledData, prompts: np.ndarray, vectors: np.ndarray, support: np.ndarray, test: np.ndarray
+) -> np.ndarray:
+    """The product's predictor (the ``coldrec`` method) fitted on ``support``, on ``test``."""
+    model = fit_classifier(data.classes, prompts, vectors[support], [data.classes[i] for i in data.labels[support]])
+    return model.predict_proba(vectors[test])
 
 
 def _mean_row(runs: Sequence[dict[str, float]], **keys: object) -> dict[str, object]:

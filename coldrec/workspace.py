@@ -17,7 +17,8 @@ import pandas as pd
 from .audience import AudienceModel, build_audience, load_interactions
 from .classify import CategoryModel, Prediction, category_prompt, fit_classifier, predictions_frame
 from .config import DEMO_DIR, Settings
-from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder
+from .encoder import ProgressFn, TextEncoder, embed_texts
+from .finetune import active_encoder
 from .ingest import OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, read_table
 from .neighbours import NeighbourIndex
 from .store import Store
@@ -82,7 +83,7 @@ class Workspace:
         settings = settings or Settings.from_env()
         store = Store(settings.db_path)
         try:
-            encoder = encoder or load_encoder(settings.model, settings.device)
+            encoder = encoder or active_encoder(store, settings)  # the active fine-tuned version, if any
         except Exception:
             store.close()
             raise
@@ -419,6 +420,20 @@ class Workspace:
     def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
         """Record a label; the next prediction uses it."""
         self.store.label(item_id, category, who=who, source=source)
+
+    # -- model versions (issue 13: coldrec/finetune.py switches versions through this) ----
+    def use_encoder(self, encoder: TextEncoder) -> None:
+        """Serve every session from ``encoder`` from now on (a fine-tuned version or the base).
+
+        Every model-derived cache is dropped; vectors come from the embedding cache keyed by the
+        encoder's name, so switching back to a model already used embeds nothing.
+        """
+        with self._build_lock, self._lock:
+            self.encoder = encoder
+            self._classifier = None
+            self._catalog = None
+            self._audience = None
+            self._memo.clear()
 
 
 def progress_printer(label: str) -> Callable[[int, int], None]:
