@@ -157,3 +157,12 @@ def batch_predictions(ws: Workspace, batch: str) -> PredictionBatch:
         cached = (key, ws.predict_batch(batch))
         st.session_state["_batch_predictions"] = cached
     return cached[1]
+
+
+@st.cache_resource
+def background_jobs():  # noqa: ANN201 - coldrec.jobs.JobRunner (imported lazily)
+    """The process's one runner of background jobs (fine-tuning): shared by every session, so a
+    job survives page reloads and reruns."""
+    from .jobs import JobRunner
+
+    return JobRunner()
