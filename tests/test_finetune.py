@@ -243,3 +243,66 @@ def test_embed_texts_keys_the_cache_by_version_name(labelled_ws: Workspace) -> N
 
     assert ws.store.get_embeddings(tuned.name, [text_hash("steel pan")])
     assert not ws.store.get_embeddings(ws.encoder.name, [text_hash("steel pan")])
+
+
+@pytest.fixture
+def finetune_app(monkeypatch, tmp_path: Path, word_model_dir: Path, labelled_ws: Workspace):
+    """The dashboard pointed at the labelled workspace's database (closed here first)."""
+    import streamlit as st
+
+    labelled_ws.close()
+    monkeypatch.setenv("COLDREC_DB", str(labelled_ws.settings.db_path))
+    monkeypatch.setenv("COLDREC_MODEL", str(word_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    st.cache_resource.clear()
+    yield labelled_ws.settings
+    st.cache_resource.clear()
+
+
+def _categories_page():  # noqa: ANN202 - AppTest
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import PROJECT
+
+    at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120)
+    at.run()
+    return at.switch_page("pages/categories.py").run()
+
+
+def test_page_says_why_fine_tuning_is_not_offered_on_few_labels(app_env) -> None:
+    at = _categories_page()
+    assert not at.exception, at.exception
+    assert "Improve the model on your labels" in [h.value for h in at.subheader]
+    assert any("Not offered yet" in i.value and "average 4" in i.value for i in at.info)
+    assert not [b for b in at.button if b.label == "Improve the model"]
+
+
+def test_background_job_survives_a_page_rerun_and_its_version_can_be_switched(finetune_app) -> None:
+    from coldrec import ui
+
+    at = _categories_page()
+    assert not at.exception, at.exception
+    next(b for b in at.button if b.label == "Improve the model").click().run()
+    assert not at.exception, at.exception
+    runner = ui.background_jobs()  # the process-wide runner the page started the job on
+    assert runner.status() is not None and runner.status().title == "Improve the model on your labels"
+    again = _categories_page()  # a fresh session (a page reload) sees the same job
+    assert not again.exception, again.exception
+    status = runner.wait(timeout=300)
+    assert status.state == "done", status.error
+    again.run()
+    card = status.result
+    import re
+
+    shown = [re.sub(r"\\(.)", r"\1", s.value) for s in again.success]  # Markdown escapes removed
+    assert any(card["name"] in text and "held-out accuracy" in text for text in shown), shown
+    versions = again.dataframe[-1].value
+    assert card["name"] in versions["name"].tolist()
+    # Switch to the new version (or back to the base when it became active) in one click.
+    active = bool(card["better"])
+    again.selectbox[-1].set_value("base model" if active else card["name"]).run()
+    next(b for b in again.button if b.label == "Switch model").click().run()
+    assert not again.exception, again.exception
+    ws = ui._open_workspace()  # the app holds the database: read it through the app's workspace
+    assert (ws.store.get_meta("model_version") or "") == ("" if active else card["name"])
+    assert ws.encoder.name.endswith("" if active else f"+{card['name']}") and ("+ft-" in ws.encoder.name) != active
