@@ -8,6 +8,8 @@ from .classify import CategoryModel, Prediction, category_prompt, fit_classifier
 from .config import Settings, bundled_model_path
 from .errors import ColdrecError, ConfigError, DataImportError, ModelError, NotReadyError, QueryError
 from .encoder import Encoder, ModelLoadError, embed_texts, load_encoder, pick_device, text_hash
+from .finetune import improve_model, list_versions, load_version, switch_version
+from .jobs import JobRunner
 from .export import spreadsheet_safe, to_csv_bytes, to_excel_bytes
 from .ingest import IngestError, Limits, clean_text, guess_mapping, item_text, load_items, parse_pasted, prepare_items, read_table
 from .neighbours import NeighbourIndex, top_k_cosine
@@ -26,6 +28,7 @@ __all__ = [
     "QueryError",
     "Encoder",
     "IngestError",
+    "JobRunner",
     "Limits",
     "ModelLoadError",
     "NeighbourIndex",
@@ -42,15 +45,19 @@ __all__ = [
     "embed_texts",
     "fit_classifier",
     "guess_mapping",
+    "improve_model",
     "item_text",
     "load_encoder",
+    "list_versions",
     "load_items",
+    "load_version",
     "parse_pasted",
     "pick_device",
     "predictions_frame",
     "prepare_items",
     "read_table",
     "spreadsheet_safe",
+    "switch_version",
     "text_hash",
     "to_csv_bytes",
     "to_excel_bytes",

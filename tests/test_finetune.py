@@ -306,3 +306,34 @@ def test_background_job_survives_a_page_rerun_and_its_version_can_be_switched(fi
     ws = ui._open_workspace()  # the app holds the database: read it through the app's workspace
     assert (ws.store.get_meta("model_version") or "") == ("" if active else card["name"])
     assert ws.encoder.name.endswith("" if active else f"+{card['name']}") and ("+ft-" in ws.encoder.name) != active
+
+
+def test_cli_finetune_refuses_few_labels_then_trains_lists_and_switches(
+    monkeypatch, capsys, tmp_path: Path, word_model_dir: Path, labelled_ws: Workspace, small_catalog
+) -> None:
+    from coldrec.cli import main
+
+    labelled_ws.close()
+    monkeypatch.setenv("COLDREC_MODEL", str(word_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    catalog, categories = small_catalog  # 3 categories x 4 labels: not offered
+    catalog.to_csv(tmp_path / "few.csv", index=False)
+    categories.to_csv(tmp_path / "few-categories.csv", index=False)
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "few.duckdb"))
+    assert main(["init", "--catalog", str(tmp_path / "few.csv"), "--categories", str(tmp_path / "few-categories.csv")]) == 0
+    assert main(["finetune"]) == 2
+    assert "not offered yet" in capsys.readouterr().err
+
+    monkeypatch.setenv("COLDREC_DB", str(labelled_ws.settings.db_path))
+    assert main(["finetune", "--epochs", "2", "--method", "lora"]) == 0
+    out = capsys.readouterr()
+    assert "held-out accuracy" in out.out and "training: 4/4" in out.err
+    versions = finetune.list_versions(finetune.models_dir(labelled_ws.settings.db_path))
+    assert len(versions) == 1 and versions[0]["method"] == "lora"
+    assert main(["finetune", "--use", versions[0]["name"]]) == 0
+    assert main(["finetune", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"* {versions[0]['name']}") for line in listed)
+    assert main(["finetune", "--use", "base"]) == 0
+    assert main(["finetune", "--use", "no-such-version"]) == 2
+    assert "not in" in capsys.readouterr().err
