@@ -2,7 +2,7 @@
 
 Runs ``python -m coldrec evaluate --methods coldrec,coldrec+finetune`` on
 ../shared/datasets/flipkart_products with each fit capped in time (this is a shared 2-core
-machine), and writes benchmarks/results/finetune_<variant>_<method>.json. Usage:
+machine), and writes benchmarks/results/finetune_<variant>_<method>_k<shots>_cap<minutes>min.json. Usage:
 
     OMP_NUM_THREADS=1 python benchmarks/bench_finetune.py --method contrastive --shots 4,16,32 \\
         --seeds 3 --test-size 1000 --max-minutes 1 [--titles-only]
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # coldrec itself, for --demo
 from bench_evaluate import DATA, OUT, ROOT, machine  # noqa: E402 - benchmarks are scripts, not a package
 
 
@@ -45,7 +46,7 @@ def main() -> int:
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
     variant = "titles" if args.titles_only else "full"
-    out = OUT / f"finetune_{variant}_{args.method}.json"
+    out = OUT / f"finetune_{variant}_{args.method}_k{args.shots.replace(',', '-')}_cap{args.max_minutes:g}min.json"
     text_cols = ["--text-col", "title"] + ([] if args.titles_only else ["--text-col", "description"])
     load_before = os.getloadavg()
     started = time.perf_counter()
