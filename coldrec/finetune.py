@@ -167,7 +167,11 @@ def fit(
             scheduler.step()
             step += 1
             if progress is not None:
-                progress("training", step, planned)
+                # Under a time cap the run ends before the planned steps: report the steps the
+                # cap leaves room for at the pace so far, so the estimated time is honest.
+                now = time.perf_counter()
+                room = step + int((deadline - now) / ((now - started) / step)) if deadline < math.inf else planned
+                progress("training", step, max(step, min(planned, room)))
         if capped:
             break
     net.eval()
