@@ -177,18 +177,14 @@ st.fragment(run_every=2.0 if running else None)(_job_panel)()
 if not ready["ready"]:
     st.info(f"Not offered yet: {ui.md_escape(ready['reason'])}.")
 else:
-    left, middle, right = st.columns([2, 2, 1])
-    method = left.selectbox(
-        "Method", finetune.METHODS, index=finetune.METHODS.index(finetune.DEFAULT_METHOD),
-        help="contrastive trains every weight; lora trains small adapters (BENCHMARKS.md compares them)",
-    )
-    minutes = middle.number_input(
+    left, right = st.columns([3, 1])
+    minutes = left.number_input(
         "Stop training after (minutes)", 1.0, 240.0, float(finetune.CPU_MAX_MINUTES), step=1.0,
         help=f"{ready['labels']:,} labels, {ready['held_out']} held out to check the result",
     )
     if right.button("Improve the model", type="primary", disabled=running):
         try:
-            _start_finetune(method, float(minutes))
+            _start_finetune(finetune.DEFAULT_METHOD, float(minutes))
         except ColdrecError as exc:
             ui.error(exc)
         st.rerun()
