@@ -59,8 +59,9 @@ HOLDOUT_SHARE = 0.2
 MIN_LABELS_TO_HOLD_OUT = 5
 #: Fewer held-out labels than this cannot tell two models apart: no fine-tuning.
 MIN_HELD_OUT = 10
-#: Mean labels per category from which fine-tuning is offered: below it, measured on Flipkart,
-#: it did not beat the frozen model (BENCHMARKS.md, "Fine-tuning the encoder").
+#: Mean labels per category from which fine-tuning is offered. Below it the held-out check has
+#: under 3 labels per category to judge by, and on Flipkart fine-tuning did not beat the frozen
+#: model at 4 per category (BENCHMARKS.md, "Fine-tuning the encoder"; nor, on a CPU, at 16 or 32).
 MIN_LABELS_PER_CATEGORY = 16
 
 CARD = "card.json"
@@ -348,8 +349,9 @@ def readiness(ws) -> dict[str, object]:  # noqa: ANN001 - Workspace
     elif n_categories < 2 or labels["category"].nunique() < 2:
         reason = "label examples of at least two categories first"
     elif per_category < MIN_LABELS_PER_CATEGORY:
-        reason = (f"your categories average {per_category:.1f} labels; fine-tuning beat the frozen model only from "
-                  f"{MIN_LABELS_PER_CATEGORY} per category on (BENCHMARKS.md), so label more first")
+        reason = (f"your categories average {per_category:.1f} labels; fine-tuning needs {MIN_LABELS_PER_CATEGORY} "
+                  "per category, because with fewer it did not beat the frozen model (BENCHMARKS.md) and too few "
+                  "labels could be held out to check it, so label more first")
     elif len(held) < MIN_HELD_OUT:
         reason = f"only {len(held)} labels could be held out to check the result; it needs {MIN_HELD_OUT}"
     else:
