@@ -232,8 +232,8 @@ def finetune_for_evaluation(
 ) -> tuple[Encoder, FitResult]:
     """What ``evaluate --methods coldrec+finetune`` runs per seed and k: fit on the support set and
     return the fine-tuned encoder (never saved) with the fit's figures."""
-    if not isinstance(encoder, Encoder):
-        raise ModelError("coldrec+finetune needs a transformer encoder (load_encoder), not a substitute")
+    if not isinstance(encoder, Encoder) or getattr(encoder, "backend", "torch") != "torch":
+        raise ModelError("coldrec+finetune needs a torch transformer encoder (load_encoder), not a substitute")
     result = fit(encoder, texts, labels, anchors, seed=seed, **options)  # type: ignore[arg-type]
     return tuned_encoder(encoder, result, f"{encoder.name}+eval-{result.method}-{seed}"), result
 
@@ -344,8 +344,8 @@ def readiness(ws) -> dict[str, object]:  # noqa: ANN001 - Workspace
     n_categories = len(ws.store.category_names())
     per_category = len(labels) / n_categories if n_categories else 0.0
     _, held = holdout_split(labels["category"].tolist()) if len(labels) else (None, [])
-    if not isinstance(ws.encoder, Encoder):
-        reason = "the current model cannot be fine-tuned (it is not a transformer encoder)"
+    if not isinstance(ws.encoder, Encoder) or getattr(ws.encoder, "backend", "torch") != "torch":
+        reason = "the current model cannot be fine-tuned (it is not a torch transformer encoder; unset COLDREC_BACKEND)"
     elif n_categories < 2 or labels["category"].nunique() < 2:
         reason = "label examples of at least two categories first"
     elif per_category < MIN_LABELS_PER_CATEGORY:
