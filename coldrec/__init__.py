@@ -10,6 +10,8 @@ from .classify import Prediction, category_prompt, predictions_frame
 from .config import Settings, bundled_model_path
 from .errors import ColdrecError, ConfigError, DataImportError, ExportError, ModelError, NotReadyError, QueryError
 from .encoder import Encoder, ModelLoadError, embed_texts, load_encoder, pick_device, text_hash
+from .finetune import improve_model, list_versions, load_version, switch_version
+from .jobs import JobRunner
 from .export import spreadsheet_safe, to_csv_bytes, to_excel_bytes
 from .ingest import IngestError, Limits, clean_text, guess_mapping, item_text, load_items, parse_pasted, prepare_items, read_table
 from .estimator import ColdStartClassifier
@@ -37,6 +39,7 @@ __all__ = [
     "QueryError",
     "Encoder",
     "IngestError",
+    "JobRunner",
     "Limits",
     "ModelLoadError",
     "ItemGraph",
@@ -58,10 +61,13 @@ __all__ = [
     "embed_texts",
     "build_graph",
     "guess_mapping",
+    "improve_model",
     "item_text",
     "load_encoder",
+    "list_versions",
     "load_items",
     "load_vectors",
+    "load_version",
     "parse_pasted",
     "pick_device",
     "predictions_frame",
@@ -70,6 +76,7 @@ __all__ = [
     "read_table",
     "run_readonly",
     "spreadsheet_safe",
+    "switch_version",
     "text_hash",
     "to_csv_bytes",
     "to_excel_bytes",

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="active-learning curves instead of the shots protocol: query strategy (repeatable or "
         "comma-separated; 'all' for every one): random, least-confidence, margin, entropy, cluster-margin",
     )
+    evaluate.add_argument("--finetune-method", choices=["contrastive", "lora"], help="with coldrec+finetune (default contrastive)")
+    evaluate.add_argument("--finetune-epochs", type=int, help="with coldrec+finetune: passes over the support set (default 4)")
+    evaluate.add_argument("--finetune-max-minutes", type=float, help="with coldrec+finetune: cap per fit (default 10 on CPU)")
     evaluate.add_argument("--budget", type=int, help="with --active: labels to reach (default 200)")
     evaluate.add_argument("--step", type=int, help="with --active: labels queried per step (default 10)")
 
@@ -123,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--out", help="an empty folder for the shards (default: data/vectors/<catalog name>)")
 
     sub.add_parser("stats", help="counts of items, labels, categories and cached vectors")
+
+    finetune = sub.add_parser("finetune", help="fine-tune the model on the current labels; switch to it if the held-out check says better")
+    finetune.add_argument("--method", choices=["contrastive", "lora"], default=None, help="default: contrastive")
+    finetune.add_argument("--epochs", type=int, default=None, help="passes over the labels (default 4)")
+    finetune.add_argument("--max-minutes", type=float, default=None, help="training time cap (default 10 on CPU, none on GPU)")
+    finetune.add_argument("--force", action="store_true", help="fine-tune below the labels-per-category rule (the held-out check still decides)")
+    finetune.add_argument("--list", action="store_true", help="list the saved versions and which one is active")
+    finetune.add_argument("--use", metavar="VERSION", help="switch to a saved version ('base' = the configured model)")
     return parser
 
 
@@ -285,6 +296,8 @@ def _run_evaluate(args: argparse.Namespace, data: object, encoder: object, strat
         methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         log=lambda message: print(message, file=sys.stderr, flush=True),
         cache=cache,
+        finetune_options={k: v for k, v in {"method": args.finetune_method, "epochs": args.finetune_epochs,
+                                            "max_minutes": args.finetune_max_minutes}.items() if v is not None},
     )
     _write_json(result, args.json)
     return 0
@@ -447,6 +460,41 @@ def _queue(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace, settings: Settings) -> int:
+    from . import finetune
+    from .workspace import Workspace
+
+    with Workspace.open(settings) as ws:
+        active = ws.store.get_meta("model_version") or ""
+        if args.list:
+            for card in finetune.list_versions(finetune.models_dir(settings.db_path)):
+                mark = "*" if card["name"] == active else " "
+                print(f"{mark} {card['name']}  {card['method']}  labels {card['labels_used']}  held-out accuracy "
+                      f"{card['accuracy_before']:.3f} -> {card['accuracy_after']:.3f}  {card['date']}")
+            print(f"{'*' if not active else ' '} base  {ws.encoder.name.split('+')[0] if active else ws.encoder.name}")
+            return 0
+        if args.use:
+            finetune.switch_version(ws, None if args.use == "base" else args.use)
+            print(f"switched to {ws.encoder.name}; embedding items not yet cached for it")
+            ws.embed_all()
+            return 0
+        last = [""]
+
+        def progress(phase: str, done: int, total: int) -> None:
+            step = f"{phase}: {done:,}/{total:,}"
+            if phase != last[0] or done == total or done % max(1, total // 10) == 0:
+                last[0] = phase
+                print(step, file=sys.stderr, flush=True)
+
+        options = {k: v for k, v in {"method": args.method, "epochs": args.epochs, "max_minutes": args.max_minutes}.items()
+                   if v is not None}
+        card = finetune.improve_model(ws, progress=progress, force=args.force, **options)  # Ctrl-C: nothing switched
+    verdict = "now active" if card["better"] else "kept the previous model (not better on held-out labels)"
+    print(f"{card['name']}: held-out accuracy {card['accuracy_before']:.3f} -> {card['accuracy_after']:.3f} on "
+          f"{card['held_out']} labels; {card['steps']} steps in {card['train_seconds']:.0f} s; {verdict}")
+    return 0
+
+
 _COMMANDS = {
     "init": _init,
     "predict": _predict,
@@ -461,4 +509,5 @@ _COMMANDS = {
     "sql": _sql,
     "embed": _embed,
     "stats": _stats,
+    "finetune": _finetune,
 }

@@ -28,9 +28,9 @@ from .encoder import TextEncoder, embed_texts
 from .errors import ConfigError, DataImportError
 from .ingest import OPERATOR_FILES, clean_text, item_text, read_table
 
-METHODS = ("coldrec", "coldrec-inductive", "prototype", "tfidf-logreg")
+METHODS = ("coldrec", "coldrec-inductive", "prototype", "tfidf-logreg", "coldrec+finetune")
 #: What :func:`run_evaluation` and ``evaluate`` run unless told otherwise.
-DEFAULT_METHODS = METHODS
+DEFAULT_METHODS = ("coldrec", "coldrec-inductive", "prototype", "tfidf-logreg")
 
 
 @dataclass
@@ -153,6 +153,7 @@ def run_evaluation(
     methods: Sequence[str] = DEFAULT_METHODS,
     log: Callable[[str], None] = lambda message: None,
     cache: object | None = None,
+    finetune_options: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Run the protocol and return the result document written by ``evaluate --json``.
 
@@ -160,6 +161,11 @@ def run_evaluation(
     row of the data (pool and test rows, never their labels) as unlabelled items, exactly as a
     workspace holds its whole catalog and every upload. ``coldrec-inductive`` is the same
     predictor given only the support set. ``cache``: an embedding cache (a :class:`~coldrec.store.Store`).
+    ``coldrec+finetune`` fine-tunes the encoder on each seed's support set
+    (:func:`coldrec.finetune.finetune_for_evaluation` with ``finetune_options``), re-embeds the
+    test and support rows and the prompts with it, then runs the product's predictor with those
+    rows as its graph (re-embedding the whole pool per fit would cost minutes on a CPU); its rows
+    add ``fit_s`` (training seconds per fit), ``train_steps`` and ``reembed_s``.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -181,20 +187,47 @@ def run_evaluation(
                 sup = split.support[k]
                 y_true = data.labels[split.test]
                 started = time.perf_counter()
+                fit_figures: dict[str, float] = {}
                 if method in ("coldrec", "coldrec-inductive"):
                     proba = predictor_proba(data, vectors, prompts, sup, split.test, transductive=method == "coldrec",
                                             shared=shared)
+                elif method == "coldrec+finetune":
+                    from .finetune import finetune_for_evaluation
+
+                    descriptions_ = descriptions or {}
+                    prompt_texts = [category_prompt(c, descriptions_.get(c)) for c in data.classes]
+                    tuned, fit = finetune_for_evaluation(
+                        encoder, [data.texts[i] for i in sup], [data.classes[i] for i in data.labels[sup]],
+                        dict(zip(data.classes, prompt_texts)), seed=split.seed, **(finetune_options or {}),
+                    )
+                    rows = np.concatenate([split.test, sup])
+                    reembed = time.perf_counter()
+                    tuned_vectors = tuned.encode([data.texts[i] for i in rows])
+                    fit_figures = {"fit_s": fit.seconds, "train_steps": float(fit.steps),
+                                   "reembed_s": time.perf_counter() - reembed}
+                    model = ColdStartClassifier().fit_rows(
+                        tuned_vectors, [str(i) for i in rows], np.arange(len(split.test), len(rows)), data.labels[sup],
+                        data.classes, tuned.encode(prompt_texts),
+                    )
+                    proba = model.transduction_[: len(split.test)]
                 elif method == "prototype":
                     proba = _prototype_proba(vectors[sup], data.labels[sup], vectors[split.test], len(data.classes))
                 elif method == "tfidf-logreg":
                     proba = _tfidf_logreg(data, sup, split.test)
                 else:
                     raise ValueError(f"unknown method {method!r}")
-                runs.append({**_metrics(y_true, proba, proba.argmax(axis=1)), "fit_predict_s": time.perf_counter() - started})
+                runs.append({**_metrics(y_true, proba, proba.argmax(axis=1)), **fit_figures,
+                             "fit_predict_s": time.perf_counter() - started})
             row = _mean_row(runs, method=method, shots=int(k))
             results.append(row)
-            log(f"{method:>21} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f} ece={row.get('ece', float('nan')):.3f}")
-    return {**_document_header(data, encoder, per_s), "results": results}
+            log(f"{method:>21} k={k:<3} accuracy={row['accuracy']:.3f} macro_f1={row['macro_f1']:.3f} ece={row.get('ece', float('nan')):.3f}"
+                + (f" fit_s={row['fit_s']:.0f}" if "fit_s" in row else ""))
+    header = _document_header(data, encoder, per_s)
+    if "coldrec+finetune" in methods:
+        from .finetune import DEFAULT_EPOCHS, DEFAULT_METHOD
+
+        header["finetune"] = {"method": DEFAULT_METHOD, "epochs": DEFAULT_EPOCHS, **(finetune_options or {})}
+    return {**header, "results": results}
 
 
 def _shared_graph(vectors: np.ndarray) -> tuple[object, object]:

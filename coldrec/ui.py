@@ -343,3 +343,12 @@ def table(frame: pd.DataFrame, **kwargs):
     shown, config = readable(frame)
     config.update(kwargs.pop("column_config", {}))
     return st.dataframe(shown, hide_index=True, width="stretch", column_config=config, **kwargs)
+
+
+@st.cache_resource
+def background_jobs():  # noqa: ANN201 - coldrec.jobs.JobRunner (imported lazily)
+    """The process's one runner of background jobs (fine-tuning): shared by every session, so a
+    job survives page reloads and reruns."""
+    from .jobs import JobRunner
+
+    return JobRunner()

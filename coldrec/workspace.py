@@ -20,6 +20,7 @@ from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder, text_hash
+from .finetune import active_encoder
 from .ingest import (
     OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
 )
@@ -90,7 +91,7 @@ class Workspace:
         settings = settings or Settings.from_env()
         store = Store(settings.db_path)
         try:
-            encoder = encoder or load_encoder(settings.model, settings.device)
+            encoder = encoder or active_encoder(store, settings)  # the active fine-tuned version, if any
         except Exception:
             store.close()
             raise
@@ -238,11 +239,12 @@ class Workspace:
         def build() -> tuple[list[str], np.ndarray]:
             return items["item_id"].tolist(), self.embed_items(items)
 
-        ids, vectors = self.memo("item_vectors", self.store.catalog_fingerprint(), build)  # type: ignore[misc]
+        key = (self.encoder.name, self.store.catalog_fingerprint())
+        ids, vectors = self.memo("item_vectors", key, build)  # type: ignore[misc]
         if ids != items["item_id"].tolist():  # the cached vectors belong to another item list
             ids, vectors = build()
             with self._lock:
-                self._memo["item_vectors"] = (self.store.catalog_fingerprint(), (ids, vectors))
+                self._memo["item_vectors"] = (key, (ids, vectors))
         return items, vectors
 
     def current_predictions(self) -> pd.DataFrame:
@@ -545,6 +547,20 @@ class Workspace:
     def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
         """Record a label; the next prediction uses it."""
         self.store.label(item_id, category, who=who, source=source)
+
+    # -- model versions (issue 13: coldrec/finetune.py switches versions through this) ----
+    def use_encoder(self, encoder: TextEncoder) -> None:
+        """Serve every session from ``encoder`` from now on (a fine-tuned version or the base).
+
+        Every model-derived cache is dropped; vectors come from the embedding cache keyed by the
+        encoder's name, so switching back to a model already used embeds nothing.
+        """
+        with self._build_lock, self._lock:
+            self.encoder = encoder
+            self._classifier = None
+            self._catalog = None
+            self._audience = None
+            self._memo.clear()
 
 
     # -- onboarding -------------------------------------------------------------------------

@@ -173,7 +173,8 @@ def test_run_active_learning_validates_its_arguments(tiny_encoder):
 def test_shots_protocol_reports_the_predictor_with_and_without_the_graph(tiny_encoder):
     from coldrec.evaluate import DEFAULT_METHODS, METHODS, run_evaluation
 
-    assert {"coldrec", "coldrec-inductive", "prototype", "tfidf-logreg"} == set(METHODS) == set(DEFAULT_METHODS)
+    assert {"coldrec", "coldrec-inductive", "prototype", "tfidf-logreg"} == set(DEFAULT_METHODS)
+    assert set(METHODS) == set(DEFAULT_METHODS) | {"coldrec+finetune"}  # fine-tuning only when asked
     doc = run_evaluation(_toy(), tiny_encoder, shots=[0, 4], seeds=1, test_size=10,
                          methods=["coldrec", "coldrec-inductive"])
     rows = {(r["method"], r["shots"]): r for r in doc["results"]}
