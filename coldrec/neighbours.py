@@ -263,6 +263,6 @@ class NeighbourIndex(VectorIndex):
 
     def __init__(self, ids: Sequence[str], vectors: np.ndarray) -> None:  # noqa: D107
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        super().__init__(vectors.shape[1] if vectors.ndim == 2 and len(vectors) else (vectors.shape[1] if vectors.ndim == 2 else 0))
+        super().__init__(vectors.shape[1] if vectors.ndim == 2 else 0)
         if len(ids):
             self._append(list(map(str, ids)), [""] * len(ids), vectors)
