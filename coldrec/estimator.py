@@ -401,35 +401,53 @@ class ColdStartClassifier:
         self, vectors: np.ndarray, ids: Sequence[str] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per query: its own graph row (by id; -1 when it is not a fitted item), uncalibrated
-        distribution, index neighbours and cosines. A query whose vector equals a fitted item's
-        takes that item's distribution."""
+        distribution, nearest items and cosines. A fitted item takes its propagated distribution
+        and its graph neighbours (no index search); a query whose vector equals a fitted item's
+        takes that item's distribution; any other is one propagation step from its index
+        neighbours."""
         fit = self._require_fit()
-        nb_rows, nb_sims = fit.index.search_rows(vectors, GRAPH_K)
         dist_all = distributions(fit.state)
-        out = np.empty((len(vectors), len(self.classes_)), dtype=np.float32)
-        own_rows = np.full(len(vectors), -1, dtype=np.int64)
-        if len(vectors) == 0:
-            return own_rows, out, nb_rows, nb_sims
-        same = (nb_sims[:, 0] > 0.99999) & (nb_rows[:, 0] >= 0) if nb_sims.shape[1] else np.zeros(len(vectors), bool)
-        if same.any():
-            out[same] = dist_all[nb_rows[same, 0]]
+        n = len(vectors)
+        out = np.empty((n, len(self.classes_)), dtype=np.float32)
+        own_rows = np.full(n, -1, dtype=np.int64)
         if ids is not None:
             for q, item_id in enumerate(ids):
                 row = fit.index.row_of(str(item_id))
                 if row is not None and row < len(dist_all):
                     own_rows[q] = row
-                    out[q] = dist_all[row]
-                    same[q] = True
-        new = ~same
-        if new.any():
+        known = own_rows >= 0
+        nb_rows = np.full((n, GRAPH_K), -1, dtype=np.int64)
+        nb_sims = np.full((n, GRAPH_K), -np.inf, dtype=np.float32)
+        if known.any():
+            out[known] = dist_all[own_rows[known]]
+            matrix = fit.graph.matrix
+            if matrix.shape[0] > int(own_rows[known].max()):
+                for q in np.flatnonzero(known):
+                    start, stop = matrix.indptr[own_rows[q]], matrix.indptr[own_rows[q] + 1]
+                    cols = matrix.indices[start:stop]
+                    order = np.argsort(-matrix.data[start:stop])[:GRAPH_K]
+                    nb_rows[q, : len(order)] = cols[order]
+                    nb_sims[q, : len(order)] = fit.vectors[cols[order]] @ vectors[q]
+        rest = np.flatnonzero(~known)
+        if len(rest) == 0:
+            return own_rows, out, nb_rows, nb_sims
+        rows, sims = fit.index.search_rows(vectors[rest], GRAPH_K)
+        nb_rows[rest, : rows.shape[1]] = rows
+        nb_sims[rest, : sims.shape[1]] = sims
+        same = (sims[:, 0] > 0.99999) & (rows[:, 0] >= 0) if sims.shape[1] else np.zeros(len(rest), bool)
+        if same.any():
+            out[rest[same]] = dist_all[rows[same, 0]]
+        new = rest[~same]
+        if len(new):
             prior = self._prior(vectors[new], fit.vectors[fit.labelled_rows], fit.labelled_classes)
-            if self.transductive and nb_rows.shape[1]:
-                rows, sims = nb_rows[new], nb_sims[new]
-                w = np.where(rows >= 0, np.maximum(sims, 0.0) ** 3, 0.0)
-                neighbour_dist = np.einsum("qk,qkc->qc", w, dist_all[np.clip(rows, 0, None)])
+            if self.transductive and rows.shape[1]:
+                r, w_sims = rows[~same], sims[~same]
+                w = np.where(r >= 0, np.maximum(w_sims, 0.0) ** 3, 0.0)
+                neighbour_dist = np.einsum("qk,qkc->qc", w, dist_all[np.clip(r, 0, None)])
                 total = w.sum(axis=1, keepdims=True)
-                blended = np.where(total > 0, self.alpha * neighbour_dist / np.maximum(total, 1e-12) + (1 - self.alpha) * prior, prior)
-                out[new] = blended
+                out[new] = np.where(
+                    total > 0, self.alpha * neighbour_dist / np.maximum(total, 1e-12) + (1 - self.alpha) * prior, prior
+                )
             else:
                 out[new] = prior
         return own_rows, out, nb_rows, nb_sims

@@ -40,7 +40,8 @@ def unlabelled(ws: Workspace, batch: str | None = None) -> Candidates:
         mask &= (items["batch"] == batch).to_numpy()
     model = ws.classifier()
     rows = np.flatnonzero(mask)
-    proba = model.predict_proba(vectors[rows]) if len(rows) else np.zeros((0, len(model.categories)))
+    ids = items["item_id"].iloc[rows].tolist()
+    proba = model.predict_proba(vectors[rows], ids=ids) if len(rows) else np.zeros((0, len(model.categories)))
     return Candidates(items.iloc[rows].reset_index(drop=True), vectors[rows], proba, list(model.categories))
 
 
