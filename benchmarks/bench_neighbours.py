@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_evaluate import machine  # noqa: E402
 from coldrec.neighbours import VectorIndex, top_k_cosine  # noqa: E402
 
 
@@ -45,12 +45,6 @@ def rss_mb() -> float:
     """Resident memory of this process in MiB (Linux)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def machine() -> dict[str, object]:
-    load = os.getloadavg()
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "load_avg_1m": round(load[0], 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "exact_query_ms_p50": round(float(np.percentile(exact_ms, 50)), 3),
         "recall@10": round(recall, 4),
         "memory_mb": round(memory_mb, 1),
-        "machine": machine(),
+        "machine": {**machine(), "load_avg_1m": round(os.getloadavg()[0], 2)},
     }
     print(json.dumps(result, indent=2))
     if args.json:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -31,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_evaluate import machine  # noqa: E402
 from coldrec.estimator import ColdStartClassifier  # noqa: E402
 from coldrec.graph import GRAPH_K, build_graph  # noqa: E402
 from coldrec.neighbours import VectorIndex, top_k_cosine  # noqa: E402
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "recalibrate_s": round(recalibrate_s, 2),
         "synthetic_accuracy": round(accuracy, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "machine": {"cpu": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "machine": {**machine(), "load_avg_1m": round(os.getloadavg()[0], 2)},
     }
     print(json.dumps(result, indent=2))
     if args.json:

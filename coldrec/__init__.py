@@ -4,7 +4,7 @@ The library works without Streamlit; the dashboard (``app.py``) and the CLI
 (``python -m coldrec``) are thin layers over it.
 """
 
-from .audience import AudienceModel, build_audience, evaluate_audience, load_interactions, segment_table
+from .audience import AudienceModel, build_audience, evaluate_audience, load_interactions, reasons_frame, segment_table
 from .batch_embed import embed_catalog, load_vectors
 from .classify import Prediction, category_prompt, predictions_frame
 from .config import Settings, bundled_model_path
@@ -28,6 +28,7 @@ __all__ = [
     "build_audience",
     "evaluate_audience",
     "load_interactions",
+    "reasons_frame",
     "segment_table",
     "ColdStartClassifier",
     "ColdrecError",

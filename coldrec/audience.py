@@ -582,7 +582,12 @@ def segment_table(
     when no blend could be fitted, marked "unmeasured"). Columns: user_id, segment, score,
     because_they_bought (titles with cosines)."""
     strong = None if include_weak or model.blend is None else ["clear audience", "new to this category"]
-    table = model.audience(vector, n, text=text, segments=strong)
+    return reasons_frame(model.audience(vector, n, text=text, segments=strong), titles)
+
+
+def reasons_frame(table: pd.DataFrame, titles: Mapping[str, str]) -> pd.DataFrame:
+    """An audience table (:meth:`AudienceModel.audience`) for people and campaign tools: user_id,
+    segment, score, because_they_bought (the purchases behind it as titles with cosines)."""
     return pd.DataFrame(
         {
             "user_id": table["user_id"],

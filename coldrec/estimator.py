@@ -38,7 +38,7 @@ import numpy as np
 
 from .classify import Prediction, category_prompt
 from .errors import NotReadyError
-from .graph import ALPHA, GRAPH_K, TOLERANCE, ItemGraph, build_graph, distributions, extend_graph, propagate
+from .graph import ALPHA, GRAPH_K, TOLERANCE, ItemGraph, build_graph, distributions, empty_graph, extend_graph, propagate
 from .neighbours import VectorIndex, top_k_cosine
 
 #: Softmax scale of cosines for an item's own distribution: 20 is the scale (1 / temperature
@@ -159,7 +159,7 @@ class ColdStartClassifier:
             index = VectorIndex.build(ids, vectors)
         if graph is None:
             graph = self._graph(vectors, index)
-        logits = vectors @ self._class_vectors(vectors[rows], classes).T
+        logits = self._logits(vectors, vectors[rows], classes)
         prior = _softmax(PRIOR_SCALE * logits)
         state = self._propagate(graph, prior, rows, classes)
         beta, fitted, oof = self._calibrate(vectors, graph, rows, classes, state, prior)
@@ -168,15 +168,19 @@ class ColdStartClassifier:
 
     def _graph(self, vectors: np.ndarray, index: VectorIndex) -> ItemGraph:
         if not self.transductive or len(vectors) < 2:
-            return _empty_graph(vectors)
+            return empty_graph(vectors)
         rows, sims = index.search_rows(vectors, GRAPH_K + 1)
         retired = ~index.alive[: len(vectors)]
         rows[retired] = -1  # a retired row (an item re-embedded since) takes no part
         return build_graph(vectors, neighbours=(rows, sims))
 
+    def _logits(self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
+        """Cosine of each item to each category's vector (the prior before its softmax)."""
+        return vectors @ self._class_vectors(example_vectors, example_classes).T
+
     def _prior(self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
         """Each item's own distribution over the categories (step 1 of the module docstring)."""
-        return _softmax(PRIOR_SCALE * (vectors @ self._class_vectors(example_vectors, example_classes).T))
+        return _softmax(PRIOR_SCALE * self._logits(vectors, example_vectors, example_classes))
 
     def _class_vectors(self, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
         prompts = self.prompt_vectors_
@@ -367,9 +371,9 @@ class ColdStartClassifier:
             nb, _ = index.search_rows(all_vectors[n_old:], GRAPH_K + 1)
             fit.graph = extend_graph(fit.graph, all_vectors, nb)
         else:
-            fit.graph = _empty_graph(all_vectors)
+            fit.graph = empty_graph(all_vectors)
         fit.vectors, fit.ids = all_vectors, list(index.ids)
-        logits_new = all_vectors[n_old:] @ self._class_vectors(fit.vectors[fit.labelled_rows], fit.labelled_classes).T
+        logits_new = self._logits(all_vectors[n_old:], fit.vectors[fit.labelled_rows], fit.labelled_classes)
         prior_new = _softmax(PRIOR_SCALE * logits_new)
         fit.logits = np.vstack([fit.logits, logits_new])
         fit.prior = np.vstack([fit.prior, prior_new])
@@ -563,13 +567,6 @@ def confidence_matching_beta(dist: np.ndarray, prior: np.ndarray, sample: int = 
         mid = (lo * hi) ** 0.5
         lo, hi = (mid, hi) if confidence(mid) < target else (lo, mid)
     return round((lo * hi) ** 0.5, 4)
-
-
-def _empty_graph(vectors: np.ndarray) -> ItemGraph:
-    import scipy.sparse as sp
-
-    n = len(vectors)
-    return ItemGraph(sp.csr_matrix((n, n), dtype=np.float32), vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], np.float32))
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:

@@ -47,6 +47,13 @@ class ItemGraph:
         return self.matrix.shape[0]
 
 
+def empty_graph(vectors: np.ndarray) -> ItemGraph:
+    """A graph over ``vectors`` without edges (propagation then leaves every prior as it is)."""
+    n = len(vectors)
+    centre = vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], dtype=np.float32)
+    return ItemGraph(sp.csr_matrix((n, n), dtype=np.float32), centre.astype(np.float32))
+
+
 def centre_vectors(vectors: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Unit vectors after subtracting ``centre`` (rows that become zero stay zero)."""
     out = np.asarray(vectors, dtype=np.float32) - centre.astype(np.float32)
@@ -69,9 +76,9 @@ def build_graph(
 
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
-    centre = vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], dtype=np.float32)
     if n < 2:
-        return ItemGraph(sp.csr_matrix((n, n), dtype=np.float32), centre)
+        return empty_graph(vectors)
+    centre = vectors.mean(axis=0)
     centred = centre_vectors(vectors, centre)
     if neighbours is None:
         neighbours = top_k_cosine(vectors, vectors, min(n, k + 1))

@@ -165,7 +165,7 @@ def review(ws: Workspace) -> Review:
             index = ws.item_index()
             where = {int(r): i for i, r in enumerate(model.labelled_rows_)}
             for i, item_id in enumerate(base.items["item_id"]):
-                j = where.get(index.row_of(item_id) if index.row_of(item_id) is not None else -1)
+                j = where.get(index.row_of(item_id))  # type: ignore[arg-type]
                 if j is not None:
                     proba[i] = oof[j]
         return Review(base.items, base.vectors, base.labels, base.categories, base.prompts, proba)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from coldrec.errors import ColdrecError
 from coldrec import ui
-from coldrec.audience import segment_table
+from coldrec.audience import reasons_frame, segment_table
 from coldrec.export import to_csv_bytes
 from coldrec.ingest import item_text
 
@@ -39,16 +39,7 @@ new_tab, user_tab = st.tabs(["Who should see a new product", "What suits a shopp
 
 def _reasons(table: pd.DataFrame) -> pd.DataFrame:
     """The page's view of an audience table: reasons as titles with cosines."""
-    return pd.DataFrame(
-        {
-            "user_id": table["user_id"],
-            "segment": table["segment"],
-            "score": table["score"].round(3),
-            "because they bought": [
-                " · ".join(f"{titles.get(i, i)} ({sim:.2f})" for i, sim in reasons) for reasons in table["reasons"]
-            ],
-        }
-    )
+    return reasons_frame(table, titles).rename(columns={"because_they_bought": "because they bought"})
 
 
 with new_tab:
