@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -86,7 +87,8 @@ _OTHER = "(other categories)"
 
 
 def embedding_map(
-    frame: pd.DataFrame, colour: str, highlight: Sequence[str] = (), colours: dict[str, str] | None = None
+    frame: pd.DataFrame, colour: str, highlight: Sequence[str] = (), colours: dict[str, str] | None = None,
+    density: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> go.Figure:
     """A WebGL scatter of items (item_id, x, y, title and the ``colour`` column).
 
@@ -96,7 +98,9 @@ def embedding_map(
     so map selected points back to items through ``customdata[0]``, not the index. Items in
     ``highlight`` are drawn again on top as larger outlined markers (a last trace). ``colours``
     (from :func:`category_colours`) fixes the colour of known values, so a category looks the same
-    on every chart.
+    on every chart. ``density`` (``counts[y, x], x_centres, y_centres`` from
+    :func:`coldrec.projection.density_grid`) draws every item as a grey density layer beneath
+    the points, for maps that draw only a sample of their items.
     """
     numeric = pd.api.types.is_numeric_dtype(frame[colour]) and not pd.api.types.is_bool_dtype(frame[colour])
     data = frame.assign(_hover=_map_hover(frame, colour), _title=frame["title"].astype(str).map(_label))
@@ -129,7 +133,15 @@ def embedding_map(
                 "color": "#ffd400", "size": 13, "opacity": 1.0, "line": {"color": "#202020", "width": 2},
             })
         )
-    fig = go.Figure(traces)
+    layers: list[go.BaseTraceType] = []
+    if density is not None and density[0].size:
+        counts, x_centres, y_centres = density
+        # log1p: a million items pile up in a few cells; log counts keep the sparse edges visible.
+        layers.append(go.Heatmap(
+            z=np.where(counts > 0, np.log1p(counts), np.nan), x=x_centres, y=y_centres, name="every item (density)",
+            colorscale=[[0.0, "#e8e8e8"], [1.0, "#3a3a3a"]], showscale=False, hoverinfo="skip", zsmooth=False,
+        ))
+    fig = go.Figure(layers + traces)
     fig.update_layout(
         dragmode="lasso",
         clickmode="event+select",

@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import DEFAULT_MODEL_NAME, DEMO_DIR, Settings
@@ -181,6 +181,8 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         )
         # The demo starts with its new arrivals uploaded, so every page has something to show.
         arrivals = ws.add_demo_arrivals(progress=progress_printer("predicting new arrivals")) if demo else 0
+        printers: dict[str, Callable[[int, int], None]] = {}
+        ws.prepare(progress=lambda step, done, total: printers.setdefault(step, progress_printer(step))(done, total))
     finally:
         ws.close()
     print(

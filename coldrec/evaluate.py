@@ -237,7 +237,7 @@ def _shared_graph(vectors: np.ndarray) -> tuple[object, object]:
     from .neighbours import VectorIndex
 
     index = VectorIndex.build([str(i) for i in range(len(vectors))], vectors)
-    return index, build_graph(vectors, neighbours=index.search_rows(vectors, GRAPH_K + 1))
+    return index, build_graph(vectors, neighbours=index.neighbour_table(GRAPH_K + 1))
 
 
 def predictor_proba(

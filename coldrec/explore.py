@@ -8,7 +8,6 @@ import pandas as pd
 
 from .errors import ConfigError, StoreError
 from .labelling import bulk_label
-from .neighbours import top_k_cosine
 from .errors import NotReadyError
 from .workspace import Workspace
 
@@ -19,7 +18,7 @@ def item_table(ws: Workspace) -> pd.DataFrame:
     version (no predictions without categories: predicted is then None)."""
 
     def build() -> pd.DataFrame:
-        items = ws.store.items().reset_index(drop=True)
+        items = ws.items()
         out = items[["item_id", "title", "source", "batch", "category"]].copy()
         out["labelled"] = out["category"].notna()
         if len(items) and ws.store.category_names():
@@ -33,42 +32,104 @@ def item_table(ws: Workspace) -> pd.DataFrame:
     return ws.memo("item_table", ws.version(), build)  # type: ignore[return-value]
 
 
-def map_frame(ws: Workspace, method: str = "pca") -> pd.DataFrame:
-    """:func:`item_table` with x, y from the stored projection (computed and stored on first use),
-    and display columns: ``origin`` (catalog or the upload batch), ``label`` and ``status``."""
+def map_positions(ws: Workspace, method: str = "pca") -> pd.DataFrame:
+    """item_id, x, y of every item in store order, from the stored projection (computed and
+    stored on first use). Kept until the items change: labels do not move the map."""
     from .projection import stored_projection
 
     def build() -> pd.DataFrame:
         items, vectors = ws.item_vectors()
         if items.empty:
-            return pd.DataFrame(columns=[*item_table(ws).columns, "x", "y", "origin", "label", "status"])
-        xy = stored_projection(ws.store, ws.encoder.name, method, items["item_id"].tolist(), vectors)
-        frame = item_table(ws).merge(xy, on="item_id", how="inner")
+            return pd.DataFrame({"item_id": pd.Series(dtype=object), "x": pd.Series(dtype=float), "y": pd.Series(dtype=float)})
+        return stored_projection(ws.store, ws.encoder.name, method, items["item_id"].tolist(), vectors)
+
+    return ws.memo(f"map_positions:{method}", (ws.encoder.name, ws.store.catalog_fingerprint()), build)  # type: ignore[return-value]
+
+
+def map_frame(ws: Workspace, method: str = "pca") -> pd.DataFrame:
+    """:func:`item_table` with x, y from :func:`map_positions`, and display columns: ``origin``
+    (catalog or the upload batch), ``label`` and ``status``."""
+
+    def build() -> pd.DataFrame:
+        table = item_table(ws)
+        xy = map_positions(ws, method)
+        if table.empty:
+            return pd.DataFrame(columns=[*table.columns, "x", "y", "origin", "label", "status"])
+        if table["item_id"].tolist() == xy["item_id"].tolist():  # both in store order: no join needed
+            frame = table.assign(x=xy["x"].to_numpy(), y=xy["y"].to_numpy())
+        else:
+            frame = table.merge(xy, on="item_id", how="inner")
         frame["origin"] = frame["batch"].where(frame["source"] == "upload", "catalog").fillna("upload")
         frame["label"] = frame["category"].fillna("(not labelled)")
-        frame["status"] = frame["labelled"].map({True: "labelled", False: "not labelled"})
+        frame["status"] = np.where(frame["labelled"].to_numpy(), "labelled", "not labelled")
         return frame
 
     return ws.memo(f"map_frame:{method}", ws.version(), build)  # type: ignore[return-value]
 
 
+def map_density(ws: Workspace, method: str = "pca") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`coldrec.projection.density_grid` of every item's map position (kept until the items change)."""
+    from .projection import density_grid
+
+    def build() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xy = map_positions(ws, method)
+        return density_grid(xy["x"].to_numpy(), xy["y"].to_numpy())
+
+    return ws.memo(f"map_density:{method}", (ws.encoder.name, ws.store.catalog_fingerprint()), build)  # type: ignore[return-value]
+
+
 def map_figure(
     ws: Workspace, method: str, colour: str, highlight: tuple[str, ...] = (), max_points: int = 20_000
 ) -> tuple[object, int, int]:
-    """The map figure (sampled to ``max_points``, always keeping ``highlight``), the number of
-    points drawn and the number of items. Kept until items, labels or the arguments change:
-    building a 20,000-point figure takes about half a second."""
+    """The map figure, the number of points drawn and the number of items. At most
+    ``max_points`` are drawn as points (a sample, always keeping ``highlight``); when that is
+    fewer than the items, every item is drawn beneath them as a density layer. Kept until
+    items, labels or the arguments change (building a 20,000-point figure takes about half a
+    second)."""
     from .charts import category_colours, embedding_map
     from .projection import sample_for_display
 
     def build() -> tuple[object, int, int]:
         frame = map_frame(ws, method)
-        shown, _ = sample_for_display(frame, max_points=max_points, keep=highlight)
+        shown, sampled = sample_for_display(frame, max_points=max_points, keep=highlight)
         colours = category_colours(ws.store.category_names())
-        return embedding_map(shown, colour, highlight=highlight, colours=colours), len(shown), len(frame)
+        density = map_density(ws, method) if sampled else None
+        return embedding_map(shown, colour, highlight=highlight, colours=colours, density=density), len(shown), len(frame)
 
     key = (ws.version(), method, colour, highlight, max_points)
     return ws.memo("map_figure", key, build)  # type: ignore[return-value]
+
+
+def selected_items(ws: Workspace, method: str, selection: object) -> list[str]:
+    """The item ids a map selection covers, in map order: every item inside its boxes and
+    lassos, whether drawn as a point or only in the density layer, plus points clicked.
+    ``selection`` is Streamlit's plotly selection state, read defensively (it comes from the
+    browser); ids not on the map are dropped."""
+    from .projection import items_in_selection
+
+    frame = map_positions(ws, method)
+    inside = items_in_selection(frame["x"].to_numpy(), frame["y"].to_numpy(), selection)
+    ids = frame["item_id"].to_numpy()[inside].tolist()
+    points = selection.get("points") if isinstance(selection, dict) else None
+    clicked = []
+    for point in points if isinstance(points, list) else []:
+        data = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(data, list) and data and isinstance(data[0], str):
+            clicked.append(data[0])
+    if clicked:
+        known = set(ws.store.items_by_id(list(dict.fromkeys(clicked))).index)
+        ids = list(dict.fromkeys(ids + [i for i in clicked if i in known]))
+    return ids
+
+
+def selection_table(ws: Workspace, method: str, item_ids: list[str]) -> pd.DataFrame:
+    """``item_ids`` as the map shows them (unknown ids dropped): item_id, title, source, label,
+    predicted, confidence, unsure, novel."""
+    frame = map_frame(ws, method)
+    rows = ws.item_positions(item_ids) if len(frame) == len(ws.items()) else pd.Index(frame["item_id"]).get_indexer(item_ids)
+    return frame.iloc[rows[rows >= 0]][
+        ["item_id", "title", "source", "label", "predicted", "confidence", "unsure", "novel"]
+    ].reset_index(drop=True)
 
 
 def category_health(ws: Workspace) -> pd.DataFrame:
@@ -84,14 +145,14 @@ def category_health(ws: Workspace) -> pd.DataFrame:
 
 def neighbours_of(ws: Workspace, item_id: str, k: int = 10) -> pd.DataFrame:
     """The ``k`` items most similar to ``item_id`` (any source): item_id, title, source, category, similarity."""
-    items, vectors = ws.item_vectors()
-    where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
-    if len(where) == 0:
+    index = ws.item_index()
+    row = index.row_of(item_id)
+    if row is None:
         raise StoreError(f"unknown item {item_id!r}")
-    idx, sim = top_k_cosine(vectors[where], vectors, min(k + 1, len(items)))
-    keep = idx[0] != where[0]
-    out = items.iloc[idx[0][keep][:k]][["item_id", "title", "source", "category"]].reset_index(drop=True)
-    out["similarity"] = sim[0][keep][:k].astype(float)
+    hits = index.search(index.vectors[row : row + 1], k, exclude=[item_id])[0]
+    rows = ws.item_positions([i for i, _ in hits])
+    out = ws.items().iloc[rows[rows >= 0]][["item_id", "title", "source", "category"]].reset_index(drop=True)
+    out["similarity"] = [float(s) for (_, s), r in zip(hits, rows) if r >= 0]
     return out
 
 
@@ -231,11 +292,10 @@ def cluster_members(ws: Workspace, report: object, cluster: int) -> pd.DataFrame
 def item_details(ws: Workspace, item_id: str) -> dict[str, object]:
     """Everything stored about one item for display: title, description, brand, price, source,
     batch, category (its label or None). Raises ``NotReadyError`` for an unknown id."""
-    items, _ = ws.item_vectors()
-    row = items[items["item_id"] == item_id]
-    if row.empty:
+    position = int(ws.item_positions([item_id])[0])
+    if position < 0:
         raise NotReadyError(f"unknown item {item_id!r}")
-    record = row.iloc[0]
+    record = ws.items().iloc[position]
     return {
         key: (None if not isinstance(record[key], str) and pd.isna(record[key]) else record[key])
         for key in ("item_id", "title", "description", "brand", "price", "source", "batch", "category")

@@ -111,11 +111,18 @@ def propagate(ws: Workspace, item_id: str, targets: list[str], who: str) -> int:
     return ws.store.add_labels(targets, [label] * len(targets), who=who, source="propagated")
 
 
+#: Most items one bulk action labels: a lasso over a million-item map can hold most of it, and
+#: a label should stay a judgement on items someone has looked at, not a sweep.
+BULK_LABEL_MAX = 10_000
+
+
 def bulk_label(ws: Workspace, item_ids: list[str], category: str, who: str) -> int:
-    """Label many items with one category, as one undoable manual action."""
+    """Label many items (at most :data:`BULK_LABEL_MAX`) with one category, as one undoable manual action."""
     if category not in ws.store.category_names():
         raise StoreError(f"unknown category {category!r}")
     ids = list(dict.fromkeys(map(str, item_ids)))
+    if len(ids) > BULK_LABEL_MAX:
+        raise StoreError(f"{len(ids):,} items at once is more than {BULK_LABEL_MAX:,}: select fewer and label again")
     return ws.store.add_labels(ids, [category] * len(ids), who=who, source="manual") if ids else 0
 
 

@@ -15,7 +15,7 @@ database and loaded back.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,15 +72,23 @@ class VectorIndex:
         self.alive = np.zeros(0, dtype=bool)
         self._row_of: dict[str, int] = {}
         self._hnsw: object | None = None
+        # Each row's nearest rows, computed once per row (the item graph's edges): rows and
+        # cosines for rows [0, len(_knn_rows)). Dropped when rows are renumbered (compaction).
+        self._knn_rows = np.zeros((0, 0), dtype=np.int32)
+        self._knn_sims = np.zeros((0, 0), dtype=np.float32)
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, ids: Sequence[str], vectors: np.ndarray, hashes: Sequence[str] | None = None) -> "VectorIndex":
+    def build(
+        cls, ids: Sequence[str], vectors: np.ndarray, hashes: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> "VectorIndex":
         """An index over ``vectors`` (unit rows) keyed by ``ids``; ``hashes`` identify each row's
-        text so :meth:`update` can tell a re-embedded item from an unchanged one."""
+        text so :meth:`update` can tell a re-embedded item from an unchanged one. ``progress(done,
+        total)`` is called as the HNSW graph grows (minutes at a million items)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         index = cls(vectors.shape[1] if vectors.ndim == 2 else 0)
-        index._append(list(map(str, ids)), list(hashes) if hashes is not None else [""] * len(ids), vectors)
+        index._append(list(map(str, ids)), list(hashes) if hashes is not None else [""] * len(ids), vectors, progress)
         return index
 
     @property
@@ -91,7 +99,9 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self.alive.sum())
 
-    def _append(self, ids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
+    def _append(
+        self, ids: list[str], hashes: list[str], vectors: np.ndarray, progress: Callable[[int, int], None] | None = None
+    ) -> None:
         start = len(self.ids)
         for offset, item_id in enumerate(ids):
             old = self._row_of.get(item_id)
@@ -108,9 +118,9 @@ class VectorIndex:
         if len(self) > EXACT_MAX_ITEMS:
             if self._hnsw is None:
                 self._hnsw = _new_hnsw(self.dim)
-                self._hnsw.add(self.vectors)  # type: ignore[attr-defined]
+                _add_in_chunks(self._hnsw, self.vectors, progress)
             else:
-                self._hnsw.add(vectors)  # type: ignore[attr-defined]
+                _add_in_chunks(self._hnsw, vectors, progress)
         else:
             self._hnsw = None
 
@@ -122,6 +132,7 @@ class VectorIndex:
         self.alive = np.ones(len(keep), dtype=bool)
         self._row_of = {item_id: row for row, item_id in enumerate(self.ids)}
         self._hnsw = None  # rebuilt by the caller when large
+        self._knn_rows, self._knn_sims = np.zeros((0, 0), dtype=np.int32), np.zeros((0, 0), dtype=np.float32)
 
     def update(self, ids: Sequence[str], vectors: np.ndarray, hashes: Sequence[str] | None = None) -> int:
         """Add new items and replace the vectors of items whose text hash changed.
@@ -183,6 +194,48 @@ class VectorIndex:
                 out_sims[q, : len(live)] = [s for _, s in live]
         return out_rows, out_sims
 
+    @property
+    def neighbours_searched(self) -> int:
+        """Rows whose neighbours :meth:`neighbour_table` has searched and kept."""
+        return len(self._knn_rows)
+
+    def neighbour_table(
+        self, k: int, rows: np.ndarray | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and cosines of the ``k`` nearest live rows of each of ``rows`` (default: every
+        row), best first, ``-1`` where there is none (a retired neighbour, or a retired row).
+
+        Each row is searched once and the answer kept (and saved with the index), so the item
+        graph of a million items costs one pass over the index, done by ``coldrec init``, not at
+        every start. A row keeps the neighbours it had when it was searched: items added later
+        reach it through their own lists (the graph is symmetrised).
+        """
+        n = len(self.alive)
+        if self._knn_rows.shape[1] < k and len(self._knn_rows):
+            self._knn_rows, self._knn_sims = np.zeros((0, 0), dtype=np.int32), np.zeros((0, 0), dtype=np.float32)
+        done = len(self._knn_rows)
+        if done < n:
+            width = max(k, self._knn_rows.shape[1])
+            new_rows = np.full((n - done, width), -1, dtype=np.int32)
+            new_sims = np.full((n - done, width), -np.inf, dtype=np.float32)
+            step = 20_000
+            for start in range(done, n, step):
+                stop = min(start + step, n)
+                found, sims = self.search_rows(self.vectors[start:stop], width)
+                new_rows[start - done : stop - done, : found.shape[1]] = found
+                new_sims[start - done : stop - done, : sims.shape[1]] = sims
+                if progress is not None:
+                    progress(stop - done, n - done)
+            self._knn_rows = np.vstack([self._knn_rows.reshape(-1, width), new_rows])
+            self._knn_sims = np.vstack([self._knn_sims.reshape(-1, width), new_sims])
+        wanted = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+        out_rows = self._knn_rows[wanted, :k].astype(np.int64)
+        out_sims = self._knn_sims[wanted, :k].copy()
+        gone = (out_rows >= 0) & ~self.alive[np.clip(out_rows, 0, None)]
+        gone |= ~self.alive[wanted][:, None]
+        out_rows[gone], out_sims[gone] = -1, -np.inf
+        return out_rows, out_sims
+
     def search(
         self, queries: np.ndarray, k: int = 5, exclude: Sequence[str] | None = None
     ) -> list[list[tuple[str, float]]]:
@@ -208,6 +261,8 @@ class VectorIndex:
             np.save(fh, self.vectors)
         tmp.replace(folder / "vectors.npy")
         np.save(folder / "alive.npy", self.alive)
+        np.save(folder / "knn_rows.npy", self._knn_rows)
+        np.save(folder / "knn_sims.npy", self._knn_sims)
         if self._hnsw is not None:
             faiss.write_index(self._hnsw, str(folder / "hnsw.faiss.tmp"))
             (folder / "hnsw.faiss.tmp").replace(folder / "hnsw.faiss")
@@ -236,6 +291,12 @@ class VectorIndex:
         index.ids, index.hashes = list(manifest["ids"]), list(manifest["hashes"])
         index.vectors, index.alive = vectors.astype(np.float32), alive.astype(bool)
         index._row_of = {item_id: row for row, item_id in enumerate(index.ids) if index.alive[row]}
+        try:  # the neighbour table is optional: without it, it is recomputed when asked for
+            knn_rows, knn_sims = np.load(folder / "knn_rows.npy"), np.load(folder / "knn_sims.npy")
+            if knn_rows.shape == knn_sims.shape and knn_rows.ndim == 2 and len(knn_rows) <= len(index.ids):
+                index._knn_rows, index._knn_sims = knn_rows.astype(np.int32), knn_sims.astype(np.float32)
+        except (OSError, ValueError):
+            pass
         if (folder / "hnsw.faiss").exists():
             hnsw = faiss.read_index(str(folder / "hnsw.faiss"))
             if hnsw.ntotal != len(index.ids):
@@ -246,6 +307,14 @@ class VectorIndex:
             index._hnsw = _new_hnsw(index.dim)
             index._hnsw.add(index.vectors)  # type: ignore[attr-defined]
         return index
+
+
+def _add_in_chunks(hnsw: object, vectors: np.ndarray, progress: Callable[[int, int], None] | None) -> None:
+    step = 50_000
+    for start in range(0, len(vectors), step):
+        hnsw.add(vectors[start : start + step])  # type: ignore[attr-defined]
+        if progress is not None:
+            progress(min(start + step, len(vectors)), len(vectors))
 
 
 def _new_hnsw(dim: int) -> object:

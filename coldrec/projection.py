@@ -8,7 +8,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,12 @@ from .store import Store
 TSNE_MAX_POINTS = 5_000
 #: Dimensions kept by PCA before t-SNE or UMAP (removes noise and makes neighbour search cheap).
 _PRE_DIMS = 50
+#: Above this many items PCA is fitted on a seeded sample of this size and the rest projected
+#: with it: two principal axes are estimated to within noise from 50,000 points, and the fit
+#: then costs the same at a million items as at 50,000.
+PCA_FIT_SAMPLE = 50_000
+#: Largest selection shape taken from the browser (a lasso's vertices): anything longer is cut.
+MAX_SELECTION_VERTICES = 10_000
 
 
 def available_methods() -> list[str]:
@@ -62,7 +68,11 @@ def _project(x: np.ndarray, method: str, seed: int) -> np.ndarray:
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        return PCA(n_components=2, random_state=seed).fit_transform(x).astype(np.float64)
+        if n <= PCA_FIT_SAMPLE:
+            return PCA(n_components=2, random_state=seed).fit_transform(x).astype(np.float64)
+        sample = np.random.default_rng(seed).choice(n, PCA_FIT_SAMPLE, replace=False)
+        pca = PCA(n_components=2, random_state=seed).fit(x[sample])
+        return np.vstack([pca.transform(x[i : i + 200_000]) for i in range(0, n, 200_000)]).astype(np.float64)
     x = _reduce(x, seed)
     if method == "tsne":
         from sklearn.manifold import TSNE
@@ -156,4 +166,81 @@ def _tiny(x: np.ndarray) -> np.ndarray:
     if len(x) == 2 and x.ndim == 2:
         half = float(np.linalg.norm(x[0] - x[1])) / 2
         out[:, 0] = [-half, half]
+    return out
+
+
+def density_grid(x: np.ndarray, y: np.ndarray, bins: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts of points per cell of a ``bins`` x ``bins`` grid over the map, as ``(counts[y, x],
+    x_centres, y_centres)``: how the whole catalog is drawn when only a sample is drawn as points."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) == 0:
+        return np.zeros((0, 0)), np.zeros(0), np.zeros(0)
+    counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
+    return counts.T, (x_edges[:-1] + x_edges[1:]) / 2, (y_edges[:-1] + y_edges[1:]) / 2
+
+
+def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon_x: Sequence[float], polygon_y: Sequence[float]) -> np.ndarray:
+    """Whether each point ``(x[i], y[i])`` lies inside the polygon (even-odd rule; the polygon
+    closes itself). Only points inside its bounding box are tested, edge by edge, so a lasso
+    over a million points costs well under a second."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    px, py = np.asarray(polygon_x, dtype=np.float64), np.asarray(polygon_y, dtype=np.float64)
+    inside = np.zeros(len(x), dtype=bool)
+    if len(px) < 3 or len(px) != len(py):
+        return inside
+    candidates = np.flatnonzero((x >= px.min()) & (x <= px.max()) & (y >= py.min()) & (y <= py.max()))
+    cx, cy = x[candidates], y[candidates]
+    hit = np.zeros(len(candidates), dtype=bool)
+    for x0, y0, x1, y1 in zip(px, py, np.roll(px, -1), np.roll(py, -1)):
+        crosses = (y0 > cy) != (y1 > cy)
+        if not crosses.any():
+            continue
+        at = x0 + (cy[crosses] - y0) * (x1 - x0) / (y1 - y0)
+        hit[crosses] ^= cx[crosses] < at
+    inside[candidates] = hit
+    return inside
+
+
+def items_in_selection(x: np.ndarray, y: np.ndarray, selection: object) -> np.ndarray:
+    """Which points fall inside the boxes and lassos of a chart selection (Streamlit's plotly
+    selection state: ``{"box": [{"x": [x0, x1], "y": [y0, y1]}], "lasso": [{"x": [...], "y": [...]}]}``).
+
+    The selection comes from the browser, so it is read defensively: anything that is not a
+    list of finite numbers is ignored, and a shape is cut at :data:`MAX_SELECTION_VERTICES`.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    chosen = np.zeros(len(x), dtype=bool)
+    if not isinstance(selection, Mapping):
+        return chosen
+    for shape in _shapes(selection.get("box")):
+        xs, ys = shape
+        if len(xs) >= 2 and len(ys) >= 2:
+            chosen |= (x >= min(xs[:2])) & (x <= max(xs[:2])) & (y >= min(ys[:2])) & (y <= max(ys[:2]))
+    for xs, ys in _shapes(selection.get("lasso")):
+        chosen |= points_in_polygon(x, y, xs, ys)
+    return chosen
+
+
+def _shapes(entries: object) -> list[tuple[list[float], list[float]]]:
+    """The (xs, ys) of each well-formed shape in a selection list (others are skipped)."""
+    out: list[tuple[list[float], list[float]]] = []
+    if not isinstance(entries, list):
+        return out
+    for entry in entries[:100]:
+        if not isinstance(entry, Mapping):
+            continue
+        xs, ys = _numbers(entry.get("x")), _numbers(entry.get("y"))
+        if xs is not None and ys is not None and len(xs) == len(ys):
+            out.append((xs, ys))
+    return out
+
+
+def _numbers(values: object) -> list[float] | None:
+    if not isinstance(values, list):
+        return None
+    out = []
+    for v in values[:MAX_SELECTION_VERTICES]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            return None
+        out.append(float(v))
     return out

@@ -231,10 +231,22 @@ class Workspace:
         return (self.encoder.name, self.store.label_version(), self.store.catalog_fingerprint(),
                 self.store.settings_version(), self._calibration_epoch, tuple(map(tuple, cats.fillna("").values.tolist())))
 
+    def items(self) -> pd.DataFrame:
+        """Every stored item with its current label, in store order (kept until items or labels
+        change: at a million items the query takes seconds). Read-only: pandas copies on write."""
+        key = (self.store.catalog_fingerprint(), self.store.label_version())
+        return self.memo("items", key, lambda: self.store.items().reset_index(drop=True))  # type: ignore[return-value]
+
+    def item_positions(self, item_ids: list[str]) -> np.ndarray:
+        """Each id's row in :meth:`items` (and :meth:`item_vectors`), ``-1`` for an unknown id."""
+        key = self.store.catalog_fingerprint()
+        where = self.memo("item_positions", key, lambda: pd.Index(self.items()["item_id"]))
+        return where.get_indexer([str(i) for i in item_ids])  # type: ignore[attr-defined]
+
     def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Every stored item (with its current label) and its unit vector, in store order."""
 
-        items = self.store.items().reset_index(drop=True)
+        items = self.items()
 
         def build() -> tuple[list[str], np.ndarray]:
             return items["item_id"].tolist(), self.embed_items(items)
@@ -249,23 +261,25 @@ class Workspace:
 
     def current_predictions(self) -> pd.DataFrame:
         """The current model's prediction for every stored item, in store order (the one source of
-        predictions pages show): item_id, predicted, confidence, unsure, novel, top3 as
-        ``[(category, probability), ...]``. Computed once per :meth:`version`."""
+        predictions pages show): item_id, predicted, confidence, unsure, novel. Computed once
+        per :meth:`version`."""
 
         def build() -> pd.DataFrame:
             items, vectors = self.item_vectors()
+            columns = ["item_id", "predicted", "confidence", "unsure", "novel"]
+            if items.empty:
+                return pd.DataFrame(columns=columns)
             model = self.classifier()
-            predictions = model.explain(
-                vectors, unsure_below=self.settings.unsure_below, n_evidence=0, ids=items["item_id"].tolist()
-            ) if len(items) else []
-            return pd.DataFrame({
-                "item_id": items["item_id"].tolist(),
-                "predicted": [p.category for p in predictions],
-                "confidence": np.array([p.probability for p in predictions], dtype=float),
-                "unsure": [p.unsure for p in predictions],
-                "novel": [p.novel for p in predictions],
-                "top3": [p.top for p in predictions],
-            })
+            fitted = model.fitted_predictions(unsure_below=self.settings.unsure_below).set_index("item_id")
+            ids = items["item_id"].tolist()
+            out = fitted.reindex(ids)
+            missing = np.flatnonzero(out["predicted"].isna().to_numpy())
+            if len(missing):  # not in the fitted index (should not happen: the index holds every item)
+                extra = model.explain(vectors[missing], unsure_below=self.settings.unsure_below, n_evidence=0,
+                                      ids=[ids[i] for i in missing])
+                out.iloc[missing] = [[p.category, p.probability, p.unsure, p.novel] for p in extra]
+            out = out.reset_index()
+            return out.astype({"confidence": float, "unsure": bool, "novel": bool})[columns]
 
         return self.memo("current_predictions", self.version(), build)  # type: ignore[return-value]
 
@@ -324,8 +338,7 @@ class Workspace:
             # (ten propagations over every item), keeping the current beta until it is ready.
             in_place = recalibrate and len(index.ids) <= EXACT_MAX_ITEMS
             model.update_labels(rows_a, classes_a, recalibrate=in_place)
-            if recalibrate and not in_place:
-                self._recalibrate_in_background(model)
+            calibrate_later = recalibrate and not in_place
             calibrated = len(rows_a) if recalibrate else fitted.calibrated_labels
         else:
             prompts = embed_texts(
@@ -333,14 +346,23 @@ class Workspace:
                 [category_prompt(n, d, p) for n, d, p in cats[["name", "description", "path"]].itertuples(index=False)],
                 cache=self.store,
             )
+            searched = index.neighbours_searched
+            # As for a refit: beta from labels at once when small, in the background when large
+            # (at a million items it is ten propagations, a minute or more).
+            in_place = len(index.ids) <= EXACT_MAX_ITEMS
             model = ColdStartClassifier(encoder=self.encoder).fit_rows(
-                index.vectors, index.ids, rows_a, classes_a, names, prompts, index=index
+                index.vectors, index.ids, rows_a, classes_a, names, prompts, index=index, calibrate=in_place
             )
+            calibrate_later = not in_place and len(rows_a) >= MIN_LABELS_TO_CALIBRATE
             calibrated = len(rows_a)
+            if index.neighbours_searched > searched:  # keep the search for the next start
+                self._save_index(index)
         with self._lock:
             self._classifier = _FittedState(
                 categories_key, label_version, index, len(index.ids), int((~index.alive).sum()), calibrated, model
             )
+        if calibrate_later:  # after the model is current, so the result lands on it
+            self._recalibrate_in_background(model)
         return model
 
     def _recalibrate_in_background(self, model: ColdStartClassifier) -> None:
@@ -363,11 +385,11 @@ class Workspace:
 
         threading.Thread(target=run, name="coldrec-calibration", daemon=True).start()
 
-    def item_index(self) -> VectorIndex:
+    def item_index(self, progress: ProgressFn | None = None) -> VectorIndex:
         """The neighbour index over every stored item (catalog and uploads) for the current model.
 
         Kept up to date incrementally (new and re-embedded items) and saved beside the database,
-        so a restart loads it instead of rebuilding it.
+        so a restart loads it instead of rebuilding it. ``progress`` follows a (re)build.
         """
         key = (self.encoder.name, self.store.catalog_fingerprint())
         with self._lock:
@@ -383,20 +405,45 @@ class Workspace:
             if index is not None and index.dim != vectors.shape[1]:
                 index = None
         if index is None:
-            index = VectorIndex.build(ids, vectors, hashes)
+            index = VectorIndex.build(ids, vectors, hashes, progress=progress)
             changed = len(ids)
         else:
             changed = index.update(ids, vectors, hashes)
             gone = set(index.ids) - set(ids)
             changed += index.remove(sorted(gone)) if gone else 0
-        if folder is not None and changed:
-            try:
-                index.save(folder)
-            except OSError:  # a read-only location: the index still works, it is rebuilt next start
-                pass
+        if changed:
+            self._save_index(index)
         with self._lock:
             self._item_index = (key, index)
         return index
+
+    def _save_index(self, index: VectorIndex) -> None:
+        folder = self._index_folder()
+        if folder is None:
+            return
+        try:
+            index.save(folder)
+        except OSError:  # a read-only location: the index still works, it is rebuilt next start
+            pass
+
+    def prepare(self, progress: Callable[[str, int, int], None] | None = None) -> dict[str, int]:
+        """Do now what the first prediction would otherwise wait for: embed every item, build the
+        item index and search each item's neighbours (the graph's edges), saved beside the
+        database. ``coldrec init`` runs it (at a million items it is the nightly job's longest
+        step), so the dashboard opens on a prepared workspace. ``progress(step, done, total)``.
+        Returns ``{"items", "searched"}`` (items whose neighbours were searched now)."""
+        from .graph import GRAPH_K
+
+        def step(name: str) -> ProgressFn | None:
+            return None if progress is None else (lambda done, total: progress(name, done, total))
+
+        items, _ = self.item_vectors()
+        index = self.item_index(progress=step("building the neighbour index"))
+        before = index.neighbours_searched
+        index.neighbour_table(GRAPH_K + 1, progress=step("finding each item's neighbours"))
+        if index.neighbours_searched > before:
+            self._save_index(index)
+        return {"items": len(items), "searched": index.neighbours_searched - before}
 
     def _index_folder(self) -> Path | None:
         """Where the item index of the current model is saved: beside the database file."""
@@ -424,15 +471,21 @@ class Workspace:
         """How many stored items already have a vector for the current model."""
         from .encoder import text_hash
 
-        items = self.store.items()
-        hashes = [text_hash(item_text(t, d)) for t, d in zip(items["title"], items["description"])]
-        found = self.store.get_embeddings(self.encoder.name, hashes)
-        return {"items": len(items), "embedded": sum(h in found for h in hashes)}
+        def build() -> dict[str, int]:
+            items = self.items()
+            hashes = [text_hash(item_text(t, d)) for t, d in zip(items["title"], items["description"])]
+            found = self.store.get_embeddings(self.encoder.name, hashes)
+            return {"items": len(items), "embedded": sum(h in found for h in hashes)}
+
+        # Kept until the items or the model change (hashing a million texts takes seconds).
+        return dict(self.memo("embedding_coverage", (self.encoder.name, self.store.catalog_fingerprint()), build))  # type: ignore[arg-type]
 
     def embed_all(self, progress: ProgressFn | None = None) -> int:
         """Embed every stored item and category prompt with the current model (after a model change)."""
-        items = self.store.items()
+        items = self.items()
         self.embed_items(items, progress=progress)
+        with self._lock:
+            self._memo.pop("embedding_coverage", None)  # the cache filled, the items did not change
         self.classifier()
         return len(items)
 
@@ -443,7 +496,7 @@ class Workspace:
         purchases = self.store.interactions()
         if purchases.empty:
             return None
-        items = self.store.items()
+        items = self.items()
         items = items[items["item_id"].isin(set(purchases["item_id"]))]
         categories = [c if isinstance(c, str) else None for c in items["category"]]
         key = (self.store.interactions_version(), self.store.catalog_fingerprint(), hash(tuple(categories)))
@@ -464,7 +517,7 @@ class Workspace:
         model = self.audience()
         if model is None:
             raise NotReadyError("No purchases yet: import them first (python -m coldrec import-interactions FILE).")
-        items = self.store.items()
+        items = self.items()
         item = items[items["item_id"] == str(item_id)]
         if item.empty:
             raise NotReadyError(

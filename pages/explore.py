@@ -18,6 +18,7 @@ COLOURS = {
     "labelled or not": "status",
     "source / batch": "origin",
 }
+SHOWN = 1_000  # selected rows listed at most (the selection itself can be the whole map)
 ready = ws.readiness()
 if not ready["catalog_items"] + ready["uploaded_items"]:
     ui.start_here(
@@ -43,43 +44,51 @@ with st.spinner(f"Computing the {method.upper()} map (stored for next time)…")
         st.stop()
 
 picked = st.session_state.get("explore_picked")
-neighbours = explore.neighbours_of(ws, picked) if picked in set(frame["item_id"]) else None
+neighbours = explore.neighbours_of(ws, picked) if picked and ws.item_positions([picked])[0] >= 0 else None
 highlight = tuple([picked] + neighbours["item_id"].tolist()) if neighbours is not None else ()
 figure, drawn, total = explore.map_figure(
     ws, method, COLOURS[colour] if ready["categories"] or colour != "predicted category" else "origin", highlight, max_points
 )
 if drawn < total:
-    st.caption(f"Showing a sample of {drawn:,} of {total:,} items (raise the limit above to draw more).")
+    st.caption(f"All {total:,} items are drawn as the grey density; {drawn:,} of them, sampled, as coloured points "
+               "(raise the limit above to draw more). A box or lasso selects every item inside it, drawn or not.")
 event = st.plotly_chart(figure, key="map", on_select="rerun", selection_mode=("points", "box", "lasso"), width="stretch")
-points = ((event or {}).get("selection") or {}).get("points") or []
-known = set(frame["item_id"])
-selected_ids = [i for i in dict.fromkeys(str(p["customdata"][0]) for p in points if p.get("customdata")) if i in known]
+selected_ids = explore.selected_items(ws, method, (event or {}).get("selection") or {})
 
 st.subheader(f"Selection: {len(selected_ids):,} item(s)")
 if not selected_ids:
     st.caption("Drag a box or lasso on the map (or click a point) to select items.")
 else:
-    chosen = frame.set_index("item_id").loc[selected_ids, ["title", "source", "label", "predicted", "confidence", "unsure", "novel"]]
-    ui.table(chosen.reset_index())
-    already = int((chosen["label"] != "(not labelled)").sum())
+    chosen = explore.selection_table(ws, method, selected_ids)
+    if len(chosen) > SHOWN:
+        st.caption(f"The first {SHOWN:,} of the {len(chosen):,} selected items:")
+    ui.table(chosen.head(SHOWN))
+    unlabelled = chosen.loc[chosen["label"] == "(not labelled)", "item_id"].tolist()
+    already = len(chosen) - len(unlabelled)
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
     category = left.selectbox("Label all selected as", ws.store.category_names(), index=None, placeholder="Choose a category")
     # Labels are people's work: a lasso over a crowded area must not overwrite them by default.
-    relabel = left.checkbox(f"Also relabel the {already} already labelled", value=False, disabled=not already)
-    targets = selected_ids if relabel else [i for i in selected_ids if chosen.loc[i, "label"] == "(not labelled)"]
-    if mid.button(f"Label {len(targets)} item(s)", type="primary", disabled=category is None or not targets):
+    relabel = left.checkbox(f"Also relabel the {already:,} already labelled", value=False, disabled=not already)
+    targets = chosen["item_id"].tolist() if relabel else unlabelled
+    too_many = len(targets) > labelling.BULK_LABEL_MAX
+    if too_many:
+        left.warning(f"{len(targets):,} items is more than {labelling.BULK_LABEL_MAX:,} at once: draw a smaller "
+                     "box or lasso (a label should be a judgement, not a sweep).")
+    if mid.button(f"Label {len(targets):,} item(s)", type="primary", disabled=category is None or not targets or too_many):
         count = labelling.bulk_label(ws, targets, category, who=ui.who())
-        st.toast(f"Labelled {count} item(s) as {ui.md_escape(category)} — undo on Label or Label next")
+        st.toast(f"Labelled {count:,} item(s) as {ui.md_escape(category)} — undo on Label or Label next")
         st.rerun()
-    # Clicking one point shows its neighbours at once; with more, pick one.
-    pick = right.selectbox("Show neighbours of", selected_ids, index=0 if len(selected_ids) == 1 else None,
-                           format_func=lambda i: str(chosen.loc[i, "title"]))
+    # Clicking one point shows its neighbours at once; with more, pick one (from the first shown).
+    options = chosen["item_id"].head(SHOWN).tolist()
+    titles = dict(zip(chosen["item_id"].head(SHOWN), chosen["title"].head(SHOWN)))
+    pick = right.selectbox("Show neighbours of", options, index=0 if len(options) == 1 else None,
+                           format_func=lambda i: str(titles.get(i, i)))
     if pick and pick != picked:
         st.session_state["explore_picked"] = pick
         st.rerun()
 if neighbours is not None:
-    title_of = frame.set_index("item_id")["title"]
-    st.caption(f"Nearest neighbours of {ui.md_escape(title_of.get(picked, picked))} ({ui.md_escape(picked)}; outlined on the map)")
+    picked_title = explore.item_details(ws, picked)["title"]
+    st.caption(f"Nearest neighbours of {ui.md_escape(picked_title)} ({ui.md_escape(picked)}; outlined on the map)")
     ui.table(neighbours)
     if st.button("Clear highlight"):
         st.session_state.pop("explore_picked", None)

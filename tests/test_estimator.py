@@ -173,3 +173,22 @@ def test_fits_on_texts_with_an_encoder(tiny_encoder):
                                                         unlabelled=["wok", "sandal"])
     proba = clf.predict_proba(["wok", "a brand new thing"])
     assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_fitted_predictions_equal_explain_of_every_item():
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(3, 24))
+    y = rng.integers(0, 3, 240)
+    x = centres[y] + rng.normal(scale=0.9, size=(240, 24))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    prompts = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    labelled = np.arange(0, 240, 8)  # 30 labels: calibrated and with a label novelty cut
+    model = ColdStartClassifier().fit_rows(x, [f"i{i}" for i in range(240)], labelled, y[labelled], ["a", "b", "c"], prompts)
+    table = model.fitted_predictions(unsure_below=0.6)
+    explained = model.explain(x, unsure_below=0.6, n_evidence=0, ids=[f"i{i}" for i in range(240)])
+    assert table["item_id"].tolist() == [f"i{i}" for i in range(240)]
+    assert table["predicted"].tolist() == [p.category for p in explained]
+    assert np.allclose(table["confidence"], [p.probability for p in explained], atol=1e-6)
+    assert table["unsure"].tolist() == [p.unsure for p in explained]
+    assert table["novel"].tolist() == [p.novel for p in explained]
+    assert table["unsure"].any() and not table["unsure"].all()

@@ -120,3 +120,32 @@ def test_item_details_has_the_text_and_attributes(workspace):
     details = explore.item_details(workspace, "n1")
     assert (details["title"], details["brand"], details["price"], details["batch"]) == ("garden hose", "Acme", 9.5, "b1")
     assert details["category"] is None
+
+
+def test_a_lasso_selects_every_item_inside_it_even_those_not_drawn(workspace):
+    import numpy as np
+
+    from coldrec.projection import points_in_polygon
+
+    workspace.upload_and_predict(NEW, batch="b1")
+    xy = explore.map_positions(workspace, "pca")
+    figure, drawn, total = explore.map_figure(workspace, "pca", "predicted", max_points=5)
+    assert (drawn, total) == (5, 18)
+    assert figure.data[0].type == "heatmap"  # every item, as density, beneath the sampled points
+    drawn_ids = {i for trace in figure.data[1:] for i in (trace.customdata[:, 0] if trace.customdata is not None else [])}
+    pad = 1e-6
+    lasso = {"x": [xy["x"].min() - pad, xy["x"].max() + pad, xy["x"].max() + pad, xy["x"].min() - pad],
+             "y": [xy["y"].min() - pad, xy["y"].min() - pad, np.median(xy["y"]), np.median(xy["y"])]}
+    chosen = explore.selected_items(workspace, "pca", {"points": [], "box": [], "lasso": [lasso]})
+    inside = points_in_polygon(xy["x"].to_numpy(), xy["y"].to_numpy(), lasso["x"], lasso["y"])
+    assert chosen == xy["item_id"][inside].tolist() and len(chosen) >= 9
+    assert set(chosen) - drawn_ids  # items only in the density layer are selected too
+    table = explore.selection_table(workspace, "pca", chosen)
+    assert table["item_id"].tolist() == chosen and {"label", "predicted", "confidence"} <= set(table.columns)
+    whole, _, _ = explore.map_figure(workspace, "pca", "predicted", max_points=50)
+    assert all(trace.type != "heatmap" for trace in whole.data)  # everything drawn: no density layer
+
+
+def test_a_clicked_point_is_selected_and_unknown_ids_from_the_browser_are_dropped(workspace):
+    points = [{"customdata": ["C1"]}, {"customdata": ["no-such-item"]}, {"customdata": [3]}, "junk"]
+    assert explore.selected_items(workspace, "pca", {"points": points, "box": [], "lasso": []}) == ["C1"]

@@ -209,3 +209,33 @@ def test_an_incomplete_saved_index_is_ignored(tmp_path):
     np.save(tmp_path / "idx" / "vectors.npy", _unit(rng, 3))  # rows no longer match the manifest
     assert VectorIndex.load(tmp_path / "idx") is None
     assert VectorIndex.load(tmp_path / "missing") is None
+
+
+def test_the_neighbour_table_equals_a_fresh_search_and_survives_save_and_load(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = _unit(rng, 300)
+    index = VectorIndex.build([f"i{i}" for i in range(300)], vectors)
+    rows, sims = index.neighbour_table(5)
+    fresh_rows, fresh_sims = index.search_rows(vectors, 5)
+    assert (rows == fresh_rows).all() and np.allclose(sims, fresh_sims)
+    assert index.neighbours_searched == 300
+    index.save(tmp_path / "ix")
+    loaded = VectorIndex.load(tmp_path / "ix")
+    assert loaded.neighbours_searched == 300  # kept: a restart does not search again
+    again_rows, _ = loaded.neighbour_table(5, rows=np.array([7, 8]))
+    assert (again_rows == rows[[7, 8]]).all()
+
+
+def test_the_neighbour_table_searches_only_new_rows_and_hides_retired_ones():
+    rng = np.random.default_rng(4)
+    vectors = _unit(rng, 200)
+    index = VectorIndex.build([f"i{i}" for i in range(200)], vectors)
+    rows, _ = index.neighbour_table(4)
+    target = int(rows[0, 1])  # row 0's nearest other item
+    index.update([f"i{target}"], _unit(rng, 1), hashes=["changed"])  # re-embedded: old row retired
+    assert index.neighbours_searched == 200  # nothing searched yet for the new row
+    rows2, sims2 = index.neighbour_table(4)
+    assert index.neighbours_searched == 201
+    assert target not in rows2[0]  # the retired row is no longer anyone's neighbour
+    assert (rows2[target] == -1).all() and np.isneginf(sims2[target]).all()
+    assert rows2[200, 0] == 200  # the new row is its own nearest

@@ -126,3 +126,54 @@ def test_sample_for_display_leaves_small_frames_and_handles_no_source_column():
     many = [f"i{k}" for k in range(6)]
     shown, sampled = sample_for_display(frame, max_points=4, keep=many)
     assert sampled and shown["item_id"].tolist() == many
+
+
+def test_points_in_polygon_follows_a_concave_outline():
+    from coldrec.projection import points_in_polygon
+
+    # An L shape: the square [0,2]x[0,2] without its top-right quarter.
+    lx, ly = [0, 2, 2, 1, 1, 0], [0, 0, 1, 1, 2, 2]
+    x = np.array([0.5, 1.5, 1.5, 0.5, 3.0, -0.1])
+    y = np.array([0.5, 0.5, 1.5, 1.5, 0.5, 1.0])
+    assert points_in_polygon(x, y, lx, ly).tolist() == [True, True, False, True, False, False]
+    assert not points_in_polygon(x, y, [0, 1], [0, 1]).any()  # two vertices enclose nothing
+
+
+def test_items_in_selection_reads_boxes_and_lassos_and_ignores_malformed_shapes():
+    from coldrec.projection import items_in_selection
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-1, 1, 5_000), rng.uniform(-1, 1, 5_000)
+    box = {"box": [{"xref": "x", "yref": "y", "x": [0.5, 0.0], "y": [0.0, 0.5]}], "lasso": []}
+    assert items_in_selection(x, y, box).tolist() == ((x >= 0) & (x <= 0.5) & (y >= 0) & (y <= 0.5)).tolist()
+    triangle = {"lasso": [{"x": [-1, 0, -1], "y": [-1, -1, 0]}]}
+    chosen = items_in_selection(x, y, triangle)
+    assert chosen.tolist() == ((x <= 0) & (y <= 0) & (x + y <= -1)).tolist()
+    both = items_in_selection(x, y, {**box, **triangle})
+    assert both.sum() == items_in_selection(x, y, box).sum() + chosen.sum()
+    for hostile in (None, "box", {"box": "x"}, {"box": [{"x": ["0", 1], "y": [0, 1]}]},
+                    {"lasso": [{"x": [0, float("nan"), 1], "y": [0, 1, 0]}]}, {"lasso": [{"x": [0, 1], "y": [0]}]},
+                    {"box": [{"x": [True, 1], "y": [0, 1]}]}, {"lasso": [[0, 1, 2]]}):
+        assert not items_in_selection(x, y, hostile).any(), hostile
+
+
+def test_density_grid_counts_every_point():
+    from coldrec.projection import density_grid
+
+    rng = np.random.default_rng(1)
+    counts, xc, yc = density_grid(rng.normal(size=1_234), rng.normal(size=1_234), bins=20)
+    assert counts.shape == (20, 20) and counts.sum() == 1_234
+    assert len(xc) == len(yc) == 20 and (np.diff(xc) > 0).all()
+
+
+def test_pca_of_many_points_is_fitted_on_a_sample_and_matches_the_full_fit(monkeypatch):
+    import coldrec.projection as projection
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3_000, 8)) * np.array([5.0, 3.0, 1, 1, 1, 1, 1, 1])
+    full = projection.project(x, "pca")
+    monkeypatch.setattr(projection, "PCA_FIT_SAMPLE", 500)
+    sampled = projection.project(x, "pca")
+    assert sampled.shape == (3_000, 2)
+    for axis in range(2):  # the same axes (up to sign), estimated from a sixth of the points
+        assert abs(np.corrcoef(full[:, axis], sampled[:, axis])[0, 1]) > 0.99

@@ -153,13 +153,20 @@ def test_large_workspaces_refit_calibration_in_the_background(workspace, monkeyp
     items = pd.DataFrame({"item_id": [f"u{i}" for i in range(4)], "title": ["steel pan", "dog bed", "boot", "wok"],
                           "description": [""] * 4})
     workspace.add_upload(items, batch="b")
-    workspace.classifier()
+
+    def settled() -> None:
+        deadline = time.time() + 30
+        while workspace._calibrating and time.time() < deadline:
+            time.sleep(0.05)
+
+    first = workspace.classifier()
+    assert first._fit.beta_fitted is False  # the first fit starts with the label-free beta ...
+    settled()
+    assert workspace._calibration_epoch == 1 and first._fit.beta_fitted is True  # ... and gets the fitted one
     version = workspace.version()
     for item_id, category in zip(items["item_id"], ["Cookware", "Pet Supplies", "Footwear", "Cookware"]):
         workspace.label(item_id, category, who="ana")  # 12 -> 16 labels: a third more
     workspace.classifier()
-    deadline = time.time() + 30
-    while workspace._calibrating and time.time() < deadline:
-        time.sleep(0.05)
-    assert workspace._calibration_epoch == 1
+    settled()
+    assert workspace._calibration_epoch == 2
     assert workspace.version() != version  # views keyed on version() see the new calibration
