@@ -80,6 +80,9 @@ class _Fit:
     #: Out-of-fold distributions of the labelled rows (in ``labelled_rows`` order), or ``None``
     #: when not computed for the current labels.
     out_of_fold: np.ndarray | None = None
+    #: Each item's best cosine to a prompt and to a labelled item, and the rows and labelled
+    #: rows they cover: kept so that after a new label only that label's column is computed.
+    nearest: tuple[int, frozenset, np.ndarray, np.ndarray] | None = None
 
 
 class ColdStartClassifier:
@@ -314,10 +317,17 @@ class ColdStartClassifier:
         return twin
 
     # -- updating after a label -------------------------------------------------------------
-    def update_labels(self, labelled_rows: np.ndarray, labelled_classes: np.ndarray, recalibrate: bool = False) -> int:
+    def update_labels(
+        self, labelled_rows: np.ndarray, labelled_classes: np.ndarray, recalibrate: bool = False, local: bool = False,
+    ) -> int:
         """Refit after labels changed (rows are positions in the fitted items), warm-starting the
         propagation and recomputing only the rows the change reaches. Returns the rows touched
-        by the prior change. ``recalibrate`` refits beta too (slower: five propagations)."""
+        by the prior change. ``recalibrate`` refits beta too (slower: five propagations).
+
+        ``local`` propagates from the relabelled rows only: their look-alikes follow at once,
+        while the small shift a new example gives its category's prototype everywhere waits
+        for :meth:`propagated_state` (at a million items that shift reaches most rows and
+        takes a minute to propagate)."""
         fit = self._require_fit()
         rows = np.asarray(labelled_rows, dtype=np.int64)
         classes = np.asarray(labelled_classes, dtype=np.int64)
@@ -333,8 +343,9 @@ class ColdStartClassifier:
             class_vectors = self._class_vectors(fit.vectors[rows], classes)[cols]
             fit.logits[:, cols] = fit.vectors @ class_vectors.T
             prior = _softmax(PRIOR_SCALE * fit.logits)
-            drift = np.abs(prior - fit.prior).max(axis=1)
-            moved = np.union1d(moved, np.flatnonzero(drift > TOLERANCE))
+            if not local:
+                drift = np.abs(prior - fit.prior).max(axis=1)
+                moved = np.union1d(moved, np.flatnonzero(drift > TOLERANCE))
         state = self._propagate(fit.graph, prior, rows, classes, start=fit.state, changed=moved)
         fit.labelled_rows, fit.labelled_classes, fit.prior, fit.state = rows, classes, prior, state
         fit.out_of_fold = None
@@ -342,6 +353,26 @@ class ColdStartClassifier:
             fit.beta, fit.beta_fitted, fit.out_of_fold = self._calibrate(fit.vectors, fit.graph, rows, classes, state, prior)
             fit.novel_label_cut, fit.novel_prompt_cut = self._novelty_cuts(fit.vectors, rows)
         return len(moved)
+
+    def propagated_state(self) -> np.ndarray:
+        """The propagation's fixed point for the current prior and labels, warm-started from the
+        current state and swept over every row (what :meth:`update_labels` with ``local`` left
+        out); apply it with :meth:`set_state`."""
+        fit = self._require_fit()
+        return self._propagate(fit.graph, fit.prior, fit.labelled_rows, fit.labelled_classes, start=fit.state)
+
+    def set_state(self, state: np.ndarray) -> None:
+        """Use ``state`` (from :meth:`propagated_state` of a model with the same items and labels)."""
+        fit = self._require_fit()
+        if state.shape != fit.state.shape:
+            raise ValueError(f"a state of shape {state.shape} for a fit of shape {fit.state.shape}")
+        fit.state = state
+
+    def same_labels(self, other: "ColdStartClassifier") -> bool:
+        """Whether ``other`` is fitted on the same items and labels (so its state applies here)."""
+        mine, theirs = self._require_fit(), other._require_fit()
+        return (mine.state.shape == theirs.state.shape and np.array_equal(mine.labelled_rows, theirs.labelled_rows)
+                and np.array_equal(mine.labelled_classes, theirs.labelled_classes))
 
     def calibration(self) -> tuple[float, bool, np.ndarray | None]:
         """beta for the current labels, whether it was fitted on them, and the out-of-fold
@@ -522,16 +553,10 @@ class ColdStartClassifier:
         proba = self._calibrated(distributions(fit.state[rows]))
         best = proba.argmax(axis=1)
         confidence = proba[np.arange(len(rows)), best]
-        prompts = self.prompt_vectors_
-        assert prompts is not None
-        novel = np.zeros(len(rows), dtype=bool)
-        label_vectors = fit.vectors[fit.labelled_rows]
-        for start in range(0, len(rows), 50_000):
-            chunk = fit.vectors[rows[start : start + 50_000]]
-            is_novel = (chunk @ prompts.T).max(axis=1) < fit.novel_prompt_cut
-            if fit.novel_label_cut is not None and len(label_vectors):
-                is_novel &= (chunk @ label_vectors.T).max(axis=1) < fit.novel_label_cut
-            novel[start : start + len(chunk)] = is_novel
+        best_prompt, best_label = self._nearest_similarities(fit)
+        novel = best_prompt[rows] < fit.novel_prompt_cut
+        if fit.novel_label_cut is not None:
+            novel &= best_label[rows] < fit.novel_label_cut
         return pd.DataFrame({
             "item_id": [fit.ids[r] for r in rows],
             "predicted": self.classes_[best].astype(object),
@@ -539,6 +564,26 @@ class ColdStartClassifier:
             "unsure": (confidence < unsure_below) | novel,
             "novel": novel,
         })
+
+    def _nearest_similarities(self, fit: _Fit) -> tuple[np.ndarray, np.ndarray]:
+        """Every fitted row's best cosine to a prompt and to a labelled item (``-inf`` without
+        labels), updated from the cached ones when labels were only added."""
+        prompts = self.prompt_vectors_
+        assert prompts is not None
+        n, labelled = len(fit.vectors), frozenset(fit.labelled_rows.tolist())
+        cached = fit.nearest
+        if cached is not None and cached[1] <= labelled and cached[0] <= n:
+            done, known, best_prompt, best_label = cached
+            best_prompt = np.concatenate([best_prompt, _max_cosine(fit.vectors[done:], prompts)])
+            best_label = np.concatenate([best_label, _max_cosine(fit.vectors[done:], fit.vectors[sorted(known)])])
+            added = sorted(labelled - known)
+            if added:
+                best_label = np.maximum(best_label, _max_cosine(fit.vectors, fit.vectors[added]))
+        else:
+            best_prompt = _max_cosine(fit.vectors, prompts)
+            best_label = _max_cosine(fit.vectors, fit.vectors[fit.labelled_rows])
+        fit.nearest = (n, labelled, best_prompt, best_label)
+        return best_prompt, best_label
 
     def _current_classes(self) -> np.ndarray:
         """Every fitted item's current class: its label, else its predicted class."""
@@ -560,6 +605,16 @@ class ColdStartClassifier:
         from .encoder import embed_texts
 
         return embed_texts(self.encoder, texts)  # type: ignore[arg-type]
+
+
+def _max_cosine(vectors: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Each row's largest dot product with ``others`` (``-inf`` when there are none), in chunks."""
+    out = np.full(len(vectors), -np.inf, dtype=np.float32)
+    if len(others) == 0:
+        return out
+    for start in range(0, len(vectors), 50_000):
+        out[start : start + 50_000] = (vectors[start : start + 50_000] @ others.T).max(axis=1)
+    return out
 
 
 def fit_beta(dist: np.ndarray, y: np.ndarray) -> float:

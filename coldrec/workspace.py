@@ -6,6 +6,7 @@ labels, categories or the catalog change, so a new label shows in the next predi
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,8 +80,10 @@ class Workspace:
         self._build_lock = threading.Lock()
         self._classifier: _FittedState | None = None
         self._item_index: tuple[object, VectorIndex] | None = None
-        self._calibrating = False
-        self._calibration_epoch = 0  # bumped when a background calibration lands (part of version())
+        self._refitting = False  # a background refit is running (see _refit_in_background)
+        self._pending_state = False
+        self._pending_calibration = False
+        self._refit_epoch = 0  # bumped when a background refit lands (part of version())
         self._catalog: tuple[object, NeighbourIndex] | None = None
         self._audience: tuple[object, AudienceModel] | None = None
         self._memo: dict[str, tuple[object, object]] = {}
@@ -229,7 +232,7 @@ class Workspace:
         model, items, labels or categories change. Every memoised view is keyed on it."""
         cats = self.store.categories()
         return (self.encoder.name, self.store.label_version(), self.store.catalog_fingerprint(),
-                self.store.settings_version(), self._calibration_epoch, tuple(map(tuple, cats.fillna("").values.tolist())))
+                self.store.settings_version(), self._refit_epoch, tuple(map(tuple, cats.fillna("").values.tolist())))
 
     def items(self) -> pd.DataFrame:
         """Every stored item with its current label, in store order (kept until items or labels
@@ -334,11 +337,12 @@ class Workspace:
             if len(index.ids) > fitted.index_rows:
                 model.add_index_rows()
             recalibrate = _needs_recalibration(fitted.calibrated_labels, len(rows_a))
-            # Small workspaces refit beta at once (a second or two); large ones in the background
-            # (ten propagations over every item), keeping the current beta until it is ready.
-            in_place = recalibrate and len(index.ids) <= EXACT_MAX_ITEMS
-            model.update_labels(rows_a, classes_a, recalibrate=in_place)
-            calibrate_later = recalibrate and not in_place
+            # Small workspaces refit at once (a second or two). Large ones update the labelled
+            # items' look-alikes at once and finish in the background (the prototype shift over
+            # every item, and beta: ten propagations), keeping the current values until then.
+            large = len(index.ids) > EXACT_MAX_ITEMS
+            model.update_labels(rows_a, classes_a, recalibrate=recalibrate and not large, local=large)
+            finish_later = (large, recalibrate and large)
             calibrated = len(rows_a) if recalibrate else fitted.calibrated_labels
         else:
             prompts = embed_texts(
@@ -353,7 +357,7 @@ class Workspace:
             model = ColdStartClassifier(encoder=self.encoder).fit_rows(
                 index.vectors, index.ids, rows_a, classes_a, names, prompts, index=index, calibrate=in_place
             )
-            calibrate_later = not in_place and len(rows_a) >= MIN_LABELS_TO_CALIBRATE
+            finish_later = (False, not in_place and len(rows_a) >= MIN_LABELS_TO_CALIBRATE)
             calibrated = len(rows_a)
             if index.neighbours_searched > searched:  # keep the search for the next start
                 self._save_index(index)
@@ -361,29 +365,60 @@ class Workspace:
             self._classifier = _FittedState(
                 categories_key, label_version, index, len(index.ids), int((~index.alive).sum()), calibrated, model
             )
-        if calibrate_later:  # after the model is current, so the result lands on it
-            self._recalibrate_in_background(model)
+        if any(finish_later):  # after the model is current, so the result lands on it
+            self._refit_in_background(*finish_later)
         return model
 
-    def _recalibrate_in_background(self, model: ColdStartClassifier) -> None:
-        """Refit beta on a snapshot in a thread, then apply it to the newest classifier."""
+    def _refit_in_background(self, state: bool, calibration: bool) -> None:
+        """Finish a large workspace's refit in a thread: the full propagation that a local label
+        update left out (``state``) and/or beta (``calibration``), computed on a snapshot and
+        applied to the newest classifier if its labels still match; otherwise computed again
+        for the newest (so while someone keeps labelling, the look-alikes of each new label
+        are current at once and the rest catches up when they pause)."""
         with self._lock:
-            if self._calibrating:
+            self._pending_state |= state
+            self._pending_calibration |= calibration
+            if self._refitting:
                 return
-            self._calibrating = True
+            self._refitting = True
 
         def run() -> None:
             try:
-                beta, fitted, _ = model.snapshot().calibration()
-                with self._lock:
-                    if self._classifier is not None:
-                        self._classifier.model.set_calibration(beta, fitted)
-                    self._calibration_epoch += 1
-            finally:
-                with self._lock:
-                    self._calibrating = False
+                while True:
+                    with self._lock:
+                        current = self._classifier.model if self._classifier is not None else None
+                        do_state, do_calibration = self._pending_state, self._pending_calibration
+                    if current is None:
+                        break
+                    twin = current.snapshot()
+                    if do_state:
+                        twin.set_state(twin.propagated_state())
+                    beta = twin.calibration() if do_calibration else None
+                    with self._lock:
+                        newest = self._classifier.model if self._classifier is not None else None
+                        if newest is not None and newest.same_labels(twin):
+                            if do_state:
+                                newest.set_state(twin._require_fit().state)
+                            if beta is not None:
+                                newest.set_calibration(beta[0], beta[1])
+                            self._refit_epoch += 1
+                            self._pending_state &= not do_state
+                            self._pending_calibration &= not do_calibration
+                            if not (self._pending_state or self._pending_calibration):
+                                self._refitting = False
+                                return
+            except Exception:  # a bug: keep the traceback in the log, keep serving the last model
+                logging.getLogger("coldrec").exception("background refit failed")
+            with self._lock:
+                self._refitting = False
 
-        threading.Thread(target=run, name="coldrec-calibration", daemon=True).start()
+        threading.Thread(target=run, name="coldrec-refit", daemon=True).start()
+
+    def refitting(self) -> bool:
+        """Whether a large workspace is still finishing its last refit in the background (the
+        labelled items' look-alikes are current; the rest of the catalog is catching up)."""
+        with self._lock:
+            return self._refitting
 
     def item_index(self, progress: ProgressFn | None = None) -> VectorIndex:
         """The neighbour index over every stored item (catalog and uploads) for the current model.

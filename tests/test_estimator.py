@@ -192,3 +192,12 @@ def test_fitted_predictions_equal_explain_of_every_item():
     assert table["unsure"].tolist() == [p.unsure for p in explained]
     assert table["novel"].tolist() == [p.novel for p in explained]
     assert table["unsure"].any() and not table["unsure"].all()
+    # After more labels (the cached nearest-label similarities are updated, not recomputed).
+    more = np.union1d(labelled, np.arange(3, 240, 9))
+    model.update_labels(more, y[more], recalibrate=True)
+    assert model._fit.nearest is not None and model._fit.nearest[1] <= frozenset(more.tolist())
+    table = model.fitted_predictions(unsure_below=0.6)
+    explained = model.explain(x, unsure_below=0.6, n_evidence=0, ids=[f"i{i}" for i in range(240)])
+    assert table["novel"].tolist() == [p.novel for p in explained]
+    assert table["predicted"].tolist() == [p.category for p in explained]
+    assert np.allclose(table["confidence"], [p.probability for p in explained], atol=1e-6)

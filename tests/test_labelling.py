@@ -146,3 +146,14 @@ def test_review_views_run_on_the_workspace(ws):
     curves, hints = labelling.guidance(ws)
     assert set(curves["category"]) <= set(ws.store.category_names())
     assert all(h.category in ws.store.category_names() for h in hints)
+
+
+def test_bulk_label_refuses_more_than_the_limit_and_writes_nothing(workspace, monkeypatch):
+    import coldrec.labelling as labelling_module
+
+    monkeypatch.setattr(labelling_module, "BULK_LABEL_MAX", 2)
+    before = workspace.store.labels()
+    with pytest.raises(StoreError, match="more than 2"):
+        labelling_module.bulk_label(workspace, ["C1", "C2", "F1"], "Footwear", who="ana")
+    assert workspace.store.labels().equals(before)
+    assert labelling_module.bulk_label(workspace, ["C1", "C2"], "Footwear", who="ana") == 2

@@ -148,25 +148,61 @@ def test_large_workspaces_refit_calibration_in_the_background(workspace, monkeyp
     import time
 
     import coldrec.workspace as workspace_module
+    from coldrec.workspace import Workspace
 
     monkeypatch.setattr(workspace_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
     items = pd.DataFrame({"item_id": [f"u{i}" for i in range(4)], "title": ["steel pan", "dog bed", "boot", "wok"],
                           "description": [""] * 4})
     workspace.add_upload(items, batch="b")
+    asked = []
+    real = Workspace._refit_in_background
+    monkeypatch.setattr(Workspace, "_refit_in_background", lambda self, state, calibration: asked.append((state, calibration)))
 
-    def settled() -> None:
+    def finish() -> None:
+        real(workspace, *asked[-1])
         deadline = time.time() + 30
-        while workspace._calibrating and time.time() < deadline:
+        while workspace.refitting() and time.time() < deadline:
             time.sleep(0.05)
 
     first = workspace.classifier()
-    assert first._fit.beta_fitted is False  # the first fit starts with the label-free beta ...
-    settled()
-    assert workspace._calibration_epoch == 1 and first._fit.beta_fitted is True  # ... and gets the fitted one
+    assert asked == [(False, True)] and first._fit.beta_fitted is False  # the label-free beta first ...
+    finish()
+    assert workspace._refit_epoch == 1 and first._fit.beta_fitted is True  # ... then the fitted one
     version = workspace.version()
     for item_id, category in zip(items["item_id"], ["Cookware", "Pet Supplies", "Footwear", "Cookware"]):
         workspace.label(item_id, category, who="ana")  # 12 -> 16 labels: a third more
     workspace.classifier()
-    settled()
-    assert workspace._calibration_epoch == 2
+    assert asked[-1] == (True, True)
+    finish()
+    assert workspace._refit_epoch == 2
     assert workspace.version() != version  # views keyed on version() see the new calibration
+
+
+def test_large_workspaces_update_look_alikes_at_once_and_the_rest_in_the_background(workspace, monkeypatch):
+    import time
+
+    import coldrec.workspace as workspace_module
+    from coldrec.graph import distributions
+    from coldrec.workspace import Workspace
+
+    monkeypatch.setattr(workspace_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
+    workspace.classifier()
+    deadline = time.time() + 30
+    while workspace.refitting() and time.time() < deadline:
+        time.sleep(0.05)
+    asked = []
+    real = Workspace._refit_in_background
+    monkeypatch.setattr(Workspace, "_refit_in_background", lambda self, state, calibration: asked.append((state, calibration)))
+    workspace.label("C2", "Footwear", who="ana")
+    local = workspace.classifier()
+    assert asked == [(True, False)]  # the prototype shift is left for the background
+    fresh = Workspace(workspace.store, workspace.encoder, workspace.settings).classifier()
+    gap_before = np.abs(distributions(local._fit.state) - distributions(fresh._fit.state)).max()
+    epoch = workspace._refit_epoch
+    real(workspace, True, False)
+    deadline = time.time() + 30
+    while workspace.refitting() and time.time() < deadline:
+        time.sleep(0.05)
+    assert workspace._refit_epoch == epoch + 1 and not workspace.refitting()
+    gap_after = np.abs(distributions(local._fit.state) - distributions(fresh._fit.state)).max()
+    assert gap_after < 1e-3 and gap_after <= gap_before
