@@ -433,7 +433,9 @@ class ColdStartClassifier:
 
     def _calibrated(self, dist: np.ndarray) -> np.ndarray:
         beta = self._require_fit().beta
-        return _softmax(beta * np.log(np.maximum(dist, 1e-12)))
+        # A zero stays zero (a labelled item is its label, whatever beta is): log 0 = -inf.
+        with np.errstate(divide="ignore"):
+            return _softmax(beta * np.log(np.asarray(dist, dtype=np.float64)))
 
     def _rows_and_distributions(
         self, vectors: np.ndarray, ids: Sequence[str] | None = None

@@ -36,7 +36,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *dict.fromkeys(_WORDS), *"abcdefghijklmnopqrstuvwxyz0123456789"]
     vocab += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # transformers 5 builds a fast tokenizer from ``vocab`` (a ``vocab_file`` alone is ignored
+    # and every word would be [UNK]); vocab.txt is still written for the saved folder.
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     tokenizer.model_max_length = 64
     tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
