@@ -1127,6 +1127,7 @@ __all__ = [
     "lightfm_available",
     "lightfm_scores",
     "fit_slice",
+    "history_half_life",
     "shopper_interests",
     "build_audience",
     "clear_threshold",
