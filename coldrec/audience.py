@@ -265,7 +265,7 @@ class Blend:
     #: Linear weights on the standardised features.
     weights: np.ndarray
     intercept: float
-    #: Purchase rate of a (held-out item, shopper) pair in the fitting slice.
+    #: Purchase rate of a (held-out item, shopper) pair in the fitting slices.
     base_rate: float
     #: A shopper is a clear audience from this score up (:func:`clear_threshold`).
     threshold: float
