@@ -2,8 +2,11 @@
 and memory to score every shopper for one new product at 10k and 1M (synthetic) shoppers.
 
 Quality runs ``python -m coldrec audience-eval`` and writes
-benchmarks/results/audience_<name>_seeds<N>.json; scale writes benchmarks/results/audience_scale.json.
-Usage: python benchmarks/bench_audience.py [--seeds 5] [--only quality|scale] [--shoppers 10000,1000000]
+benchmarks/results/audience_<name>_seeds<N>.json; halves fits and evaluates on each of two
+disjoint fixed-seed halves of the Instacart shoppers separately (a check that the method carries
+over to shoppers it was not developed on) and writes audience_instacart_halves_seeds<N>.json;
+scale writes benchmarks/results/audience_scale.json.
+Usage: python benchmarks/bench_audience.py [--seeds 5] [--only quality|halves|scale] [--shoppers 10000,1000000]
 """
 
 from __future__ import annotations
@@ -62,10 +65,45 @@ def quality(seeds: int) -> None:
                   f"R@50 {r['recall@50']:.3f} N@50 {r['ndcg@50']:.3f} AUC {r['auc']:.3f}")
 
 
+def halves(seeds: int) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from coldrec.audience import evaluate_audience, load_interactions
+    from coldrec.encoder import load_encoder
+
+    if not (INSTACART / "products.csv").is_file():
+        print(f"{INSTACART} not found, halves skipped")
+        return
+    items = pd.read_csv(INSTACART / "products.csv", dtype={"item_id": str})
+    interactions = load_interactions(INSTACART / "interactions.csv")
+    users = sorted(interactions["user_id"].astype(str).unique())
+    order = np.random.default_rng(12345).permutation(len(users))
+    encoder = load_encoder()
+    doc = {"seeds": seeds, "machine": machine(), "halves": []}
+    for half, chosen in enumerate((order[: len(users) // 2], order[len(users) // 2 :])):
+        shoppers = {users[i] for i in chosen}
+        subset = interactions[interactions["user_id"].astype(str).isin(shoppers)]
+        load_before, started = load_average(), time.perf_counter()
+        result = evaluate_audience(
+            items, subset, lambda texts: encoder.encode(texts), text_cols=["title"], seeds=seeds,
+            methods=["coldrec", "graph", "most-active"], name=f"instacart half {half}",
+        )
+        result["wall_s"] = round(time.perf_counter() - started, 1)
+        result["load_average"] = {"before": load_before, "after": load_average()}
+        doc["halves"].append(result)
+        print(f"half {half}: {result['n_users']} users, {result['n_items']} items, {result['wall_s']} s, load {result['load_average']}")
+        for r in result["results"]:
+            print(f"  {r['method']:>15} R@10 {r['recall@10']:.3f} N@10 {r['ndcg@10']:.3f} "
+                  f"R@50 {r['recall@50']:.3f} N@50 {r['ndcg@50']:.3f} AUC {r['auc']:.3f}")
+    out = ROOT / "benchmarks" / "results" / f"audience_instacart_halves_seeds{seeds}.json"
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+
+
 def synthetic_model(n_shoppers: int, n_items: int = 10_000, dim: int = 384, per_shopper: int = 20, seed: int = 0):
     """An audience model over random unit item vectors, titles from a small vocabulary and
-    ``per_shopper`` purchases each, with a blend of fixed weights (scoring cost does not depend
-    on them). Interests are real (:func:`shopper_interests`) up to 100k shoppers; above that,
+    ``per_shopper`` purchases each, with a blend of fixed weights, pairwise terms included
+    (scoring cost does not depend on their values). Interests are real (:func:`shopper_interests`) up to 100k shoppers; above that,
     two random centroids per shopper stand in (the per-shopper clustering loop is a build cost,
     measured separately)."""
     import numpy as np
@@ -98,7 +136,12 @@ def synthetic_model(n_shoppers: int, n_items: int = 10_000, dim: int = 384, per_
         model.interests = (centroids, np.repeat(np.arange(n_shoppers), 2), np.full(2 * n_shoppers, 0.5))
         timings["interests_s"] = None
     names = model.feature_names()
-    model.blend = Blend(names, np.ones(len(names), np.float32), -8.0, 0.01, 0.5, 1, 1)
+    n = len(names)  # the full scoring path: standardise, clip, linear and pairwise terms
+    model.blend = Blend(
+        names, np.ones(n, np.float32), -8.0, 0.01, 0.5, 1, 1, quadratic=np.full((n, n), 0.01, np.float32),
+        mean=np.zeros(n, np.float32), std=np.ones(n, np.float32), low=np.full(n, -1e9, np.float32),
+        high=np.full(n, 1e9, np.float32),
+    )
     return model, texts, timings
 
 
@@ -154,12 +197,14 @@ def scale(sizes: list[int]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--only", choices=["quality", "scale"])
+    parser.add_argument("--only", choices=["quality", "halves", "scale"])
     parser.add_argument("--shoppers", default="10000,1000000", help="comma-separated shopper counts for the scale run")
     args = parser.parse_args()
     (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
     if args.only in (None, "quality"):
         quality(args.seeds)
+    if args.only in (None, "halves"):
+        halves(args.seeds)
     if args.only in (None, "scale"):
         scale([int(s) for s in args.shoppers.split(",")])
     return 0

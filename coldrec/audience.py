@@ -4,19 +4,20 @@ Nobody has bought a new product, so its audience is inferred from its text and t
 purchase history. Parts (each also a row of :func:`evaluate_audience`):
 
 - ``graph``: the catalog items most similar to it (by embedding) vote for the shoppers who
-  bought them, weighted by similarity⁵ and by how recently (and how often) they bought;
+  bought them, weighted by a power of their similarity and by how recently (and how often)
+  they bought; the blend reads this vote at several powers, from flat to sharp;
 - ``multi-interest``: each shopper's purchases clustered into several interests
   (PinnerSage-style), the new item scored by its best-matching interest;
 - category affinity, shopper activity, the look-alikes' popularity and the same vote over
   title-word (TF-IDF) look-alikes.
 
-The default (``coldrec``) is a logistic-regression blend of these, its weights fitted per
-workspace on a held-out slice of its own purchases (:func:`fit_blend`), and its scores
-calibrated on the same held-out pairs (isotonic), so a shopper is a "clear audience" only when
-held-out shoppers with that score bought at twice the average rate (:func:`clear_threshold`);
-below it the page and the CLI say "no clear audience". Shoppers above it who never bought the
-product's category are the cross-category segment, "new to this category". ``profile`` (cosine
-to a shopper's mean purchase) and LightFM (optional) are baselines.
+The default (``coldrec``) is a logistic-regression blend of these and their pairwise products,
+its weights fitted per workspace on held-out slices of its own purchases (:func:`fit_blend`,
+cross-fitted), and its scores calibrated on the same held-out pairs (isotonic), so a shopper is
+a "clear audience" only when held-out shoppers with that score bought at twice the average rate
+(:func:`clear_threshold`); below it the page and the CLI say "no clear audience". Shoppers above
+it who never bought the product's category are the cross-category segment, "new to this
+category". ``profile`` (cosine to a shopper's mean purchase) and LightFM (optional) are baselines.
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
     "order_number": ("order_number", "order", "order_no", "order_seq"),
     "quantity": ("quantity", "qty", "count", "units", "amount"),
 }
-#: Neighbours of a new item that vote for its audience, and the power of their similarity in the
-#: vote: from an earlier grid on Instacart orders. Inside the fitted blend the neighbour count and
-#: the half-life barely matter (√n neighbours or no decay move AUC by ≤ 0.003); the sharp power
-#: does (a power of 1 costs 0.017 AUC on Instacart, 0.005 on the demo). BENCHMARKS.md.
+#: Neighbours of a new item that vote for its audience: from an earlier grid on Instacart orders
+#: (the √n rule instead costs 0.005 AUC on Instacart and nothing on the demo; BENCHMARKS.md).
 DEFAULT_NEIGHBOURS = 200
-SIMILARITY_POWER = 5
-#: A purchase's weight halves every this many orders (or days, without order numbers) back.
-HALF_LIFE = 20.0
+#: Powers of a look-alike's similarity in its vote, in doublings from flat (1: all neighbours
+#: count about alike) to sharp (8: 0.9⁸ = 0.43 against 0.7⁸ = 0.06, the nearest few decide).
+#: Each is a feature of the blend, whose weights are fitted per workspace, so no single power is
+#: chosen on one dataset (an earlier grid on Instacart picked 5; BENCHMARKS.md).
+SIMILARITY_POWERS = (1, 2, 4, 8)
+#: The power of the single vote that gives a new item its category and its look-alikes'
+#: popularity, and the ``graph`` row of :func:`evaluate_audience`.
+PART_POWER = 8
 
 
 def load_interactions(
@@ -136,9 +140,27 @@ def _rows(indices: list[int]) -> str:
     return format_rows([i + 1 for i in indices])  # 0-based frame positions -> row numbers
 
 
-def purchase_weights(interactions: pd.DataFrame, half_life: float = HALF_LIFE) -> np.ndarray:
+def history_half_life(interactions: pd.DataFrame) -> float:
+    """The recency half-life by rule: the median shopper's history length, in orders (or days
+    without order numbers), so a typical shopper's oldest purchase counts half as much as the latest."""
+    if "order_number" in interactions and interactions["order_number"].notna().any():
+        orders = interactions.groupby("user_id")["order_number"]
+        span = orders.max() - orders.min() + 1
+    elif "timestamp" in interactions and interactions["timestamp"].notna().any():
+        times = pd.to_datetime(interactions["timestamp"]).groupby(interactions["user_id"])
+        span = (times.max() - times.min()).dt.total_seconds() / 86400
+    else:
+        return 1.0  # no dates: nothing to decay
+    span = span.dropna()
+    return float(max(np.median(span), 1.0)) if len(span) else 1.0
+
+
+def purchase_weights(interactions: pd.DataFrame, half_life: float | None = None) -> np.ndarray:
     """Recency weight of each purchase: 1 for a shopper's latest order, halving every ``half_life``
-    orders (or days) back; times log(1 + quantity) when quantities are given."""
+    orders (or days) back (``None``: :func:`history_half_life`); times log(1 + quantity) when
+    quantities are given."""
+    if half_life is None:
+        half_life = history_half_life(interactions)
     weights = np.ones(len(interactions))
     if "order_number" in interactions and interactions["order_number"].notna().any():
         order = interactions["order_number"].astype(float).fillna(0)
@@ -215,21 +237,35 @@ def catalog_groups(item_vectors: np.ndarray) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=1, random_state=0).fit_predict(item_vectors).astype(np.int64)
 
 
-#: Features of a (new item, shopper) pair that the blend weighs, in order; ``lexical`` (the same
-#: vote by title-word look-alikes) only when the model knows its items' texts.
-BLEND_FEATURES = ("graph", "lookalike_share", "interest", "affinity", "activity", "popularity", "lexical")
+#: Features of a (new item, shopper) pair that the blend weighs, in order: the look-alike vote
+#: and its share of the look-alikes at each of :data:`SIMILARITY_POWERS`, the best-matching
+#: interest, category affinity, activity, the look-alikes' popularity, and the same vote by
+#: title-word look-alikes at each power (``lexical_p*``, only when the model knows its items' texts).
+BLEND_FEATURES = (
+    *(f"vote_p{p}" for p in SIMILARITY_POWERS),
+    *(f"share_p{p}" for p in SIMILARITY_POWERS),
+    "interest",
+    "affinity",
+    "activity",
+    "popularity",
+    *(f"lexical_p{p}" for p in SIMILARITY_POWERS),
+)
 
 
 @dataclass
 class Blend:
-    """Logistic-regression weights over :data:`BLEND_FEATURES`, fitted on the workspace's own
-    held-out purchases (see :func:`fit_blend`), and the measured "clear audience" threshold."""
+    """A logistic regression over :data:`BLEND_FEATURES` and their pairwise products, fitted on
+    the workspace's own held-out purchases (see :func:`fit_blend`), and the measured "clear
+    audience" threshold. The products let one feature's weight depend on another (how much a
+    look-alike vote says depends on how much the shopper buys, how popular the look-alikes are);
+    the score is ``σ(b + z·w + zᵀQz)`` with ``z`` the features standardised by ``mean``/``std``."""
 
-    #: The features weighed, in order (:data:`BLEND_FEATURES` less ``lexical`` without texts).
+    #: The features weighed, in order (:data:`BLEND_FEATURES` less ``lexical_p*`` without texts).
     names: tuple[str, ...]
+    #: Linear weights on the standardised features.
     weights: np.ndarray
     intercept: float
-    #: Purchase rate of a (held-out item, shopper) pair in the fitting slice.
+    #: Purchase rate of a (held-out item, shopper) pair in the fitting slices.
     base_rate: float
     #: A shopper is a clear audience from this score up (:func:`clear_threshold`).
     threshold: float
@@ -237,10 +273,32 @@ class Blend:
     n_pairs: int
     #: Isotonic calibration measured on the held-out pairs: score knots and purchase rates.
     calibration: tuple[np.ndarray, np.ndarray] = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    #: Symmetric weights of the pairwise products (squares on the diagonal); ``None``: linear only.
+    quadratic: np.ndarray | None = None
+    #: Standardisation of the features (``None``: none).
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    #: The range of each feature in the fitting pairs: features are clipped to it, so a product
+    #: unlike anything in the shop is scored like the least familiar ones seen, not by
+    #: extrapolating the squares (which can make it look like everybody's favourite).
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    def logit(self, features: np.ndarray) -> np.ndarray:
+        """``b + z·w + zᵀQz`` for a ``(..., n_features)`` array (no ``(n, n²)`` products are built)."""
+        z = np.asarray(features, dtype=np.float32)
+        if self.low is not None and self.high is not None:
+            z = np.clip(z, self.low, self.high)
+        if self.mean is not None and self.std is not None:
+            z = (z - self.mean) / self.std
+        out = z @ self.weights + self.intercept
+        if self.quadratic is not None:
+            out += np.einsum("...i,...i->...", z @ self.quadratic, z)
+        return out
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """The blend's score (logistic regression) from a ``(..., n_features)`` array; it ranks."""
-        return 1 / (1 + np.exp(-(features @ self.weights + self.intercept)))
+        return 1 / (1 + np.exp(-self.logit(features)))
 
     def calibrated(self, scores: np.ndarray) -> np.ndarray:
         """The purchase rate that held-out pairs with these scores had (isotonic, so monotone)."""
@@ -270,9 +328,9 @@ class AudienceModel:
     group_names: list[str] | None = None
     interests: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     blend: Blend | None = None
-    #: Typical look-alike vote, share and title-word vote (positive medians over the model's own
-    #: items), so the blend reads votes on one scale whatever batch is scored.
-    vote_scales: tuple[float, float, float] | None = None
+    #: Typical look-alike vote, share and title-word vote per power (positive medians over the
+    #: model's own items), so the blend reads votes on one scale whatever batch is scored.
+    vote_scales: dict[str, float] | None = None
     #: Each item's text (title, description): title-word look-alikes, which catch what the
     #: embedding blurs (brands, flavours). Without it the blend leaves ``lexical`` out.
     item_texts: list[str] | None = None
@@ -282,18 +340,19 @@ class AudienceModel:
     _buyers: np.ndarray | None = None
 
     # -- components ------------------------------------------------------------------------
-    def _votes(self, vectors: np.ndarray) -> sparse.csr_matrix:
-        """Each new item's nearest catalog items with weight similarity⁵, ``(n_new, n_items)``."""
+    def _neighbour_count(self) -> int:
         # About a tenth of a small catalog (where 200 neighbours would be everything), at least 20.
         n = len(self.item_ids)
-        k = max(min(self.neighbours, n // 10), min(n, 20))
-        idx, sims = top_k_cosine(vectors, self.item_vectors, k)
-        rows = np.repeat(np.arange(len(vectors)), idx.shape[1])
-        weights = np.clip(sims, 0, None).ravel() ** SIMILARITY_POWER
-        return sparse.csr_matrix((weights, (rows, idx.ravel())), shape=(len(vectors), n), dtype=np.float32)
+        return min(max(min(self.neighbours, n // 10), min(n, 20)), n)
 
-    def _lexical_votes(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """The same vote over title-word look-alikes: TF-IDF cosine, the same neighbour count and power."""
+    def _votes(self, vectors: np.ndarray, powers: Sequence[int] = (PART_POWER,)) -> list[sparse.csr_matrix]:
+        """Each new item's nearest catalog items with weight similarity^power, one
+        ``(n_new, n_items)`` matrix per power (one neighbour search for all)."""
+        idx, sims = top_k_cosine(vectors, self.item_vectors, self._neighbour_count())
+        return _vote_matrices(idx, sims, powers, len(self.item_ids))
+
+    def _lexical_votes(self, texts: Sequence[str], powers: Sequence[int] = SIMILARITY_POWERS) -> list[sparse.csr_matrix]:
+        """The same votes over title-word look-alikes: TF-IDF cosine, the same neighbour count and powers."""
         if self.lexicon is None:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -301,17 +360,20 @@ class AudienceModel:
             self.lexicon = (vectorizer, vectorizer.fit_transform(self.item_texts or []).tocsr())
         vectorizer, matrix = self.lexicon
         sims = (vectorizer.transform(list(texts)) @ matrix.T).toarray()
-        n = len(self.item_ids)
-        k = min(max(min(self.neighbours, n // 10), min(n, 20)), n)
+        k = self._neighbour_count()
         idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        weights = np.take_along_axis(sims, idx, axis=1).clip(min=0) ** SIMILARITY_POWER
-        rows = np.repeat(np.arange(len(sims)), k)
-        return sparse.csr_matrix((weights.ravel(), (rows, idx.ravel())), shape=(len(sims), n), dtype=np.float32)
+        return _vote_matrices(idx, np.take_along_axis(sims, idx, axis=1), powers, len(self.item_ids))
+
+    def _bought_by(self, votes: Sequence[sparse.csr_matrix]) -> list[np.ndarray]:
+        """Each vote matrix's vote per (new item, shopper): one sparse product for all of them."""
+        n_new = votes[0].shape[0]
+        stacked = np.asarray((self.purchases @ sparse.vstack(votes, format="csr").T).T.todense())
+        return [stacked[i * n_new:(i + 1) * n_new] for i in range(len(votes))]
 
     def graph_scores(self, vectors: np.ndarray) -> np.ndarray:
         """Look-alike buyers: the new item's nearest catalog items vote for the shoppers who
-        bought them (similarity⁵ × recency weight, repeat purchases add up), ``(n_new, n_users)``."""
-        return np.asarray((self.purchases @ self._votes(vectors).T).T.todense())
+        bought them (similarity^:data:`PART_POWER` × recency weight, repeat purchases add up), ``(n_new, n_users)``."""
+        return self._bought_by(self._votes(vectors))[0]
 
     def interest_scores(self, vectors: np.ndarray) -> np.ndarray:
         """Each shopper's best-matching interest: max cosine over their interest centroids."""
@@ -339,7 +401,7 @@ class AudienceModel:
     def group_of(self, vectors: np.ndarray) -> np.ndarray:
         """The new items' category distribution, voted by their nearest catalog items, ``(n_new, n_groups)``."""
         groups = self._groups()
-        votes = self._votes(vectors)
+        votes = self._votes(vectors)[0]
         onehot = sparse.csr_matrix(
             (np.ones(len(groups), dtype=np.float32), (np.arange(len(groups)), groups)),
             shape=(len(groups), int(groups.max()) + 1 if len(groups) else 0),
@@ -354,7 +416,7 @@ class AudienceModel:
     def popularity(self, vectors: np.ndarray) -> np.ndarray:
         """How many shoppers the new item's look-alikes have (log of their vote-weighted mean
         buyer count): a staple's look-alikes are bought by everyone, a niche item's by few."""
-        votes = self._votes(vectors)
+        votes = self._votes(vectors)[0]
         if self._buyers is None:
             self._buyers = np.bincount(self.purchases.indices, minlength=len(self.item_ids)).astype(np.float32)
         buyers = self._buyers
@@ -366,32 +428,34 @@ class AudienceModel:
         return np.log1p(np.diff(self.purchases.indptr)).astype(np.float32)
 
     def feature_names(self) -> tuple[str, ...]:
-        """The blend's features for this model: all of :data:`BLEND_FEATURES`, less ``lexical`` without texts."""
-        return BLEND_FEATURES if self.item_texts is not None else BLEND_FEATURES[:-1]
+        """The blend's features for this model: all of :data:`BLEND_FEATURES`, less the ``lexical`` ones without texts."""
+        return BLEND_FEATURES if self.item_texts is not None else BLEND_FEATURES[: -len(SIMILARITY_POWERS)]
 
     def features(self, vectors: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
         """The blend's inputs (:meth:`feature_names`) for every (new item, shopper) pair,
         ``(n_new, n_users, n_features)``; ``texts`` (the new items' texts) when the model has item texts."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        votes = self._votes(vectors)
-        graph = np.asarray((self.purchases @ votes.T).T.todense())
+        votes = self._votes(vectors, SIMILARITY_POWERS)
+        graphs = self._bought_by(votes)
+        scales = self._scales()
+        columns = [np.log1p(g / scales[f"vote_p{p}"]) for p, g in zip(SIMILARITY_POWERS, graphs)]
         # The same votes over their total: the (weighted) share of the look-alikes this shopper
         # bought, which does not grow with how crowded the item's neighbourhood is.
-        share = graph / np.asarray(votes.sum(axis=1)).clip(min=1e-12)
-        graph_scale, share_scale, lexical_scale = self._scales()
-        columns = [
-            np.log1p(graph / graph_scale),
-            np.log1p(share / share_scale),
+        for p, g, v in zip(SIMILARITY_POWERS, graphs, votes):
+            share = g / np.asarray(v.sum(axis=1)).clip(min=1e-12)
+            columns.append(np.log1p(share / scales[f"share_p{p}"]))
+        shape = graphs[0].shape
+        columns += [
             self.interest_scores(vectors),
             self.affinity_scores(vectors),
-            np.broadcast_to(self.activity(), graph.shape),
-            np.broadcast_to(self.popularity(vectors)[:, None], graph.shape),
+            np.broadcast_to(self.activity(), shape),
+            np.broadcast_to(self.popularity(vectors)[:, None], shape),
         ]
         if self.item_texts is not None:
             if texts is None or len(texts) != len(vectors):
                 raise ValueError("this audience model reads item texts: pass one text per new item")
-            lexical = np.asarray((self.purchases @ self._lexical_votes(texts).T).T.todense())
-            columns.append(np.log1p(lexical / lexical_scale))
+            lexical = self._bought_by(self._lexical_votes(texts))
+            columns += [np.log1p(g / scales[f"lexical_p{p}"]) for p, g in zip(SIMILARITY_POWERS, lexical)]
         return np.stack(columns, axis=-1).astype(np.float32)
 
     def profiles(self) -> np.ndarray:
@@ -404,20 +468,26 @@ class AudienceModel:
             self.interests = shopper_interests(self.purchases, self.item_vectors)
         return self.interests
 
-    def _scales(self) -> tuple[float, float, float]:
+    def _scales(self) -> dict[str, float]:
+        """Typical vote of each kind and power (positive median over a sample of the model's items)."""
         if self.vote_scales is None:
             # Kept sparse: only the shoppers a sample item reaches matter for a positive median.
             # 30 items give tens of thousands of values at any size; more only costs time (1M shoppers).
             sample = np.random.default_rng(0).permutation(len(self.item_ids))[:30]
-            votes = self._votes(self.item_vectors[sample])
-            graph = sparse.csc_matrix(self.purchases @ votes.T)
-            totals = np.asarray(votes.sum(axis=1)).ravel().clip(min=1e-12)
-            share = graph @ sparse.diags(1 / totals)
-            lexical = 1.0
+            # A catalog item is its own nearest look-alike; a new item is not: drop the self-votes.
+            itself = sparse.csr_matrix((np.ones(len(sample)), (np.arange(len(sample)), sample)), shape=(len(sample), len(self.item_ids)))
+            votes = [v - v.multiply(itself) for v in self._votes(self.item_vectors[sample], SIMILARITY_POWERS)]
+            scales = {}
+            for p, v in zip(SIMILARITY_POWERS, votes):
+                graph = sparse.csc_matrix(self.purchases @ v.T)
+                share = graph @ sparse.diags(1 / np.asarray(v.sum(axis=1)).ravel().clip(min=1e-12))
+                scales[f"vote_p{p}"], scales[f"share_p{p}"] = _positive_median(graph.data), _positive_median(share.data)
+                scales[f"lexical_p{p}"] = 1.0
             if self.item_texts is not None:
-                words = self._lexical_votes([self.item_texts[i] for i in sample])
-                lexical = _positive_median((self.purchases @ words.T).data)
-            self.vote_scales = (_positive_median(graph.data), _positive_median(share.data), lexical)
+                words = [v - v.multiply(itself) for v in self._lexical_votes([self.item_texts[i] for i in sample])]
+                for p, v in zip(SIMILARITY_POWERS, words):
+                    scales[f"lexical_p{p}"] = _positive_median((self.purchases @ v.T).data)
+            self.vote_scales = scales
         return self.vote_scales
 
     def _groups(self) -> np.ndarray:
@@ -600,6 +670,14 @@ def reasons_frame(table: pd.DataFrame, titles: Mapping[str, str]) -> pd.DataFram
     ).reset_index(drop=True)
 
 
+def _vote_matrices(idx: np.ndarray, sims: np.ndarray, powers: Sequence[int], n_items: int) -> list[sparse.csr_matrix]:
+    rows = np.repeat(np.arange(len(idx)), idx.shape[1])
+    base = np.clip(sims, 0, None).ravel().astype(np.float64)
+    return [
+        sparse.csr_matrix((base**p, (rows, idx.ravel())), shape=(len(idx), n_items), dtype=np.float32) for p in powers
+    ]
+
+
 def _positive_median(values: np.ndarray) -> float:
     positive = values[values > 0]
     return float(np.median(positive)) if len(positive) else 1.0
@@ -624,7 +702,7 @@ def build_audience(
     interactions: pd.DataFrame,
     item_ids: Sequence[str],
     item_vectors: np.ndarray,
-    half_life: float = HALF_LIFE,
+    half_life: float | None = None,
     neighbours: int = DEFAULT_NEIGHBOURS,
     item_categories: Sequence[str | None] | None = None,
     fit: bool = True,
@@ -639,6 +717,8 @@ def build_audience(
     """
     item_ids = [str(i) for i in item_ids]
     vectors = np.asarray(item_vectors, dtype=np.float32)
+    if half_life is None:
+        half_life = history_half_life(interactions)
     users, matrix = _purchase_matrix(interactions, item_ids, half_life)
     groups, names = _category_codes(item_categories, vectors)
     texts = [str(t) for t in item_texts] if item_texts is not None else None
@@ -676,24 +756,63 @@ MIN_FIT_ITEMS = 20
 MIN_FIT_PURCHASES = 50
 #: Negative pairs kept for fitting (subsampled beyond this; the intercept is corrected).
 MAX_FIT_PAIRS = 400_000
+#: The blend fits on every disjoint slice in turn (5-fold cross-fitting: each purchased item
+#: serves once as a pseudo-new one) while their pairs stay under this many (about 130 MB of
+#: features); a large shop fits on fewer slices, one at least.
+CROSS_FIT_PAIRS = 2_000_000
 
 
-def fit_slice(interactions: pd.DataFrame, share: float = FIT_SLICE) -> list[str]:
-    """The pseudo-new items the blend is fitted on: a fixed-seed random ``share`` of the
-    purchased items. Not the newest ones: in a log, an item's first appearance is the earliest
-    of its purchases, so the newest items are mostly bought once (Instacart: 1.1 buyers against
-    2.7 on average), and weights fitted there learned that popular look-alikes mean fewer
-    buyers (per-shopper AUC 0.63 against 0.70; BENCHMARKS.md)."""
+def fit_slice(interactions: pd.DataFrame, share: float = FIT_SLICE, fold: int = 0) -> list[str]:
+    """The pseudo-new items the blend is fitted on: the ``fold``-th of ``1/share`` disjoint
+    fixed-seed random slices of the purchased items, each a ``share`` of them. Not the newest ones:
+    in a log, an item's first appearance is the earliest of its purchases, so the newest items are
+    mostly bought once (Instacart: 1.1 buyers against 2.7 on average), and weights fitted there
+    learned that popular look-alikes mean fewer buyers (per-shopper AUC 0.63 against 0.70; BENCHMARKS.md)."""
     items = sorted(interactions["item_id"].astype(str).unique())
-    rng = np.random.default_rng(0)
-    return [items[i] for i in sorted(rng.choice(len(items), size=int(round(share * len(items))), replace=False))]
+    size = int(round(share * len(items)))
+    order = np.random.default_rng(0).permutation(len(items))
+    return sorted(items[i] for i in order[fold * size : (fold + 1) * size])
+
+
+def _slice_pairs(
+    interactions: pd.DataFrame,
+    item_ids: list[str],
+    item_vectors: np.ndarray,
+    held: list[str],
+    half_life: float,
+    neighbours: int,
+    item_groups: np.ndarray | None,
+    group_names: list[str] | None,
+    item_texts: Sequence[str] | None,
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """The blend's features and "bought it" for every (held-out item, shopper) pair, the parts
+    built from the other items' purchases only: ``(names, x (n_pairs, n_features), y)``."""
+    position = {i: n for n, i in enumerate(item_ids)}
+    held_set = set(held)
+    train = interactions[~interactions["item_id"].astype(str).isin(held_set)]
+    test = interactions[interactions["item_id"].astype(str).isin(held_set)]
+    keep = [n for n, i in enumerate(item_ids) if i not in held_set]
+    part = build_audience(
+        train, [item_ids[n] for n in keep], item_vectors[keep], half_life, neighbours, fit=False,
+        item_texts=[item_texts[n] for n in keep] if item_texts is not None else None,
+    )
+    part.item_groups, part.group_names = (item_groups[keep] if item_groups is not None else None), group_names
+    user_index = {u: n for n, u in enumerate(part.user_ids)}
+    test = test[test["user_id"].astype(str).isin(user_index)]
+    held_rows = {i: r for r, i in enumerate(held)}
+    truth = np.zeros((len(held), len(part.user_ids)), dtype=bool)
+    truth[test["item_id"].astype(str).map(held_rows).to_numpy(), test["user_id"].astype(str).map(user_index).to_numpy()] = True
+    rows_held = [position[i] for i in held]
+    names = part.feature_names()
+    x = part.features(item_vectors[rows_held], [item_texts[r] for r in rows_held] if item_texts is not None else None)
+    return names, x.reshape(-1, len(names)), truth.ravel()
 
 
 def fit_blend(
     interactions: pd.DataFrame,
     item_ids: Sequence[str],
     item_vectors: np.ndarray,
-    half_life: float = HALF_LIFE,
+    half_life: float | None = None,
     neighbours: int = DEFAULT_NEIGHBOURS,
     item_groups: np.ndarray | None = None,
     group_names: list[str] | None = None,
@@ -701,55 +820,84 @@ def fit_blend(
 ) -> Blend | None:
     """Fit the blend's weights on this workspace's own purchases: hold out :func:`fit_slice`
     (a :data:`FIT_SLICE` of the items) with all their purchases (as if they were new), build the parts
-    from the rest, and fit a logistic regression of "bought it" on the pair features. The
+    from the rest, and fit a logistic regression of "bought it" on the pair features and their
+    pairwise products (:class:`Blend`), on further disjoint slices too while their pairs stay
+    under :data:`CROSS_FIT_PAIRS` (cross-fitting: up to all ``1/FIT_SLICE`` of them). The
     clear-audience threshold is measured on the same held-out pairs (:func:`clear_threshold`).
-    ``None`` with too few purchases."""
+    ``None`` with too few purchases (fewer than :data:`MIN_FIT_ITEMS` items or
+    :data:`MIN_FIT_PURCHASES` purchases in the first slice)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import PolynomialFeatures
 
+    if half_life is None:  # the whole log's rule, as the model it is fitted for
+        half_life = history_half_life(interactions)
     item_ids = [str(i) for i in item_ids]
-    position = {i: n for n, i in enumerate(item_ids)}
-    interactions = interactions[interactions["item_id"].astype(str).isin(position)]
+    known = set(item_ids)
+    interactions = interactions[interactions["item_id"].astype(str).isin(known)]
     held = fit_slice(interactions)
     held_set = set(held)
-    train = interactions[~interactions["item_id"].astype(str).isin(held_set)]
-    test = interactions[interactions["item_id"].astype(str).isin(held_set)]
-    if len(held) < MIN_FIT_ITEMS or len(test) < MIN_FIT_PURCHASES or train.empty:
+    in_slice = interactions["item_id"].astype(str).isin(held_set)
+    if len(held) < MIN_FIT_ITEMS or in_slice.sum() < MIN_FIT_PURCHASES or in_slice.all():
         return None
-    keep = [n for n, i in enumerate(item_ids) if i not in held_set]
-    groups = item_groups[keep] if item_groups is not None else None
-    part = build_audience(
-        train, [item_ids[n] for n in keep], item_vectors[keep], half_life, neighbours, fit=False,
-        item_texts=[item_texts[n] for n in keep] if item_texts is not None else None,
-    )
-    part.item_groups, part.group_names = groups, group_names
-    user_index = {u: n for n, u in enumerate(part.user_ids)}
-    test = test[test["user_id"].astype(str).isin(user_index)]
-    held_rows = {i: r for r, i in enumerate(held)}
-    truth = np.zeros((len(held), len(part.user_ids)), dtype=bool)
-    truth[test["item_id"].astype(str).map(held_rows).to_numpy(), test["user_id"].astype(str).map(user_index).to_numpy()] = True
-    if truth.sum() < MIN_FIT_PURCHASES:
+    shop = (item_groups, group_names, item_texts)
+    names, x, y = _slice_pairs(interactions, item_ids, item_vectors, held, half_life, neighbours, *shop)
+    if y.sum() < MIN_FIT_PURCHASES:
         return None
-    rows_held = [position[i] for i in held]
-    names = part.feature_names()
-    x = part.features(item_vectors[rows_held], [item_texts[r] for r in rows_held] if item_texts is not None else None)
-    x = x.reshape(-1, len(names))
-    y = truth.ravel()
+    folds = min(int(round(1 / FIT_SLICE)), max(1, CROSS_FIT_PAIRS // max(len(y), 1)))
+    n_items = len(held)
+    xs, ys = [x], [y]
+    for fold in range(1, folds):
+        more = fit_slice(interactions, fold=fold)
+        if not more:
+            break
+        _, x_more, y_more = _slice_pairs(interactions, item_ids, item_vectors, more, half_life, neighbours, *shop)
+        xs.append(x_more)
+        ys.append(y_more)
+        n_items += len(more)
+    x, y = np.concatenate(xs), np.concatenate(ys)
     rng = np.random.default_rng(0)
     negatives = np.flatnonzero(~y)
     keep_rate = min(1.0, MAX_FIT_PAIRS / max(len(negatives), 1))
     rows = np.concatenate([np.flatnonzero(y), negatives[rng.random(len(negatives)) < keep_rate]])
     mean, std = x.mean(axis=0), x.std(axis=0).clip(min=1e-6)
-    lr = LogisticRegression(max_iter=1000).fit((x[rows] - mean) / std, y[rows])
-    weights = lr.coef_[0] / std
+    products = PolynomialFeatures(degree=2, include_bias=False)
+    design = products.fit_transform(((x[rows] - mean) / std).astype(np.float32))
+    # The products standardised too, so the regression's penalty treats every term alike (in
+    # place: 400k rows of 152 terms are 240 MB).
+    centre, spread = design.mean(axis=0), design.std(axis=0).clip(min=1e-6)
+    design -= centre
+    design /= spread
+    lr = LogisticRegression(max_iter=1000).fit(design, y[rows])
+    coef = lr.coef_[0] / spread
+    weights, quadratic = _split_terms(coef, products.powers_, len(names))
     # Undo the negative subsampling so probabilities stay calibrated (King & Zeng prior correction).
-    intercept = float(lr.intercept_[0] - weights @ mean + np.log(keep_rate))
-    blend = Blend(names, weights.astype(np.float32), intercept, float(y.mean()), 0.0, len(held), int(y.sum()))
+    intercept = float(lr.intercept_[0] - coef @ centre + np.log(keep_rate))
+    blend = Blend(
+        names, weights, intercept, float(y.mean()), 0.0, n_items, int(y.sum()),
+        quadratic=quadratic, mean=mean.astype(np.float32), std=std.astype(np.float32),
+        low=x[rows].min(axis=0), high=x[rows].max(axis=0),
+    )
     # Calibrate on a uniform sample of all held-out pairs (unbiased, unlike the fitting rows).
     sample = rng.permutation(len(y))[:MAX_FIT_PAIRS]
     scores = blend.probability(x[sample])
     blend.calibration = isotonic_rates(scores, y[sample])
     blend.threshold = clear_threshold(scores, y[sample])
     return blend
+
+
+def _split_terms(coef: np.ndarray, powers: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Degree-2 polynomial coefficients (``PolynomialFeatures.powers_`` order) as linear weights
+    and a symmetric matrix ``Q`` with ``zᵀQz`` = the sum of the product terms."""
+    weights, quadratic = np.zeros(n, np.float32), np.zeros((n, n), np.float32)
+    for c, exponent in zip(coef, powers):
+        (used,) = np.nonzero(exponent)
+        if exponent.sum() == 1:
+            weights[used[0]] = c
+        elif len(used) == 1:
+            quadratic[used[0], used[0]] = c
+        else:
+            quadratic[used[0], used[1]] = quadratic[used[1], used[0]] = c / 2
+    return weights, quadratic
 
 
 def isotonic_rates(scores: np.ndarray, bought: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -851,8 +999,8 @@ def evaluate_audience(
     """The cold-start protocol behind ``python -m coldrec audience-eval``.
 
     Per seed, a random ``holdout_frac`` of the items that have interactions is held out with all
-    their interactions; everything is built from the rest (the blend is fitted on the newest
-    items of the rest, never on the held-out ones); for each held-out item every user is
+    their interactions; everything is built from the rest (the blend is fitted on slices of the
+    rest, never on the held-out ones); for each held-out item every user is
     ranked. Reports per-item Recall@K and NDCG@K and per-user ROC AUC over held-out items, averaged
     over seeds, per method (:data:`EVAL_METHODS`; ``lightfm`` only when installed). ``embed`` maps
     texts to unit vectors; only items with interactions are embedded. ``category_col`` gives the
@@ -979,6 +1127,7 @@ __all__ = [
     "lightfm_available",
     "lightfm_scores",
     "fit_slice",
+    "history_half_life",
     "shopper_interests",
     "build_audience",
     "clear_threshold",

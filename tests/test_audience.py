@@ -183,27 +183,125 @@ def _world(content_driven: bool, seed: int = 0, n_users: int = 120, n_items: int
     return pd.DataFrame(rows), ids, vectors
 
 
+def _effect(blend, features: np.ndarray, columns: list[int]) -> float:
+    """How much the blend's logit moves when these feature columns are shuffled across pairs."""
+    flat = features.reshape(-1, features.shape[-1])
+    shuffled = flat.copy()
+    shuffled[:, columns] = flat[np.random.default_rng(0).permutation(len(flat))][:, columns]
+    return float(np.mean(np.abs(blend.logit(shuffled) - blend.logit(flat))))
+
+
 def test_the_fitted_blend_finds_the_known_drivers_and_is_calibrated():
     from coldrec.audience import BLEND_FEATURES
 
-    content = list(BLEND_FEATURES).index("interest")
-    activity = list(BLEND_FEATURES).index("activity")
+    content = [n for n, f in enumerate(BLEND_FEATURES) if f.startswith(("vote", "share", "interest", "affinity"))]
+    activity = [BLEND_FEATURES.index("activity")]
     frame, ids, vectors = _world(content_driven=True)
     blend = fit_blend(frame, ids, vectors)
-    model = build_audience(frame, ids, vectors, fit=False)
-    spread = model.features(vectors[:50]).reshape(-1, len(blend.names)).std(axis=0)
-    driven = blend.weights * spread  # effect of one standard deviation of each feature
-    assert driven[content] > 0.3 and driven[activity] > 0.3
+    x = build_audience(frame, ids, vectors, fit=False).features(vectors[:50])
     random_frame, ids, vectors = _world(content_driven=False)
     blind = fit_blend(random_frame, ids, vectors)
-    blind_model = build_audience(random_frame, ids, vectors, fit=False)
-    blind_spread = blind_model.features(vectors[:50]).reshape(-1, len(blind.names)).std(axis=0)
-    undriven = blind.weights * blind_spread
-    # Buying at random: content explains nothing beyond volume, activity still does.
-    assert abs(undriven[content]) < driven[content] / 3 and undriven[activity] > 0.3
+    blind_x = build_audience(random_frame, ids, vectors, fit=False).features(vectors[:50])
+    # Content-driven shoppers: what they bought decides; volume matters too.
+    assert _effect(blend, x, content) > 1.0 and _effect(blend, x, activity) > 0.2
+    # Buying at random: content explains little beyond volume, activity still does.
+    assert _effect(blind, blind_x, content) < _effect(blend, x, content) / 3
+    assert _effect(blind, blind_x, activity) > 0.2
     # The clear-audience threshold is a probability inside the range it was measured on.
     assert 0 < blend.threshold < 1
-    assert blend.n_items == round(0.2 * len(set(frame["item_id"])))
+    # A small shop (one slice gives few pairs) fits on all five disjoint slices: every item once.
+    assert blend.n_items == 5 * round(0.2 * len(set(frame["item_id"])))
+
+
+def test_the_blend_is_the_logistic_regression_it_fitted():
+    # Blend.logit (z·w + zᵀQz, no n² products built) equals sklearn's regression on the products.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import PolynomialFeatures
+
+    from coldrec.audience import Blend, _split_terms
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2000, 4))
+    y = rng.random(2000) < 1 / (1 + np.exp(-(z[:, 0] * z[:, 1] - z[:, 2] ** 2 + z[:, 3])))
+    products = PolynomialFeatures(degree=2, include_bias=False)
+    lr = LogisticRegression(max_iter=1000).fit(products.fit_transform(z), y)
+    weights, quadratic = _split_terms(lr.coef_[0], products.powers_, 4)
+    blend = Blend(("a", "b", "c", "d"), weights, float(lr.intercept_[0]), 0.5, 0.5, 1, 1, quadratic=quadratic)
+    np.testing.assert_allclose(blend.logit(z), lr.decision_function(products.transform(z)), rtol=1e-4, atol=1e-4)
+    assert np.allclose(quadratic, quadratic.T) and quadratic[0, 1] > 0.3 and quadratic[2, 2] < -0.5
+
+
+def _twins(seed: int = 0, n_users: int = 150, n_pairs: int = 150):
+    """A shop where each product has a near-identical twin (cosine ≈ 0.99) and shoppers buy both
+    or neither: only the very nearest look-alike tells who buys (a sharp vote)."""
+    rng = np.random.default_rng(seed)
+    base = np.eye(5, 16)[rng.integers(0, 5, n_pairs)] + 0.6 * rng.normal(size=(n_pairs, 16))
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    vectors = np.vstack([base, base + 0.05 * rng.normal(size=base.shape)])
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    ids = [f"a{i}" for i in range(n_pairs)] + [f"b{i}" for i in range(n_pairs)]
+    rows = []
+    for u in range(n_users):
+        for i in rng.choice(n_pairs, size=int(rng.integers(3, 15)), replace=False):
+            rows += [{"user_id": f"u{u}", "item_id": ids[i]}, {"user_id": f"u{u}", "item_id": ids[n_pairs + i]}]
+    return pd.DataFrame(rows), ids, vectors
+
+
+def _noisy_topics(seed: int = 0, n_users: int = 150, n_items: int = 300):
+    """A shop where shoppers buy within one of four topics, but each product's vector is noisy:
+    any one look-alike says little, many together say the topic (a flat vote)."""
+    rng = np.random.default_rng(seed)
+    topic = rng.integers(0, 4, n_items)
+    vectors = np.eye(4, 16)[topic] + 0.5 * rng.normal(size=(n_items, 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    ids = [f"i{n}" for n in range(n_items)]
+    rows = []
+    for u in range(n_users):
+        pool = np.flatnonzero(topic == rng.integers(0, 4))
+        for i in rng.choice(pool, size=int(rng.integers(5, 30)), replace=False):
+            rows.append({"user_id": f"u{u}", "item_id": ids[i]})
+    return pd.DataFrame(rows), ids, vectors
+
+
+def _held_out_aucs(frame, ids, vectors):
+    """Per-shopper AUC on a fifth of the items held out with their purchases: the fitted blend,
+    and the flat (similarity¹) and sharp (similarity⁸) look-alike votes alone."""
+    from coldrec.audience import _user_auc
+
+    held = np.random.default_rng(0).permutation(len(ids))[: len(ids) // 5]
+    held_ids = {ids[i] for i in held}
+    keep = [i for i in range(len(ids)) if ids[i] not in held_ids]
+    model = build_audience(frame[~frame["item_id"].isin(held_ids)], [ids[i] for i in keep], vectors[keep])
+    test = frame[frame["item_id"].isin(held_ids) & frame["user_id"].isin(model.user_ids)]
+    truth = np.zeros((len(held), len(model.user_ids)), dtype=bool)
+    row = {ids[i]: r for r, i in enumerate(held)}
+    truth[test["item_id"].map(row), test["user_id"].map({u: n for n, u in enumerate(model.user_ids)})] = True
+    x = model.features(vectors[held])
+    names = model.feature_names()
+    auc = lambda scores: float(np.mean(_user_auc(scores, truth)))  # noqa: E731
+    return auc(model.scores(vectors[held])), auc(x[..., names.index("vote_p1")]), auc(x[..., names.index("vote_p8")])
+
+
+def test_each_shop_gets_the_similarity_power_its_purchases_reward():
+    # No power is fixed in advance: the blend weighs all of them on the shop's own held-out
+    # purchases, so it matches the sharp vote where twins decide and the flat one where topics do.
+    blend, flat, sharp = _held_out_aucs(*_twins())
+    assert sharp > flat + 0.05 and blend >= sharp - 0.01
+    blend, flat, sharp = _held_out_aucs(*_noisy_topics())
+    assert flat > sharp and blend >= flat - 0.01
+
+
+def test_the_half_life_is_the_median_shoppers_history():
+    from coldrec.audience import history_half_life
+
+    orders = pd.DataFrame({"user_id": ["a"] * 3 + ["b"] * 2 + ["c"], "item_id": list("xyzxyz"), "order_number": [1, 5, 10, 3, 4, 7]})
+    assert history_half_life(orders) == 2.0  # histories of 10, 2 and 1 orders: median 2
+    days = pd.DataFrame(
+        {"user_id": ["a", "a", "b", "b"], "item_id": list("xyxy"), "timestamp": pd.to_datetime(["2026-01-01", "2026-01-31", "2026-02-01", "2026-02-11"])}
+    )
+    assert history_half_life(days) == 20.0  # 30 and 10 days
+    np.testing.assert_allclose(purchase_weights(days), [0.5 ** 1.5, 1.0, 0.5 ** 0.5, 1.0])
+    assert history_half_life(pd.DataFrame({"user_id": ["a"], "item_id": ["x"]})) == 1.0
 
 
 def test_no_clear_audience_below_the_measured_threshold():
