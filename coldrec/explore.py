@@ -159,20 +159,20 @@ NEAR_DUPLICATE_FLOOR = 0.80
 
 
 def near_duplicates(ws: Workspace, threshold: float = 0.95) -> pd.DataFrame:
-    """:func:`coldrec.analytics.near_duplicates` over every item at ``threshold``.
+    """:func:`coldrec.analytics.near_duplicates_indexed` over every item at ``threshold``.
 
-    The exact search (about 20 s at 50k items) runs once per item set at
-    :data:`NEAR_DUPLICATE_FLOOR`; a higher threshold filters that result, which holds the most
-    similar pairs, so moving the slider costs nothing.
+    Each item's nearest neighbours come from the workspace's item index (exact up to 20k items,
+    so the pairs equal the all-pairs search there; faiss HNSW above, linear in items). The search
+    runs once per item set at :data:`NEAR_DUPLICATE_FLOOR`; a higher threshold filters that
+    result, which holds the most similar pairs, so moving the slider costs nothing.
     """
-    from .analytics import near_duplicates as run
+    from .analytics import near_duplicates_indexed as run
 
     if threshold < NEAR_DUPLICATE_FLOOR:
         raise ConfigError(f"near-duplicates start at similarity {NEAR_DUPLICATE_FLOOR}")
 
     def build() -> pd.DataFrame:
-        items, vectors = ws.item_vectors()
-        return run(ws.store, items["item_id"].tolist(), vectors, threshold=NEAR_DUPLICATE_FLOOR)
+        return run(ws.store, ws.item_index(), threshold=NEAR_DUPLICATE_FLOOR)
 
     pairs = ws.memo("near_duplicates", ws.store.catalog_fingerprint(), build)
     return pairs[pairs["similarity"] >= threshold].reset_index(drop=True)  # type: ignore[index]

@@ -59,13 +59,17 @@ def test_near_duplicates_search_once_and_filter_by_threshold(workspace, monkeypa
 
     workspace.upload_and_predict(NEW, batch="b1")
     calls = []
-    real = analytics.near_duplicates
-    monkeypatch.setattr(analytics, "near_duplicates", lambda *a, **k: calls.append(k) or real(*a, **k))
+    real = analytics.near_duplicates_indexed
+    monkeypatch.setattr(analytics, "near_duplicates_indexed", lambda *a, **k: calls.append(k) or real(*a, **k))
     loose = explore.near_duplicates(workspace, 0.80)
     strict = explore.near_duplicates(workspace, 0.99)
     assert len(calls) == 1
     assert (strict["similarity"] >= 0.99).all()
     assert len(strict) == (loose["similarity"] >= 0.99).sum()
+    # From the item index, the same pairs as the exact all-pairs search over every item.
+    items, vectors = workspace.item_vectors()
+    exact = analytics.near_duplicates(workspace.store, items["item_id"].tolist(), vectors, threshold=0.80)
+    pd.testing.assert_frame_equal(loose, exact)
 
 
 def test_category_overview_counts_new_arrivals_by_current_prediction(workspace):
