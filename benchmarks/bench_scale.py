@@ -205,18 +205,22 @@ def run_init(db: Path, inputs: dict[str, Path], model: str | None) -> tuple[floa
 
 
 class Timer:
-    """Seconds of each step, with the 1-minute load average when it ended (the machine is shared)."""
+    """Seconds of each step, with the 1-minute load average when it ended (the machine is shared)
+    and this process's peak RSS so far (which step raised it)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.load: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
 
     def __call__(self, name: str, fn: Callable[[], object]) -> object:
         started = time.perf_counter()
         value = fn()
         self.seconds[name] = round(time.perf_counter() - started, 3)
         self.load[name] = round(os.getloadavg()[0], 2)
-        print(f"  {name:<40} {self.seconds[name]:9.2f} s   (load {self.load[name]:.2f})", flush=True)
+        self.peak_rss_mb[name] = _rss_mb(resource.RUSAGE_SELF)
+        print(f"  {name:<40} {self.seconds[name]:9.2f} s   (load {self.load[name]:.2f}, "
+              f"peak RSS {self.peak_rss_mb[name]:,.0f} MB)", flush=True)
         return value
 
 
@@ -256,6 +260,7 @@ def page_runs(page: str, timeout: float) -> dict[str, object]:
     rerun = time.perf_counter() - started
     return {
         "first_s": round(first, 3), "rerun_s": round(rerun, 3), "load_1m": round(os.getloadavg()[0], 2),
+        "peak_rss_mb": _rss_mb(resource.RUSAGE_SELF),
         "exceptions": [str(e.message)[:300] for e in at.exception],
         "errors": [str(e.value)[:300] for e in at.error],
     }
@@ -393,6 +398,7 @@ def run(n: int, model: str | None, seed: int, recall_sample: int, folder: Path, 
     result["peak_rss_mb"] = _rss_mb(resource.RUSAGE_SELF)
     result["seconds"] = timer.seconds
     result["load_1m"] = timer.load
+    result["peak_rss_mb_after"] = timer.peak_rss_mb
     result["load_average_end"] = list(os.getloadavg())
     result["synthetic"] = {
         "clusters": data.clusters, "categories": len(data.category_words), "labels": int(len(data.labelled)),

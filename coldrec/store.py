@@ -605,6 +605,43 @@ class Store:
         matrix = flat.reshape(-1, dim)
         return dict(zip(table.column("text_hash").to_pylist(), matrix))
 
+    def embedding_matrix(self, model: str, hashes: Sequence[str], dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cached vectors of ``model`` aligned with ``hashes``: a ``(len(hashes), dim)`` float32
+        matrix (rows of hashes not cached stay zero) and a mask of the rows found.
+
+        Streams the result into the matrix a batch at a time, so a million vectors (1.5 GB at
+        dimension 384) are held once, not once as query result and again as the matrix. Raises
+        :class:`StoreError` when a cached vector of ``model`` has another dimension.
+        """
+        out = np.zeros((len(hashes), dim), dtype=np.float32)
+        found = np.zeros(len(hashes), dtype=bool)
+        if not len(hashes):
+            return out, found
+        wanted = pa.table({"row": pa.array(np.arange(len(hashes)), pa.int64()),
+                           "text_hash": pa.array(list(hashes), pa.string())})
+        wrong = False
+        with self._registered({"wanted": wanted}) as cur:
+            reader = cur.sql(
+                "SELECT w.row, e.vector FROM wanted w JOIN embeddings e USING (text_hash) WHERE e.model = $model",
+                params={"model": model},
+            ).to_arrow_reader(65_536)
+            for batch in reader:  # read to the end: an unfinished result blocks the cursor
+                if wrong or batch.num_rows == 0:
+                    continue
+                rows = batch.column(0).to_numpy()
+                flat = batch.column(1).flatten().to_numpy(zero_copy_only=False)
+                if len(flat) != len(rows) * dim:
+                    wrong = True
+                    continue
+                out[rows] = flat.reshape(len(rows), dim)
+                found[rows] = True
+        if wrong:
+            raise StoreError(
+                f"the embedding cache holds vectors of model {model!r} that are not {dim}-dimensional: "
+                "the model changed under the same name; use another model name or a new database"
+            )
+        return out, found
+
     def put_embeddings(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Cache vectors of ``model`` (an existing hash is kept; nothing is kept in a read-only database)."""
         if len(hashes) == 0 or self.read_only:
