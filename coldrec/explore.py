@@ -231,8 +231,7 @@ def cluster_members(ws: Workspace, report: object, cluster: int) -> pd.DataFrame
 def item_details(ws: Workspace, item_id: str) -> dict[str, object]:
     """Everything stored about one item for display: title, description, brand, price, source,
     batch, category (its label or None). Raises ``NotReadyError`` for an unknown id."""
-    items, _ = ws.item_vectors()
-    row = items[items["item_id"] == item_id]
+    row = ws.store.item_record(item_id)  # one lookup: this runs on every Label next click
     if row.empty:
         raise NotReadyError(f"unknown item {item_id!r}")
     record = row.iloc[0]
@@ -245,9 +244,9 @@ def item_details(ws: Workspace, item_id: str) -> dict[str, object]:
 def is_novel(ws: Workspace, item_id: str) -> bool:
     """Whether the current model finds one item like none of the categories (``Prediction.novel``),
     predicting that item alone (the whole item table costs seconds at 10k items after a label)."""
-    items, vectors = ws.item_vectors()
-    where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
-    if len(where) == 0:
+    row = ws.store.item_record(item_id)  # its one cached vector, not every item's
+    if row.empty:
         raise NotReadyError(f"unknown item {item_id!r}")
-    prediction = ws.classifier().explain(vectors[where], unsure_below=ws.settings.unsure_below, n_evidence=0, ids=[item_id])
+    vector = ws.embed_items(row)
+    prediction = ws.classifier().explain(vector, unsure_below=ws.settings.unsure_below, n_evidence=0, ids=[item_id])
     return bool(prediction[0].novel)

@@ -415,6 +415,17 @@ class Store:
             [[str(i) for i in item_ids]],
         ).set_index("item_id")
 
+    def item_record(self, item_id: str) -> pd.DataFrame:
+        """One item with its current label: item_id, title, description, brand, price, source, batch,
+        category (no row for an unknown id). One indexed lookup, however large the catalog."""
+        return self.query_df(
+            """SELECT i.item_id, i.title, i.description, i.brand, i.price, i.source, i.batch, l.category
+               FROM items i LEFT JOIN (SELECT item_id, category FROM label_events WHERE item_id = ?
+                                       ORDER BY event_id DESC LIMIT 1) l USING (item_id)
+               WHERE i.item_id = ?""",
+            [str(item_id), str(item_id)],
+        )
+
     def batches(self) -> pd.DataFrame:
         """Upload batches, newest first, with their item counts."""
         return self.query_df(

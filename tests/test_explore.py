@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from coldrec import explore
+from coldrec.errors import NotReadyError
 
 NEW = pd.DataFrame(
     {
@@ -124,3 +126,17 @@ def test_item_details_has_the_text_and_attributes(workspace):
     details = explore.item_details(workspace, "n1")
     assert (details["title"], details["brand"], details["price"], details["batch"]) == ("garden hose", "Acme", 9.5, "b1")
     assert details["category"] is None
+    workspace.label("n1", "Cookware", who="t")
+    assert explore.item_details(workspace, "n1")["category"] == "Cookware"
+    workspace.label("n1", None, who="t")  # a removed label is no label
+    assert explore.item_details(workspace, "n1")["category"] is None
+    with pytest.raises(NotReadyError):
+        explore.item_details(workspace, "nope")
+
+
+def test_is_novel_agrees_with_the_current_predictions(workspace):
+    workspace.upload_and_predict(NEW, batch="b1")
+    current = workspace.current_predictions().set_index("item_id")["novel"]
+    assert {i: explore.is_novel(workspace, i) for i in current.index} == current.to_dict()
+    with pytest.raises(NotReadyError):
+        explore.is_novel(workspace, "nope")
