@@ -396,15 +396,21 @@ class Store:
             )
         return n
 
-    def items(self, source: str | None = None, batch: str | None = None) -> pd.DataFrame:
-        """Items with their current label (``category``, NULL when unlabelled), in the order they were added."""
+    def items(
+        self, source: str | None = None, batch: str | None = None, category: str | None = None,
+        unlabelled: bool = False,
+    ) -> pd.DataFrame:
+        """Items with their current label (``category``, NULL when unlabelled), in the order they were
+        added; optionally only one source, one upload batch, one label, or only the unlabelled ones
+        (filtered in SQL: a page showing one batch does not load a million items)."""
         return self.query_df(
             """SELECT i.item_id, i.title, i.description, i.brand, i.price, i.source, i.batch,
                       i.added_at, l.category
                FROM items i LEFT JOIN labels l USING (item_id)
                WHERE (? IS NULL OR i.source = ?) AND (? IS NULL OR i.batch = ?)
+                 AND (? IS NULL OR l.category = ?) AND (NOT ? OR l.category IS NULL)
                ORDER BY i.added_at, i.position""",
-            [source, source, batch, batch],
+            [source, source, batch, batch, category, category, bool(unlabelled)],
         )
 
     def items_by_id(self, item_ids: Sequence[str]) -> pd.DataFrame:

@@ -106,13 +106,16 @@ if st.button("Save targets"):
         ui.error(exc)
 
 st.subheader("Model")
-coverage = ws.embedding_coverage()
+# Hashing every item's text costs seconds at a million items: once per item set and cache size.
+stats = ws.store.stats()
+coverage = ws.memo("embedding_coverage", (ws.encoder.name, ws.store.catalog_fingerprint(), stats["cached_vectors"]),
+                   ws.embedding_coverage)
 enc = ws.encoder
 a, b, c, d = st.columns(4)
 a.metric("Device", enc.device)
 b.metric("Dimension", enc.dim)
 c.metric("Items embedded", f"{coverage['embedded']:,} / {coverage['items']:,}")
-d.metric("Cached vectors", f"{ws.store.stats()['cached_vectors']:,}")
+d.metric("Cached vectors", f"{stats['cached_vectors']:,}")
 st.caption(f"Model {ui.md_escape(enc.name)} · pooling {getattr(enc, 'pooling', '?')} · max length {getattr(enc, 'max_length', '?')} tokens")
 st.dataframe(ws.store.embedding_counts(), hide_index=True)
 missing = coverage["items"] - coverage["embedded"]

@@ -15,7 +15,6 @@ if not categories:
     ui.start_here(ws, "Labels name categories, and there are none yet. Load the demo, import a catalog or a "
                   "list of categories, or add the first one here:", key="label-start")
     st.stop()
-items = ws.store.items()
 left, right = st.columns([3, 1])
 with right:
     st.subheader("Examples per category", anchor=False)
@@ -88,7 +87,7 @@ with left:
     mode = st.radio("Show", ["Upload batch", "Category"], horizontal=True)
     if mode == "Category":
         chosen = st.selectbox("Category", categories)
-        subset = items[items["category"] == chosen]
+        subset = ws.store.items(category=chosen)
     else:
         batches = ws.store.batches()["batch"].tolist()
         if not batches:
@@ -96,9 +95,7 @@ with left:
             st.stop()
         chosen = st.selectbox("Batch", batches)
         only_unlabelled = st.toggle("Only unlabelled", value=True)
-        subset = items[items["batch"] == chosen]
-        if only_unlabelled:
-            subset = subset[subset["category"].isna()]
+        subset = ws.store.items(source="upload", batch=chosen, unlabelled=only_unlabelled)
     if subset.empty:
         st.info("Nothing to label here.")
         st.stop()

@@ -82,6 +82,25 @@ def test_label_version_changes_with_every_label(store):
     assert store.label_version() > v0
 
 
+def test_items_filter_by_batch_label_and_unlabelled_in_sql(store):
+    _seed(store)
+    store.upsert_items(pd.DataFrame({"item_id": ["u1", "u2", "u3"], "title": ["mug", "cup", "jug"]}),
+                       source="upload", batch="b1")
+    store.upsert_items(pd.DataFrame({"item_id": ["v1"], "title": ["bowl"]}), source="upload", batch="b2")
+    store.add_labels(["a", "u1", "u2"], ["Cookware", "Cookware", "Footwear"], who="t")
+    store.label("u2", None, who="t")  # removed: unlabelled again
+    assert store.items(category="Cookware")["item_id"].tolist() == ["a", "u1"]
+    assert store.items(source="upload", batch="b1")["item_id"].tolist() == ["u1", "u2", "u3"]
+    assert store.items(source="upload", batch="b1", unlabelled=True)["item_id"].tolist() == ["u2", "u3"]
+    assert store.items(unlabelled=True)["item_id"].tolist() == ["b", "c", "u2", "u3", "v1"]
+    assert store.items(category="Footwear").empty
+    record = store.item_record("u1").iloc[0]
+    assert (record["item_id"], record["title"], record["source"], record["batch"], record["category"]) == (
+        "u1", "mug", "upload", "b1", "Cookware")
+    assert store.item_record("a")["price"].tolist() == [10.0]
+    assert store.item_record("u2")["category"].isna().all() and store.item_record("nope").empty
+
+
 def test_embedding_matrix_is_aligned_with_the_hashes_asked(store, monkeypatch):
     import coldrec.store as store_module
 
