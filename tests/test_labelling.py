@@ -146,3 +146,12 @@ def test_review_views_run_on_the_workspace(ws):
     curves, hints = labelling.guidance(ws)
     assert set(curves["category"]) <= set(ws.store.category_names())
     assert all(h.category in ws.store.category_names() for h in hints)
+
+
+def test_review_runs_automatically_only_in_small_workspaces(workspace, monkeypatch):
+    assert labelling.review_runs_automatically(workspace)  # 12 items, 12 labels
+    monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_ITEMS", 11)
+    assert not labelling.review_runs_automatically(workspace)
+    monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_ITEMS", 12)
+    monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_LABELS", 11)
+    assert not labelling.review_runs_automatically(workspace)
