@@ -22,7 +22,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from .errors import NotReadyError
-from .neighbours import VectorIndex, top_k_cosine
+from .neighbours import VectorIndex
 from .store import Store
 
 #: Rows of similarities computed at once by :func:`near_duplicates` (x n columns of float32).
@@ -205,14 +205,15 @@ class DriftReport:
 @_half_the_cores
 def drift(
     store: Store, model: str, batch: str, item_ids: Sequence[str], vectors: np.ndarray, far_below: float = 0.5,
-    predictions: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None, nearest: pd.DataFrame | None = None,
 ) -> DriftReport:
     """Compare upload ``batch`` with the catalog; ``item_ids``/``vectors`` cover at least both.
 
     Batch items are grouped by their stored prediction of ``model`` (items without one are left
     out of ``by_category`` but can still be candidates, with an empty ``predicted``). Raises
     ``ValueError`` when no catalog item is among ``item_ids``. ``predictions`` replaces the stored
-    predictions (see :func:`_predictions_source`).
+    predictions (see :func:`_predictions_source`); ``nearest`` is :func:`nearest_catalog`'s result
+    for this batch when the caller kept it (else it is computed).
     """
     vectors = _check_aligned(item_ids, vectors)
     ids = _id_table(item_ids)
@@ -234,15 +235,9 @@ def drift(
         return DriftReport(batch, far_below, pd.DataFrame(columns=by_columns), pd.DataFrame(columns=cand_columns))
     if catalog.empty:
         raise NotReadyError("drift compares a batch with the catalog, but no catalog item is among item_ids")
-    batch_vectors = vectors[uploads["row"].to_numpy()]
-    index, sims = top_k_cosine(batch_vectors, vectors[catalog["row"].to_numpy()], 1)
-    near = pd.DataFrame(
-        {
-            "item_id": uploads["item_id"].to_numpy(),
-            "nearest_catalog_id": catalog["item_id"].to_numpy()[index[:, 0]],
-            "nearest_similarity": sims[:, 0].astype(np.float64),
-        }
-    )
+    if nearest is None:
+        nearest = _nearest_catalog(uploads, catalog, vectors)
+    near = uploads[["item_id"]].merge(nearest, on="item_id", how="inner")
     distances = _centroid_distances(uploads, catalog, vectors)
     by_category = store.query_df(
         f"""WITH b AS (
@@ -270,6 +265,47 @@ def drift(
         tables={"near": near, **given},
     )
     return DriftReport(batch, far_below, by_category, candidates)
+
+
+def nearest_catalog(
+    store: Store, batch: str, item_ids: Sequence[str], vectors: np.ndarray
+) -> pd.DataFrame:
+    """Each item of upload ``batch`` with its most similar catalog item: item_id,
+    nearest_catalog_id, nearest_similarity (exact; ``item_ids``/``vectors`` cover both).
+
+    The costly part of :func:`drift` (a batch against every catalog item) and the only part that
+    depends on vectors alone, so callers can keep it until the items change and pass it back.
+    """
+    vectors = _check_aligned(item_ids, vectors)
+    rows = store.query_df(
+        """SELECT t.row, i.item_id, i.source FROM ids t JOIN items i USING (item_id)
+           WHERE i.source = 'catalog' OR (i.source = 'upload' AND i.batch = ?) ORDER BY t.row""",
+        [batch],
+        tables={"ids": _id_table(item_ids)},
+    )
+    return _nearest_catalog(rows[rows["source"] == "upload"], rows[rows["source"] == "catalog"], vectors)
+
+
+#: Bytes of similarities one block of :func:`_nearest_catalog` may hold.
+_NEAREST_BUDGET = 128 * 1024 * 1024
+
+
+def _nearest_catalog(uploads: pd.DataFrame, catalog: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+    columns = {"item_id": uploads["item_id"].to_numpy(), "nearest_catalog_id": None, "nearest_similarity": None}
+    if uploads.empty or catalog.empty:
+        return pd.DataFrame({k: pd.Series([], dtype=object if k != "nearest_similarity" else float) for k in columns})
+    queries = vectors[uploads["row"].to_numpy()]
+    targets = np.ascontiguousarray(vectors[catalog["row"].to_numpy()])
+    best = np.empty(len(queries), dtype=np.int64)
+    sims = np.empty(len(queries), dtype=np.float64)
+    step = max(1, _NEAREST_BUDGET // (4 * len(targets)))
+    for start in range(0, len(queries), step):
+        block = queries[start : start + step] @ targets.T
+        best[start : start + len(block)] = block.argmax(axis=1)  # one pass, not a partial sort
+        sims[start : start + len(block)] = block[np.arange(len(block)), best[start : start + len(block)]]
+    columns["nearest_catalog_id"] = catalog["item_id"].to_numpy()[best]
+    columns["nearest_similarity"] = sims
+    return pd.DataFrame(columns)
 
 
 def _centroid_distances(uploads: pd.DataFrame, catalog: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:

@@ -128,16 +128,21 @@ def unsure_by_batch(ws: Workspace) -> pd.DataFrame:
 
 def drift(ws: Workspace, batch: str, far_below: float = 0.5) -> object | None:
     """:func:`coldrec.analytics.drift` of an upload batch against the catalog, with the current
-    model's predictions; kept until items or labels change. ``None`` without catalog items
-    (there is nothing to drift from)."""
+    model's predictions; kept until items or labels change. The batch's nearest catalog items
+    (the costly part: seconds at 100k items) are kept until the items change, so a label costs
+    only the regrouping. ``None`` without catalog items (there is nothing to drift from)."""
     from .analytics import drift as run
+    from .analytics import nearest_catalog
 
     def build() -> object:
         items, vectors = ws.item_vectors()
         if not (items["source"] == "catalog").any():
             return None
-        return run(ws.store, ws.encoder.name, batch, items["item_id"].tolist(), vectors, far_below=far_below,
-                   predictions=current_predictions(ws))
+        ids = items["item_id"].tolist()
+        nearest = ws.memo(f"drift-nearest:{batch}", (ws.encoder.name, ws.store.catalog_fingerprint()),
+                          lambda: nearest_catalog(ws.store, batch, ids, vectors))
+        return run(ws.store, ws.encoder.name, batch, ids, vectors, far_below=far_below,
+                   predictions=current_predictions(ws), nearest=nearest)
 
     return ws.memo(f"drift:{batch}:{far_below}", ws.version(), build)
 

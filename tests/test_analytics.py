@@ -227,6 +227,20 @@ def test_drift_of_a_batch_with_an_unpredicted_item(seeded):
         drift(seeded, MODEL, "jan", IDS[5:], MATRIX[5:])
 
 
+def test_drift_from_kept_nearest_catalog_items_is_the_same_report(seeded, monkeypatch):
+    nearest = analytics.nearest_catalog(seeded, "jan", IDS, MATRIX)
+    assert nearest["item_id"].tolist() == ["n1", "n2", "n3", "n4", "n5"]
+    assert nearest["nearest_catalog_id"].tolist() == ["a2", "b2", "c1", "c1", "b1"]
+    assert nearest["nearest_similarity"].tolist() == pytest.approx([1, 1, 0.8, 0.28, 0], abs=1e-6)
+    monkeypatch.setattr(analytics, "_NEAREST_BUDGET", 4 * 5 * 2)  # blocks of two queries
+    pd.testing.assert_frame_equal(analytics.nearest_catalog(seeded, "jan", IDS, MATRIX), nearest)
+    whole = drift(seeded, MODEL, "jan", IDS, MATRIX, far_below=0.5)
+    kept = drift(seeded, MODEL, "jan", IDS, MATRIX, far_below=0.5, nearest=nearest)
+    pd.testing.assert_frame_equal(kept.by_category, whole.by_category)
+    pd.testing.assert_frame_equal(kept.new_category_candidates, whole.new_category_candidates)
+    assert analytics.nearest_catalog(seeded, "no such batch", IDS, MATRIX).empty
+
+
 def test_near_duplicates_lists_each_pair_once_catalog_first(seeded):
     dupes = near_duplicates(seeded, IDS, MATRIX, threshold=0.95)
     assert list(dupes.columns) == ["item_a", "title_a", "source_a", "item_b", "title_b", "source_b", "similarity"]

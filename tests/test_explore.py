@@ -140,3 +140,18 @@ def test_is_novel_agrees_with_the_current_predictions(workspace):
     assert {i: explore.is_novel(workspace, i) for i in current.index} == current.to_dict()
     with pytest.raises(NotReadyError):
         explore.is_novel(workspace, "nope")
+
+
+def test_drift_keeps_the_nearest_catalog_items_across_labels(workspace, monkeypatch):
+    import coldrec.analytics as analytics
+
+    workspace.upload_and_predict(NEW, batch="b1")
+    calls = []
+    real = analytics.nearest_catalog
+    monkeypatch.setattr(analytics, "nearest_catalog", lambda *a, **k: calls.append(1) or real(*a, **k))
+    before = explore.drift(workspace, "b1")
+    workspace.label("n1", "Footwear", who="t")
+    after = explore.drift(workspace, "b1")
+    assert len(calls) == 1 and after is not before  # regrouped after the label, the search kept
+    pd.testing.assert_frame_equal(after.new_category_candidates[["item_id", "nearest_catalog_id"]],
+                                  before.new_category_candidates[["item_id", "nearest_catalog_id"]])
