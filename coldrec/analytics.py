@@ -536,7 +536,8 @@ def near_duplicates(
 
 @_half_the_cores
 def near_duplicates_indexed(
-    store: Store, index: VectorIndex, threshold: float = 0.95, limit: int = 500
+    store: Store, index: VectorIndex, threshold: float = 0.95, limit: int = 500,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """:func:`near_duplicates` over the live items of ``index``, from each item's nearest neighbours.
 
@@ -546,7 +547,7 @@ def near_duplicates_indexed(
     index (up to :data:`~coldrec.neighbours.EXACT_MAX_ITEMS` items) the result equals
     :func:`near_duplicates`; on faiss HNSW it is as complete as the index's recall (measured by
     ``benchmarks/bench_scale.py``). Linear in items instead of quadratic; queries run in blocks,
-    so memory stays bounded.
+    so memory stays bounded. ``progress(done, total)`` is called after each block of items.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
@@ -568,6 +569,8 @@ def near_duplicates_indexed(
             # Rows whose k-th neighbour still qualifies may have more pairs beyond it.
             todo = todo[sims[:, -1] >= best.floor]
             k = min(2 * k, most)
+        if progress is not None:
+            progress(min(start + _QUERY_BLOCK, len(live)), len(live))
     return _pairs_frame(store, np.asarray(index.ids, dtype=object), best)
 
 

@@ -3,6 +3,8 @@ and a stored 2-D position; neighbours of a picked item; turning a cluster into a
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 
@@ -163,24 +165,71 @@ def emerging_clusters(ws: Workspace, n_clusters: int | None = None) -> object:
 NEAR_DUPLICATE_FLOOR = 0.80
 
 
-def near_duplicates(ws: Workspace, threshold: float = 0.95) -> pd.DataFrame:
+class _Search:
+    """One background near-duplicate search: its progress, then its pairs or its error."""
+
+    def __init__(self) -> None:
+        self.done, self.total = 0, 0
+        self.started = False
+        self.pairs: pd.DataFrame | None = None
+        self.error: BaseException | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
+def near_duplicates(ws: Workspace, threshold: float = 0.95, wait: bool = True) -> pd.DataFrame:
     """:func:`coldrec.analytics.near_duplicates_indexed` over every item at ``threshold``.
 
     Each item's nearest neighbours come from the workspace's item index (exact up to 20k items,
     so the pairs equal the all-pairs search there; faiss HNSW above, linear in items). The search
     runs once per item set at :data:`NEAR_DUPLICATE_FLOOR`; a higher threshold filters that
     result, which holds the most similar pairs, so moving the slider costs nothing.
+
+    ``wait=False`` (for pages): above the exact-search size the search runs in a background
+    thread, and until it is done this raises :class:`NotReadyError` saying how far it got
+    (about a minute at 100k items on 2 cores); ask again on the next rerun.
     """
     from .analytics import near_duplicates_indexed as run
+    from .neighbours import EXACT_MAX_ITEMS
 
     if threshold < NEAR_DUPLICATE_FLOOR:
         raise ConfigError(f"near-duplicates start at similarity {NEAR_DUPLICATE_FLOOR}")
+    key = ws.store.catalog_fingerprint()
 
-    def build() -> pd.DataFrame:
-        return run(ws.store, ws.item_index(), threshold=NEAR_DUPLICATE_FLOOR)
+    def build(progress=None) -> pd.DataFrame:  # noqa: ANN001
+        return run(ws.store, ws.item_index(), threshold=NEAR_DUPLICATE_FLOOR, progress=progress)
 
-    pairs = ws.memo("near_duplicates", ws.store.catalog_fingerprint(), build)
+    if not wait and int(key[0]) > EXACT_MAX_ITEMS:
+        search: _Search = ws.memo("near_duplicates_search", key, _Search)  # type: ignore[assignment]
+        with _SEARCH_LOCK:  # one search per item set, however many sessions ask
+            starting, search.started = not search.started, True
+        if starting:
+            search.total = int(key[0])
+
+        def work() -> None:
+            try:
+                search.pairs = build(search.progress)
+            except BaseException as exc:  # shown to the page; a bug keeps its traceback in the log
+                search.error = exc
+                raise
+
+        if starting:
+            threading.Thread(target=work, name="coldrec-near-duplicates", daemon=True).start()
+        if search.error is not None:
+            raise search.error
+        if search.pairs is None:
+            raise NotReadyError(
+                f"Finding near-duplicates in the background: {search.done:,} of {search.total:,} items searched "
+                "(about a minute per 100,000 items). They appear here when done."
+            )
+        pairs = ws.memo("near_duplicates", key, lambda: search.pairs)
+    else:
+        pairs = ws.memo("near_duplicates", key, build)
     return pairs[pairs["similarity"] >= threshold].reset_index(drop=True)  # type: ignore[index]
+
+
+_SEARCH_LOCK = threading.Lock()
 
 
 def cluster_to_category(ws: Workspace, name: str, item_ids: list[str], who: str, description: str = "") -> str:

@@ -155,3 +155,38 @@ def test_drift_keeps_the_nearest_catalog_items_across_labels(workspace, monkeypa
     assert len(calls) == 1 and after is not before  # regrouped after the label, the search kept
     pd.testing.assert_frame_equal(after.new_category_candidates[["item_id", "nearest_catalog_id"]],
                                   before.new_category_candidates[["item_id", "nearest_catalog_id"]])
+
+
+def test_near_duplicates_run_in_the_background_above_the_exact_size(workspace, monkeypatch):
+    import threading
+
+    import coldrec.analytics as analytics
+    import coldrec.neighbours as neighbours
+
+    workspace.upload_and_predict(NEW, batch="b1")
+    expected = explore.near_duplicates(workspace, 0.80)
+    workspace._memo.pop("near_duplicates")
+    monkeypatch.setattr(neighbours, "EXACT_MAX_ITEMS", 5)  # this workspace counts as large
+    release, calls = threading.Event(), []
+    real = analytics.near_duplicates_indexed
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analytics, "near_duplicates_indexed", slow)
+    with pytest.raises(NotReadyError, match="in the background"):
+        explore.near_duplicates(workspace, 0.80, wait=False)
+    with pytest.raises(NotReadyError, match="0 of 18 items"):  # asked again: the same search, still running
+        explore.near_duplicates(workspace, 0.80, wait=False)
+    release.set()
+    for _ in range(300):
+        try:
+            found = explore.near_duplicates(workspace, 0.80, wait=False)
+            break
+        except NotReadyError:
+            threading.Event().wait(0.1)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(found, expected)
+    assert explore.near_duplicates(workspace, 0.80) is not None and len(calls) == 1  # kept for every caller
