@@ -59,6 +59,7 @@ def test_bench_scale_runs_init_and_every_page_and_writes_every_key(tmp_path, tin
     assert all(result["refresh_shows_label"])
     # init loaded the shards instead of embedding: every catalog vector came from them.
     assert "2,000 vectors read" in " ".join(result["init_output"])
+    assert 50 < result["init_peak_rss_mb"] < result["peak_rss_mb"]  # init's own process, not the fork's
     with Store(tmp_path / "ws" / "bench.duckdb", read_only=True) as store:
         stats = store.stats()
         assert stats["catalog_items"] == 2000 and stats["uploaded_items"] == bench_scale.UPLOAD_ROWS
