@@ -197,19 +197,20 @@ def near_duplicates(ws: Workspace, threshold: float = 0.95, wait: bool = True) -
         raise ConfigError(f"near-duplicates start at similarity {NEAR_DUPLICATE_FLOOR}")
     key = ws.store.catalog_fingerprint()
 
-    def build(progress=None) -> pd.DataFrame:  # noqa: ANN001
-        return run(ws.store, ws.item_index(), threshold=NEAR_DUPLICATE_FLOOR, progress=progress)
+    def build(progress=None, index=None) -> pd.DataFrame:  # noqa: ANN001
+        return run(ws.store, index or ws.item_index(), threshold=NEAR_DUPLICATE_FLOOR, progress=progress)
 
     if not wait and int(key[0]) > EXACT_MAX_ITEMS:
-        search: _Search = ws.memo("near_duplicates_search", key, _Search)  # type: ignore[assignment]
         with _SEARCH_LOCK:  # one search per item set, however many sessions ask
+            search: _Search = ws.memo("near_duplicates_search", key, _Search)  # type: ignore[assignment]
             starting, search.started = not search.started, True
         if starting:
             search.total = int(key[0])
+            index = ws.item_index()  # brought up to date here, as every page thread does; the search only reads it
 
         def work() -> None:
             try:
-                search.pairs = build(search.progress)
+                search.pairs = build(search.progress, index)
             except BaseException as exc:  # shown to the page; a bug keeps its traceback in the log
                 search.error = exc
                 raise
