@@ -152,8 +152,9 @@ def labelled(ws: Workspace) -> Review:
 
 
 #: Cross-validating the labels (:func:`review`) refits once per fold, propagating over every
-#: item: about a second up to 20,000 items, 44 s at 100,000 (BENCHMARKS.md, "Scale"), and it
-#: grows with the labels too (30 s for 30,000 at 50k items). Pages run it by themselves only below both.
+#: item: 3.4-4.5 s at 30,000 items, 41-44 s at 100,000 on the 2-core machine (BENCHMARKS.md,
+#: "Scale"), and it grows with the labels too (30 s for 30,000 labels at 50k items). Pages run it
+#: by themselves only below both limits (20,000 items: where the item index is still exact).
 REVIEW_AUTOMATICALLY_MAX_ITEMS = 20_000
 REVIEW_AUTOMATICALLY_MAX_LABELS = 5_000
 

@@ -54,9 +54,9 @@ def likely_mistakes() -> None:
     """Labels the model (cross-validated) and the neighbours both dispute, with one-click fix or keep.
     The check runs once and is kept: fixing one reruns this panel alone, without checking again."""
     ui.show_flash()
-    # Cross-validating takes a minute with 100,000 items or tens of thousands of labels: on request there.
+    # Cross-validating takes about 40 s with 100,000 items or tens of thousands of labels: on request there.
     if not st.toggle("Check the labels", value=labelling.review_runs_automatically(ws), key="check-labels",
-                     help="Cross-validates every label: about a second in a small workspace, a minute at 100,000 items."):
+                     help="Cross-validates every label: seconds in a small workspace, about 40 s at 100,000 items on 2 cores."):
         return
     again = st.button("Check again", help="The check ran once; run it again to include labels saved since.")
     if again or "label_issues" not in st.session_state:
