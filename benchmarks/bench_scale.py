@@ -156,8 +156,10 @@ def _pseudo_words(rng: np.random.Generator, count: int) -> list[str]:
     return list(seen)
 
 
-def write_inputs(data: Synthetic, folder: Path, model: str) -> dict[str, Path]:
-    """catalog.parquet, categories.csv and vectors/part-*.parquet (in ``embed``'s shard format)."""
+def write_inputs(data: Synthetic, folder: Path, model: str, shoppers: int = 0) -> dict[str, Path]:
+    """catalog.parquet, categories.csv and vectors/part-*.parquet (in ``embed``'s shard format);
+    with ``shoppers``, interactions.csv too: each shopper buys 10-30 catalog items from one to
+    three clusters (so look-alikes share buyers, as the audience model assumes)."""
     from coldrec.batch_embed import shard_schema
     from coldrec.encoder import text_hash
     from coldrec.ingest import item_text
@@ -167,8 +169,10 @@ def write_inputs(data: Synthetic, folder: Path, model: str) -> dict[str, Path]:
     shards.mkdir()
     data.categories_frame().to_csv(folder / "categories.csv", index=False)
     catalog_writer: pq.ParquetWriter | None = None
+    clusters = []
     try:
         for number, (frame, vectors) in enumerate(data.chunks()):
+            clusters.append(frame["cluster"].to_numpy(dtype=np.int32))
             table = pa.Table.from_pandas(frame[["item_id", "title", "description", "category"]], preserve_index=False)
             if catalog_writer is None:
                 catalog_writer = pq.ParquetWriter(folder / "catalog.parquet", table.schema)
@@ -187,7 +191,25 @@ def write_inputs(data: Synthetic, folder: Path, model: str) -> dict[str, Path]:
     finally:
         if catalog_writer is not None:
             catalog_writer.close()
-    return {"catalog": folder / "catalog.parquet", "categories": folder / "categories.csv", "vectors": shards}
+    paths = {"catalog": folder / "catalog.parquet", "categories": folder / "categories.csv", "vectors": shards}
+    if shoppers:
+        paths["interactions"] = folder / "interactions.csv"
+        _purchases(np.concatenate(clusters), shoppers, data.seed).to_csv(paths["interactions"], index=False)
+    return paths
+
+
+def _purchases(cluster: np.ndarray, shoppers: int, seed: int) -> pd.DataFrame:
+    """user_id, item_id, order_number: each shopper's 10-30 purchases from one to three clusters."""
+    rng = np.random.default_rng([seed, 9])
+    members = [np.flatnonzero(cluster == c) for c in range(int(cluster.max()) + 1)]
+    rows = []
+    for user in range(shoppers):
+        liked = [m for m in (members[c] for c in rng.choice(len(members), rng.integers(1, 4), replace=False)) if len(m)]
+        if not liked:
+            continue
+        bought = np.unique(np.concatenate([rng.choice(m, rng.integers(4, 11)) for m in liked]))
+        rows += [(f"U{user:06d}", f"SKU{r:07d}", 1 + i // 5) for i, r in enumerate(bought)]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "order_number"])
 
 
 #: ``python -m coldrec`` that reports its own peak RSS at exit. VmHWM belongs to the process's own
@@ -208,7 +230,8 @@ def run_init(db: Path, inputs: dict[str, Path], model: str | None) -> tuple[floa
     command = [sys.executable, "-c", _INIT_WRAPPER, "--db", str(db), "--device", "cpu",
                *(["--model", model] if model else []),
                "init", "--catalog", str(inputs["catalog"]), "--categories", str(inputs["categories"]),
-               "--vectors", str(inputs["vectors"])]
+               "--vectors", str(inputs["vectors"]),
+               *(["--interactions", str(inputs["interactions"])] if "interactions" in inputs else [])]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
@@ -307,7 +330,9 @@ def near_duplicate_recall(data: Synthetic, store, sample: int) -> dict[str, obje
     }
 
 
-def run(n: int, model: str | None, seed: int, recall_sample: int, folder: Path, timeout: float) -> dict[str, object]:
+def run(
+    n: int, model: str | None, seed: int, recall_sample: int, folder: Path, timeout: float, shoppers: int = 0
+) -> dict[str, object]:
     """Build, init and measure an ``n``-item workspace under ``folder``; returns the result dict."""
     import streamlit as st
 
@@ -322,7 +347,7 @@ def run(n: int, model: str | None, seed: int, recall_sample: int, folder: Path, 
     timer = Timer()
     print(f"{n:,} synthetic items: {data.clusters} clusters, {len(data.category_words)} categories, "
           f"{len(data.labelled)} labels, dim {data.dim}", flush=True)
-    inputs = timer("write catalog, categories, shards", lambda: write_inputs(data, folder / "inputs", name))
+    inputs = timer("write catalog, categories, shards", lambda: write_inputs(data, folder / "inputs", name, shoppers))
     db = folder / "bench.duckdb"
     init_s, init_out, init_rss = timer("init --vectors (subprocess)", lambda: run_init(db, inputs, model))  # type: ignore[misc]
     result.update(init_s=round(init_s, 3), init_output=init_out.strip().splitlines()[-3:], init_peak_rss_mb=init_rss)
@@ -379,6 +404,7 @@ def run(n: int, model: str | None, seed: int, recall_sample: int, folder: Path, 
             "abstain_thresholds": lambda: labelling.abstain_thresholds(ws),
             "label_issues": lambda: labelling.label_issues(ws),
             "embedding_coverage": ws.embedding_coverage,
+            "audience_model": ws.audience,  # None without purchases (see --shoppers)
         }
         for key, fn in library.items():
             timer(key, fn)
@@ -419,7 +445,7 @@ def run(n: int, model: str | None, seed: int, recall_sample: int, folder: Path, 
         "dim": data.dim, "near_copies": len(range(1, n, DUPLICATE_EVERY)) if n else 0,
         "vectors": "clustered random unit vectors (centre + Gaussian noise of equal norm), not model outputs",
         "upload": f"{UPLOAD_ROWS} synthetic titles embedded by the model {name}",
-        "shard_mb": round(shard_bytes / 2**20, 1), "seed": seed,
+        "shard_mb": round(shard_bytes / 2**20, 1), "seed": seed, "shoppers": shoppers,
     }
     result["model"] = name
     return result
@@ -434,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recall-sample", type=int, default=50_000,
                         help="items on which near-duplicates from the index are checked against every pair "
                              "(only above the exact-search limit; 0 skips)")
+    parser.add_argument("--shoppers", type=int, default=0,
+                        help="synthetic shoppers with 10-30 purchases each, loaded by init (0: none, "
+                             "so the Audience page only offers the import)")
     parser.add_argument("--page-timeout", type=float, default=3600.0, help="seconds one page run may take")
     parser.add_argument("--keep", help="build the workspace in this folder and keep it (default: a temporary one)")
     args = parser.parse_args(argv)
@@ -446,10 +475,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         folder = Path(args.keep)
         folder.mkdir(parents=True, exist_ok=False)
-        result = run(args.items, args.model, args.seed, recall, folder, args.page_timeout)
+        result = run(args.items, args.model, args.seed, recall, folder, args.page_timeout, args.shoppers)
     else:
         with tempfile.TemporaryDirectory(prefix="coldrec-scale-") as tmp:
-            result = run(args.items, args.model, args.seed, recall, Path(tmp), args.page_timeout)
+            result = run(args.items, args.model, args.seed, recall, Path(tmp), args.page_timeout, args.shoppers)
     headline = ("items", "init_s", "upload_1000_s", "refresh_after_label_s", "near_duplicates_s",
                 "explore_first_render_s", "explore_rerun_s", "peak_rss_mb")
     print(json.dumps({k: result[k] for k in headline}, indent=1))

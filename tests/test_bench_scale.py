@@ -47,7 +47,7 @@ def test_synthetic_inputs_are_embed_shards_of_clustered_vectors(tmp_path):
 def test_bench_scale_runs_init_and_every_page_and_writes_every_key(tmp_path, tiny_model_dir):
     out = tmp_path / "scale.json"
     assert bench_scale.main(["--items", "2000", "--json", str(out), "--model", str(tiny_model_dir),
-                             "--keep", str(tmp_path / "ws")]) == 0
+                             "--shoppers", "40", "--keep", str(tmp_path / "ws")]) == 0
     result = json.loads(out.read_text())
     assert result["items"] == 2000
     for key in HEADLINE:
@@ -64,3 +64,8 @@ def test_bench_scale_runs_init_and_every_page_and_writes_every_key(tmp_path, tin
         stats = store.stats()
         assert stats["catalog_items"] == 2000 and stats["uploaded_items"] == bench_scale.UPLOAD_ROWS
         assert stats["labelled_items"] == 10 * result["synthetic"]["categories"] + 4  # + the bench's labels
+        purchases = store.interactions()
+    # 40 shoppers with 4-30 purchases each, loaded by init; the Audience page rendered them (no exception above).
+    assert purchases["user_id"].nunique() == 40 and 4 * 40 <= len(purchases) <= 30 * 40
+    assert purchases["item_id"].str.startswith("SKU").all()
+    assert result["library_s"]["audience_model"] >= 0
