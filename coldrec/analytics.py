@@ -22,11 +22,15 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from .errors import NotReadyError
-from .neighbours import top_k_cosine
+from .neighbours import VectorIndex
 from .store import Store
 
 #: Rows of similarities computed at once by :func:`near_duplicates` (x n columns of float32).
 _PAIR_BLOCK = 256
+#: Items whose neighbours :func:`near_duplicates_indexed` asks the index for at once.
+_QUERY_BLOCK = 4096
+#: Neighbours each item asks for first in :func:`near_duplicates_indexed` (more when they all qualify).
+_FIRST_NEIGHBOURS = 16
 #: Points used to choose k for :func:`emerging_clusters` (silhouette is quadratic in points).
 _SILHOUETTE_SAMPLE = 2000
 #: Titles shown per emerging cluster.
@@ -201,14 +205,15 @@ class DriftReport:
 @_half_the_cores
 def drift(
     store: Store, model: str, batch: str, item_ids: Sequence[str], vectors: np.ndarray, far_below: float = 0.5,
-    predictions: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None, nearest: pd.DataFrame | None = None,
 ) -> DriftReport:
     """Compare upload ``batch`` with the catalog; ``item_ids``/``vectors`` cover at least both.
 
     Batch items are grouped by their stored prediction of ``model`` (items without one are left
     out of ``by_category`` but can still be candidates, with an empty ``predicted``). Raises
     ``ValueError`` when no catalog item is among ``item_ids``. ``predictions`` replaces the stored
-    predictions (see :func:`_predictions_source`).
+    predictions (see :func:`_predictions_source`); ``nearest`` is :func:`nearest_catalog`'s result
+    for this batch when the caller kept it (else it is computed).
     """
     vectors = _check_aligned(item_ids, vectors)
     ids = _id_table(item_ids)
@@ -230,15 +235,9 @@ def drift(
         return DriftReport(batch, far_below, pd.DataFrame(columns=by_columns), pd.DataFrame(columns=cand_columns))
     if catalog.empty:
         raise NotReadyError("drift compares a batch with the catalog, but no catalog item is among item_ids")
-    batch_vectors = vectors[uploads["row"].to_numpy()]
-    index, sims = top_k_cosine(batch_vectors, vectors[catalog["row"].to_numpy()], 1)
-    near = pd.DataFrame(
-        {
-            "item_id": uploads["item_id"].to_numpy(),
-            "nearest_catalog_id": catalog["item_id"].to_numpy()[index[:, 0]],
-            "nearest_similarity": sims[:, 0].astype(np.float64),
-        }
-    )
+    if nearest is None:
+        nearest = _nearest_catalog(uploads, catalog, vectors)
+    near = uploads[["item_id"]].merge(nearest, on="item_id", how="inner")
     distances = _centroid_distances(uploads, catalog, vectors)
     by_category = store.query_df(
         f"""WITH b AS (
@@ -266,6 +265,47 @@ def drift(
         tables={"near": near, **given},
     )
     return DriftReport(batch, far_below, by_category, candidates)
+
+
+def nearest_catalog(
+    store: Store, batch: str, item_ids: Sequence[str], vectors: np.ndarray
+) -> pd.DataFrame:
+    """Each item of upload ``batch`` with its most similar catalog item: item_id,
+    nearest_catalog_id, nearest_similarity (exact; ``item_ids``/``vectors`` cover both).
+
+    The costly part of :func:`drift` (a batch against every catalog item) and the only part that
+    depends on vectors alone, so callers can keep it until the items change and pass it back.
+    """
+    vectors = _check_aligned(item_ids, vectors)
+    rows = store.query_df(
+        """SELECT t.row, i.item_id, i.source FROM ids t JOIN items i USING (item_id)
+           WHERE i.source = 'catalog' OR (i.source = 'upload' AND i.batch = ?) ORDER BY t.row""",
+        [batch],
+        tables={"ids": _id_table(item_ids)},
+    )
+    return _nearest_catalog(rows[rows["source"] == "upload"], rows[rows["source"] == "catalog"], vectors)
+
+
+#: Bytes of similarities one block of :func:`_nearest_catalog` may hold.
+_NEAREST_BUDGET = 128 * 1024 * 1024
+
+
+def _nearest_catalog(uploads: pd.DataFrame, catalog: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+    columns = {"item_id": uploads["item_id"].to_numpy(), "nearest_catalog_id": None, "nearest_similarity": None}
+    if uploads.empty or catalog.empty:
+        return pd.DataFrame({k: pd.Series([], dtype=object if k != "nearest_similarity" else float) for k in columns})
+    queries = vectors[uploads["row"].to_numpy()]
+    targets = np.ascontiguousarray(vectors[catalog["row"].to_numpy()])
+    best = np.empty(len(queries), dtype=np.int64)
+    sims = np.empty(len(queries), dtype=np.float64)
+    step = max(1, _NEAREST_BUDGET // (4 * len(targets)))
+    for start in range(0, len(queries), step):
+        block = queries[start : start + step] @ targets.T
+        best[start : start + len(block)] = block.argmax(axis=1)  # one pass, not a partial sort
+        sims[start : start + len(block)] = block[np.arange(len(block)), best[start : start + len(block)]]
+    columns["nearest_catalog_id"] = catalog["item_id"].to_numpy()[best]
+    columns["nearest_similarity"] = sims
+    return pd.DataFrame(columns)
 
 
 def _centroid_distances(uploads: pd.DataFrame, catalog: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
@@ -405,49 +445,44 @@ def _class_tfidf_keywords(titles: list[str], labels: np.ndarray, k: int, n_keywo
 
 
 # -- near-duplicates --------------------------------------------------------------------------
-@_half_the_cores
-def near_duplicates(
-    store: Store, item_ids: Sequence[str], vectors: np.ndarray, threshold: float = 0.95, limit: int = 500
-) -> pd.DataFrame:
-    """Pairs of items with cosine >= ``threshold``, most similar first, at most ``limit``.
+class _BestPairs:
+    """The best ``limit`` pairs (row a < row b, cosine >= threshold) seen so far, each once.
 
-    Columns item_a, title_a, source_a, item_b, title_b, source_b, similarity (rounded to 6
-    decimals; ties by item_a, item_b). Each unordered pair appears once, catalog side first
-    (then by id). Exact: every pair is compared, one block of rows at a time against the rows
-    after it, keeping only the best ``limit`` pairs so far, so memory stays bounded even when
-    many items are identical. Ids unknown to the store are skipped.
+    ``floor`` rises to the last kept pair's similarity once ``limit`` pairs are held: later
+    candidates below it cannot enter, so callers may skip them.
     """
-    vectors = _check_aligned(item_ids, vectors)
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    ids = np.asarray([str(i) for i in item_ids], dtype=object)
-    best_a = np.zeros(0, dtype=np.int64)
-    best_b = np.zeros(0, dtype=np.int64)
-    best_s = np.zeros(0, dtype=np.float64)
-    floor = float(threshold)
-    for start in range(0, len(vectors), _PAIR_BLOCK):
-        stop = min(start + _PAIR_BLOCK, len(vectors))
-        sims = vectors[start:stop] @ vectors[start:].T
-        # Keep j > i only: each unordered pair once, never an item with itself.
-        sims[np.tril_indices(stop - start, 0, sims.shape[1])] = -np.inf
-        if np.count_nonzero(sims >= floor) > limit:
-            # Too many candidates: a pair among the best `limit` overall is among its row's best `limit`.
-            k = min(limit, sims.shape[1])
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            keep = np.take_along_axis(sims, top, axis=1) >= floor
-            rows, cols = np.nonzero(keep)[0], top[keep]
-        else:
-            rows, cols = np.nonzero(sims >= floor)
-        best_a = np.concatenate([best_a, rows + start])
-        best_b = np.concatenate([best_b, cols + start])
+
+    def __init__(self, threshold: float, limit: int) -> None:
+        self.limit = limit
+        self.floor = float(threshold)
+        self.a = np.zeros(0, dtype=np.int64)
+        self.b = np.zeros(0, dtype=np.int64)
+        self.s = np.zeros(0, dtype=np.float64)
+
+    def add(self, a: np.ndarray, b: np.ndarray, s: np.ndarray, distinct: bool = True) -> None:
+        """Offer pairs (``a < b``); ``distinct=False`` when a pair may already be held."""
         # Rounded so float32 noise (1.0000001 vs 0.99999994) does not order exact copies.
-        best_s = np.concatenate([best_s, np.round(sims[rows, cols].astype(np.float64), 6)])
-        if len(best_s) >= limit:
-            keep_best = np.lexsort((best_b, best_a, -best_s))[:limit]
-            best_a, best_b, best_s = best_a[keep_best], best_b[keep_best], best_s[keep_best]
-            # Later blocks only need pairs at least as similar as the current last one.
-            floor = max(floor, best_s[-1] - 1e-6)
-    pairs = pd.DataFrame({"a": ids[best_a], "b": ids[best_b], "similarity": best_s})
+        self.a = np.concatenate([self.a, np.asarray(a, dtype=np.int64)])
+        self.b = np.concatenate([self.b, np.asarray(b, dtype=np.int64)])
+        self.s = np.concatenate([self.s, np.round(np.asarray(s, dtype=np.float64), 6)])
+        if not distinct and len(self.s):
+            # A pair found from both of its items: keep it once, at its best similarity.
+            order = np.lexsort((-self.s, self.b, self.a))
+            a_, b_ = self.a[order], self.b[order]
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = (a_[1:] != a_[:-1]) | (b_[1:] != b_[:-1])
+            keep = order[first]
+            self.a, self.b, self.s = self.a[keep], self.b[keep], self.s[keep]
+        if len(self.s) >= self.limit:
+            best = np.lexsort((self.b, self.a, -self.s))[: self.limit]
+            self.a, self.b, self.s = self.a[best], self.b[best], self.s[best]
+            # Later candidates only matter if at least as similar as the current last one.
+            self.floor = max(self.floor, self.s[-1] - 1e-6)
+
+
+def _pairs_frame(store: Store, ids: np.ndarray, pairs: _BestPairs) -> pd.DataFrame:
+    """The held pairs with titles and sources from the store, ordered as :func:`near_duplicates` says."""
+    frame = pd.DataFrame({"a": ids[pairs.a], "b": ids[pairs.b], "similarity": pairs.s})
     return store.query_df(
         """WITH p AS (
                SELECT CASE WHEN ia.source < ib.source OR (ia.source = ib.source AND p.a <= p.b) THEN p.a ELSE p.b END AS a,
@@ -459,9 +494,84 @@ def near_duplicates(
            FROM p JOIN items ia ON ia.item_id = p.a JOIN items ib ON ib.item_id = p.b
            WHERE p.a <> p.b
            GROUP BY ALL ORDER BY similarity DESC, item_a, item_b LIMIT ?""",
-        [int(limit)],
-        tables={"pairs": pairs},
+        [int(pairs.limit)],
+        tables={"pairs": frame},
     )
+
+
+@_half_the_cores
+def near_duplicates(
+    store: Store, item_ids: Sequence[str], vectors: np.ndarray, threshold: float = 0.95, limit: int = 500
+) -> pd.DataFrame:
+    """Pairs of items with cosine >= ``threshold``, most similar first, at most ``limit``.
+
+    Columns item_a, title_a, source_a, item_b, title_b, source_b, similarity (rounded to 6
+    decimals; ties by item_a, item_b). Each unordered pair appears once, catalog side first
+    (then by id). Exact: every pair is compared, one block of rows at a time against the rows
+    after it, keeping only the best ``limit`` pairs so far, so memory stays bounded even when
+    many items are identical. Quadratic in items (about 20 s at 50k): above that use
+    :func:`near_duplicates_indexed`. Ids unknown to the store are skipped.
+    """
+    vectors = _check_aligned(item_ids, vectors)
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    ids = np.asarray([str(i) for i in item_ids], dtype=object)
+    best = _BestPairs(threshold, limit)
+    for start in range(0, len(vectors), _PAIR_BLOCK):
+        stop = min(start + _PAIR_BLOCK, len(vectors))
+        sims = vectors[start:stop] @ vectors[start:].T
+        # Keep j > i only: each unordered pair once, never an item with itself.
+        sims[np.tril_indices(stop - start, 0, sims.shape[1])] = -np.inf
+        if np.count_nonzero(sims >= best.floor) > limit:
+            # Too many candidates: a pair among the best `limit` overall is among its row's best `limit`.
+            k = min(limit, sims.shape[1])
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            keep = np.take_along_axis(sims, top, axis=1) >= best.floor
+            rows, cols = np.nonzero(keep)[0], top[keep]
+        else:
+            rows, cols = np.nonzero(sims >= best.floor)
+        best.add(rows + start, cols + start, sims[rows, cols])
+    return _pairs_frame(store, ids, best)
+
+
+@_half_the_cores
+def near_duplicates_indexed(
+    store: Store, index: VectorIndex, threshold: float = 0.95, limit: int = 500,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """:func:`near_duplicates` over the live items of ``index``, from each item's nearest neighbours.
+
+    Every item asks the index for its :data:`_FIRST_NEIGHBOURS` nearest; an item whose last one
+    still reaches the threshold asks again for twice as many (up to ``limit + 1``), so every
+    pair above the threshold is found whenever the index finds the neighbours: on an exact
+    index (up to :data:`~coldrec.neighbours.EXACT_MAX_ITEMS` items) the result equals
+    :func:`near_duplicates`; on faiss HNSW it is as complete as the index's recall (measured by
+    ``benchmarks/bench_scale.py``). Linear in items instead of quadratic; queries run in blocks,
+    so memory stays bounded. ``progress(done, total)`` is called after each block of items.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    best = _BestPairs(threshold, limit)
+    live = np.flatnonzero(index.alive)
+    most = min(len(live), limit + 1)  # the item itself comes back too
+    for start in range(0, len(live), _QUERY_BLOCK):
+        todo = live[start : start + _QUERY_BLOCK]
+        k = min(_FIRST_NEIGHBOURS + 1, most)
+        while len(todo) and k > 1:
+            rows, sims = index.search_rows(index.vectors[todo], k)
+            a = np.repeat(todo, rows.shape[1])
+            b, s = rows.ravel(), sims.ravel().astype(np.float64)
+            keep = (b >= 0) & (b != a) & (s >= best.floor)
+            a, b, s = a[keep], b[keep], s[keep]
+            best.add(np.minimum(a, b), np.maximum(a, b), s, distinct=False)
+            if k >= most:
+                break
+            # Rows whose k-th neighbour still qualifies may have more pairs beyond it.
+            todo = todo[sims[:, -1] >= best.floor]
+            k = min(2 * k, most)
+        if progress is not None:
+            progress(min(start + _QUERY_BLOCK, len(live)), len(live))
+    return _pairs_frame(store, np.asarray(index.ids, dtype=object), best)
 
 
 # -- helpers ----------------------------------------------------------------------------------

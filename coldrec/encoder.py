@@ -391,6 +391,20 @@ def embed_texts(
     Identical texts are embedded once. ``progress(done, total)`` counts texts still to embed.
     """
     hashes = [text_hash(t) for t in texts]
+    if hasattr(cache, "embedding_matrix"):
+        # A store fills the output matrix itself: a million cached vectors are held once.
+        out, cached = cache.embedding_matrix(encoder.name, hashes, encoder.dim)  # type: ignore[union-attr]
+        todo_rows = np.flatnonzero(~cached)
+        if len(todo_rows):
+            todo = dict.fromkeys(hashes[i] for i in todo_rows)
+            by_hash = {hashes[i]: texts[i] for i in todo_rows}
+            fresh = encoder.encode([by_hash[h] for h in todo], progress=progress)
+            cache.put_embeddings(encoder.name, list(todo), fresh)  # type: ignore[union-attr]
+            position = {h: j for j, h in enumerate(todo)}
+            out[todo_rows] = fresh[[position[hashes[i]] for i in todo_rows]]
+        elif progress is not None:
+            progress(0, 0)
+        return out
     found = cache.get_embeddings(encoder.name, hashes) if cache is not None else {}
     todo: dict[str, str] = {}
     for h, t in zip(hashes, texts):

@@ -3,6 +3,8 @@ and a stored 2-D position; neighbours of a picked item; turning a cluster into a
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 
@@ -189,16 +191,21 @@ def unsure_by_batch(ws: Workspace) -> pd.DataFrame:
 
 def drift(ws: Workspace, batch: str, far_below: float = 0.5) -> object | None:
     """:func:`coldrec.analytics.drift` of an upload batch against the catalog, with the current
-    model's predictions; kept until items or labels change. ``None`` without catalog items
-    (there is nothing to drift from)."""
+    model's predictions; kept until items or labels change. The batch's nearest catalog items
+    (the costly part: seconds at 100k items) are kept until the items change, so a label costs
+    only the regrouping. ``None`` without catalog items (there is nothing to drift from)."""
     from .analytics import drift as run
+    from .analytics import nearest_catalog
 
     def build() -> object:
         items, vectors = ws.item_vectors()
         if not (items["source"] == "catalog").any():
             return None
-        return run(ws.store, ws.encoder.name, batch, items["item_id"].tolist(), vectors, far_below=far_below,
-                   predictions=current_predictions(ws))
+        ids = items["item_id"].tolist()
+        nearest = ws.memo(f"drift-nearest:{batch}", (ws.encoder.name, ws.store.catalog_fingerprint()),
+                          lambda: nearest_catalog(ws.store, batch, ids, vectors))
+        return run(ws.store, ws.encoder.name, batch, ids, vectors, far_below=far_below,
+                   predictions=current_predictions(ws), nearest=nearest)
 
     return ws.memo(f"drift:{batch}:{far_below}", ws.version(), build)
 
@@ -219,24 +226,72 @@ def emerging_clusters(ws: Workspace, n_clusters: int | None = None) -> object:
 NEAR_DUPLICATE_FLOOR = 0.80
 
 
-def near_duplicates(ws: Workspace, threshold: float = 0.95) -> pd.DataFrame:
-    """:func:`coldrec.analytics.near_duplicates` over every item at ``threshold``.
+class _Search:
+    """One background near-duplicate search: its progress, then its pairs or its error."""
 
-    The exact search (about 20 s at 50k items) runs once per item set at
-    :data:`NEAR_DUPLICATE_FLOOR`; a higher threshold filters that result, which holds the most
-    similar pairs, so moving the slider costs nothing.
+    def __init__(self) -> None:
+        self.done, self.total = 0, 0
+        self.started = False
+        self.pairs: pd.DataFrame | None = None
+        self.error: BaseException | None = None
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
+def near_duplicates(ws: Workspace, threshold: float = 0.95, wait: bool = True) -> pd.DataFrame:
+    """:func:`coldrec.analytics.near_duplicates_indexed` over every item at ``threshold``.
+
+    Each item's nearest neighbours come from the workspace's item index (exact up to 20k items,
+    so the pairs equal the all-pairs search there; faiss HNSW above, linear in items). The search
+    runs once per item set at :data:`NEAR_DUPLICATE_FLOOR`; a higher threshold filters that
+    result, which holds the most similar pairs, so moving the slider costs nothing.
+
+    ``wait=False`` (for pages): above the exact-search size the search runs in a background
+    thread, and until it is done this raises :class:`NotReadyError` saying how far it got
+    (about a minute at 100k items on 2 cores); ask again on the next rerun.
     """
-    from .analytics import near_duplicates as run
+    from .analytics import near_duplicates_indexed as run
+    from .neighbours import EXACT_MAX_ITEMS
 
     if threshold < NEAR_DUPLICATE_FLOOR:
         raise ConfigError(f"near-duplicates start at similarity {NEAR_DUPLICATE_FLOOR}")
+    key = ws.store.catalog_fingerprint()
 
-    def build() -> pd.DataFrame:
-        items, vectors = ws.item_vectors()
-        return run(ws.store, items["item_id"].tolist(), vectors, threshold=NEAR_DUPLICATE_FLOOR)
+    def build(progress=None, index=None) -> pd.DataFrame:  # noqa: ANN001
+        return run(ws.store, index or ws.item_index(), threshold=NEAR_DUPLICATE_FLOOR, progress=progress)
 
-    pairs = ws.memo("near_duplicates", ws.store.catalog_fingerprint(), build)
+    if not wait and int(key[0]) > EXACT_MAX_ITEMS:
+        with _SEARCH_LOCK:  # one search per item set, however many sessions ask
+            search: _Search = ws.memo("near_duplicates_search", key, _Search)  # type: ignore[assignment]
+            starting, search.started = not search.started, True
+        if starting:
+            search.total = int(key[0])
+            index = ws.item_index()  # brought up to date here, as every page thread does; the search only reads it
+
+        def work() -> None:
+            try:
+                search.pairs = build(search.progress, index)
+            except BaseException as exc:  # shown to the page; a bug keeps its traceback in the log
+                search.error = exc
+                raise
+
+        if starting:
+            threading.Thread(target=work, name="coldrec-near-duplicates", daemon=True).start()
+        if search.error is not None:
+            raise search.error
+        if search.pairs is None:
+            raise NotReadyError(
+                f"Finding near-duplicates in the background: {search.done:,} of {search.total:,} items searched "
+                "(about a minute per 100,000 items). They appear here when done."
+            )
+        pairs = ws.memo("near_duplicates", key, lambda: search.pairs)
+    else:
+        pairs = ws.memo("near_duplicates", key, build)
     return pairs[pairs["similarity"] >= threshold].reset_index(drop=True)  # type: ignore[index]
+
+
+_SEARCH_LOCK = threading.Lock()
 
 
 def cluster_to_category(ws: Workspace, name: str, item_ids: list[str], who: str, description: str = "") -> str:
@@ -292,10 +347,10 @@ def cluster_members(ws: Workspace, report: object, cluster: int) -> pd.DataFrame
 def item_details(ws: Workspace, item_id: str) -> dict[str, object]:
     """Everything stored about one item for display: title, description, brand, price, source,
     batch, category (its label or None). Raises ``NotReadyError`` for an unknown id."""
-    position = int(ws.item_positions([item_id])[0])
-    if position < 0:
+    row = ws.store.item_record(item_id)  # one lookup: this runs on every Label next click
+    if row.empty:
         raise NotReadyError(f"unknown item {item_id!r}")
-    record = ws.items().iloc[position]
+    record = row.iloc[0]
     return {
         key: (None if not isinstance(record[key], str) and pd.isna(record[key]) else record[key])
         for key in ("item_id", "title", "description", "brand", "price", "source", "batch", "category")
@@ -305,9 +360,9 @@ def item_details(ws: Workspace, item_id: str) -> dict[str, object]:
 def is_novel(ws: Workspace, item_id: str) -> bool:
     """Whether the current model finds one item like none of the categories (``Prediction.novel``),
     predicting that item alone (the whole item table costs seconds at 10k items after a label)."""
-    items, vectors = ws.item_vectors()
-    where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
-    if len(where) == 0:
+    row = ws.store.item_record(item_id)  # its one cached vector, not every item's
+    if row.empty:
         raise NotReadyError(f"unknown item {item_id!r}")
-    prediction = ws.classifier().explain(vectors[where], unsure_below=ws.settings.unsure_below, n_evidence=0, ids=[item_id])
+    vector = ws.embed_items(row)
+    prediction = ws.classifier().explain(vector, unsure_below=ws.settings.unsure_below, n_evidence=0, ids=[item_id])
     return bool(prediction[0].novel)

@@ -396,15 +396,21 @@ class Store:
             )
         return n
 
-    def items(self, source: str | None = None, batch: str | None = None) -> pd.DataFrame:
-        """Items with their current label (``category``, NULL when unlabelled), in the order they were added."""
+    def items(
+        self, source: str | None = None, batch: str | None = None, category: str | None = None,
+        unlabelled: bool = False,
+    ) -> pd.DataFrame:
+        """Items with their current label (``category``, NULL when unlabelled), in the order they were
+        added; optionally only one source, one upload batch, one label, or only the unlabelled ones
+        (filtered in SQL: a page showing one batch does not load a million items)."""
         return self.query_df(
             """SELECT i.item_id, i.title, i.description, i.brand, i.price, i.source, i.batch,
                       i.added_at, l.category
                FROM items i LEFT JOIN labels l USING (item_id)
                WHERE (? IS NULL OR i.source = ?) AND (? IS NULL OR i.batch = ?)
+                 AND (? IS NULL OR l.category = ?) AND (NOT ? OR l.category IS NULL)
                ORDER BY i.added_at, i.position""",
-            [source, source, batch, batch],
+            [source, source, batch, batch, category, category, bool(unlabelled)],
         )
 
     def items_by_id(self, item_ids: Sequence[str]) -> pd.DataFrame:
@@ -414,6 +420,17 @@ class Store:
                WHERE i.item_id IN (SELECT unnest(?::VARCHAR[]))""",
             [[str(i) for i in item_ids]],
         ).set_index("item_id")
+
+    def item_record(self, item_id: str) -> pd.DataFrame:
+        """One item with its current label: item_id, title, description, brand, price, source, batch,
+        category (no row for an unknown id). One indexed lookup, however large the catalog."""
+        return self.query_df(
+            """SELECT i.item_id, i.title, i.description, i.brand, i.price, i.source, i.batch, l.category
+               FROM items i LEFT JOIN (SELECT item_id, category FROM label_events WHERE item_id = ?
+                                       ORDER BY event_id DESC LIMIT 1) l USING (item_id)
+               WHERE i.item_id = ?""",
+            [str(item_id), str(item_id)],
+        )
 
     def batches(self) -> pd.DataFrame:
         """Upload batches, newest first, with their item counts."""
@@ -604,6 +621,43 @@ class Store:
         flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         matrix = flat.reshape(-1, dim)
         return dict(zip(table.column("text_hash").to_pylist(), matrix))
+
+    def embedding_matrix(self, model: str, hashes: Sequence[str], dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cached vectors of ``model`` aligned with ``hashes``: a ``(len(hashes), dim)`` float32
+        matrix (rows of hashes not cached stay zero) and a mask of the rows found.
+
+        Streams the result into the matrix a batch at a time, so a million vectors (1.5 GB at
+        dimension 384) are held once, not once as query result and again as the matrix. Raises
+        :class:`StoreError` when a cached vector of ``model`` has another dimension.
+        """
+        out = np.zeros((len(hashes), dim), dtype=np.float32)
+        found = np.zeros(len(hashes), dtype=bool)
+        if not len(hashes):
+            return out, found
+        wanted = pa.table({"row": pa.array(np.arange(len(hashes)), pa.int64()),
+                           "text_hash": pa.array(list(hashes), pa.string())})
+        wrong = False
+        with self._registered({"wanted": wanted}) as cur:
+            reader = cur.sql(
+                "SELECT w.row, e.vector FROM wanted w JOIN embeddings e USING (text_hash) WHERE e.model = $model",
+                params={"model": model},
+            ).to_arrow_reader(65_536)
+            for batch in reader:  # read to the end: an unfinished result blocks the cursor
+                if wrong or batch.num_rows == 0:
+                    continue
+                rows = batch.column(0).to_numpy()
+                flat = batch.column(1).flatten().to_numpy(zero_copy_only=False)
+                if len(flat) != len(rows) * dim:
+                    wrong = True
+                    continue
+                out[rows] = flat.reshape(len(rows), dim)
+                found[rows] = True
+        if wrong:
+            raise StoreError(
+                f"the embedding cache holds vectors of model {model!r} that are not {dim}-dimensional: "
+                "the model changed under the same name; use another model name or a new database"
+            )
+        return out, found
 
     def put_embeddings(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Cache vectors of ``model`` (an existing hash is kept; nothing is kept in a read-only database)."""

@@ -76,43 +76,60 @@ st.caption(
     "each confidence. Set a target and predictions that reach it can be auto-accepted on the Label next page; "
     "the rest wait in the queue. Coverage: the share of the category's items accepted at that threshold."
 )
-table = labelling.abstain_thresholds(ws).set_index("category")
-numeric = ["target_precision", "threshold", "estimated_precision", "precision_lower_bound", "coverage"]
-table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")  # blanks, not "None"
-edited_targets = st.data_editor(
-    table,
-    key="targets-editor",
-    disabled=[c for c in table.columns if c != "target_precision"],
-    column_config={
-        "target_precision": st.column_config.NumberColumn("target precision", min_value=0.5, max_value=1.0, step=0.01, format="%.2f"),
-        "threshold": st.column_config.NumberColumn("confidence ≥", format="%.2f"),
-        "estimated_precision": st.column_config.NumberColumn("est. precision", format="%.2f"),
-        "precision_lower_bound": st.column_config.NumberColumn("precision at least (90% sure)", format="%.2f"),
-        "coverage": st.column_config.ProgressColumn("coverage", min_value=0.0, max_value=1.0, format="%.2f"),
-        "note": st.column_config.TextColumn("note", width="large"),
-    },
-    width="stretch",
-)
-if st.button("Save targets"):
-    before = table["target_precision"]
-    after = edited_targets["target_precision"]
-    changed = [c for c in table.index if not (pd.isna(before[c]) and pd.isna(after[c])) and before[c] != after[c]]
-    try:
-        for category in changed:
-            ws.store.set_category_target(category, None if pd.isna(after[category]) else float(after[category]))
-        st.toast(f"Saved {len(changed)} target(s)")
-        st.rerun()
-    except ColdrecError as exc:
-        ui.error(exc)
+
+
+def targets_editor() -> None:
+    """The cross-validated thresholds per category, with an editable target precision."""
+    table = labelling.abstain_thresholds(ws).set_index("category")
+    numeric = ["target_precision", "threshold", "estimated_precision", "precision_lower_bound", "coverage"]
+    table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")  # blanks, not "None"
+    edited_targets = st.data_editor(
+        table,
+        key="targets-editor",
+        disabled=[c for c in table.columns if c != "target_precision"],
+        column_config={
+            "target_precision": st.column_config.NumberColumn("target precision", min_value=0.5, max_value=1.0, step=0.01, format="%.2f"),
+            "threshold": st.column_config.NumberColumn("confidence ≥", format="%.2f"),
+            "estimated_precision": st.column_config.NumberColumn("est. precision", format="%.2f"),
+            "precision_lower_bound": st.column_config.NumberColumn("precision at least (90% sure)", format="%.2f"),
+            "coverage": st.column_config.ProgressColumn("coverage", min_value=0.0, max_value=1.0, format="%.2f"),
+            "note": st.column_config.TextColumn("note", width="large"),
+        },
+        width="stretch",
+    )
+    if st.button("Save targets"):
+        before = table["target_precision"]
+        after = edited_targets["target_precision"]
+        changed = [c for c in table.index if not (pd.isna(before[c]) and pd.isna(after[c])) and before[c] != after[c]]
+        try:
+            for category in changed:
+                ws.store.set_category_target(category, None if pd.isna(after[category]) else float(after[category]))
+            st.toast(f"Saved {len(changed)} target(s)")
+            st.rerun()
+        except ColdrecError as exc:
+            ui.error(exc)
+
+
+# Cross-validating every label takes about 40 s at 100,000 items: a large workspace asks first.
+if labelling.review_runs_automatically(ws) or st.toggle(
+    "Estimate the thresholds from your labels", key="estimate-targets",
+    help="Cross-validates every label: about 40 s at 100,000 items on 2 cores, so it runs when you ask.",
+):
+    targets_editor()
+else:
+    st.caption("Switch on to see each category's confidence threshold and coverage and to set target precisions.")
 
 st.subheader("Model")
-coverage = ws.embedding_coverage()
+# Hashing every item's text costs seconds at a million items: once per item set and cache size.
+stats = ws.store.stats()
+coverage = ws.memo("embedding_coverage", (ws.encoder.name, ws.store.catalog_fingerprint(), stats["cached_vectors"]),
+                   ws.embedding_coverage)
 enc = ws.encoder
 a, b, c, d = st.columns(4)
 a.metric("Device", enc.device)
 b.metric("Dimension", enc.dim)
 c.metric("Items embedded", f"{coverage['embedded']:,} / {coverage['items']:,}")
-d.metric("Cached vectors", f"{ws.store.stats()['cached_vectors']:,}")
+d.metric("Cached vectors", f"{stats['cached_vectors']:,}")
 st.caption(f"Model {ui.md_escape(enc.name)} · pooling {getattr(enc, 'pooling', '?')} · max length {getattr(enc, 'max_length', '?')} tokens")
 st.dataframe(ws.store.embedding_counts(), hide_index=True)
 missing = coverage["items"] - coverage["embedded"]

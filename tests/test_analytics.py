@@ -19,6 +19,7 @@ from coldrec.analytics import (
     drift,
     emerging_clusters,
     near_duplicates,
+    near_duplicates_indexed,
     unsure_by_batch,
 )
 from coldrec.store import Store
@@ -226,6 +227,20 @@ def test_drift_of_a_batch_with_an_unpredicted_item(seeded):
         drift(seeded, MODEL, "jan", IDS[5:], MATRIX[5:])
 
 
+def test_drift_from_kept_nearest_catalog_items_is_the_same_report(seeded, monkeypatch):
+    nearest = analytics.nearest_catalog(seeded, "jan", IDS, MATRIX)
+    assert nearest["item_id"].tolist() == ["n1", "n2", "n3", "n4", "n5"]
+    assert nearest["nearest_catalog_id"].tolist() == ["a2", "b2", "c1", "c1", "b1"]
+    assert nearest["nearest_similarity"].tolist() == pytest.approx([1, 1, 0.8, 0.28, 0], abs=1e-6)
+    monkeypatch.setattr(analytics, "_NEAREST_BUDGET", 4 * 5 * 2)  # blocks of two queries
+    pd.testing.assert_frame_equal(analytics.nearest_catalog(seeded, "jan", IDS, MATRIX), nearest)
+    whole = drift(seeded, MODEL, "jan", IDS, MATRIX, far_below=0.5)
+    kept = drift(seeded, MODEL, "jan", IDS, MATRIX, far_below=0.5, nearest=nearest)
+    pd.testing.assert_frame_equal(kept.by_category, whole.by_category)
+    pd.testing.assert_frame_equal(kept.new_category_candidates, whole.new_category_candidates)
+    assert analytics.nearest_catalog(seeded, "no such batch", IDS, MATRIX).empty
+
+
 def test_near_duplicates_lists_each_pair_once_catalog_first(seeded):
     dupes = near_duplicates(seeded, IDS, MATRIX, threshold=0.95)
     assert list(dupes.columns) == ["item_a", "title_a", "source_a", "item_b", "title_b", "source_b", "similarity"]
@@ -273,6 +288,55 @@ def test_near_duplicates_keep_the_best_pairs_when_blocks_overflow(store, monkeyp
     assert len(set(zip(tied["item_a"], tied["item_b"]))) == 25 and (tied["item_a"] < tied["item_b"]).all()
     with pytest.raises(ValueError, match="limit"):
         near_duplicates(store, ids, x, limit=0)
+
+
+def _planted_duplicates(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """``n`` clustered 16-d unit vectors where every tenth item is a near-copy (cos 0.8-1.0) of
+    the one before, and one group of 30 exact copies (more than the first neighbours asked for)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(8, 16))
+    x = centres[rng.integers(0, 8, n)] + rng.normal(scale=0.6, size=(n, 16))
+    x[1::10] = x[0::10][: len(x[1::10])] + rng.uniform(0, 0.5, size=(len(x[1::10]), 1)) * rng.normal(size=(len(x[1::10]), 16))
+    x[n - 30 :] = x[n - 31]
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return [f"d{i:04d}" for i in range(n)], x
+
+
+@pytest.mark.parametrize("hnsw", [False, True])
+def test_near_duplicates_from_the_index_equal_the_exact_search(store, monkeypatch, hnsw):
+    import coldrec.neighbours as neighbours
+
+    ids, x = _planted_duplicates(600, seed=3)
+    store.upsert_items(pd.DataFrame({"item_id": ids, "title": ids}), source="catalog")
+    if hnsw:  # the faiss path, on data small enough to compare with every pair
+        monkeypatch.setattr(neighbours, "EXACT_MAX_ITEMS", 100)
+    index = neighbours.VectorIndex.build(ids, x)
+    assert index.kind == ("faiss-hnsw" if hnsw else "exact")
+    for threshold, limit in ((0.8, 500), (0.9, 2000), (0.99, 40)):
+        exact = near_duplicates(store, ids, x, threshold=threshold, limit=limit)
+        found = near_duplicates_indexed(store, index, threshold=threshold, limit=limit)
+        assert len(exact) == limit or len(exact) > 60  # the copies (435 pairs) and the planted pairs
+        if not hnsw:
+            pd.testing.assert_frame_equal(found, exact)
+        else:  # faiss' float32 dot products may differ in the last bit, reordering near-ties
+            assert found["similarity"].to_numpy() == pytest.approx(exact["similarity"].to_numpy(), abs=2e-6)
+            if limit > len(exact):  # (at the limit, equally similar pairs may be cut differently)
+                assert set(zip(found["item_a"], found["item_b"])) == set(zip(exact["item_a"], exact["item_b"]))
+
+
+def test_near_duplicates_from_the_index_skip_retired_rows(store):
+    from coldrec.neighbours import VectorIndex
+
+    ids, x = _planted_duplicates(200, seed=5)
+    store.upsert_items(pd.DataFrame({"item_id": ids, "title": ids}), source="catalog")
+    index = VectorIndex.build(ids, x)
+    index.remove(["d0000", "d0001"])  # a planted pair: gone with its items
+    pairs = near_duplicates_indexed(store, index, threshold=0.8, limit=10_000)
+    assert not {"d0000", "d0001"} & (set(pairs["item_a"]) | set(pairs["item_b"]))
+    expected = near_duplicates(store, ids[2:], x[2:], threshold=0.8, limit=10_000)
+    pd.testing.assert_frame_equal(pairs, expected)
+    with pytest.raises(ValueError, match="limit"):
+        near_duplicates_indexed(store, index, limit=0)
 
 
 def _cluster_data() -> tuple[pd.DataFrame, np.ndarray]:

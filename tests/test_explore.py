@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from coldrec import explore
+from coldrec.errors import NotReadyError
 
 NEW = pd.DataFrame(
     {
@@ -59,13 +61,17 @@ def test_near_duplicates_search_once_and_filter_by_threshold(workspace, monkeypa
 
     workspace.upload_and_predict(NEW, batch="b1")
     calls = []
-    real = analytics.near_duplicates
-    monkeypatch.setattr(analytics, "near_duplicates", lambda *a, **k: calls.append(k) or real(*a, **k))
+    real = analytics.near_duplicates_indexed
+    monkeypatch.setattr(analytics, "near_duplicates_indexed", lambda *a, **k: calls.append(k) or real(*a, **k))
     loose = explore.near_duplicates(workspace, 0.80)
     strict = explore.near_duplicates(workspace, 0.99)
     assert len(calls) == 1
     assert (strict["similarity"] >= 0.99).all()
     assert len(strict) == (loose["similarity"] >= 0.99).sum()
+    # From the item index, the same pairs as the exact all-pairs search over every item.
+    items, vectors = workspace.item_vectors()
+    exact = analytics.near_duplicates(workspace.store, items["item_id"].tolist(), vectors, threshold=0.80)
+    pd.testing.assert_frame_equal(loose, exact)
 
 
 def test_category_overview_counts_new_arrivals_by_current_prediction(workspace):
@@ -120,6 +126,12 @@ def test_item_details_has_the_text_and_attributes(workspace):
     details = explore.item_details(workspace, "n1")
     assert (details["title"], details["brand"], details["price"], details["batch"]) == ("garden hose", "Acme", 9.5, "b1")
     assert details["category"] is None
+    workspace.label("n1", "Cookware", who="t")
+    assert explore.item_details(workspace, "n1")["category"] == "Cookware"
+    workspace.label("n1", None, who="t")  # a removed label is no label
+    assert explore.item_details(workspace, "n1")["category"] is None
+    with pytest.raises(NotReadyError):
+        explore.item_details(workspace, "nope")
 
 
 def test_a_lasso_selects_every_item_inside_it_even_those_not_drawn(workspace):
@@ -149,3 +161,61 @@ def test_a_lasso_selects_every_item_inside_it_even_those_not_drawn(workspace):
 def test_a_clicked_point_is_selected_and_unknown_ids_from_the_browser_are_dropped(workspace):
     points = [{"customdata": ["C1"]}, {"customdata": ["no-such-item"]}, {"customdata": [3]}, "junk"]
     assert explore.selected_items(workspace, "pca", {"points": points, "box": [], "lasso": []}) == ["C1"]
+
+
+def test_is_novel_agrees_with_the_current_predictions(workspace):
+    workspace.upload_and_predict(NEW, batch="b1")
+    current = workspace.current_predictions().set_index("item_id")["novel"]
+    assert {i: explore.is_novel(workspace, i) for i in current.index} == current.to_dict()
+    with pytest.raises(NotReadyError):
+        explore.is_novel(workspace, "nope")
+
+
+def test_drift_keeps_the_nearest_catalog_items_across_labels(workspace, monkeypatch):
+    import coldrec.analytics as analytics
+
+    workspace.upload_and_predict(NEW, batch="b1")
+    calls = []
+    real = analytics.nearest_catalog
+    monkeypatch.setattr(analytics, "nearest_catalog", lambda *a, **k: calls.append(1) or real(*a, **k))
+    before = explore.drift(workspace, "b1")
+    workspace.label("n1", "Footwear", who="t")
+    after = explore.drift(workspace, "b1")
+    assert len(calls) == 1 and after is not before  # regrouped after the label, the search kept
+    pd.testing.assert_frame_equal(after.new_category_candidates[["item_id", "nearest_catalog_id"]],
+                                  before.new_category_candidates[["item_id", "nearest_catalog_id"]])
+
+
+def test_near_duplicates_run_in_the_background_above_the_exact_size(workspace, monkeypatch):
+    import threading
+
+    import coldrec.analytics as analytics
+    import coldrec.neighbours as neighbours
+
+    workspace.upload_and_predict(NEW, batch="b1")
+    expected = explore.near_duplicates(workspace, 0.80)
+    workspace._memo.pop("near_duplicates")
+    monkeypatch.setattr(neighbours, "EXACT_MAX_ITEMS", 5)  # this workspace counts as large
+    release, calls = threading.Event(), []
+    real = analytics.near_duplicates_indexed
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analytics, "near_duplicates_indexed", slow)
+    with pytest.raises(NotReadyError, match="in the background"):
+        explore.near_duplicates(workspace, 0.80, wait=False)
+    with pytest.raises(NotReadyError, match="0 of 18 items"):  # asked again: the same search, still running
+        explore.near_duplicates(workspace, 0.80, wait=False)
+    release.set()
+    for _ in range(300):
+        try:
+            found = explore.near_duplicates(workspace, 0.80, wait=False)
+            break
+        except NotReadyError:
+            threading.Event().wait(0.1)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(found, expected)
+    assert explore.near_duplicates(workspace, 0.80) is not None and len(calls) == 1  # kept for every caller

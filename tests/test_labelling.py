@@ -157,3 +157,11 @@ def test_bulk_label_refuses_more_than_the_limit_and_writes_nothing(workspace, mo
         labelling_module.bulk_label(workspace, ["C1", "C2", "F1"], "Footwear", who="ana")
     assert workspace.store.labels().equals(before)
     assert labelling_module.bulk_label(workspace, ["C1", "C2"], "Footwear", who="ana") == 2
+
+def test_review_runs_automatically_only_in_small_workspaces(workspace, monkeypatch):
+    assert labelling.review_runs_automatically(workspace)  # 12 items, 12 labels
+    monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_ITEMS", 11)
+    assert not labelling.review_runs_automatically(workspace)
+    monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_ITEMS", 12)
+    monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_LABELS", 11)
+    assert not labelling.review_runs_automatically(workspace)

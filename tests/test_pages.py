@@ -164,3 +164,21 @@ def test_product_text_with_markup_is_shown_as_text(app_env):
     # Every Markdown/HTML character is escaped, so it displays literally and renders nothing.
     assert heading == r"\<img src=x onerror=alert\(1\)\> \*\*Bold\*\* \[link\]\(http\://evil\.example\)"
     assert shown(heading) == "<img src=x onerror=alert(1)> **Bold** [link](http://evil.example)"
+
+
+def test_large_workspaces_cross_validate_the_labels_only_when_asked(app_env, monkeypatch):
+    from coldrec import labelling
+
+    monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_ITEMS", 5)  # the demo's 12 items count as large
+    calls = []
+    real = labelling.review
+    monkeypatch.setattr(labelling, "review", lambda ws: calls.append(1) or real(ws))
+    at = _page("pages/categories.py")
+    assert not at.exception, at.exception
+    assert "targets-editor" not in [e.key for e in at.data_editor] and not calls
+    at.toggle(key="estimate-targets").set_value(True).run()
+    assert not at.exception, at.exception
+    assert "targets-editor" in [e.key for e in at.data_editor] and calls
+    at = at.switch_page("pages/label.py").run()
+    assert not at.exception, at.exception
+    assert at.toggle(key="check-labels").value is False

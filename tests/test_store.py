@@ -82,6 +82,66 @@ def test_label_version_changes_with_every_label(store):
     assert store.label_version() > v0
 
 
+def test_items_filter_by_batch_label_and_unlabelled_in_sql(store):
+    _seed(store)
+    store.upsert_items(pd.DataFrame({"item_id": ["u1", "u2", "u3"], "title": ["mug", "cup", "jug"]}),
+                       source="upload", batch="b1")
+    store.upsert_items(pd.DataFrame({"item_id": ["v1"], "title": ["bowl"]}), source="upload", batch="b2")
+    store.add_labels(["a", "u1", "u2"], ["Cookware", "Cookware", "Footwear"], who="t")
+    store.label("u2", None, who="t")  # removed: unlabelled again
+    assert store.items(category="Cookware")["item_id"].tolist() == ["a", "u1"]
+    assert store.items(source="upload", batch="b1")["item_id"].tolist() == ["u1", "u2", "u3"]
+    assert store.items(source="upload", batch="b1", unlabelled=True)["item_id"].tolist() == ["u2", "u3"]
+    assert store.items(unlabelled=True)["item_id"].tolist() == ["b", "c", "u2", "u3", "v1"]
+    assert store.items(category="Footwear").empty
+    record = store.item_record("u1").iloc[0]
+    assert (record["item_id"], record["title"], record["source"], record["batch"], record["category"]) == (
+        "u1", "mug", "upload", "b1", "Cookware")
+    assert store.item_record("a")["price"].tolist() == [10.0]
+    assert store.item_record("u2")["category"].isna().all() and store.item_record("nope").empty
+
+
+def test_embedding_matrix_is_aligned_with_the_hashes_asked(store, monkeypatch):
+    import coldrec.store as store_module
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(5, 3)).astype(np.float32)
+    store.put_embeddings("m", ["h0", "h1", "h2", "h3", "h4"], vectors)
+    store.put_embeddings("other", ["h0"], np.ones((1, 3), dtype=np.float32))
+    asked = ["h3", "nope", "h0", "h3", "h4"]
+    matrix, found = store.embedding_matrix("m", asked, 3)
+    assert found.tolist() == [True, False, True, True, True]
+    assert np.array_equal(matrix, np.stack([vectors[3], np.zeros(3), vectors[0], vectors[3], vectors[4]]))
+    assert store.embedding_matrix("m", [], 3)[0].shape == (0, 3)
+    with pytest.raises(StoreError, match="not 4-dimensional"):
+        store.embedding_matrix("m", ["h1"], 4)
+
+
+def test_embed_texts_through_the_store_fill_one_matrix_and_embed_only_what_is_missing(store, tiny_encoder):
+    from coldrec.encoder import embed_texts
+
+    calls = []
+
+    class Counting:
+        name, dim, device = tiny_encoder.name, tiny_encoder.dim, "cpu"
+
+        def encode(self, texts, progress=None):
+            calls.append(list(texts))
+            return tiny_encoder.encode(texts)
+
+    texts = ["steel pan", "leather boot", "steel pan", "dog food"]
+    expected = tiny_encoder.encode(texts)
+    first = embed_texts(Counting(), texts[:2], cache=store)
+    assert calls == [["steel pan", "leather boot"]]
+    both = embed_texts(Counting(), texts, cache=store)
+    assert calls[1:] == [["dog food"]]  # the cached and repeated ones are not embedded again
+    np.testing.assert_allclose(both, expected, atol=1e-5)
+    np.testing.assert_allclose(first, expected[:2], atol=1e-5)
+    seen = []
+    embed_texts(Counting(), texts, cache=store, progress=lambda done, total: seen.append((done, total)))
+    assert len(calls) == 2 and seen == [(0, 0)]
+
+
 def test_embeddings_round_trip_per_model(store):
     vectors = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
     store.put_embeddings("m1", ["h1", "h2", "h3"], vectors)
