@@ -438,7 +438,7 @@ class ColdStartClassifier:
             return _softmax(beta * np.log(np.asarray(dist, dtype=np.float64)))
 
     def _rows_and_distributions(
-        self, vectors: np.ndarray, ids: Sequence[str] | None = None
+        self, vectors: np.ndarray, ids: Sequence[str] | None = None, look_alikes: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per query: its own graph row (by id; -1 when it is not a fitted item), uncalibrated
         distribution, nearest items and cosines. A fitted item takes its propagated distribution
@@ -461,7 +461,7 @@ class ColdStartClassifier:
         if known.any():
             out[known] = dist_all[own_rows[known]]
             matrix = fit.graph.matrix
-            if matrix.shape[0] > int(own_rows[known].max()):
+            if look_alikes and matrix.shape[0] > int(own_rows[known].max()):  # only explain() shows them
                 for q in np.flatnonzero(known):
                     start, stop = matrix.indptr[own_rows[q]], matrix.indptr[own_rows[q] + 1]
                     cols = matrix.indices[start:stop]
@@ -496,7 +496,7 @@ class ColdStartClassifier:
         """Calibrated probabilities ``(n, len(classes_))``; rows sum to 1. ``ids``: the queries'
         item ids, so a fitted item gets its own propagated distribution."""
         vectors = self._embed(X)
-        return self._calibrated(self._rows_and_distributions(vectors, ids)[1])
+        return self._calibrated(self._rows_and_distributions(vectors, ids, look_alikes=False)[1])
 
     def predict(self, X: Sequence[str] | np.ndarray) -> np.ndarray:
         """The most likely category per item."""

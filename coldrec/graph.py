@@ -40,6 +40,9 @@ class ItemGraph:
     matrix: sp.csr_matrix
     #: The workspace mean the graph's cosines were centred on.
     centre: np.ndarray
+    #: The symmetric edge weights before normalisation (``W``), kept so that appending items
+    #: does not recompute every old edge (at a million items that is 15 million cosines).
+    weights: sp.csr_matrix | None = None
 
     @property
     def n(self) -> int:
@@ -51,7 +54,8 @@ def empty_graph(vectors: np.ndarray) -> ItemGraph:
     """A graph over ``vectors`` without edges (propagation then leaves every prior as it is)."""
     n = len(vectors)
     centre = vectors.mean(axis=0) if n else np.zeros(vectors.shape[1], dtype=np.float32)
-    return ItemGraph(sp.csr_matrix((n, n), dtype=np.float32), centre.astype(np.float32))
+    none = sp.csr_matrix((n, n), dtype=np.float32)
+    return ItemGraph(none, centre.astype(np.float32), none)
 
 
 def centre_vectors(vectors: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -84,7 +88,8 @@ def build_graph(
         neighbours = top_k_cosine(vectors, vectors, min(n, k + 1))
     rows_idx = neighbours[0]
     weights = _edge_weights(centred, centred, rows_idx)
-    return ItemGraph(_normalise(_symmetric(n, rows_idx, weights, k)), centre)
+    w = _symmetric(n, rows_idx, weights, k)
+    return ItemGraph(_normalise(w), centre, w)
 
 
 def _edge_weights(queries: np.ndarray, centred: np.ndarray, neighbour_rows: np.ndarray) -> np.ndarray:
@@ -129,19 +134,32 @@ def extend_graph(graph: ItemGraph, vectors: np.ndarray, new_neighbours: np.ndarr
     n_old, n = graph.n, len(vectors)
     if n <= n_old:
         return graph
-    centred = centre_vectors(vectors, graph.centre)
-    old = graph.matrix.tocoo()
-    old_w = np.maximum(np.einsum("ij,ij->i", centred[old.row], centred[old.col]), 0.0) ** GRAPH_POWER
     new_neighbours = np.asarray(new_neighbours, dtype=np.int64)
+    if graph.weights is not None:
+        old_w = graph.weights.tocoo()
+    else:  # a graph built without its weights: recover them from the vectors, in blocks
+        old_w = graph.matrix.tocoo()
+        data = np.empty(len(old_w.data), dtype=np.float32)
+        for start in range(0, len(data), 1_000_000):
+            r, c = old_w.row[start : start + 1_000_000], old_w.col[start : start + 1_000_000]
+            cos = np.einsum("ij,ij->i", centre_vectors(vectors[r], graph.centre), centre_vectors(vectors[c], graph.centre))
+            data[start : start + len(r)] = np.maximum(cos, 0.0) ** GRAPH_POWER
+        old_w = sp.coo_matrix((data, (old_w.row, old_w.col)), shape=old_w.shape)
+    # Only the new items and the rows they link to are centred (not every item).
     own = np.arange(n_old, n)
+    queries = centre_vectors(vectors[own], graph.centre)
+    weights = np.zeros(new_neighbours.shape, dtype=np.float32)
+    for start in range(0, len(own), 20_000):
+        rows = new_neighbours[start : start + 20_000]
+        targets = centre_vectors(vectors[np.clip(rows, 0, None).ravel()], graph.centre).reshape(*rows.shape, -1)
+        cos = np.einsum("id,ijd->ij", queries[start : start + len(rows)], targets)
+        weights[start : start + len(rows)] = np.where(rows >= 0, np.maximum(cos, 0.0) ** GRAPH_POWER, 0.0)
     rows = np.vstack([np.full((n_old, new_neighbours.shape[1]), -1, dtype=np.int64), new_neighbours])
-    weights = np.vstack([
-        np.zeros((n_old, new_neighbours.shape[1]), dtype=np.float32),
-        _edge_weights(centred[own], centred, new_neighbours),
-    ])
+    weights = np.vstack([np.zeros((n_old, new_neighbours.shape[1]), dtype=np.float32), weights])
     added = _symmetric(n, rows, weights, k)
-    w = sp.csr_matrix((old_w.astype(np.float32), (old.row, old.col)), shape=(n, n))
-    return ItemGraph(_normalise(w.maximum(added).tocsr()), graph.centre)
+    w = sp.csr_matrix((old_w.data.astype(np.float32), (old_w.row, old_w.col)), shape=(n, n))
+    w = w.maximum(added).tocsr()
+    return ItemGraph(_normalise(w), graph.centre, w)
 
 
 def propagate(

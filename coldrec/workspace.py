@@ -25,7 +25,7 @@ from .finetune import active_encoder
 from .ingest import (
     OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
 )
-from .neighbours import EXACT_MAX_ITEMS, NeighbourIndex, VectorIndex
+from .neighbours import EXACT_MAX_ITEMS, VectorIndex
 from .errors import DataImportError, StoreError
 from .store import Store, category_name
 
@@ -84,7 +84,6 @@ class Workspace:
         self._pending_state = False
         self._pending_calibration = False
         self._refit_epoch = 0  # bumped when a background refit lands (part of version())
-        self._catalog: tuple[object, NeighbourIndex] | None = None
         self._audience: tuple[object, AudienceModel] | None = None
         self._memo: dict[str, tuple[object, object]] = {}
 
@@ -490,17 +489,39 @@ class Workspace:
         model = hashlib.sha256(self.encoder.name.encode("utf-8")).hexdigest()[:16]
         return Path(path + ".index") / model
 
-    def catalog_index(self) -> NeighbourIndex:
-        """Neighbour index over the catalog items (rebuilt only when the catalog changes)."""
-        key = self.store.catalog_fingerprint()
-        with self._lock:
-            if self._catalog is not None and self._catalog[0] == key:
-                return self._catalog[1]
-        catalog = self.store.items(source="catalog")
-        index = NeighbourIndex(catalog["item_id"].tolist(), self.embed_items(catalog))
-        with self._lock:
-            self._catalog = (key, index)
-        return index
+    def similar_catalog_items(
+        self, vectors: np.ndarray, k: int = 5, exclude: list[str] | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """For each vector the ``k`` most similar catalog items ``(item_id, cosine)``, skipping the
+        query's own id in ``exclude``. Searches the item index (no second index over the catalog:
+        at a million items that would be another 20-minute build) and keeps catalog rows."""
+        index = self.item_index()
+        key = (self.encoder.name, self.store.catalog_fingerprint(), len(index.alive))
+
+        def catalog_rows() -> np.ndarray:
+            mask = np.zeros(len(index.alive), dtype=bool)
+            for item_id in self.store.items(source="catalog")["item_id"]:
+                row = index.row_of(item_id)
+                if row is not None:
+                    mask[row] = True
+            return mask
+
+        is_catalog: np.ndarray = self.memo("catalog_rows", key, catalog_rows)  # type: ignore[assignment]
+        wanted = np.arange(len(vectors))
+        out: list[list[tuple[str, float]]] = [[] for _ in wanted]
+        fetch = 4 * k + 1
+        while len(wanted):
+            rows, sims = index.search_rows(vectors[wanted], min(fetch, len(index)))
+            short = []
+            for q, found_rows, found_sims in zip(wanted, rows, sims):
+                own = exclude[q] if exclude is not None else None
+                hits = [(index.ids[r], float(s)) for r, s in zip(found_rows, found_sims)
+                        if r >= 0 and is_catalog[r] and index.ids[r] != own]
+                out[q] = hits[:k]
+                if len(hits) < k and found_rows.shape[0] >= fetch and fetch < len(index):
+                    short.append(q)  # uploads crowd its neighbourhood: look further
+            wanted, fetch = np.array(short, dtype=np.int64), fetch * 4
+        return out
 
     def embedding_coverage(self) -> dict[str, int]:
         """How many stored items already have a vector for the current model."""
@@ -572,7 +593,7 @@ class Workspace:
         vectors = self.embed_items(items, progress=progress)
         model = self.classifier()
         predictions = model.explain(vectors, unsure_below=self.settings.unsure_below, ids=items["item_id"].tolist())
-        neighbours = self.catalog_index().search(vectors, k=n_neighbours, exclude=items["item_id"].tolist())
+        neighbours = self.similar_catalog_items(vectors, k=n_neighbours, exclude=items["item_id"].tolist())
         return PredictionBatch(
             items.reset_index(drop=True), predictions, neighbours, vectors,
             self._levels(model, model.predict_proba(vectors, ids=items["item_id"].tolist())),
@@ -646,7 +667,6 @@ class Workspace:
         with self._build_lock, self._lock:
             self.encoder = encoder
             self._classifier = None
-            self._catalog = None
             self._audience = None
             self._memo.clear()
 

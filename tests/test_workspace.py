@@ -206,3 +206,15 @@ def test_large_workspaces_update_look_alikes_at_once_and_the_rest_in_the_backgro
     assert workspace._refit_epoch == epoch + 1 and not workspace.refitting()
     gap_after = np.abs(distributions(local._fit.state) - distributions(fresh._fit.state)).max()
     assert gap_after < 1e-3 and gap_after <= gap_before
+
+
+def test_similar_catalog_items_skip_uploads_that_crowd_the_neighbourhood(workspace):
+    crowd = pd.DataFrame({"item_id": [f"u{i}" for i in range(40)], "title": ["steel frying pan"] * 40,
+                          "description": [f"pan {i}" for i in range(40)]})
+    workspace.add_upload(crowd, batch="crowd")
+    catalog = set(workspace.store.items(source="catalog")["item_id"])
+    vectors = workspace.embed_items(crowd.iloc[:3])
+    found = workspace.similar_catalog_items(vectors, k=5, exclude=["u0", "u1", "u2"])
+    assert [len(hits) for hits in found] == [5, 5, 5]
+    assert all(item_id in catalog for hits in found for item_id, _ in hits)
+    assert all([s for _, s in hits] == sorted((s for _, s in hits), reverse=True) for hits in found)
