@@ -463,7 +463,7 @@ class Workspace:
     def prepare(self, progress: Callable[[str, int, int], None] | None = None) -> dict[str, int]:
         """Do now what the first prediction would otherwise wait for: embed every item, build the
         item index and search each item's neighbours (the graph's edges), saved beside the
-        database. ``coldrec init`` runs it (at a million items it is the nightly job's longest
+        database, and store Explore's PCA map. ``coldrec init`` runs it (at a million items it is the nightly job's longest
         step), so the dashboard opens on a prepared workspace. ``progress(step, done, total)``.
         Returns ``{"items", "searched"}`` (items whose neighbours were searched now)."""
         from .graph import GRAPH_K
@@ -471,12 +471,16 @@ class Workspace:
         def step(name: str) -> ProgressFn | None:
             return None if progress is None else (lambda done, total: progress(name, done, total))
 
-        items, _ = self.item_vectors()
+        from .projection import stored_projection
+
+        items, vectors = self.item_vectors()
         index = self.item_index(progress=step("building the neighbour index"))
         before = index.neighbours_searched
         index.neighbour_table(GRAPH_K + 1, progress=step("finding each item's neighbours"))
         if index.neighbours_searched > before:
             self._save_index(index)
+        if len(items):  # Explore's map (PCA), stored in the database
+            stored_projection(self.store, self.encoder.name, "pca", items["item_id"].tolist(), vectors)
         return {"items": len(items), "searched": index.neighbours_searched - before}
 
     def _index_folder(self) -> Path | None:

@@ -218,3 +218,18 @@ def test_similar_catalog_items_skip_uploads_that_crowd_the_neighbourhood(workspa
     assert [len(hits) for hits in found] == [5, 5, 5]
     assert all(item_id in catalog for hits in found for item_id, _ in hits)
     assert all([s for _, s in hits] == sorted((s for _, s in hits), reverse=True) for hits in found)
+
+
+def test_prepare_saves_the_index_with_every_neighbour_and_stores_the_map(workspace, tiny_encoder):
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    done = workspace.prepare()
+    assert done == {"items": 12, "searched": 12}
+    assert workspace.prepare()["searched"] == 0  # nothing left to search
+    assert workspace.store.query_df("SELECT count(*) AS n FROM projections").loc[0, "n"] == 12
+    path = workspace.store.path
+    workspace.close()
+    with Workspace(Store(path), tiny_encoder) as again:  # a restart loads the search instead of redoing it
+        assert again.item_index().neighbours_searched == 12
+        assert again.prepare()["searched"] == 0
