@@ -22,6 +22,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from .errors import NotReadyError
+from .graph import GRAPH_K
 from .neighbours import VectorIndex
 from .store import Store
 
@@ -29,8 +30,6 @@ from .store import Store
 _PAIR_BLOCK = 256
 #: Items whose neighbours :func:`near_duplicates_indexed` asks the index for at once.
 _QUERY_BLOCK = 4096
-#: Neighbours each item asks for first in :func:`near_duplicates_indexed` (more when they all qualify).
-_FIRST_NEIGHBOURS = 16
 #: Points used to choose k for :func:`emerging_clusters` (silhouette is quadratic in points).
 _SILHOUETTE_SAMPLE = 2000
 #: Titles shown per emerging cluster.
@@ -541,8 +540,10 @@ def near_duplicates_indexed(
 ) -> pd.DataFrame:
     """:func:`near_duplicates` over the live items of ``index``, from each item's nearest neighbours.
 
-    Every item asks the index for its :data:`_FIRST_NEIGHBOURS` nearest; an item whose last one
-    still reaches the threshold asks again for twice as many (up to ``limit + 1``), so every
+    Every item starts from its nearest neighbours kept by the index for the item graph
+    (:meth:`~coldrec.neighbours.VectorIndex.neighbour_table`: searched once, by ``coldrec init``);
+    an item whose last one still reaches the threshold asks again for twice as many (up to
+    ``limit + 1``), so every
     pair above the threshold is found whenever the index finds the neighbours: on an exact
     index (up to :data:`~coldrec.neighbours.EXACT_MAX_ITEMS` items) the result equals
     :func:`near_duplicates`; on faiss HNSW it is as complete as the index's recall (measured by
@@ -554,11 +555,15 @@ def near_duplicates_indexed(
     best = _BestPairs(threshold, limit)
     live = np.flatnonzero(index.alive)
     most = min(len(live), limit + 1)  # the item itself comes back too
+    kept = GRAPH_K + 1  # the neighbours the item graph already searched and kept (coldrec init)
     for start in range(0, len(live), _QUERY_BLOCK):
         todo = live[start : start + _QUERY_BLOCK]
-        k = min(_FIRST_NEIGHBOURS + 1, most)
+        k = min(kept, most)
         while len(todo) and k > 1:
-            rows, sims = index.search_rows(index.vectors[todo], k)
+            if k == kept:
+                rows, sims = index.neighbour_table(k, rows=todo)
+            else:
+                rows, sims = index.search_rows(index.vectors[todo], k)
             a = np.repeat(todo, rows.shape[1])
             b, s = rows.ravel(), sims.ravel().astype(np.float64)
             keep = (b >= 0) & (b != a) & (s >= best.floor)
