@@ -83,6 +83,9 @@ class _Fit:
     #: Each item's best cosine to a prompt and to a labelled item, and the rows and labelled
     #: rows they cover: kept so that after a new label only that label's column is computed.
     nearest: tuple[int, frozenset, np.ndarray, np.ndarray] | None = None
+    #: The last :meth:`ColdStartClassifier.fitted_predictions` arrays and what they were
+    #: computed from, so after a local label update only the rows that moved are redone.
+    predicted: tuple[object, ...] | None = None
 
 
 class ColdStartClassifier:
@@ -551,14 +554,9 @@ class ColdStartClassifier:
         vectorised: the whole workspace's view after every label (a second at a million items,
         where :meth:`explain` loops in Python)."""
         fit = self._require_fit()
+        best, confidence, novel = self._prediction_arrays(fit)
         rows = np.flatnonzero(fit.index.alive[: len(fit.ids)])
-        proba = self._calibrated(distributions(fit.state[rows]))
-        best = proba.argmax(axis=1)
-        confidence = proba[np.arange(len(rows)), best]
-        best_prompt, best_label = self._nearest_similarities(fit)
-        novel = best_prompt[rows] < fit.novel_prompt_cut
-        if fit.novel_label_cut is not None:
-            novel &= best_label[rows] < fit.novel_label_cut
+        best, confidence, novel = best[rows], confidence[rows], novel[rows]
         return pd.DataFrame({
             "item_id": [fit.ids[r] for r in rows],
             "predicted": self.classes_[best].astype(object),
@@ -566,6 +564,37 @@ class ColdStartClassifier:
             "unsure": (confidence < unsure_below) | novel,
             "novel": novel,
         })
+
+    def _prediction_arrays(self, fit: _Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every fitted row's best class, its calibrated probability and the novel flag; from the
+        previous arrays where the state, beta and novelty inputs of a row are unchanged."""
+        best_prompt, best_label = self._nearest_similarities(fit)
+        inputs = (fit.beta, fit.novel_prompt_cut, fit.novel_label_cut, len(fit.state))
+        cached = fit.predicted
+        if cached is not None and cached[0] == inputs:
+            _, state, prompt, label, best, confidence, novel = cached
+            moved = state is not fit.state
+            todo = np.flatnonzero(
+                (np.any(state != fit.state, axis=1) if moved else np.zeros(len(best), dtype=bool))
+                | (prompt != best_prompt) | (label != best_label)
+            )
+            best, confidence, novel = best.copy(), confidence.copy(), novel.copy()
+        else:
+            todo = np.arange(len(fit.state))
+            best = np.zeros(len(todo), dtype=np.int64)
+            confidence = np.zeros(len(todo), dtype=np.float32)
+            novel = np.zeros(len(todo), dtype=bool)
+        for start in range(0, len(todo), 200_000):
+            rows = todo[start : start + 200_000]
+            proba = self._calibrated(distributions(fit.state[rows]))
+            best[rows] = proba.argmax(axis=1)
+            confidence[rows] = proba[np.arange(len(rows)), best[rows]]
+            is_novel = best_prompt[rows] < fit.novel_prompt_cut
+            if fit.novel_label_cut is not None:
+                is_novel &= best_label[rows] < fit.novel_label_cut
+            novel[rows] = is_novel
+        fit.predicted = (inputs, fit.state, best_prompt, best_label, best, confidence, novel)
+        return best, confidence, novel
 
     def _nearest_similarities(self, fit: _Fit) -> tuple[np.ndarray, np.ndarray]:
         """Every fitted row's best cosine to a prompt and to a labelled item (``-inf`` without

@@ -236,13 +236,28 @@ class Workspace:
     def items(self) -> pd.DataFrame:
         """Every stored item with its current label, in store order (kept until items or labels
         change: at a million items the query takes seconds). Read-only: pandas copies on write."""
-        key = (self.store.catalog_fingerprint(), self.store.label_version())
-        return self.memo("items", key, lambda: self.store.items().reset_index(drop=True))  # type: ignore[return-value]
+        fingerprint = self.store.catalog_fingerprint()
+
+        def build() -> pd.DataFrame:
+            # The item text is read once per item set; a label only re-reads the labels.
+            base: pd.DataFrame = self.memo("items_text", fingerprint, lambda: self.store.items().reset_index(drop=True))  # type: ignore[assignment]
+            labels = self.store.current_labels()
+            category = np.full(len(base), None, dtype=object)
+            rows = self.item_positions(labels["item_id"].tolist())
+            category[rows[rows >= 0]] = labels["category"].to_numpy()[rows >= 0]
+            return base.assign(category=category)
+
+        return self.memo("items", (fingerprint, self.store.label_version()), build)  # type: ignore[return-value]
 
     def item_positions(self, item_ids: list[str]) -> np.ndarray:
         """Each id's row in :meth:`items` (and :meth:`item_vectors`), ``-1`` for an unknown id."""
-        key = self.store.catalog_fingerprint()
-        where = self.memo("item_positions", key, lambda: pd.Index(self.items()["item_id"]))
+        fingerprint = self.store.catalog_fingerprint()
+
+        def build() -> pd.Index:
+            base: pd.DataFrame = self.memo("items_text", fingerprint, lambda: self.store.items().reset_index(drop=True))  # type: ignore[assignment]
+            return pd.Index(base["item_id"])
+
+        where = self.memo("item_positions", fingerprint, build)
         return where.get_indexer([str(i) for i in item_ids])  # type: ignore[attr-defined]
 
     def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
@@ -383,6 +398,7 @@ class Workspace:
 
         def run() -> None:
             try:
+                _lower_this_threads_priority()  # the dashboard's clicks come first
                 while True:
                     with self._lock:
                         current = self._classifier.model if self._classifier is not None else None
@@ -792,6 +808,17 @@ def _needs_recalibration(calibrated_at: int, labels_now: int) -> bool:
     if labels_now < MIN_LABELS_TO_CALIBRATE:
         return calibrated_at >= MIN_LABELS_TO_CALIBRATE
     return calibrated_at < MIN_LABELS_TO_CALIBRATE or abs(labels_now - calibrated_at) >= 0.2 * calibrated_at
+
+
+def _lower_this_threads_priority() -> None:
+    """Make the calling thread yield the CPU to the others (Linux schedules threads as tasks:
+    ``setpriority`` on its native id renices it alone); a no-op where that is not allowed."""
+    import os
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
 
 
 def progress_printer(label: str) -> Callable[[int, int], None]:

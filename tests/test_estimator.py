@@ -201,3 +201,11 @@ def test_fitted_predictions_equal_explain_of_every_item():
     assert table["novel"].tolist() == [p.novel for p in explained]
     assert table["predicted"].tolist() == [p.category for p in explained]
     assert np.allclose(table["confidence"], [p.probability for p in explained], atol=1e-6)
+    # A local update (beta unchanged): only the rows that moved are predicted again, with the same result.
+    local = np.union1d(more, [1, 2])
+    model.update_labels(local, y[local], local=True)
+    table = model.fitted_predictions(unsure_below=0.6)
+    explained = model.explain(x, unsure_below=0.6, n_evidence=0, ids=[f"i{i}" for i in range(240)])
+    assert table["predicted"].tolist() == [p.category for p in explained]
+    assert table["novel"].tolist() == [p.novel for p in explained]
+    assert np.allclose(table["confidence"], [p.probability for p in explained], atol=1e-6)
