@@ -572,29 +572,39 @@ class ColdStartClassifier:
         inputs = (fit.beta, fit.novel_prompt_cut, fit.novel_label_cut, len(fit.state))
         cached = fit.predicted
         if cached is not None and cached[0] == inputs:
-            _, state, prompt, label, best, confidence, novel = cached
+            _, state, prompt, label, best, confidence, novel, second = cached
             moved = state is not fit.state
             todo = np.flatnonzero(
                 (np.any(state != fit.state, axis=1) if moved else np.zeros(len(best), dtype=bool))
                 | (prompt != best_prompt) | (label != best_label)
             )
-            best, confidence, novel = best.copy(), confidence.copy(), novel.copy()
+            best, confidence, novel, second = best.copy(), confidence.copy(), novel.copy(), second.copy()
         else:
             todo = np.arange(len(fit.state))
             best = np.zeros(len(todo), dtype=np.int64)
             confidence = np.zeros(len(todo), dtype=np.float32)
+            second = np.zeros(len(todo), dtype=np.float32)
             novel = np.zeros(len(todo), dtype=bool)
         for start in range(0, len(todo), 200_000):
             rows = todo[start : start + 200_000]
             proba = self._calibrated(distributions(fit.state[rows]))
             best[rows] = proba.argmax(axis=1)
             confidence[rows] = proba[np.arange(len(rows)), best[rows]]
+            second[rows] = -np.partition(-proba, 1, axis=1)[:, 1] if proba.shape[1] > 1 else 0.0
             is_novel = best_prompt[rows] < fit.novel_prompt_cut
             if fit.novel_label_cut is not None:
                 is_novel &= best_label[rows] < fit.novel_label_cut
             novel[rows] = is_novel
-        fit.predicted = (inputs, fit.state, best_prompt, best_label, best, confidence, novel)
+        fit.predicted = (inputs, fit.state, best_prompt, best_label, best, confidence, novel, second)
         return best, confidence, novel
+
+    def fitted_top_two(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every fitted row's two highest calibrated probabilities (kept with
+        :meth:`fitted_predictions`, so after a label only the rows that moved are redone)."""
+        fit = self._require_fit()
+        self._prediction_arrays(fit)
+        assert fit.predicted is not None
+        return fit.predicted[5], fit.predicted[7]  # type: ignore[return-value]
 
     def _nearest_similarities(self, fit: _Fit) -> tuple[np.ndarray, np.ndarray]:
         """Every fitted row's best cosine to a prompt and to a labelled item (``-inf`` without

@@ -165,3 +165,17 @@ def test_review_runs_automatically_only_in_small_workspaces(workspace, monkeypat
     monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_ITEMS", 12)
     monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_LABELS", 11)
     assert not labelling.review_runs_automatically(workspace)
+
+
+@pytest.mark.parametrize("strategy", ["margin", "cluster-margin", "least-confidence"])
+def test_the_queue_of_a_large_workspace_equals_the_full_ranking(workspace, monkeypatch, strategy):
+    new = pd.DataFrame({"item_id": [f"q{i}" for i in range(30)],
+                        "title": [f"{w} {i}" for i, w in enumerate(["pan", "boot", "dog bed", "wok", "sock"] * 6)],
+                        "description": [""] * 30})
+    workspace.add_upload(new, batch="b")
+    full = labelling._queue(workspace, strategy, None, 2, 0)
+    monkeypatch.setattr(labelling, "PREFILTER_ABOVE", 5)  # the large-workspace path on small data
+    kept = labelling._prefiltered(workspace, strategy, None, 2)
+    assert kept is not None and 20 <= len(kept.items) < 30  # the pool of 2 x 10, not every candidate
+    fast = labelling._queue(workspace, strategy, None, 2, 0)
+    pd.testing.assert_frame_equal(fast, full)
