@@ -352,7 +352,7 @@ def test_from_an_empty_database_to_labels_and_a_map_in_browser(empty_app_url) ->
             page.get_by_role("button", name="Add category").click()
             settle("add category")
             no_exception("Categories & model (added)")
-            expect(page.get_by_text("Car Care").first, f"category not added {where}").to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Car Care").first, f"category not added {where}").to_be_visible(timeout=90_000)
 
             # Upload and predict.
             open_page("Upload & predict", "Upload & predict")
