@@ -349,7 +349,10 @@ class ColdStartClassifier:
             if not local:
                 drift = np.abs(prior - fit.prior).max(axis=1)
                 moved = np.union1d(moved, np.flatnonzero(drift > TOLERANCE))
-        state = self._propagate(fit.graph, prior, rows, classes, start=fit.state, changed=moved)
+        # Local: propagate the label change alone, over the prior the state was computed with;
+        # with the new prior every recomputed row would move a little and the frontier would
+        # spread over the whole graph. The new prior waits for propagated_state().
+        state = self._propagate(fit.graph, fit.prior if local else prior, rows, classes, start=fit.state, changed=moved)
         fit.labelled_rows, fit.labelled_classes, fit.prior, fit.state = rows, classes, prior, state
         fit.out_of_fold = None
         if recalibrate:
