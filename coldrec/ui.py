@@ -60,7 +60,7 @@ def sidebar(ws: Workspace) -> None:
         st.caption(f"Database: {md_escape(ws.store.path)}")
         if ws.refitting():
             st.caption("⏳ Your latest labels' look-alikes are updated; the rest of the catalog is catching up "
-                       "in the background (about a minute at a million items); the next page view shows it once done.")
+                       "in the background (minutes at a million items); the next page view shows it once done.")
         st.text_input("Your name (recorded with labels)", key="who", placeholder="e.g. ana")
 
 
