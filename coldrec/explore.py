@@ -119,8 +119,8 @@ def selected_items(ws: Workspace, method: str, selection: object) -> list[str]:
         if isinstance(data, list) and data and isinstance(data[0], str):
             clicked.append(data[0])
     if clicked:
-        known = set(ws.store.items_by_id(list(dict.fromkeys(clicked))).index)
-        ids = list(dict.fromkeys(ids + [i for i in clicked if i in known]))
+        known = ws.item_positions(clicked) >= 0
+        ids = list(dict.fromkeys(ids + [i for i, ok in zip(clicked, known) if ok]))
     return ids
 
 

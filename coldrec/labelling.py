@@ -35,11 +35,8 @@ class Candidates:
 def unlabelled(ws: Workspace, batch: str | None = None) -> Candidates:
     """Unlabelled items (of one upload batch, or all) with the current model's probabilities."""
     items, vectors = ws.item_vectors()
-    mask = items["category"].isna().to_numpy(copy=True)
-    if batch is not None:
-        mask &= (items["batch"] == batch).to_numpy()
     model = ws.classifier()
-    rows = np.flatnonzero(mask)
+    rows = _unlabelled_rows(items, batch)
     ids = items["item_id"].iloc[rows].tolist()
     proba = model.predict_proba(vectors[rows], ids=ids) if len(rows) else np.zeros((0, len(model.categories)))
     return Candidates(items.iloc[rows].reset_index(drop=True), vectors[rows], proba, list(model.categories))
@@ -55,17 +52,15 @@ def _prefiltered(ws: Workspace, strategy: str, batch: str | None, n: int) -> Can
     if strategy not in ("margin", "cluster-margin", "least-confidence"):
         return None
     items, vectors = ws.item_vectors()
-    mask = items["category"].isna().to_numpy(copy=True)
-    if batch is not None:
-        mask &= (items["batch"] == batch).to_numpy()
-    if mask.sum() <= PREFILTER_ABOVE:
+    rows = _unlabelled_rows(items, batch)
+    if len(rows) <= PREFILTER_ABOVE:
         return None
     model = ws.classifier()
     index = ws.item_index()
-    rows = np.flatnonzero(mask)
-    fitted = np.array([index.row_of(i) if index.row_of(i) is not None else -1 for i in items["item_id"].iloc[rows]])
-    if (fitted < 0).any():
+    fitted = np.array([index.row_of(i) for i in items["item_id"].iloc[rows]], dtype=object)
+    if any(r is None for r in fitted):
         return None
+    fitted = fitted.astype(np.int64)
     top, second = model.fitted_top_two()
     top, second = top[fitted].astype(np.float64), second[fitted].astype(np.float64)
     score = 1.0 - top if strategy == "least-confidence" else 1.0 - (top - second)
@@ -75,6 +70,14 @@ def _prefiltered(ws: Workspace, strategy: str, batch: str | None, n: int) -> Can
     ids = items["item_id"].iloc[keep].tolist()
     proba = model.predict_proba(vectors[keep], ids=ids)
     return Candidates(items.iloc[keep].reset_index(drop=True), vectors[keep], proba, list(model.categories))
+
+
+def _unlabelled_rows(items: pd.DataFrame, batch: str | None) -> np.ndarray:
+    """Rows of ``items`` without a label (of one upload batch, when given)."""
+    mask = items["category"].isna().to_numpy(copy=True)
+    if batch is not None:
+        mask &= (items["batch"] == batch).to_numpy()
+    return np.flatnonzero(mask)
 
 
 def queue(

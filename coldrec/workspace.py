@@ -240,7 +240,7 @@ class Workspace:
 
         def build() -> pd.DataFrame:
             # The item text is read once per item set; a label only re-reads the labels.
-            base: pd.DataFrame = self.memo("items_text", fingerprint, lambda: self.store.items().reset_index(drop=True))  # type: ignore[assignment]
+            base = self._item_text(fingerprint)
             labels = self.store.current_labels()
             category = np.full(len(base), None, dtype=object)
             rows = self.item_positions(labels["item_id"].tolist())
@@ -252,13 +252,12 @@ class Workspace:
     def item_positions(self, item_ids: list[str]) -> np.ndarray:
         """Each id's row in :meth:`items` (and :meth:`item_vectors`), ``-1`` for an unknown id."""
         fingerprint = self.store.catalog_fingerprint()
-
-        def build() -> pd.Index:
-            base: pd.DataFrame = self.memo("items_text", fingerprint, lambda: self.store.items().reset_index(drop=True))  # type: ignore[assignment]
-            return pd.Index(base["item_id"])
-
-        where = self.memo("item_positions", fingerprint, build)
+        where = self.memo("item_positions", fingerprint, lambda: pd.Index(self._item_text(fingerprint)["item_id"]))
         return where.get_indexer([str(i) for i in item_ids])  # type: ignore[attr-defined]
+
+    def _item_text(self, fingerprint: object) -> pd.DataFrame:
+        """Every item as stored (its label as read then), once per item set."""
+        return self.memo("items_text", fingerprint, lambda: self.store.items().reset_index(drop=True))  # type: ignore[return-value]
 
     def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Every stored item (with its current label) and its unit vector, in store order."""

@@ -130,8 +130,6 @@ def workspace(tmp_path: Path, tiny_encoder, small_catalog):
 @pytest.fixture
 def app_env(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder, small_catalog):
     """An initialised database and the environment that points the dashboard at it (tiny model)."""
-    import streamlit as st
-
     from coldrec.store import Store
     from coldrec.workspace import Workspace
 
@@ -141,11 +139,18 @@ def app_env(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder, small_catalog):
     ws = Workspace(Store(tmp_path / "app.duckdb"), tiny_encoder)
     ws.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
     ws.close()
-    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "app.duckdb"))
-    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
+    yield from dashboard_on(monkeypatch, tmp_path / "app.duckdb", tiny_model_dir, tmp_path)
+
+
+def dashboard_on(monkeypatch, db: Path, model_dir: Path, value):
+    """Point the dashboard (its env and cached workspace) at ``db`` with the tiny model; yields ``value``."""
+    import streamlit as st
+
+    monkeypatch.setenv("COLDREC_DB", str(db))
+    monkeypatch.setenv("COLDREC_MODEL", str(model_dir))
     monkeypatch.setenv("COLDREC_DEVICE", "cpu")
     st.cache_resource.clear()
-    yield tmp_path
+    yield value
     st.cache_resource.clear()
 
 

@@ -11,7 +11,7 @@ from coldrec import ui
 from coldrec.store import Store
 from coldrec.workspace import Workspace
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, dashboard_on
 from tests.test_pages import shown
 
 PAGES = [
@@ -25,14 +25,7 @@ ONBOARDING_PAGES = [p for p in PAGES if p != "pages/audience.py"]
 @pytest.fixture
 def empty_env(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder):
     """The dashboard pointed at a database file that does not exist yet (tiny model)."""
-    import streamlit as st
-
-    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "new.duckdb"))
-    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
-    st.cache_resource.clear()
-    yield tmp_path
-    st.cache_resource.clear()
+    yield from dashboard_on(monkeypatch, tmp_path / "new.duckdb", tiny_model_dir, tmp_path)
 
 
 @pytest.fixture(scope="session")

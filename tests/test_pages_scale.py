@@ -17,7 +17,7 @@ from coldrec.projection import points_in_polygon
 from coldrec.store import Store
 from coldrec.workspace import Workspace
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, dashboard_on
 from tests.test_pages import shown
 
 N_ITEMS = 100_000
@@ -48,14 +48,7 @@ def large_env(tmp_path_factory, tiny_model_dir, tiny_encoder):
 
 @pytest.fixture
 def app_at_scale(large_env, monkeypatch, tiny_model_dir):
-    import streamlit as st
-
-    monkeypatch.setenv("COLDREC_DB", str(large_env / "app.duckdb"))
-    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
-    st.cache_resource.clear()
-    yield large_env
-    st.cache_resource.clear()
+    yield from dashboard_on(monkeypatch, large_env / "app.duckdb", tiny_model_dir, large_env)
 
 
 def test_explore_at_100k_items_draws_them_all_and_a_lasso_selects_beyond_the_sample(app_at_scale):
