@@ -4,9 +4,11 @@ and memory to score every shopper for one new product at 10k and 1M (synthetic) 
 Quality runs ``python -m coldrec audience-eval`` and writes
 benchmarks/results/audience_<name>_seeds<N>.json; halves fits and evaluates on each of two
 disjoint fixed-seed halves of the Instacart shoppers separately (a check that the method carries
-over to shoppers it was not developed on) and writes audience_instacart_halves_seeds<N>.json;
-scale writes benchmarks/results/audience_scale.json.
-Usage: python benchmarks/bench_audience.py [--seeds 5] [--only quality|halves|scale] [--shoppers 10000,1000000]
+over to shoppers it was not developed on; ``--splits N`` adds N-1 further random halvings) and
+writes audience_instacart_halves_seeds<N>.json;
+build times the full model on all purchases (audience_build.json); scale writes
+benchmarks/results/audience_scale.json.
+Usage: python benchmarks/bench_audience.py [--seeds 5] [--only quality|halves|build|scale] [--splits 1] [--shoppers 10000,1000000]
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def quality(seeds: int) -> None:
                   f"R@50 {r['recall@50']:.3f} N@50 {r['ndcg@50']:.3f} AUC {r['auc']:.3f}")
 
 
-def halves(seeds: int) -> None:
+def halves(seeds: int, splits: int = 1) -> None:
     import numpy as np
     import pandas as pd
 
@@ -78,26 +80,72 @@ def halves(seeds: int) -> None:
     items = pd.read_csv(INSTACART / "products.csv", dtype={"item_id": str})
     interactions = load_interactions(INSTACART / "interactions.csv")
     users = sorted(interactions["user_id"].astype(str).unique())
-    order = np.random.default_rng(12345).permutation(len(users))
     encoder = load_encoder()
     doc = {"seeds": seeds, "machine": machine(), "halves": []}
-    for half, chosen in enumerate((order[: len(users) // 2], order[len(users) // 2 :])):
-        shoppers = {users[i] for i in chosen}
-        subset = interactions[interactions["user_id"].astype(str).isin(shoppers)]
-        load_before, started = load_average(), time.perf_counter()
-        result = evaluate_audience(
-            items, subset, lambda texts: encoder.encode(texts), text_cols=["title"], seeds=seeds,
-            methods=["coldrec", "graph", "most-active"], name=f"instacart half {half}",
-        )
-        result["wall_s"] = round(time.perf_counter() - started, 1)
-        result["load_average"] = {"before": load_before, "after": load_average()}
-        doc["halves"].append(result)
-        print(f"half {half}: {result['n_users']} users, {result['n_items']} items, {result['wall_s']} s, load {result['load_average']}")
-        for r in result["results"]:
-            print(f"  {r['method']:>15} R@10 {r['recall@10']:.3f} N@10 {r['ndcg@10']:.3f} "
-                  f"R@50 {r['recall@50']:.3f} N@50 {r['ndcg@50']:.3f} AUC {r['auc']:.3f}")
+    # The first split is the one every earlier run used; further splits are other random halvings.
+    for split in [12345, *range(1, splits)]:
+        order = np.random.default_rng(split).permutation(len(users))
+        for half, chosen in enumerate((order[: len(users) // 2], order[len(users) // 2 :])):
+            shoppers = {users[i] for i in chosen}
+            subset = interactions[interactions["user_id"].astype(str).isin(shoppers)]
+            load_before, started = load_average(), time.perf_counter()
+            result = evaluate_audience(
+                items, subset, lambda texts: encoder.encode(texts), text_cols=["title"], seeds=seeds,
+                methods=["coldrec", "graph", "taste", "most-active"], name=f"instacart split {split} half {half}",
+            )
+            result["split"], result["half"] = split, half
+            result["wall_s"] = round(time.perf_counter() - started, 1)
+            result["load_average"] = {"before": load_before, "after": load_average()}
+            doc["halves"].append(result)
+            print(f"split {split} half {half}: {result['n_users']} users, {result['n_items']} items, "
+                  f"{result['wall_s']} s, load {result['load_average']}")
+            for r in result["results"]:
+                print(f"  {r['method']:>15} R@10 {r['recall@10']:.3f} N@10 {r['ndcg@10']:.3f} "
+                      f"R@50 {r['recall@50']:.3f} N@50 {r['ndcg@50']:.3f} AUC {r['auc']:.3f}")
     out = ROOT / "benchmarks" / "results" / f"audience_instacart_halves_seeds{seeds}.json"
     out.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def build(seeds: int) -> None:
+    """Time building the full audience model (fitted blend, cross-fitting slices, taste ridge) on
+    all purchases of the demo and of Instacart: what the Audience page and ``python -m coldrec
+    audience`` do once per change of purchases or catalog (embeddings computed beforehand)."""
+    import numpy as np
+    import pandas as pd
+
+    from coldrec.audience import build_audience, load_interactions
+    from coldrec.encoder import load_encoder
+
+    encoder = load_encoder()
+    rows = []
+    for name, (items_path, interactions_path, text_cols, category_col) in RUNS.items():
+        if not items_path.is_file():
+            print(f"{name}: {items_path} not found, skipped")
+            continue
+        items = pd.read_csv(items_path, dtype={"item_id": str})
+        interactions = load_interactions(interactions_path)
+        items = items[items["item_id"].isin(set(interactions["item_id"].astype(str)))].reset_index(drop=True)
+        texts = [". ".join(str(v) for v in row if str(v).strip() not in ("", "nan")) for row in items[text_cols].itertuples(index=False)]
+        vectors = encoder.encode(texts)
+        categories = items[category_col].tolist() if category_col else None
+        load_before, started = load_average(), time.perf_counter()
+        model = build_audience(interactions, items["item_id"].tolist(), vectors, item_categories=categories, item_texts=texts)
+        build_s = time.perf_counter() - started
+        started = time.perf_counter()
+        model.audience(vectors[0], 100, text=texts[0])
+        row = {
+            "dataset": name, "items": len(items), "shoppers": len(model.user_ids), "build_s": round(build_s, 1),
+            "fitted_items": model.blend.n_items if model.blend else 0,
+            "taste_penalty": model.taste.penalty if model.taste else None,
+            "taste_rank": int(model.taste.basis.shape[1]) if model.taste else None,
+            "first_audience_s": round(time.perf_counter() - started, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "load_average": {"before": load_before, "after": load_average()},
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    out = ROOT / "benchmarks" / "results" / "audience_build.json"
+    out.write_text(json.dumps({"results": rows, "machine": machine()}, indent=2) + "\n")
 
 
 def synthetic_model(n_shoppers: int, n_items: int = 10_000, dim: int = 384, per_shopper: int = 20, seed: int = 0):
@@ -172,6 +220,7 @@ def scale(sizes: list[int]) -> None:
         tracemalloc.stop()
         arrays = model.purchases.data.nbytes + model.purchases.indices.nbytes + model.purchases.indptr.nbytes
         arrays += model.interests[0].nbytes + model.item_vectors.nbytes
+        arrays += model.taste.basis.nbytes + model.taste.projection.nbytes + model._bought.data.nbytes
         row = {
             "shoppers": n_shoppers,
             "items": len(model.item_ids),
@@ -197,14 +246,17 @@ def scale(sizes: list[int]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--only", choices=["quality", "halves", "scale"])
+    parser.add_argument("--only", choices=["quality", "halves", "build", "scale"])
+    parser.add_argument("--splits", type=int, default=1, help="random halvings of the Instacart shoppers for --only halves")
     parser.add_argument("--shoppers", default="10000,1000000", help="comma-separated shopper counts for the scale run")
     args = parser.parse_args()
     (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
     if args.only in (None, "quality"):
         quality(args.seeds)
     if args.only in (None, "halves"):
-        halves(args.seeds)
+        halves(args.seeds, args.splits)
+    if args.only in (None, "build"):
+        build(args.seeds)
     if args.only in (None, "scale"):
         scale([int(s) for s in args.shoppers.split(",")])
     return 0

@@ -102,7 +102,7 @@ def test_cold_start_protocol_scores_far_above_random_when_content_drives_purchas
     lookup = dict(zip(item_ids, vectors))
     result = evaluate_audience(items, interactions, lambda texts: np.vstack([lookup[t] for t in texts]), seeds=2)
     by = {r["method"]: r for r in result["results"]}
-    assert set(by) == {"coldrec", "graph", "multi-interest", "profile", "random", "most-active"} | (
+    assert set(by) == {"coldrec", "graph", "taste", "multi-interest", "profile", "random", "most-active"} | (
         {"lightfm"} if lightfm_available() else set()
     )
     assert result["n_users"] == 90 and result["n_interactions"] == len(interactions)
@@ -165,6 +165,63 @@ def test_multi_interest_scores_a_new_item_by_the_shoppers_matching_interest():
     assert interest[mixed] > interest[model.user_ids.index("garden")]
 
 
+def test_taste_ridge_is_the_textbook_ridge_at_the_cross_validated_penalty():
+    # Items spread over 8 directions; "organic" bought every catalog item leaning along the
+    # first axis, "budget" every item leaning against it: a new item along that axis suits "organic".
+    from coldrec.audience import fit_taste
+
+    rng = np.random.default_rng(0)
+    vectors = unit_rows(rng, 60, 8)
+    ids = [f"i{n}" for n in range(60)]
+    frame = pd.DataFrame(
+        [{"user_id": "organic", "item_id": ids[i]} for i in np.flatnonzero(vectors[:, 0] > 0.2)]
+        + [{"user_id": "budget", "item_id": ids[i]} for i in np.flatnonzero(vectors[:, 0] < -0.2)]
+    )
+    model = build_audience(frame, ids, vectors, fit=False)
+    new = _unit([0.9, 0.3, -0.3, 0, 0, 0, 0.1, 0])
+    taste = model.scores(new, method="taste")[0]
+    organic, budget = model.user_ids.index("organic"), model.user_ids.index("budget")
+    assert taste[organic] > 0.5 > taste[budget]
+    # The same numbers as the textbook ridge W = (XᵀX + λI)⁻¹ Xᵀ Y at the chosen penalty
+    # (the features: embedding and a constant; full rank, so no truncation).
+    x = np.hstack([vectors, np.ones((60, 1))]).astype(np.float64)
+    y = (model.purchases.T.toarray() > 0).astype(np.float64)
+    w = np.linalg.solve(x.T @ x + model.taste.penalty * np.eye(9), x.T @ y)
+    np.testing.assert_allclose(taste, (np.hstack([new, [[1.0]]]) @ w)[0], atol=1e-4)
+    # And the penalty is the generalised cross-validation minimum, computed here from the hat matrix.
+    def gcv(penalty: float) -> float:
+        hat = x @ np.linalg.solve(x.T @ x + penalty * np.eye(9), x.T)
+        return float(((y - hat @ y) ** 2).sum() / (1 - np.trace(hat) / 60) ** 2)
+
+    from coldrec.audience import TASTE_PENALTIES
+
+    assert model.taste.penalty == min(TASTE_PENALTIES, key=gcv)
+    assert fit_taste(x, model.purchases).penalty == model.taste.penalty
+
+
+def test_taste_ridge_with_title_words_and_fewer_directions_than_items():
+    # A brand word the embedding does not carry: "acme" buyers are one shopper; with title
+    # words the ridge finds them. A rank below the item count still ranks them first.
+    from coldrec.audience import fit_taste
+
+    rng = np.random.default_rng(1)
+    vectors = unit_rows(rng, 80, 16)
+    ids = [f"i{n}" for n in range(80)]
+    texts = [("acme " if n % 4 == 0 else "") + f"thing{n}" for n in range(80)]
+    frame = pd.DataFrame(
+        [{"user_id": "fan", "item_id": ids[n]} for n in range(0, 80, 4)]
+        + [{"user_id": f"other{n % 5}", "item_id": ids[n]} for n in range(80) if n % 4]
+    )
+    model = build_audience(frame, ids, vectors, fit=False, item_texts=texts)
+    new = unit_rows(rng, 1, 16)
+    fan = model.user_ids.index("fan")
+    assert np.argmax(model.scores(new, method="taste", texts=["acme novelty"])[0]) == fan
+    assert np.argmax(model.scores(new, method="taste", texts=["plain novelty"])[0]) != fan
+    features = model._item_features(vectors, texts)
+    small = fit_taste(features, model.purchases, rank=40)
+    assert small.basis.shape == (80, 40) and small.projection.shape == (features.shape[1], 40)
+
+
 def _world(content_driven: bool, seed: int = 0, n_users: int = 120, n_items: int = 300):
     """Synthetic shop: items in 6 topics; shoppers like two topics and differ in how much they buy.
     Content-driven: they buy only from their topics. Otherwise: items at random (same volumes)."""
@@ -194,7 +251,7 @@ def _effect(blend, features: np.ndarray, columns: list[int]) -> float:
 def test_the_fitted_blend_finds_the_known_drivers_and_is_calibrated():
     from coldrec.audience import BLEND_FEATURES
 
-    content = [n for n, f in enumerate(BLEND_FEATURES) if f.startswith(("vote", "share", "interest", "affinity"))]
+    content = [n for n, f in enumerate(BLEND_FEATURES) if f.startswith(("vote", "share", "interest", "affinity", "taste"))]
     activity = [BLEND_FEATURES.index("activity")]
     frame, ids, vectors = _world(content_driven=True)
     blend = fit_blend(frame, ids, vectors)
