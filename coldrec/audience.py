@@ -241,13 +241,13 @@ def catalog_groups(item_vectors: np.ndarray) -> np.ndarray:
 
 
 #: Most singular directions the taste ridge keeps: a time and memory bound (the basis is
-#: items × rank floats). On Instacart 1,024 is within 0.001 AUC of the exact ridge, 512 0.006
-#: below and 256 0.008 (BENCHMARKS.md).
+#: items × rank floats). Scored alone on half of the Instacart shoppers, 1,024 directions are
+#: 0.001 AUC below the exact ridge, 512 0.003 and 256 0.008 (BENCHMARKS.md).
 TASTE_RANK = 1024
 #: Memory bound on the taste basis (2²⁸ float32 = 1 GiB): a catalog above 262,144 items keeps fewer directions.
 TASTE_MAX_FLOATS = 2**28
 #: Penalties generalised cross-validation chooses from: a log grid wide enough that the choice
-#: is the data's (Instacart and the demo choose 10–30), not a constant fitted on one shop.
+#: is the data's (the demo chooses 3.2, Instacart 56), not a constant fitted on one shop.
 TASTE_PENALTIES = tuple(float(x) for x in np.logspace(-2, 4, 25))
 #: Shoppers sampled to choose the penalty (one shared number; more only costs memory at 1M shoppers).
 TASTE_PENALTY_SHOPPERS = 10_000

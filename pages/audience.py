@@ -13,7 +13,8 @@ ws = ui.workspace()
 st.title("Audience")
 st.caption(
     "Nobody has bought a new product yet: its audience comes from shoppers who bought look-alikes (by meaning "
-    "and by title words), whose interests match it and who favour its category, weighed by a blend fitted on "
+    "and by title words), whose taste across the whole catalog predicts it, whose interests match it and who "
+    "favour its category, weighed by a blend fitted on "
     "this shop's own held-out purchases. Scores are purchase probabilities calibrated on held-out items."
 )
 model = ws.audience()
