@@ -240,6 +240,10 @@ def scale(sizes: list[int]) -> None:
         print(json.dumps(row))
         del model
     out = ROOT / "benchmarks" / "results" / "audience_scale.json"
+    # One size per run keeps runs apart (a 1M run fills the machine): keep the other sizes' rows.
+    kept = json.loads(out.read_text())["results"] if out.is_file() else []
+    measured = {r["shoppers"] for r in results}
+    results = sorted([r for r in kept if r["shoppers"] not in measured] + results, key=lambda r: r["shoppers"])
     out.write_text(json.dumps({"results": results, "machine": machine()}, indent=2) + "\n")
 
 
