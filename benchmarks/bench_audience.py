@@ -106,7 +106,7 @@ def halves(seeds: int, splits: int = 1) -> None:
     out.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def build(seeds: int) -> None:
+def build() -> None:
     """Time building the full audience model (fitted blend, cross-fitting slices, taste ridge) on
     all purchases of the demo and of Instacart: what the Audience page and ``python -m coldrec
     audience`` do once per change of purchases or catalog (embeddings computed beforehand)."""
@@ -260,7 +260,7 @@ def main() -> int:
     if args.only in (None, "halves"):
         halves(args.seeds, args.splits)
     if args.only in (None, "build"):
-        build(args.seeds)
+        build()
     if args.only in (None, "scale"):
         scale([int(s) for s in args.shoppers.split(",")])
     return 0

@@ -461,21 +461,31 @@ class AudienceModel:
         bought them (similarity^:data:`PART_POWER` × recency weight, repeat purchases add up), ``(n_new, n_users)``."""
         return self._bought_by(self._votes(vectors))[0]
 
-    def _item_features(self, vectors: np.ndarray, texts: Sequence[str] | None) -> sparse.csr_matrix:
+    def _item_features(self, vectors: np.ndarray, texts: Sequence[str] | None, words: sparse.csr_matrix | None = None) -> sparse.csr_matrix:
         """What the taste ridge reads of an item: its embedding, a constant (each shopper's own
-        intercept) and, when the model has item texts, its title words' TF-IDF row; the
-        embedding and the TF-IDF row are both unit length, so neither outweighs the other."""
+        intercept) and, when the model has item texts, its title words' TF-IDF row (``words``
+        when already computed); the embedding and the TF-IDF row are both unit length, so
+        neither outweighs the other."""
         parts = [sparse.csr_matrix(np.asarray(vectors, dtype=np.float32)), sparse.csr_matrix(np.ones((len(vectors), 1), np.float32))]
         if self.item_texts is not None:
-            if texts is None or len(texts) != len(vectors):
-                raise ValueError("this audience model reads item texts: pass one text per new item")
-            vectorizer, _ = self._lexicon()
-            parts.append(vectorizer.transform(list(texts)))
+            if words is None:
+                if texts is None or len(texts) != len(vectors):
+                    raise ValueError("this audience model reads item texts: pass one text per new item")
+                words = self._lexicon()[0].transform(list(texts))
+            parts.append(words)
         return sparse.hstack(parts, format="csr", dtype=np.float32)
+
+    def _bought_matrix(self) -> sparse.csr_matrix:
+        """Who bought what, 0/1 (the taste ridge's target), sharing the purchases' indices."""
+        if self._bought is None:
+            p = self.purchases
+            self._bought = sparse.csr_matrix((np.ones(p.nnz, np.float32), p.indices, p.indptr), shape=p.shape)
+        return self._bought
 
     def _taste(self) -> TasteRidge:
         if self.taste is None:
-            self.taste = fit_taste(self._item_features(self.item_vectors, self.item_texts), self.purchases)
+            words = self._lexicon()[1] if self.item_texts is not None else None  # the catalog's rows, computed once
+            self.taste = fit_taste(self._item_features(self.item_vectors, self.item_texts, words), self._bought_matrix())
         return self.taste
 
     def taste_scores(self, vectors: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
@@ -483,14 +493,12 @@ class AudienceModel:
         "would buy it" (0 to 1 on the catalog's scale), ``(n_new, n_users)``."""
         taste = self._taste()
         features = self._item_features(vectors, texts)
-        if self._bought is None:  # who bought what, 0/1 (the ridge's target), sharing the purchases' indices
-            p = self.purchases
-            self._bought = sparse.csr_matrix((np.ones(p.nnz, np.float32), p.indices, p.indptr), shape=p.shape)
+        bought = self._bought_matrix()
         out = np.empty((len(vectors), len(self.user_ids)), dtype=np.float32)
         step = max(1, 2**24 // max(len(self.item_ids), 1))  # at most 64 MB of item weights at a time
         for start in range(0, len(vectors), step):
             weights = taste.item_weights(features[start : start + step])
-            out[start : start + step] = (self._bought @ weights.T).T
+            out[start : start + step] = (bought @ weights.T).T
         return out
 
     def interest_scores(self, vectors: np.ndarray) -> np.ndarray:
