@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     model.snapshot().update_labels(labelled, y[labelled], recalibrate=True)
     recalibrate_s = time.perf_counter() - started
-    accuracy = float((model.transduction_.argmax(axis=1) == y).mean())
+    accuracy = float((model.label_distributions_.argmax(axis=1) == y).mean())
 
     result = {
         "items": args.items,

@@ -27,6 +27,12 @@ neighbours' propagated distributions blended with their own, as one extra propag
 
     >>> clf = ColdStartClassifier().fit(texts, labels, categories=names, unlabelled=other_texts)
     >>> clf.predict_proba(new_texts), clf.classes_
+
+It follows scikit-learn's estimator rules: ``__init__`` stores its parameters and nothing else
+(``get_params``/``set_params``/``clone`` work; a clone shares the encoder, a loaded model, rather
+than copying it), what ``fit`` learns ends in ``_``, and as in
+:class:`sklearn.semi_supervised.LabelSpreading`, ``transduction_`` is every fitted item's class
+and ``label_distributions_`` its distribution.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .classify import Prediction, category_prompt
 from .errors import NotReadyError
@@ -88,7 +96,7 @@ class _Fit:
     predicted: tuple[object, ...] | None = None
 
 
-class ColdStartClassifier:
+class ColdStartClassifier(ClassifierMixin, BaseEstimator):
     """Zero-/few-shot category classifier that learns from every unlabelled item too.
 
     ``fit(X, y, categories=..., unlabelled=...)``, ``predict_proba(X)``, ``predict(X)``,
@@ -101,9 +109,11 @@ class ColdStartClassifier:
         self.encoder = encoder
         self.transductive = transductive
         self.alpha = alpha
-        self.classes_: np.ndarray = np.array([], dtype=object)
-        self.prompt_vectors_: np.ndarray | None = None
-        self._fit: _Fit | None = None
+
+    def __sklearn_clone__(self) -> "ColdStartClassifier":
+        """An unfitted copy with the same parameters, sharing the encoder (a loaded model is a
+        shared resource: deep-copying it would copy its weights and locks)."""
+        return type(self)(**self.get_params(deep=False))
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(
@@ -315,7 +325,7 @@ class ColdStartClassifier:
         from dataclasses import replace
 
         twin = copy.copy(self)
-        if self._fit is not None:
+        if getattr(self, "_fit", None) is not None:
             twin._fit = replace(self._fit, logits=self._fit.logits.copy())
         return twin
 
@@ -422,15 +432,25 @@ class ColdStartClassifier:
 
     # -- predicting -------------------------------------------------------------------------
     def _require_fit(self) -> _Fit:
-        if self._fit is None:
+        fit = getattr(self, "_fit", None)
+        if fit is None:
             raise NotReadyError("the classifier is not fitted yet: call fit() first")
-        return self._fit
+        return fit
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return getattr(self, "_fit", None) is not None
+
+    @property
+    def label_distributions_(self) -> np.ndarray:
+        """Calibrated distributions ``(n_items, n_classes)`` of every fitted item (labelled first,
+        then unlabelled; a labelled item is its label)."""
+        fit = self._require_fit()
+        return self._calibrated(distributions(fit.state))
 
     @property
     def transduction_(self) -> np.ndarray:
-        """Calibrated distributions of every fitted item (labelled first, then unlabelled)."""
-        fit = self._require_fit()
-        return self._calibrated(distributions(fit.state))
+        """The class of every fitted item: its label when labelled, else the most likely one."""
+        return self.classes_[self._current_classes()]
 
     @property
     def beta_(self) -> float:
@@ -641,14 +661,14 @@ class ColdStartClassifier:
         if isinstance(X, np.ndarray) and X.dtype != object:
             return np.ascontiguousarray(X, dtype=np.float32)
         texts = [str(t) for t in X]
-        if self.encoder is None:
-            from .config import Settings
+        encoder = self.encoder if self.encoder is not None else getattr(self, "encoder_", None)
+        if encoder is None:  # the bundled model, loaded once (the parameter stays as given)
             from .encoder import load_encoder
 
-            self.encoder = load_encoder(Settings.from_env().model)
+            encoder = self.encoder_ = load_encoder(None)
         from .encoder import embed_texts
 
-        return embed_texts(self.encoder, texts)  # type: ignore[arg-type]
+        return embed_texts(encoder, texts)  # type: ignore[arg-type]
 
 
 def _max_cosine(vectors: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -209,7 +209,7 @@ def run_evaluation(
                         tuned_vectors, [str(i) for i in rows], np.arange(len(split.test), len(rows)), data.labels[sup],
                         data.classes, tuned.encode(prompt_texts),
                     )
-                    proba = model.transduction_[: len(split.test)]
+                    proba = model.label_distributions_[: len(split.test)]
                 elif method == "prototype":
                     proba = _prototype_proba(vectors[sup], data.labels[sup], vectors[split.test], len(data.classes))
                 elif method == "tfidf-logreg":
@@ -251,7 +251,7 @@ def predictor_proba(
         index, graph = shared if shared is not None else (None, None)
         model.fit_rows(vectors, [str(i) for i in range(len(vectors))], support, data.labels[support], data.classes,
                        prompts, graph=graph, index=index)  # type: ignore[arg-type]
-        return model.transduction_[test]  # the test rows are fitted items: their propagated distributions
+        return model.label_distributions_[test]  # the test rows are fitted items: their propagated distributions
     else:
         model.fit_rows(vectors[support], [str(i) for i in support], np.arange(len(support)), data.labels[support],
                        data.classes, prompts)
@@ -335,7 +335,7 @@ def run_active_learning(
             for i, n in enumerate(counts):
                 if i:  # the workspace's path after a label: warm-started propagation, beta refitted
                     model.update_labels(labelled, data.labels[labelled], recalibrate=True)
-                current = model.transduction_
+                current = model.label_distributions_
                 proba = current[split.test]
                 metrics = _metrics(y_true, proba, proba.argmax(axis=1))
                 metrics["classes_labelled"] = float(len(np.unique(data.labels[labelled])))

@@ -41,7 +41,36 @@ def test_sklearn_style_api_on_vectors():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     assert list(clf.predict(x[rest][:5])) == [CATS[j] for j in proba[:5].argmax(axis=1)]
     # Fitted unlabelled items are predicted from their own propagated distribution.
-    np.testing.assert_allclose(proba, clf.transduction_[len(sup):], atol=1e-6)
+    np.testing.assert_allclose(proba, clf.label_distributions_[len(sup):], atol=1e-6)
+
+
+def test_scikit_learn_estimator_rules():
+    """__init__ stores parameters only; get_params/set_params/clone work; a clone is unfitted and
+    shares the encoder; transduction_ holds classes and label_distributions_ distributions, as in
+    sklearn.semi_supervised.LabelSpreading."""
+    from sklearn.base import clone
+
+    marker = object()  # stands in for a loaded encoder: must be shared, never copied
+    clf = ColdStartClassifier(encoder=marker, transductive=False, alpha=0.8)
+    assert vars(clf) == {"encoder": marker, "transductive": False, "alpha": 0.8}
+    assert clf.get_params() == {"encoder": marker, "transductive": False, "alpha": 0.8}
+    assert clf.set_params(alpha=0.7).alpha == 0.7
+    rng = np.random.default_rng(0)
+    x, y, prompts = _clusters(rng, 20)
+    sup = _support(y, 3, rng)
+    rest = np.setdiff1d(np.arange(len(y)), sup)
+    fitted = ColdStartClassifier(encoder=marker).fit(
+        x[sup], [CATS[i] for i in y[sup]], categories=CATS, prompt_vectors=prompts, unlabelled=x[rest])
+    twin = clone(fitted)
+    assert twin.encoder is marker and twin.get_params() == fitted.get_params()
+    with pytest.raises(NotReadyError):
+        twin.predict_proba(x[:2])
+    n = len(y)
+    assert fitted.label_distributions_.shape == (n, len(CATS))
+    assert fitted.transduction_.shape == (n,)
+    assert list(fitted.transduction_[: len(sup)]) == [CATS[i] for i in y[sup]]  # labels are kept as given
+    assert list(fitted.transduction_[len(sup):]) == [CATS[j] for j in fitted.label_distributions_[len(sup):].argmax(axis=1)]
+    assert fitted.score(x[rest], [CATS[i] for i in y[rest]]) > 0.5  # ClassifierMixin's accuracy
 
 
 def test_using_the_unlabelled_items_beats_the_support_set_alone():
@@ -95,7 +124,7 @@ def test_calibration_is_fitted_once_there_are_enough_labels_and_tracks_accuracy(
     combined = fit.prior * np.sqrt(vote)
     combined /= combined.sum(axis=1, keepdims=True)
     target = combined[len(few):].max(axis=1).mean()
-    assert clf.transduction_[len(few):].max(axis=1).mean() == pytest.approx(target, abs=0.01)
+    assert clf.label_distributions_[len(few):].max(axis=1).mean() == pytest.approx(target, abs=0.01)
     label_free = clf.beta_
     sup = _support(y, 15, rng)
     rest = np.setdiff1d(np.arange(len(y)), sup)
@@ -117,19 +146,19 @@ def test_update_labels_equals_a_full_refit():
     more = np.append(rows, [5, 100])
     clf.update_labels(more, y[more], recalibrate=True)
     full = ColdStartClassifier().fit_rows(x, ids, more, y[more], CATS, prompts)
-    np.testing.assert_allclose(clf.transduction_, full.transduction_, atol=2e-3)
-    assert clf.transduction_[100].argmax() == y[100]  # a labelled item is clamped to its label
+    np.testing.assert_allclose(clf.label_distributions_, full.label_distributions_, atol=2e-3)
+    assert clf.label_distributions_[100].argmax() == y[100]  # a labelled item is clamped to its label
 
 
 def test_snapshot_leaves_the_served_model_unchanged():
     rng = np.random.default_rng(5)
     x, y, prompts = _clusters(rng, 30)
     clf = ColdStartClassifier().fit_rows(x, [str(i) for i in range(len(y))], np.array([0]), y[[0]], CATS, prompts)
-    before = clf.transduction_.copy()
+    before = clf.label_distributions_.copy()
     twin = clf.snapshot()
     twin.update_labels(np.array([0, 40, 70]), y[[0, 40, 70]])
-    np.testing.assert_array_equal(clf.transduction_, before)
-    assert not np.allclose(twin.transduction_, before)
+    np.testing.assert_array_equal(clf.label_distributions_, before)
+    assert not np.allclose(twin.label_distributions_, before)
 
 
 def test_added_items_join_the_graph_and_get_their_look_alikes_label():
@@ -139,7 +168,7 @@ def test_added_items_join_the_graph_and_get_their_look_alikes_label():
     new = x[:4] + 0.01 * rng.normal(size=(4, x.shape[1])).astype(np.float32)
     new /= np.linalg.norm(new, axis=1, keepdims=True)
     clf.add_items(new, ["n0", "n1", "n2", "n3"])
-    assert clf.transduction_.shape[0] == len(y) + 4
+    assert clf.label_distributions_.shape[0] == len(y) + 4
     assert (clf.predict_proba(new, ids=["n0", "n1", "n2", "n3"]).argmax(axis=1) == y[:4]).all()
 
 

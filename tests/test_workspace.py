@@ -118,7 +118,7 @@ def test_an_upload_extends_the_graph_and_its_items_learn_from_labels(workspace):
     workspace.add_upload(items, batch="b")
     model = workspace.classifier()
     assert model is not before and len(workspace.item_index().ids) == n_before + 2
-    assert model.transduction_.shape[0] == n_before + 2  # the graph grew; nothing was rebuilt from scratch
+    assert model.label_distributions_.shape[0] == n_before + 2  # the graph grew; nothing was rebuilt from scratch
     # Labelling the upload's twin in the catalog moves the upload's prediction at once.
     first = workspace.predict(items).predictions[0]
     c1_label = workspace.store.labels().set_index("item_id").loc["C1", "category"]
@@ -141,7 +141,7 @@ def test_incremental_refresh_matches_a_fresh_fit(workspace, tiny_encoder):
 
     # The propagation matches; beta is refitted only when the labels grew by a fifth.
     np.testing.assert_allclose(distributions(incremental._fit.state), distributions(fresh._fit.state), atol=0.02)
-    assert (incremental.transduction_.argmax(axis=1) == fresh.transduction_.argmax(axis=1)).all()
+    assert (incremental.label_distributions_.argmax(axis=1) == fresh.label_distributions_.argmax(axis=1)).all()
 
 
 def test_large_workspaces_refit_calibration_in_the_background(workspace, monkeypatch):
