@@ -32,7 +32,9 @@ run: demo-db
 	@echo "coldrec dashboard: open http://localhost:$(PORT) in a browser (Ctrl+C stops it)"
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/streamlit run app.py --server.port $(PORT)
 
+# pyflakes rules first: an undefined name (a NameError waiting for the page that runs it) fails fast.
 test: $(STAMP) $(SCALE_STAMP)
+	$(BIN)/ruff check --select F .
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python -m pytest
 
 bench: $(STAMP)

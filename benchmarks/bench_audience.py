@@ -110,7 +110,6 @@ def build() -> None:
     """Time building the full audience model (fitted blend, cross-fitting slices, taste ridge) on
     all purchases of the demo and of Instacart: what the Audience page and ``python -m coldrec
     audience`` do once per change of purchases or catalog (embeddings computed beforehand)."""
-    import numpy as np
     import pandas as pd
 
     from coldrec.audience import build_audience, load_interactions

@@ -132,7 +132,10 @@ class Store:
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = str(path)
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        # Cursors are pooled, not kept per thread: Streamlit runs each rerun on a new thread, so
+        # per-thread cursors piled up for the life of the server (one per rerun ever served).
+        self._cursors: list[duckdb.DuckDBPyConnection] = []  # every cursor opened, closed with the store
+        self._idle: list[duckdb.DuckDBPyConnection] = []  # those not in use now
         self._cursors_lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         if self.path != ":memory:":
@@ -164,7 +167,6 @@ class Store:
                 f"cannot open the database {self.path}: it is damaged or not a DuckDB file ({_first_line(exc)}); "
                 "restore a backup, or set COLDREC_DB to a new file"
             ) from exc
-        self._local = threading.local()
         self._write_lock = threading.Lock()
         try:
             if read_only:
@@ -196,16 +198,23 @@ class Store:
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = getattr(self._local, "cursor", None)
-        if cur is None:
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one statement, from the pool (opened when every pooled cursor is busy)."""
+        with self._cursors_lock:
             if self._con is None:
                 raise StoreError(f"the database {self.path} is closed")
-            cur = self._con.cursor()
-            self._local.cursor = cur
-            with self._cursors_lock:
+            if self._idle:
+                cur = self._idle.pop()
+            else:
+                cur = self._con.cursor()
                 self._cursors.append(cur)
-        return cur
+        try:
+            yield cur
+        finally:
+            with self._cursors_lock:
+                if self._con is not None:
+                    self._idle.append(cur)
 
     def query_df(
         self, sql: str, params: Sequence[object] | None = None, tables: dict[str, object] | None = None
@@ -238,14 +247,14 @@ class Store:
     @contextmanager
     def _registered(self, tables: dict[str, object] | None) -> Iterator[duckdb.DuckDBPyConnection]:
         """This thread's cursor with ``tables`` registered by name for the duration."""
-        cur = self._cursor()
-        for name, table in (tables or {}).items():
-            cur.register(name, table)
-        try:
-            yield cur
-        finally:
-            for name in tables or {}:
-                cur.unregister(name)
+        with self._cursor() as cur:
+            for name, table in (tables or {}).items():
+                cur.register(name, table)
+            try:
+                yield cur
+            finally:
+                for name in tables or {}:
+                    cur.unregister(name)
 
     def _scalar(self, sql: str, params: Sequence[object] | None = None) -> object:
         rows = self._exec(sql, params)
@@ -254,8 +263,7 @@ class Store:
     def close(self) -> None:
         """Close every thread's cursor and the database (checkpoints the write-ahead log). Idempotent."""
         with self._cursors_lock:
-            cursors, self._cursors = self._cursors, []
-            self._local = threading.local()  # no thread keeps a closed cursor
+            cursors, self._cursors, self._idle = self._cursors, [], []
         for cur in cursors:
             cur.close()
         if self._con is not None:

@@ -186,10 +186,9 @@ def show_flash() -> None:
 
 
 def batch_predictions(ws: Workspace, batch: str) -> PredictionBatch:
-    """Predictions for an upload batch, kept in this session until labels, categories or items change
+    """Predictions for an upload batch, kept in this session until the model, labels, categories or items change
     (selecting a row or downloading must not re-run the whole batch)."""
-    categories = tuple(map(tuple, ws.store.categories().fillna("").values.tolist()))
-    key = (batch, ws.store.label_version(), categories, ws.store.catalog_fingerprint())
+    key = (batch, ws.version())  # the workspace's one key: model, labels, items, categories, settings
     cached = st.session_state.get("_batch_predictions")
     if cached is None or cached[0] != key:
         cached = (key, ws.predict_batch(batch))

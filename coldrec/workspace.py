@@ -20,7 +20,7 @@ from .classify import Prediction, category_prompt, predictions_frame
 from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
-from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder, text_hash
+from .encoder import ProgressFn, TextEncoder, embed_texts, text_hash
 from .finetune import active_encoder
 from .ingest import (
     OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
@@ -447,7 +447,10 @@ class Workspace:
         items, vectors = self.item_vectors()
         hashes = [text_hash(item_text(t, d)) for t, d in zip(items["title"], items["description"])]
         ids = items["item_id"].tolist()
-        index = self._item_index[1] if self._item_index is not None and self._item_index[1].dim == vectors.shape[1] else None
+        # The in-memory index is updated in place only for the same model (items were added or
+        # edited); another model's vectors must not survive in the rows whose text did not change.
+        kept = self._item_index
+        index = kept[1] if kept is not None and kept[0][0] == key[0] and kept[1].dim == vectors.shape[1] else None
         folder = self._index_folder()
         if index is None and folder is not None:
             index = VectorIndex.load(folder)
@@ -552,15 +555,15 @@ class Workspace:
             found = self.store.get_embeddings(self.encoder.name, hashes)
             return {"items": len(items), "embedded": sum(h in found for h in hashes)}
 
-        # Kept until the items or the model change (hashing a million texts takes seconds).
-        return dict(self.memo("embedding_coverage", (self.encoder.name, self.store.catalog_fingerprint()), build))  # type: ignore[arg-type]
+        # Kept until the items, the model or the cache's size change (another process may embed;
+        # hashing a million texts takes seconds).
+        key = (self.encoder.name, self.store.catalog_fingerprint(), self.store.stats()["cached_vectors"])
+        return dict(self.memo("embedding_coverage", key, build))  # type: ignore[arg-type]
 
     def embed_all(self, progress: ProgressFn | None = None) -> int:
         """Embed every stored item and category prompt with the current model (after a model change)."""
         items = self.items()
         self.embed_items(items, progress=progress)
-        with self._lock:
-            self._memo.pop("embedding_coverage", None)  # the cache filled, the items did not change
         self.classifier()
         return len(items)
 
@@ -686,6 +689,7 @@ class Workspace:
         with self._build_lock, self._lock:
             self.encoder = encoder
             self._classifier = None
+            self._item_index = None
             self._audience = None
             self._memo.clear()
 

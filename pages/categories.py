@@ -120,10 +120,8 @@ else:
     st.caption("Switch on to see each category's confidence threshold and coverage and to set target precisions.")
 
 st.subheader("Model")
-# Hashing every item's text costs seconds at a million items: once per item set and cache size.
 stats = ws.store.stats()
-coverage = ws.memo("embedding_coverage", (ws.encoder.name, ws.store.catalog_fingerprint(), stats["cached_vectors"]),
-                   ws.embedding_coverage)
+coverage = ws.embedding_coverage()
 enc = ws.encoder
 a, b, c, d = st.columns(4)
 a.metric("Device", enc.device)

@@ -17,6 +17,8 @@ from coldrec.workspace import Workspace
 
 from .conftest import _WORDS
 
+pytestmark = pytest.mark.slow
+
 
 def _catalog(n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` products of 3-8 words; every 7th has a description, every 5th repeats an earlier title."""

@@ -3,7 +3,6 @@ from an empty database to predictions, labels and a map using only the dashboard
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 

@@ -20,6 +20,8 @@ from coldrec.workspace import Workspace
 from tests.conftest import PROJECT, dashboard_on
 from tests.test_pages import shown
 
+pytestmark = pytest.mark.slow
+
 N_ITEMS = 100_000
 
 

@@ -17,6 +17,8 @@ from coldrec.estimator import ColdStartClassifier
 from coldrec.ingest import item_text
 from tests.conftest import DEMO, SHARED
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def demo(real_encoder):

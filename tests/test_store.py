@@ -102,8 +102,6 @@ def test_items_filter_by_batch_label_and_unlabelled_in_sql(store):
 
 
 def test_embedding_matrix_is_aligned_with_the_hashes_asked(store, monkeypatch):
-    import coldrec.store as store_module
-
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(5, 3)).astype(np.float32)
     store.put_embeddings("m", ["h0", "h1", "h2", "h3", "h4"], vectors)
@@ -326,7 +324,8 @@ def test_version_1_database_gains_action_ids_on_open(tmp_path):
 def test_store_is_a_context_manager_and_close_is_idempotent(tmp_path):
     with Store(tmp_path / "ctx.duckdb") as store:
         _seed(store)
-        store._cursor()  # a cursor of this thread, closed with the store
+        with store._cursor():  # a pooled cursor, closed with the store
+            pass
     with pytest.raises(StoreError, match="closed"):
         store.items()
     store.close()

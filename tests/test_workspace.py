@@ -129,7 +129,6 @@ def test_an_upload_extends_the_graph_and_its_items_learn_from_labels(workspace):
 
 
 def test_incremental_refresh_matches_a_fresh_fit(workspace, tiny_encoder):
-    from coldrec.store import Store
     from coldrec.workspace import Workspace
 
     workspace.classifier()

@@ -1,0 +1,78 @@
+"""Where derived state lives (issue 21): every model-derived view follows a model switch, caches are
+keyed in one place, and per-rerun threads do not pile up database cursors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+
+from coldrec.encoder import embed_texts
+from coldrec.ingest import item_text
+
+
+class RotatedEncoder:
+    """Another model with the same dimension: the tiny model's vectors, permuted and sign-flipped."""
+
+    def __init__(self, base) -> None:  # noqa: ANN001 - the tiny encoder
+        self.base = base
+        self.name, self.dim, self.device = base.name + "+rotated", base.dim, base.device
+        rng = np.random.default_rng(7)
+        self.perm = rng.permutation(base.dim)
+        self.signs = np.where(rng.random(base.dim) < 0.5, -1.0, 1.0).astype(np.float32)
+
+    def encode(self, texts, progress=None):  # noqa: ANN001, ANN201
+        return self.base.encode(texts, progress)[:, self.perm] * self.signs
+
+
+def test_a_model_switch_replaces_the_item_index_vectors(workspace):
+    old = workspace.item_index()
+    workspace.similar_catalog_items(old.vectors[:1], k=3)  # the index is built and in use
+    rotated = RotatedEncoder(workspace.encoder)
+    workspace.use_encoder(rotated)
+    index = workspace.item_index()
+    items = workspace.items()
+    expected = rotated.encode([item_text(t, d) for t, d in zip(items["title"], items["description"])])
+    rows = [index.row_of(i) for i in items["item_id"]]
+    np.testing.assert_allclose(index.vectors[rows], expected, atol=1e-5)
+    # and the neighbours served are the new model's
+    query = expected[:1]
+    found = workspace.similar_catalog_items(query, k=1, exclude=[None])[0][0]
+    assert found[0] == items["item_id"].iloc[0] and found[1] > 0.999
+
+
+def test_embedding_coverage_follows_the_embedding_cache(workspace):
+    workspace.store.upsert_items(
+        pd.DataFrame({"item_id": ["u1"], "title": ["brand new kettle"], "description": [""]}), source="upload", batch="b"
+    )
+    assert workspace.embedding_coverage() == {"items": 13, "embedded": 12}
+    # another process (``coldrec embed``) fills the cache: the items did not change, the coverage did
+    embed_texts(workspace.encoder, [item_text("brand new kettle", "")], cache=workspace.store)
+    assert workspace.embedding_coverage() == {"items": 13, "embedded": 13}
+
+
+def test_a_sessions_batch_predictions_follow_a_model_switch(workspace, monkeypatch):
+    from coldrec import ui
+
+    monkeypatch.setattr(ui.st, "session_state", {})
+    workspace.store.upsert_items(
+        pd.DataFrame({"item_id": ["u1"], "title": ["steel frying pan"], "description": [""]}), source="upload", batch="b"
+    )
+    first = ui.batch_predictions(workspace, "b")
+    assert ui.batch_predictions(workspace, "b") is first  # kept while nothing changed
+    rotated = RotatedEncoder(workspace.encoder)
+    workspace.use_encoder(rotated)
+    after = ui.batch_predictions(workspace, "b")
+    np.testing.assert_allclose(after.vectors, rotated.encode(["steel frying pan"]), atol=1e-5)
+
+
+def test_threads_share_a_bounded_pool_of_cursors(store):
+    def read() -> None:
+        store.stats()
+
+    for _ in range(40):  # Streamlit runs every rerun on a new thread
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+    assert len(store._cursors) <= 2
