@@ -10,7 +10,8 @@ from .classify import Prediction, category_prompt, predictions_frame
 from .config import Settings, bundled_model_path
 from .errors import ColdrecError, ConfigError, DataImportError, ExportError, ModelError, NotReadyError, QueryError
 from .encoder import Encoder, ModelLoadError, embed_texts, load_encoder, pick_device, text_hash
-from .finetune import improve_model, list_versions, load_version, switch_version
+from .finetune import improve_model, switch_version
+from .versions import list_versions, load_model, load_version
 from .jobs import JobRunner
 from .export import spreadsheet_safe, to_csv_bytes, to_excel_bytes
 from .ingest import IngestError, Limits, clean_text, guess_mapping, item_text, load_items, parse_pasted, prepare_items, read_table
@@ -67,6 +68,7 @@ __all__ = [
     "load_encoder",
     "list_versions",
     "load_items",
+    "load_model",
     "load_vectors",
     "load_version",
     "parse_pasted",

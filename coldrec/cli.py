@@ -463,13 +463,13 @@ def _queue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _finetune(args: argparse.Namespace, settings: Settings) -> int:
-    from . import finetune
+    from . import finetune, versions
     from .workspace import Workspace
 
     with Workspace.open(settings) as ws:
         active = ws.store.get_meta("model_version") or ""
         if args.list:
-            for card in finetune.list_versions(finetune.models_dir(settings.db_path)):
+            for card in versions.list_versions(versions.models_dir(settings.db_path)):
                 mark = "*" if card["name"] == active else " "
                 print(f"{mark} {card['name']}  {card['method']}  labels {card['labels_used']}  held-out accuracy "
                       f"{card['accuracy_before']:.3f} -> {card['accuracy_after']:.3f}  {card['date']}")

@@ -178,8 +178,6 @@ def load_encoder(
     batch_size: int | None = None,
     backend: str | None = None,
     onnx_cache: Path | None = None,
-    *,
-    version: bool = True,
 ) -> Encoder:
     """Load ``model`` (a Hugging Face id or local folder; ``None`` = bundled all-MiniLM-L6-v2).
 
@@ -187,9 +185,8 @@ def load_encoder(
     the int8 model is exported on first use into ``onnx_cache`` (default
     :data:`ONNX_CACHE_DIR`) and reused after. Raises :class:`ModelLoadError` naming the model
     when it cannot be loaded. A hub id is looked up in the local Hugging Face cache first, then
-    downloaded unless ``HF_HUB_OFFLINE`` is set. A fine-tuned version folder (with ``card.json``,
-    see :mod:`coldrec.finetune`) loads as that version unless ``version`` is false (then its
-    weights load as a plain model).
+    downloaded unless ``HF_HUB_OFFLINE`` is set. A fine-tuned version folder loads here as a plain
+    model (its weights); :func:`coldrec.versions.load_model` loads it as that version.
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -201,11 +198,6 @@ def load_encoder(
         if device not in (None, "cpu"):
             raise ConfigError(f"the onnx-int8 backend runs on the CPU only; device {device!r} was requested")
         device = "cpu"
-    if version and model is not None and (Path(model).expanduser() / "card.json").is_file():
-        from .finetune import load_version
-
-        return load_version(model, device)
-
     if model is None:
         folder = bundled_model_path()
         if folder is None:

@@ -35,6 +35,7 @@ import numpy as np
 
 from .encoder import Encoder, TextEncoder, load_encoder
 from .errors import ModelError, NotReadyError
+from .versions import CARD, active_encoder, concrete, list_versions, load_version, models_dir, read_card
 
 METHODS = ("contrastive", "lora")
 #: What ``finetune`` runs unless told otherwise (the better one measured, BENCHMARKS.md).
@@ -64,7 +65,6 @@ MIN_HELD_OUT = 10
 #: model at 4 per category (BENCHMARKS.md, "Fine-tuning the encoder"; nor, on a CPU, at 16 or 32).
 MIN_LABELS_PER_CATEGORY = 16
 
-CARD = "card.json"
 
 #: ``progress(phase, done, total)`` while a fit or a re-embedding runs.
 PhaseProgress = Callable[[str, int, int], None]
@@ -232,6 +232,7 @@ def finetune_for_evaluation(
 ) -> tuple[Encoder, FitResult]:
     """What ``evaluate --methods coldrec+finetune`` runs per seed and k: fit on the support set and
     return the fine-tuned encoder (never saved) with the fit's figures."""
+    encoder = concrete(encoder)
     if not isinstance(encoder, Encoder) or getattr(encoder, "backend", "torch") != "torch":
         raise ModelError("coldrec+finetune needs a torch transformer encoder (load_encoder), not a substitute")
     result = fit(encoder, texts, labels, anchors, seed=seed, **options)  # type: ignore[arg-type]
@@ -239,11 +240,6 @@ def finetune_for_evaluation(
 
 
 # -- versions on disk ----------------------------------------------------------------------
-
-
-def models_dir(db_path: str | Path) -> Path:
-    """Where versions live: ``models/`` beside the database (``data/models`` by default)."""
-    return Path(db_path).resolve().parent / "models"
 
 
 def version_name(method: str, now: datetime | None = None) -> str:
@@ -270,56 +266,6 @@ def save_version(folder: Path, result: FitResult, base: Encoder, card: dict[str,
     return folder
 
 
-def read_card(folder: Path) -> dict[str, object]:
-    """The card of a version folder (raises :class:`ModelError` if it is not one)."""
-    try:
-        return json.loads((Path(folder) / CARD).read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{folder} is not a coldrec model version (no readable {CARD})") from exc
-
-
-def list_versions(directory: Path) -> list[dict[str, object]]:
-    """Cards of every version under ``directory``, newest first (each with its ``name``)."""
-    if not directory.is_dir():
-        return []
-    cards = []
-    for folder in sorted(directory.iterdir(), reverse=True):
-        if folder.is_dir() and (folder / CARD).is_file() and not folder.name.endswith(".tmp"):
-            cards.append({**read_card(folder), "name": folder.name})
-    return cards
-
-
-def load_version(folder: str | Path, device: str | None = None) -> Encoder:
-    """Load a saved version as an encoder whose cache name is ``<base name>+<version>``."""
-    folder = Path(folder).resolve()
-    card = read_card(folder)
-    if card.get("weights") == "adapter":
-        from peft import PeftModel
-
-        base = load_encoder(card.get("base_source"), device=device)  # type: ignore[arg-type]
-        net = PeftModel.from_pretrained(copy.deepcopy(base._model).float(), str(folder)).merge_and_unload()
-        dtype = next(base._model.parameters()).dtype  # type: ignore[attr-defined]
-        base._model = net.to(dtype).eval()
-        encoder = base
-    else:
-        encoder = load_encoder(str(folder), device=device, version=False)
-        encoder.pooling = str(card.get("pooling") or encoder.pooling)
-        encoder.max_length = int(card.get("max_length") or encoder.max_length)  # type: ignore[arg-type]
-    encoder.name = f"{card['base_model']}+{folder.name}"
-    return encoder
-
-
-def active_encoder(store, settings) -> Encoder:  # noqa: ANN001 - Store, Settings (no import cycle)
-    """The encoder a workspace opens with: the active version (store meta ``model_version``) if
-    it was trained from the configured model and is still on disk, else the configured model."""
-    name = store.get_meta("model_version")
-    if name:
-        folder = models_dir(settings.db_path) / name
-        if (folder / CARD).is_file() and read_card(folder).get("base_source") == settings.model:
-            return load_version(folder, settings.device)
-    return load_encoder(settings.model, settings.device)
-
-
 # -- improving a workspace's model ----------------------------------------------------------
 
 
@@ -344,7 +290,8 @@ def readiness(ws) -> dict[str, object]:  # noqa: ANN001 - Workspace
     n_categories = len(ws.store.category_names())
     per_category = len(labels) / n_categories if n_categories else 0.0
     _, held = holdout_split(labels["category"].tolist()) if len(labels) else (None, [])
-    if not isinstance(ws.encoder, Encoder) or getattr(ws.encoder, "backend", "torch") != "torch":
+    encoder = concrete(ws.encoder)
+    if not isinstance(encoder, Encoder) or getattr(encoder, "backend", "torch") != "torch":
         reason = "the current model cannot be fine-tuned (it is not a torch transformer encoder; unset COLDREC_BACKEND)"
     elif n_categories < 2 or labels["category"].nunique() < 2:
         reason = "label examples of at least two categories first"
@@ -400,9 +347,9 @@ def improve_model(
     from .ingest import item_text
 
     state = readiness(ws)
-    if not state["ready"] and not (force and state["held_out"] >= MIN_HELD_OUT and isinstance(ws.encoder, Encoder)):
+    if not state["ready"] and not (force and state["held_out"] >= MIN_HELD_OUT and isinstance(concrete(ws.encoder), Encoder)):
         raise NotReadyError(f"fine-tuning is not offered yet: {state['reason']}")
-    base: Encoder = ws.encoder
+    base: Encoder = concrete(ws.encoder)  # type: ignore[assignment]
     labels_frame = ws.store.labels()
     texts = [item_text(t, d) for t, d in zip(labels_frame["title"], labels_frame["description"])]
     labels = labels_frame["category"].tolist()

@@ -21,13 +21,13 @@ from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, text_hash
-from .finetune import active_encoder
 from .ingest import (
     OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
 )
 from .neighbours import EXACT_MAX_ITEMS, VectorIndex
 from .errors import DataImportError, StoreError
 from .store import Store, category_name
+from .versions import open_encoder
 
 
 @dataclass
@@ -93,7 +93,7 @@ class Workspace:
         settings = settings or Settings.from_env()
         store = Store(settings.db_path)
         try:
-            encoder = encoder or active_encoder(store, settings)  # the active fine-tuned version, if any
+            encoder = encoder or open_encoder(store, settings)  # the active version, loaded on first use
         except Exception:
             store.close()
             raise

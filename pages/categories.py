@@ -140,7 +140,7 @@ if st.button("Embed all items with this model", disabled=not missing):
     st.rerun()
 
 # == Improve the model on your labels (issue 13: coldrec/finetune.py, coldrec/jobs.py) ========
-from coldrec import finetune  # noqa: E402 - this block is self-contained
+from coldrec import finetune, versions  # noqa: E402 - this block is self-contained
 from coldrec.errors import ColdrecError  # noqa: E402
 
 st.subheader("Improve the model on your labels")
@@ -214,7 +214,7 @@ else:
             ui.error(exc)
         st.rerun()
 
-versions = finetune.list_versions(finetune.models_dir(ws.settings.db_path))
+versions = versions.list_versions(versions.models_dir(ws.settings.db_path))
 if versions:
     active = ws.store.get_meta("model_version") or ""
     table = pd.DataFrame(versions)[["name", "method", "labels_used", "accuracy_before", "accuracy_after", "better", "date"]]

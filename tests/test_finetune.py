@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec import finetune
+from coldrec import finetune, versions
 from coldrec.config import Settings
 from coldrec.encoder import embed_texts, load_encoder
 from coldrec.errors import NotReadyError
@@ -141,7 +141,7 @@ def test_version_is_saved_with_its_card_loads_and_switching_back_uses_the_cache(
     base_vectors = _item_vectors(ws)
     phases = set()
     card = finetune.improve_model(ws, method=method, epochs=4, progress=lambda phase, d, t: phases.add(phase))
-    folder = finetune.models_dir(ws.settings.db_path) / card["name"]
+    folder = versions.models_dir(ws.settings.db_path) / card["name"]
     on_disk = json.loads((folder / "card.json").read_text())
     assert on_disk["method"] == method and on_disk["base_model"] == base_name
     assert on_disk["labels_used"] == 48 and on_disk["held_out"] == 12  # 20% of 20 per category
@@ -158,7 +158,7 @@ def test_version_is_saved_with_its_card_loads_and_switching_back_uses_the_cache(
     tuned_vectors = _item_vectors(ws)
     assert not np.allclose(tuned_vectors, base_vectors, atol=1e-4)
     # The saved version reproduces the network it was trained into.
-    loaded = finetune.load_version(folder, device="cpu")
+    loaded = versions.load_version(folder, device="cpu")
     texts = ws.store.items()["title"].tolist()[:5]
     assert np.allclose(loaded.encode(texts), ws.encoder.encode(texts), atol=1e-4)
 
@@ -183,12 +183,12 @@ def test_a_better_version_is_activated_and_reopening_the_workspace_loads_it(labe
     name = ws.store.get_meta("model_version")
     items = ws.store.items()
     assert ws.embedding_coverage()["embedded"] == len(items) or not card["better"]
-    reopened = finetune.active_encoder(ws.store, ws.settings)
+    reopened = versions.active_encoder(ws.store, ws.settings)
     assert reopened.name == ws.encoder.name and reopened.name.endswith(f"+{name}")
     # A version trained from another base model is not applied to this configuration.
     other = Settings(db_path=ws.settings.db_path, model="some/other-model", device="cpu")
     with pytest.raises(Exception):  # the other model itself cannot load offline; the version is ignored
-        finetune.active_encoder(ws.store, other)
+        versions.active_encoder(ws.store, other)
 
 
 def test_a_cancelled_job_leaves_the_active_model_untouched(labelled_ws: Workspace) -> None:
@@ -212,7 +212,7 @@ def test_a_cancelled_job_leaves_the_active_model_untouched(labelled_ws: Workspac
     status = runner.wait(timeout=120)
     assert status.state == "cancelled" and 2 in started
     assert ws.encoder.name == name_before and not ws.store.get_meta("model_version")
-    assert finetune.list_versions(finetune.models_dir(ws.settings.db_path)) == []
+    assert versions.list_versions(versions.models_dir(ws.settings.db_path)) == []
 
 
 def test_evaluate_coldrec_finetune_reports_fit_time(word_model_dir: Path) -> None:
@@ -328,12 +328,12 @@ def test_cli_finetune_refuses_few_labels_then_trains_lists_and_switches(
     assert main(["finetune", "--epochs", "2", "--method", "lora"]) == 0
     out = capsys.readouterr()
     assert "held-out accuracy" in out.out and "training: 4/4" in out.err
-    versions = finetune.list_versions(finetune.models_dir(labelled_ws.settings.db_path))
-    assert len(versions) == 1 and versions[0]["method"] == "lora"
-    assert main(["finetune", "--use", versions[0]["name"]]) == 0
+    saved = versions.list_versions(versions.models_dir(labelled_ws.settings.db_path))
+    assert len(saved) == 1 and saved[0]["method"] == "lora"
+    assert main(["finetune", "--use", saved[0]["name"]]) == 0
     assert main(["finetune", "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert any(line.startswith(f"* {versions[0]['name']}") for line in listed)
+    assert any(line.startswith(f"* {saved[0]['name']}") for line in listed)
     assert main(["finetune", "--use", "base"]) == 0
     assert main(["finetune", "--use", "no-such-version"]) == 2
     assert "not in" in capsys.readouterr().err
