@@ -185,12 +185,16 @@ def show_flash() -> None:
         st.toast(message)
 
 
-def batch_predictions(ws: Workspace, batch: str) -> PredictionBatch:
-    """Predictions for an upload batch, kept in this session until the model, labels, categories or items change
-    (selecting a row or downloading must not re-run the whole batch)."""
+def batch_predictions(ws: Workspace, batch: str, computed: PredictionBatch | None = None) -> PredictionBatch:
+    """Predictions for an upload batch, kept in this session until the model, labels, categories or
+    items change (selecting a row or downloading must not re-run the whole batch). ``computed``:
+    the predictions an upload just made for ``batch``, kept instead of predicting it again."""
     key = (batch, ws.version())  # the workspace's one key: model, labels, items, categories, settings
     cached = st.session_state.get("_batch_predictions")
-    if cached is None or cached[0] != key:
+    if computed is not None and len(computed.items) == ws.store.batches().set_index("batch")["items"].get(batch, -1):
+        cached = (key, computed)
+        st.session_state["_batch_predictions"] = cached
+    elif cached is None or cached[0] != key:
         cached = (key, ws.predict_batch(batch))
         st.session_state["_batch_predictions"] = cached
     return cached[1]

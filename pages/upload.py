@@ -62,6 +62,7 @@ if raw is not None:
             for warning in warnings:
                 st.warning(ui.md_escape(warning))
             st.session_state["batch"] = batch_name
+            ui.batch_predictions(ws, batch_name, computed=batch)  # shown below without predicting again
         except ColdrecError as exc:
             ui.error(exc)
             st.stop()

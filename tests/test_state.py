@@ -76,3 +76,22 @@ def test_threads_share_a_bounded_pool_of_cursors(store):
         thread.start()
         thread.join()
     assert len(store._cursors) <= 2
+
+
+def test_an_upload_predicts_its_batch_once(app_env, monkeypatch):
+    from coldrec.workspace import Workspace
+    from tests.test_pages import _page, _upload
+
+    calls = []
+    real_predict = Workspace.predict
+
+    def counting(self, items, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls.append(len(items))
+        return real_predict(self, items, *args, **kwargs)
+
+    monkeypatch.setattr(Workspace, "predict", counting)
+    at = _upload(_page("pages/upload.py"))
+    assert not at.exception, at.exception
+    assert calls == [3]  # the page shows the batch the upload computed
+    at.run()  # a later rerun (a row selected, a download) predicts nothing either
+    assert calls == [3]
