@@ -26,7 +26,9 @@ category". ``profile`` (cosine to a shopper's mean purchase) and LightFM (option
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import functools
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -392,6 +394,18 @@ SEGMENTS = ("clear audience", "new to this category", "below threshold", "unmeas
 LIFT = 2.0
 
 
+def _fitted_once(method: Callable) -> Callable:
+    """An :class:`AudienceModel` part fitted on first use, under the model's lock (the check and
+    the fit together: two threads asking at once fit it once)."""
+
+    @functools.wraps(method)
+    def locked(self: "AudienceModel", *args: object, **kwargs: object) -> object:
+        with self._fitting:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 @dataclass
 class AudienceModel:
     """Shoppers' purchases over embedded items. Build with :func:`build_audience`."""
@@ -420,6 +434,8 @@ class AudienceModel:
     _shares: sparse.csc_matrix | None = None
     _buyers: np.ndarray | None = None
     _bought: sparse.csr_matrix | None = None
+    #: Held while a part is fitted on first use: two sessions scoring at once fit it once.
+    _fitting: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     # -- components ------------------------------------------------------------------------
     def _neighbour_count(self) -> int:
@@ -433,6 +449,7 @@ class AudienceModel:
         idx, sims = top_k_cosine(vectors, self.item_vectors, self._neighbour_count())
         return _vote_matrices(idx, sims, powers, len(self.item_ids))
 
+    @_fitted_once
     def _lexicon(self) -> tuple[object, sparse.csr_matrix]:
         """The catalog's title-word TF-IDF: the vectorizer and the items' unit rows."""
         if self.lexicon is None:
@@ -475,6 +492,7 @@ class AudienceModel:
             parts.append(words)
         return sparse.hstack(parts, format="csr", dtype=np.float32)
 
+    @_fitted_once
     def _bought_matrix(self) -> sparse.csr_matrix:
         """Who bought what, 0/1 (the taste ridge's target), sharing the purchases' indices."""
         if self._bought is None:
@@ -482,6 +500,7 @@ class AudienceModel:
             self._bought = sparse.csr_matrix((np.ones(p.nnz, np.float32), p.indices, p.indptr), shape=p.shape)
         return self._bought
 
+    @_fitted_once
     def _taste(self) -> TasteRidge:
         if self.taste is None:
             words = self._lexicon()[1] if self.item_texts is not None else None  # the catalog's rows, computed once
@@ -511,6 +530,7 @@ class AudienceModel:
             out[:, owner[starts]] = np.maximum.reduceat(sims, starts, axis=1)
         return out
 
+    @_fitted_once
     def group_shares(self) -> sparse.csr_matrix:
         """Each shopper's share of purchase weight per category (group), ``(n_users, n_groups)``."""
         if self._shares is not None:
@@ -539,13 +559,17 @@ class AudienceModel:
         """Category affinity: the shopper's share of purchases in the new item's (voted) category."""
         return np.asarray((self.group_shares() @ self.group_of(vectors).T).T)
 
+    @_fitted_once
+    def _buyer_counts(self) -> np.ndarray:
+        if self._buyers is None:
+            self._buyers = np.bincount(self.purchases.indices, minlength=len(self.item_ids)).astype(np.float32)
+        return self._buyers
+
     def popularity(self, vectors: np.ndarray) -> np.ndarray:
         """How many shoppers the new item's look-alikes have (log of their vote-weighted mean
         buyer count): a staple's look-alikes are bought by everyone, a niche item's by few."""
         votes = self._votes(vectors)[0]
-        if self._buyers is None:
-            self._buyers = np.bincount(self.purchases.indices, minlength=len(self.item_ids)).astype(np.float32)
-        buyers = self._buyers
+        buyers = self._buyer_counts()
         mean = np.asarray(votes @ buyers).ravel() / np.asarray(votes.sum(axis=1)).ravel().clip(min=1e-12)
         return np.log1p(mean).astype(np.float32)
 
@@ -588,11 +612,13 @@ class AudienceModel:
         sums = self.purchases @ self.item_vectors
         return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(min=1e-9)
 
+    @_fitted_once
     def _interests(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.interests is None:
             self.interests = shopper_interests(self.purchases, self.item_vectors)
         return self.interests
 
+    @_fitted_once
     def _scales(self) -> dict[str, float]:
         """Typical vote of each kind and power (positive median over a sample of the model's items)."""
         if self.vote_scales is None:
@@ -615,6 +641,7 @@ class AudienceModel:
             self.vote_scales = scales
         return self.vote_scales
 
+    @_fitted_once
     def _groups(self) -> np.ndarray:
         if self.item_groups is None:
             self.item_groups = catalog_groups(self.item_vectors)

@@ -507,3 +507,32 @@ def test_cli_audience_explains_missing_items_and_purchases(shop, tmp_path, capsy
     monkeypatch.setenv("COLDREC_DB", str(tmp_path / "empty.duckdb"))
     assert main(["audience", "T4"]) == 2
     assert "No purchases yet" in capsys.readouterr().err
+
+
+def test_two_sessions_scoring_at_once_fit_the_taste_ridge_once(monkeypatch):
+    import threading
+    import time
+
+    import coldrec.audience as audience
+
+    vectors = _unit(*[[1, 0.1 * i, 0, 0] for i in range(4)], *[[0, 0, 1, 0.1 * i] for i in range(4)])
+    ids = [f"i{n}" for n in range(8)]
+    frame = pd.DataFrame({"user_id": ["a"] * 4 + ["b"] * 4, "item_id": ids})
+    model = build_audience(frame, ids, vectors, fit=False)
+    fits = []
+    real_fit = audience.fit_taste
+
+    def slow_fit(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        fits.append(1)
+        time.sleep(0.2)  # long enough for the second session to ask meanwhile
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(audience, "fit_taste", slow_fit)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(model.taste_scores(vectors[:1]))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(fits) == 1 and len(results) == 2
+    np.testing.assert_allclose(results[0], results[1])
