@@ -14,7 +14,9 @@ database and loaded back.
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -57,6 +59,18 @@ def top_k_cosine(queries: np.ndarray, index: np.ndarray, k: int) -> tuple[np.nda
     return idx_out, sim_out
 
 
+def _locked(method: Callable) -> Callable:
+    """A :class:`VectorIndex` method run under the index's lock: pages search it while an upload
+    adds rows and a background thread reads its neighbour table."""
+
+    @functools.wraps(method)
+    def run(self: "VectorIndex", *args: object, **kwargs: object) -> object:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class VectorIndex:
     """Unit vectors keyed by item id, searchable by cosine (exact when small, faiss HNSW when large).
 
@@ -76,6 +90,7 @@ class VectorIndex:
         # cosines for rows [0, len(_knn_rows)). Dropped when rows are renumbered (compaction).
         self._knn_rows = np.zeros((0, 0), dtype=np.int32)
         self._knn_sims = np.zeros((0, 0), dtype=np.float32)
+        self._lock = threading.RLock()
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
@@ -134,6 +149,7 @@ class VectorIndex:
         self._hnsw = None  # rebuilt by the caller when large
         self._knn_rows, self._knn_sims = np.zeros((0, 0), dtype=np.int32), np.zeros((0, 0), dtype=np.float32)
 
+    @_locked
     def update(self, ids: Sequence[str], vectors: np.ndarray, hashes: Sequence[str] | None = None) -> int:
         """Add new items and replace the vectors of items whose text hash changed.
 
@@ -149,6 +165,7 @@ class VectorIndex:
                          np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)[todo]))
         return len(todo)
 
+    @_locked
     def remove(self, ids: Sequence[str]) -> int:
         """Retire items (they are no longer returned). Returns how many were present."""
         removed = 0
@@ -166,11 +183,12 @@ class VectorIndex:
         return removed
 
     def row_of(self, item_id: str) -> int | None:
-        """The live row of ``item_id``, or ``None``."""
+        """The live row of ``item_id``, or ``None`` (unlocked: called per item in loops; a dict read)."""
         row = self._row_of.get(str(item_id))
         return row if row is not None and self.alive[row] else None
 
     # -- searching --------------------------------------------------------------------------
+    @_locked
     def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows and cosines of the ``k`` nearest live items per query, best first (``-1`` pads)."""
         queries = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
@@ -199,6 +217,7 @@ class VectorIndex:
         """Rows whose neighbours :meth:`neighbour_table` has searched and kept."""
         return len(self._knn_rows)
 
+    @_locked
     def neighbour_table(
         self, k: int, rows: np.ndarray | None = None, progress: Callable[[int, int], None] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -236,6 +255,7 @@ class VectorIndex:
         out_rows[gone], out_sims[gone] = -1, -np.inf
         return out_rows, out_sims
 
+    @_locked
     def search(
         self, queries: np.ndarray, k: int = 5, exclude: Sequence[str] | None = None
     ) -> list[list[tuple[str, float]]]:
@@ -250,6 +270,7 @@ class VectorIndex:
         return out
 
     # -- persistence ------------------------------------------------------------------------
+    @_locked
     def save(self, folder: str | Path) -> None:
         """Write the index to ``folder`` (ids, hashes, vectors; the HNSW graph when there is one)."""
         import faiss

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -411,10 +411,15 @@ class Workspace:
                     with self._lock:
                         newest = self._classifier.model if self._classifier is not None else None
                         if newest is not None and newest.same_labels(twin):
+                            # Published as a new model, never written into the serving one: a
+                            # session computing predictions from it must not see a new state with
+                            # the old beta (or the reverse).
+                            updated = newest.snapshot()
                             if do_state:
-                                newest.set_state(twin._require_fit().state)
+                                updated.set_state(twin._require_fit().state)
                             if beta is not None:
-                                newest.set_calibration(beta[0], beta[1])
+                                updated.set_calibration(beta[0], beta[1])
+                            self._classifier = replace(self._classifier, model=updated)
                             self._refit_epoch += 1
                             self._pending_state &= not do_state
                             self._pending_calibration &= not do_calibration

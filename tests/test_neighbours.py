@@ -239,3 +239,43 @@ def test_the_neighbour_table_searches_only_new_rows_and_hides_retired_ones():
     assert target not in rows2[0]  # the retired row is no longer anyone's neighbour
     assert (rows2[target] == -1).all() and np.isneginf(sims2[target]).all()
     assert rows2[200, 0] == 200  # the new row is its own nearest
+
+
+def test_searches_while_rows_are_added_see_a_consistent_index():
+    import threading
+
+    rng = np.random.default_rng(3)
+    dim = 16
+    first = rng.normal(size=(50, dim)).astype(np.float32)
+    first /= np.linalg.norm(first, axis=1, keepdims=True)
+    index = VectorIndex.build([f"a{i}" for i in range(50)], first)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def add() -> None:
+        try:
+            for step in range(300):  # re-embed some items (retired rows, compactions) and add others
+                vectors = rng.normal(size=(20, dim)).astype(np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                ids = [f"a{(step * 7 + j) % 50}" for j in range(10)] + [f"n{step}-{j}" for j in range(10)]
+                index.update(ids, vectors, [f"h{step}"] * 20)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def search() -> None:
+        try:
+            while not done.is_set():
+                rows, sims = index.search_rows(first[:5], 8)
+                assert rows.shape == (5, 8)
+                index.neighbour_table(4, rows=np.array([0, 1]))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add), threading.Thread(target=search)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors

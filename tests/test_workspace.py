@@ -166,7 +166,8 @@ def test_large_workspaces_refit_calibration_in_the_background(workspace, monkeyp
     first = workspace.classifier()
     assert asked == [(False, True)] and first._fit.beta_fitted is False  # the label-free beta first ...
     finish()
-    assert workspace._refit_epoch == 1 and first._fit.beta_fitted is True  # ... then the fitted one
+    assert workspace._refit_epoch == 1 and workspace.classifier()._fit.beta_fitted is True  # ... then the fitted one,
+    assert first._fit.beta_fitted is False  # published as a new model: the one a session holds is not written into
     version = workspace.version()
     for item_id, category in zip(items["item_id"], ["Cookware", "Pet Supplies", "Footwear", "Cookware"]):
         workspace.label(item_id, category, who="ana")  # 12 -> 16 labels: a third more
@@ -203,8 +204,10 @@ def test_large_workspaces_update_look_alikes_at_once_and_the_rest_in_the_backgro
     while workspace.refitting() and time.time() < deadline:
         time.sleep(0.05)
     assert workspace._refit_epoch == epoch + 1 and not workspace.refitting()
-    gap_after = np.abs(distributions(local._fit.state) - distributions(fresh._fit.state)).max()
+    gap_after = np.abs(distributions(workspace.classifier()._fit.state) - distributions(fresh._fit.state)).max()
     assert gap_after < 1e-3 and gap_after <= gap_before
+    # the model a session was reading is unchanged (consistent), the next read gets the new one
+    assert np.abs(distributions(local._fit.state) - distributions(fresh._fit.state)).max() == gap_before
 
 
 def test_similar_catalog_items_skip_uploads_that_crowd_the_neighbourhood(workspace):
