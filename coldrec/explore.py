@@ -269,7 +269,7 @@ def near_duplicates(ws: Workspace, threshold: float = 0.95, wait: bool = True) -
             search.total = int(key[0])
             index = ws.item_index()  # brought up to date here, as every page thread does; the search only reads it
 
-        def work() -> None:
+        def work(cancelled: object) -> None:
             try:
                 search.pairs = build(search.progress, index)
             except BaseException as exc:  # shown to the page; a bug keeps its traceback in the log
@@ -277,7 +277,7 @@ def near_duplicates(ws: Workspace, threshold: float = 0.95, wait: bool = True) -
                 raise
 
         if starting:
-            threading.Thread(target=work, name="coldrec-near-duplicates", daemon=True).start()
+            ws.background.start("near-duplicates", work)
         if search.error is not None:
             raise search.error
         if search.pairs is None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from .background import Background
 from .errors import ColdrecError, NotReadyError
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class JobRunner:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._status: JobStatus | None = None
-        self._thread: threading.Thread | None = None
+        self._background = Background()
 
     def start(self, title: str, task: Callable[[JobContext], object], cancelled_errors: tuple[type, ...] = ()) -> None:
         """Start ``task(context)`` in the background. ``cancelled_errors``: exceptions that mean the
@@ -86,8 +87,7 @@ class JobRunner:
                 raise NotReadyError(f"{self._status.title!r} is still running: wait for it or cancel it")
             now = time.time()
             self._status = JobStatus(title=title, state="running", started=now, phase_started=now)
-            self._thread = threading.Thread(target=self._run, args=(task, cancelled_errors), name=f"job: {title}", daemon=True)
-            self._thread.start()
+            self._background.start("job", lambda _: self._run(task, cancelled_errors))
 
     def _run(self, task: Callable[[JobContext], object], cancelled_errors: tuple[type, ...]) -> None:
         try:
@@ -129,7 +129,5 @@ class JobRunner:
 
     def wait(self, timeout: float | None = None) -> JobStatus | None:
         """Block until the current job ends (or ``timeout``); its status."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        self._background.wait("job", timeout)
         return self.status()

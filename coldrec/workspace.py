@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .background import Background
 from .audience import AudienceModel, build_audience, load_interactions, segment_table
 from .classify import Prediction, category_prompt, predictions_frame
 from .errors import NotReadyError
@@ -86,6 +87,8 @@ class Workspace:
         self._refit_epoch = 0  # bumped when a background refit lands (part of version())
         self._audience: tuple[object, AudienceModel] | None = None
         self._memo: dict[str, tuple[object, object]] = {}
+        #: Every thread this workspace starts (the refit, the near-duplicate search).
+        self.background = Background()
 
     @classmethod
     def open(cls, settings: Settings | None = None, encoder: TextEncoder | None = None) -> "Workspace":
@@ -100,7 +103,8 @@ class Workspace:
         return cls(store, encoder, settings)
 
     def close(self) -> None:
-        """Close the database."""
+        """Stop the background work, then close the database."""
+        self.background.close()
         self.store.close()
 
     def __enter__(self) -> "Workspace":
@@ -395,10 +399,10 @@ class Workspace:
                 return
             self._refitting = True
 
-        def run() -> None:
+        def run(cancelled: threading.Event) -> None:
             try:
                 _lower_this_threads_priority()  # the dashboard's clicks come first
-                while True:
+                while not cancelled.is_set():
                     with self._lock:
                         current = self._classifier.model if self._classifier is not None else None
                         do_state, do_calibration = self._pending_state, self._pending_calibration
@@ -431,7 +435,7 @@ class Workspace:
             with self._lock:
                 self._refitting = False
 
-        threading.Thread(target=run, name="coldrec-refit", daemon=True).start()
+        self.background.start("refit", run)
 
     def refitting(self) -> bool:
         """Whether a large workspace is still finishing its last refit in the background (the
