@@ -42,3 +42,12 @@ def test_absurd_limits_are_a_config_error_naming_the_variable(monkeypatch, name,
 def test_a_fractional_row_limit_is_read_as_a_whole_number(monkeypatch):
     monkeypatch.setenv("COLDREC_MAX_ROWS", "1e3")
     assert Settings.from_env().max_rows == 1000
+
+
+# -- found in review: each once failed or lost data --------------------------------------------
+def test_out_of_range_unsure_threshold_is_refused(monkeypatch):
+    from coldrec.config import Settings
+
+    monkeypatch.setenv("COLDREC_UNSURE_BELOW", "50")
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        Settings.from_env()

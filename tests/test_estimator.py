@@ -238,3 +238,22 @@ def test_fitted_predictions_equal_explain_of_every_item():
     assert table["predicted"].tolist() == [p.category for p in explained]
     assert table["novel"].tolist() == [p.novel for p in explained]
     assert np.allclose(table["confidence"], [p.probability for p in explained], atol=1e-6)
+
+
+# -- found in review: each once failed or lost data --------------------------------------------
+def test_calibration_holds_when_half_the_items_are_labelled():
+    rng = np.random.default_rng(11)
+    cats = ["a", "b", "c", "d"]
+    centres = unit_rows(rng, 4, 16)
+    x, y = [], []
+    for c, centre in enumerate(centres):
+        pts = centre + 0.8 * rng.normal(size=(80, 16))
+        x.append(pts / np.linalg.norm(pts, axis=1, keepdims=True))
+        y += [c] * 80
+    x, y = np.vstack(x).astype(np.float32), np.array(y)
+    train = np.arange(len(y)) % 2 == 0
+    model = ColdStartClassifier().fit(x[train], [cats[i] for i in y[train]], categories=cats, prompt_vectors=centres,
+                                      unlabelled=x[~train])
+    proba = model.predict_proba(x[~train])
+    accuracy = (proba.argmax(1) == y[~train]).mean()
+    assert abs(proba.max(1).mean() - accuracy) < 0.12

@@ -553,3 +553,9 @@ def test_row_numbers_in_messages_count_blank_lines_as_in_the_file():
     data = b"title,description,brand\na,x,\n\n,,Acme\nb,y,\n"
     with pytest.raises(IngestError, match=r"row\(s\) 3\b"):
         load_items(data, "gaps.csv")
+
+
+# -- found in review: each once failed or lost data --------------------------------------------
+def test_old_excel_files_get_a_save_as_xlsx_message():
+    with pytest.raises(IngestError, match="save it as .xlsx"):
+        load_items(b"\xd0\xcf\x11\xe0 not really", "products.xls")
