@@ -373,7 +373,6 @@ class _Reader:
             book.close()
 
     def parquet(self, data: bytes) -> None:
-        import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 

@@ -270,6 +270,16 @@ def category_form(ws: Workspace, key: str) -> None:
             _run_step(lambda: ws.add_category(name, description, path), "Added category ", str)
 
 
+def multiselect(label: str, options: list, default: list | None = None, **kwargs) -> list:
+    """``st.multiselect`` whose default is always a subset of its options: a default the options
+    do not hold (a category just added has a hint but no learning curve yet) is dropped, where
+    Streamlit would raise ``StreamlitDefaultNotInOptionsError``."""
+    options = list(options)
+    allowed = set(options)
+    default = list(dict.fromkeys(d for d in default or [] if d in allowed))
+    return st.multiselect(label, options, default=default, **kwargs)
+
+
 def page_link(page: str, label: str, icon: str | None = None) -> None:
     """A link to another dashboard page (plain text where the page is not registered, e.g. in a test
     that runs one page on its own)."""

@@ -20,7 +20,7 @@ from .classify import Prediction, category_prompt, predictions_frame
 from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
-from .encoder import ProgressFn, TextEncoder, embed_texts, load_encoder, text_hash
+from .encoder import ProgressFn, TextEncoder, embed_texts, text_hash
 from .finetune import active_encoder
 from .ingest import (
     OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, prepare_items, read_table,

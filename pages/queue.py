@@ -172,7 +172,8 @@ queue_empty = labelling.queue(ws, strategy, batch_arg, n=QUEUE_BLOCK).empty
 for hint in hints if not queue_empty else []:
     st.info(ui.md_escape(hint.message))
 if not curves.empty:
-    shown_categories = st.multiselect(
+    # A hint may name a category without a curve yet (just added, no labels): ui.multiselect drops it.
+    shown_categories = ui.multiselect(
         "Learning curves of", sorted(curves["category"].unique()), default=[h.category for h in hints]
     )
     if shown_categories:

@@ -1,0 +1,64 @@
+"""AppTest of the merchandiser journey's breakages (issue 22): adding a category then opening
+Label next, the sidebar while labelling, the SQL box's size limit, table cells."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from coldrec import ui
+from coldrec.store import Store
+from coldrec.workspace import Workspace
+
+from tests.conftest import PROJECT
+from tests.test_pages import shown
+
+NEW = pd.DataFrame(
+    {
+        "item_id": ["n1", "n2", "n3", "n4"],
+        "title": ["steel frying pan", "leather boot", "dog food pack", "wool socks"],
+        "description": [""] * 4,
+    }
+)
+
+
+@pytest.fixture
+def uploaded(app_env, tiny_encoder):
+    ws = Workspace(Store(app_env / "app.duckdb"), tiny_encoder)
+    ws.upload_and_predict(NEW, batch="new")
+    ws.close()
+    return app_env
+
+
+def _page(path: str) -> AppTest:
+    at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120)
+    at.run()
+    return at.switch_page(path).run()
+
+
+def test_adding_a_category_then_opening_label_next_does_not_crash(uploaded):
+    at = _page("pages/categories.py")
+    assert not at.exception, at.exception
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["Name"].set_value("Educational Toys")
+    form_inputs["One-line description (zero-shot prediction reads it)"].set_value("stem kits for kids")
+    next(b for b in at.button if b.label == "Add category").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Educational Toys" in ui._open_workspace().store.category_names()
+    at = at.switch_page("pages/queue.py").run()
+    assert not at.exception, at.exception
+    # The hint for the new category is shown, and the learning-curve picker holds only categories with a curve.
+    assert any("Educational Toys" in shown(i.value) for i in at.info)
+    picker = next(m for m in at.multiselect if m.label == "Learning curves of")
+    assert set(picker.value) <= set(picker.options) and "Educational Toys" not in picker.value
+
+
+def test_multiselect_default_is_always_within_the_options():
+    at = AppTest.from_string(
+        "from coldrec import ui\n"
+        "ui.multiselect('Pick', ['a', 'b'], default=['b', 'c', 'b'])\n"
+    ).run()
+    assert not at.exception, at.exception
+    assert at.multiselect[0].value == ["b"]
