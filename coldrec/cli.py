@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--catalog", default=str(DEMO_DIR / "catalog.csv"), help="catalog file with a category column")
     init.add_argument("--categories", default=str(DEMO_DIR / "categories.csv"), help="name, description, path")
     init.add_argument("--interactions", help="purchases to load (default: the demo's, with the demo catalog)")
-    init.add_argument("--if-missing", action="store_true", help="do nothing when the database is already initialised")
+    init.add_argument("--if-missing", action="store_true", help="do nothing when the database already holds data")
+    init.add_argument(
+        "--merge", action="store_true",
+        help="add the catalog (the demo by default) to a database that already holds data (refused without it)",
+    )
     init.add_argument("--vectors", metavar="DIR", help="Parquet shards written by `embed`: loaded, not re-embedded")
 
     predict = sub.add_parser("predict", help="predict categories and similar catalog items for a product file")
@@ -161,12 +165,22 @@ def _one_line(exc: BaseException) -> str:
 def _init(args: argparse.Namespace, settings: Settings) -> int:
     from .workspace import Workspace, progress_printer
 
-    ws = Workspace.open(settings)
-    if args.if_missing and ws.store.get_meta("initialised"):
-        ws.close()
-        print(f"{settings.db_path} is already initialised; nothing to do")
-        return 0
+    from .store import Store
+
     demo = Path(args.catalog) == DEMO_DIR / "catalog.csv"
+    # Checked before the model loads: a database that holds anything is never added to unasked.
+    with Store(settings.db_path) as store:
+        held = _held_data(store)
+    if held and args.if_missing:
+        print(f"{settings.db_path} already holds {held}; nothing to do")
+        return 0
+    if held and not args.merge:
+        what = "the demo shop" if demo else Path(args.catalog).name
+        raise StoreError(
+            f"{settings.db_path} already holds {held}: init would add {what} to it. Nothing was changed. "
+            "Add it anyway with `init --merge`, or choose another database with --db or COLDREC_DB."
+        )
+    ws = Workspace.open(settings)
     try:
         if args.vectors:
             from .batch_embed import load_vectors
@@ -191,6 +205,14 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         + (f", {arrivals} new arrivals uploaded as batch {Workspace.DEMO_BATCH!r}" if arrivals else "")
     )
     return 0
+
+
+def _held_data(store: object) -> str:
+    """What a database holds, in words ("16 categories, 448 items, 3,420 purchases"); "" when empty."""
+    stats = store.stats()  # type: ignore[attr-defined]
+    parts = [(stats["categories"], "categories"), (stats["catalog_items"] + stats["uploaded_items"], "items"),
+             (stats["interactions"], "purchases")]
+    return ", ".join(f"{n:,} {word}" for n, word in parts if n)
 
 
 def _predict(args: argparse.Namespace, settings: Settings) -> int:

@@ -62,3 +62,11 @@ def test_multiselect_default_is_always_within_the_options():
     ).run()
     assert not at.exception, at.exception
     assert at.multiselect[0].value == ["b"]
+
+
+def test_audience_page_without_purchases_advises_no_command_that_changes_the_data(app_env):
+    at = _page("pages/audience.py")
+    assert not at.exception, at.exception
+    texts = [shown(e.value) for e in [*at.info, *at.markdown, *at.caption, *at.warning]]
+    assert any("No purchase history yet" in t for t in texts)
+    assert not any("coldrec init" in t for t in texts), texts
