@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import DEFAULT_MODEL_NAME, DEMO_DIR, Settings
-from .errors import ColdrecError, ConfigError, DataImportError, StoreError
+from .errors import ColdrecError, ConfigError, DataImportError, NotReadyError, StoreError
 
 
 def _int_list(text: str) -> list[int]:
@@ -362,7 +362,14 @@ def _audience(args: argparse.Namespace, settings: Settings) -> int:
     from .workspace import Workspace
 
     if args.top < 1:
-        raise ValueError(f"--top must be at least 1, got {args.top}")
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
+    from .store import Store
+    from .workspace import check_audience_request
+
+    if not Path(settings.db_path).is_file():
+        raise NotReadyError(f"No purchases yet: there is no database at {settings.db_path}")
+    with Store(settings.db_path, read_only=True) as store:
+        check_audience_request(store, args.item_id)  # before the model loads
     with Workspace.open(settings) as ws:
         table, verdict = ws.audience_segment(args.item_id, args.top, args.include_weak)
     print(verdict, file=sys.stderr)  # stdout stays pure CSV for the campaign tool

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
+import pandas as pd
 import pytest
 
 from coldrec.cli import main
@@ -74,3 +76,32 @@ def test_make_run_loads_the_demo_only_into_the_default_database(tmp_path):
     assert "coldrec init --if-missing" in _make_dry_run(COLDREC_DB="data/coldrec.duckdb")
     own = _make_dry_run(COLDREC_DB=str(tmp_path / "new.duckdb"))
     assert "coldrec init" not in own and "streamlit run app.py" in own
+
+
+@pytest.fixture
+def shop(env):
+    pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3"], "item_id": ["C1", "C2", "F1", "P1"]}).to_csv(
+        env / "purchases.csv", index=False)
+    assert main(["import-interactions", str(env / "purchases.csv")]) == 0
+    return env
+
+
+def test_audience_of_an_unknown_id_is_refused_before_any_model_is_built(shop, monkeypatch, capsys):
+    from coldrec.workspace import Workspace
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded for an id the database does not hold")
+
+    monkeypatch.setattr(Workspace, "open", classmethod(never))
+    monkeypatch.setattr(Workspace, "audience", never)
+    capsys.readouterr()
+    assert main(["audience", "NO-SUCH-ID"]) == 2
+    err = capsys.readouterr().err
+    assert "No item with id 'NO-SUCH-ID'" in err and "Traceback" not in err
+
+
+def test_audience_of_an_unknown_id_as_a_subprocess_is_a_clear_fast_error(shop):
+    done = subprocess.run([sys.executable, "-m", "coldrec", "audience", "NO-SUCH-ID"], cwd=PROJECT,
+                          env={**os.environ}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "No item with id 'NO-SUCH-ID'" in done.stderr and done.stdout == ""
