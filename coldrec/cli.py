@@ -520,9 +520,10 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
         options = {k: v for k, v in {"method": args.method, "epochs": args.epochs, "max_minutes": args.max_minutes}.items()
                    if v is not None}
         card = finetune.improve_model(ws, progress=progress, force=args.force, **options)  # Ctrl-C: nothing switched
-    verdict = "now active" if card["better"] else "kept the previous model (not better on held-out labels)"
+    verdict = "now active" if card["better"] else "kept the previous model (not shown to be better on held-out labels)"
     print(f"{card['name']}: held-out accuracy {card['accuracy_before']:.3f} -> {card['accuracy_after']:.3f} on "
           f"{card['held_out']} labels; {card['steps']} steps in {card['train_seconds']:.0f} s; {verdict}")
+    print(finetune.comparison_text(card))
     return 0
 
 
