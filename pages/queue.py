@@ -84,6 +84,7 @@ def _propagate(item_id: str, targets: list[str], label: str) -> None:
 def card() -> None:
     """The look-alike offer for the last label, then the next item and its choices."""
     ui.show_flash()
+    ui.sidebar_counts(ws)  # a click reruns this card alone: the sidebar's labelled count moves with it
     st.button("Undo my last action", shortcut="U", on_click=ui.undo_now, args=(ws,))
     last = st.session_state.get("last_labelled")
     if last:

@@ -70,3 +70,33 @@ def test_audience_page_without_purchases_advises_no_command_that_changes_the_dat
     texts = [shown(e.value) for e in [*at.info, *at.markdown, *at.caption, *at.warning]]
     assert any("No purchase history yet" in t for t in texts)
     assert not any("coldrec init" in t for t in texts), texts
+
+
+def _sidebar_labelled(at: AppTest) -> str:
+    return next(m.value for m in at.sidebar.get("metric") if m.label == "Labelled examples")
+
+
+def _run_fragment(at: AppTest, monkeypatch) -> AppTest:
+    """Run the page's one fragment alone, as a browser does after a click inside it (AppTest's
+    own runs are full-script runs, where the sidebar is drawn after the click's callback anyway)."""
+    import streamlit.testing.v1.local_script_runner as runner
+
+    (fragment_id,) = list(at._fragment_storage._fragments)
+    real = runner.RerunData
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "RerunData", lambda **kw: real(fragment_id_queue=[fragment_id], **kw))
+        return at.run()
+
+
+def test_sidebar_labelled_count_moves_when_label_next_labels_in_its_fragment(uploaded, monkeypatch):
+    at = _page("pages/queue.py")
+    assert not at.exception, at.exception
+    before = int(_sidebar_labelled(at).replace(",", ""))
+    # In a full run the card redraws the counts in the sidebar's placeholder: shown once, not twice.
+    assert [m.label for m in at.sidebar.get("metric")] == ["Catalog items", "Labelled examples"]
+    next(b for b in at.button if b.label.startswith("1 · ")).click()
+    at = _run_fragment(at, monkeypatch)
+    assert not at.exception, at.exception
+    assert not at.title  # the card alone ran: the page's title was not drawn again
+    assert ui._open_workspace().store.stats()["labelled_items"] == before + 1
+    assert _sidebar_labelled(at) == f"{before + 1:,}"
