@@ -427,7 +427,7 @@ def _model_name(settings: Settings) -> str:
 
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
-    from .sqlbox import MAX_RESULT_BYTES, run_readonly
+    from .sqlbox import result_summary, run_readonly
     from .store import Store
 
     if not Path(settings.db_path).is_file():
@@ -439,9 +439,10 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
         print(frame.to_json(orient="records", date_format="iso", force_ascii=False))
     else:
         print(frame.to_csv(index=False), end="")
-    if result.truncated:
-        limit = "1,000 rows" if result.truncated_by == "rows" else f"{MAX_RESULT_BYTES / 1e6:.0f} MB"
-        print(f"(truncated at {limit}: {len(frame):,} rows shown)", file=sys.stderr)
+    if result.truncated_by == "rows":
+        print(f"(truncated at 1,000 rows: {len(frame):,} rows shown)", file=sys.stderr)
+    elif result.truncated:
+        print(f"({result_summary(result)})", file=sys.stderr)
     return 0
 
 

@@ -100,3 +100,24 @@ def test_sidebar_labelled_count_moves_when_label_next_labels_in_its_fragment(upl
     assert not at.title  # the card alone ran: the page's title was not drawn again
     assert ui._open_workspace().store.stats()["labelled_items"] == before + 1
     assert _sidebar_labelled(at) == f"{before + 1:,}"
+
+
+def _run_sql(at: AppTest, sql: str) -> AppTest:
+    next(t for t in at.text_area if t.label == "SQL").set_value(sql)
+    return next(b for b in at.button if b.label == "Run").click().run()
+
+
+def test_sql_box_says_a_result_over_the_size_limit_was_too_large_and_names_the_limit(app_env):
+    at = _page("pages/explore.py")
+    assert not at.exception, at.exception
+    at = _run_sql(at, "SELECT repeat('x', 6000000) AS big")  # one row over the 5 MB limit
+    assert not at.exception, at.exception
+    warnings = [shown(w.value) for w in at.warning]
+    assert any("too large to show" in w and "5 MB limit" in w for w in warnings), warnings
+    assert not any("0 row(s) (truncated)" in shown(c.value) for c in at.caption)
+    # Many rows of 1 MB: the first ones are shown, and the page says which limit cut the rest.
+    at = _run_sql(at, "SELECT i, repeat('x', 1000000) AS big FROM range(20) t(i)")
+    assert not at.exception, at.exception
+    warnings = [shown(w.value) for w in at.warning]
+    assert any("larger than the 5 MB limit" in w and "only its first" in w for w in warnings), warnings
+    assert 0 < len(at.dataframe[-1].value) < 20
