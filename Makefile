@@ -28,7 +28,14 @@ setup: $(STAMP)
 demo-db: $(STAMP)
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/python -m coldrec init --if-missing
 
+# `make run` loads the demo only into the default database (COLDREC_DB unset or data/coldrec.duckdb):
+# a database of your own (`COLDREC_DB=/tmp/new.duckdb make run`) opens as it is, empty or not.
+# `make demo-db` loads the demo into whichever database COLDREC_DB names, if it holds nothing yet.
+ifeq ($(filter-out data/coldrec.duckdb ./data/coldrec.duckdb,$(COLDREC_DB)),)
 run: demo-db
+else
+run: setup
+endif
 	@echo "coldrec dashboard: open http://localhost:$(PORT) in a browser (Ctrl+C stops it)"
 	HF_HUB_OFFLINE=$(HF_HUB_OFFLINE) $(BIN)/streamlit run app.py --server.port $(PORT)
 

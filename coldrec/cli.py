@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import DEFAULT_MODEL_NAME, DEMO_DIR, Settings
-from .errors import ColdrecError, ConfigError, DataImportError, StoreError
+from .errors import ColdrecError, ConfigError, DataImportError, NotReadyError, StoreError
 
 
 def _int_list(text: str) -> list[int]:
@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--catalog", default=str(DEMO_DIR / "catalog.csv"), help="catalog file with a category column")
     init.add_argument("--categories", default=str(DEMO_DIR / "categories.csv"), help="name, description, path")
     init.add_argument("--interactions", help="purchases to load (default: the demo's, with the demo catalog)")
-    init.add_argument("--if-missing", action="store_true", help="do nothing when the database is already initialised")
+    init.add_argument("--if-missing", action="store_true", help="do nothing when the database already holds data")
+    init.add_argument(
+        "--merge", action="store_true",
+        help="add the catalog (the demo by default) to a database that already holds data (refused without it)",
+    )
     init.add_argument("--vectors", metavar="DIR", help="Parquet shards written by `embed`: loaded, not re-embedded")
 
     predict = sub.add_parser("predict", help="predict categories and similar catalog items for a product file")
@@ -161,12 +165,22 @@ def _one_line(exc: BaseException) -> str:
 def _init(args: argparse.Namespace, settings: Settings) -> int:
     from .workspace import Workspace, progress_printer
 
-    ws = Workspace.open(settings)
-    if args.if_missing and ws.store.get_meta("initialised"):
-        ws.close()
-        print(f"{settings.db_path} is already initialised; nothing to do")
-        return 0
+    from .store import Store
+
     demo = Path(args.catalog) == DEMO_DIR / "catalog.csv"
+    # Checked before the model loads: a database that holds anything is never added to unasked.
+    with Store(settings.db_path) as store:
+        held = _held_data(store)
+    if held and args.if_missing:
+        print(f"{settings.db_path} already holds {held}; nothing to do")
+        return 0
+    if held and not args.merge:
+        what = "the demo shop" if demo else Path(args.catalog).name
+        raise StoreError(
+            f"{settings.db_path} already holds {held}: init would add {what} to it. Nothing was changed. "
+            "Add it anyway with `init --merge`, or choose another database with --db or COLDREC_DB."
+        )
+    ws = Workspace.open(settings)
     try:
         if args.vectors:
             from .batch_embed import load_vectors
@@ -191,6 +205,14 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         + (f", {arrivals} new arrivals uploaded as batch {Workspace.DEMO_BATCH!r}" if arrivals else "")
     )
     return 0
+
+
+def _held_data(store: object) -> str:
+    """What a database holds, in words ("16 categories, 448 items, 3,420 purchases"); "" when empty."""
+    stats = store.stats()  # type: ignore[attr-defined]
+    parts = [(stats["categories"], "categories"), (stats["catalog_items"] + stats["uploaded_items"], "items"),
+             (stats["interactions"], "purchases")]
+    return ", ".join(f"{n:,} {word}" for n, word in parts if n)
 
 
 def _predict(args: argparse.Namespace, settings: Settings) -> int:
@@ -340,7 +362,14 @@ def _audience(args: argparse.Namespace, settings: Settings) -> int:
     from .workspace import Workspace
 
     if args.top < 1:
-        raise ValueError(f"--top must be at least 1, got {args.top}")
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
+    from .store import Store
+    from .workspace import check_audience_request
+
+    if not Path(settings.db_path).is_file():
+        raise NotReadyError(f"No purchases yet: there is no database at {settings.db_path}")
+    with Store(settings.db_path, read_only=True) as store:
+        check_audience_request(store, args.item_id)  # before the model loads
     with Workspace.open(settings) as ws:
         table, verdict = ws.audience_segment(args.item_id, args.top, args.include_weak)
     print(verdict, file=sys.stderr)  # stdout stays pure CSV for the campaign tool
@@ -398,7 +427,7 @@ def _model_name(settings: Settings) -> str:
 
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
-    from .sqlbox import MAX_RESULT_BYTES, run_readonly
+    from .sqlbox import result_summary, run_readonly
     from .store import Store
 
     if not Path(settings.db_path).is_file():
@@ -410,9 +439,10 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
         print(frame.to_json(orient="records", date_format="iso", force_ascii=False))
     else:
         print(frame.to_csv(index=False), end="")
-    if result.truncated:
-        limit = "1,000 rows" if result.truncated_by == "rows" else f"{MAX_RESULT_BYTES / 1e6:.0f} MB"
-        print(f"(truncated at {limit}: {len(frame):,} rows shown)", file=sys.stderr)
+    if result.truncated_by == "rows":
+        print(f"(truncated at 1,000 rows: {len(frame):,} rows shown)", file=sys.stderr)
+    elif result.truncated:
+        print(f"({result_summary(result)})", file=sys.stderr)
     return 0
 
 
@@ -491,9 +521,10 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
         options = {k: v for k, v in {"method": args.method, "epochs": args.epochs, "max_minutes": args.max_minutes}.items()
                    if v is not None}
         card = finetune.improve_model(ws, progress=progress, force=args.force, **options)  # Ctrl-C: nothing switched
-    verdict = "now active" if card["better"] else "kept the previous model (not better on held-out labels)"
+    verdict = "now active" if card["better"] else "kept the previous model (not shown to be better on held-out labels)"
     print(f"{card['name']}: held-out accuracy {card['accuracy_before']:.3f} -> {card['accuracy_after']:.3f} on "
           f"{card['held_out']} labels; {card['steps']} steps in {card['train_seconds']:.0f} s; {verdict}")
+    print(finetune.comparison_text(card))
     return 0
 
 

@@ -79,6 +79,24 @@ class SQLResult:
     truncated_by: str | None = None
 
 
+def result_summary(result: SQLResult, row_limit: int = 1000, max_bytes: int = MAX_RESULT_BYTES) -> str:
+    """What the SQL box says under a result: its rows, and when it was cut, which limit cut it
+    ("the result is larger than the 5 MB limit: the first 12 rows are shown"; with no row
+    shown, that even its first row is too large)."""
+    rows = len(result.frame)
+    shown = f"{rows:,} row{'s' if rows != 1 else ''} in {result.elapsed_s:.2f} s"
+    limit_mb = f"{max_bytes / 1024**2:g} MB"
+    if result.truncated_by == "bytes":
+        if rows == 0:
+            return (f"The result is too large to show: even its first row is over the {limit_mb} limit on a "
+                    "result. Select fewer or shorter columns (e.g. left(description, 200)) or add a LIMIT.")
+        return (f"The result is larger than the {limit_mb} limit on a result: only its first {shown} are shown. "
+                "Select fewer or shorter columns, or fewer rows.")
+    if result.truncated_by == "rows":
+        return f"{shown}: the result has more rows than the {row_limit:,}-row limit (only the first {row_limit:,} are shown)."
+    return shown
+
+
 def run_readonly(
     store: Store,
     model: str,

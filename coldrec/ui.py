@@ -51,17 +51,31 @@ def workspace() -> Workspace:
 
 def sidebar(ws: Workspace) -> None:
     """Catalog size, labelled count, model, device and database path."""
-    stats = ws.store.stats()
     with st.sidebar:
-        st.metric("Catalog items", f"{stats['catalog_items']:,}")
-        st.metric("Labelled examples", f"{stats['labelled_items']:,}", help="Catalog items count as labelled: their category is known.")
-        st.caption(f"Uploaded: {stats['uploaded_items']:,} · Categories: {stats['categories']}")
+        # The counts sit in one placeholder that a fragment labelling items redraws
+        # (:func:`sidebar_counts`): a fragment rerun does not run this function again.
+        st.session_state["_sidebar_counts"] = st.empty()
+        sidebar_counts(ws)
         st.caption(f"Model: {md_escape(ws.encoder.name)} on **{ws.encoder.device}** ({ws.encoder.dim} dims)")
         st.caption(f"Database: {md_escape(ws.store.path)}")
         if ws.refitting():
             st.caption("⏳ Your latest labels' look-alikes are updated; the rest of the catalog is catching up "
                        "in the background (minutes at a million items); the next page view shows it once done.")
         st.text_input("Your name (recorded with labels)", key="who", placeholder="e.g. ana")
+
+
+def sidebar_counts(ws: Workspace) -> None:
+    """Draw (or redraw) the sidebar's catalog, labelled, uploaded and category counts. A fragment
+    that saves labels calls it, so the counts move on the same rerun (Streamlit redraws what a
+    fragment writes into a container made outside it)."""
+    placeholder = st.session_state.get("_sidebar_counts")
+    if placeholder is None:  # a page run on its own, without the app's sidebar
+        return
+    stats = ws.store.stats()
+    with placeholder.container():
+        st.metric("Catalog items", f"{stats['catalog_items']:,}")
+        st.metric("Labelled examples", f"{stats['labelled_items']:,}", help="Catalog items count as labelled: their category is known.")
+        st.caption(f"Uploaded: {stats['uploaded_items']:,} · Categories: {stats['categories']}")
 
 
 def who() -> str:
@@ -271,6 +285,16 @@ def category_form(ws: Workspace, key: str) -> None:
         path = st.text_input("Parent path (optional)", placeholder="Home & Kitchen > Kitchen", max_chars=300)
         if st.form_submit_button("Add category"):
             _run_step(lambda: ws.add_category(name, description, path), "Added category ", str)
+
+
+def multiselect(label: str, options: list, default: list | None = None, **kwargs) -> list:
+    """``st.multiselect`` whose default is always a subset of its options: a default the options
+    do not hold (a category just added has a hint but no learning curve yet) is dropped, where
+    Streamlit would raise ``StreamlitDefaultNotInOptionsError``."""
+    options = list(options)
+    allowed = set(options)
+    default = list(dict.fromkeys(d for d in default or [] if d in allowed))
+    return st.multiselect(label, options, default=default, **kwargs)
 
 
 def page_link(page: str, label: str, icon: str | None = None) -> None:

@@ -601,16 +601,12 @@ class Workspace:
     def audience_segment(self, item_id: str, n: int = 20, include_weak: bool = False) -> tuple[pd.DataFrame, str]:
         """The audience of one stored item (:func:`coldrec.audience.segment_table`) and the
         verdict sentence ("no clear audience" when nobody reaches the measured threshold)."""
+        check_audience_request(self.store, item_id)  # before the model: an unknown id is told at once
         model = self.audience()
         if model is None:
             raise NotReadyError("No purchases yet: import them first (python -m coldrec import-interactions FILE).")
         items = self.items()
         item = items[items["item_id"] == str(item_id)]
-        if item.empty:
-            raise NotReadyError(
-                f"No item with id {str(item_id)[:80]!r} in the database: store it first "
-                "(python -m coldrec predict FILE --save-batch NAME) or use a stored id."
-            )
         vector = self.embed_items(item)[0]
         text = item_text(item["title"].iloc[0], item["description"].iloc[0])
         titles = dict(zip(items["item_id"], items["title"]))
@@ -800,6 +796,19 @@ class Workspace:
                 "under 'Import a taxonomy' on the Categories & model page"
             )
         return self.import_categories(frame, filename)
+
+
+def check_audience_request(store: Store, item_id: str) -> None:
+    """Raise :class:`NotReadyError` for an item id the database does not hold, or when it holds no
+    purchases: two indexed lookups, so the CLI says so in a second instead of after fitting the
+    audience model (49 s on the demo)."""
+    if not store.interactions_version():
+        raise NotReadyError("No purchases yet: import them first (python -m coldrec import-interactions FILE).")
+    if store.item_record(str(item_id)).empty:
+        raise NotReadyError(
+            f"No item with id {str(item_id)[:80]!r} in the database: store it first "
+            "(python -m coldrec predict FILE --save-batch NAME) or use a stored id."
+        )
 
 
 @dataclass

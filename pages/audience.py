@@ -19,7 +19,8 @@ st.caption(
 )
 model = ws.audience()
 if model is None:
-    st.info("No purchase history yet. Import purchases (user_id, item_id, …) below, or run `python -m coldrec init`.")
+    # Only what adds the user's own file: no page advises a command that changes their data unasked.
+    st.info("No purchase history yet: import this shop's purchases (user_id, item_id, …) below.")
 with st.expander("Import purchases (CSV, Excel, JSON or Parquet: user_id, item_id, optional timestamp, order_number, quantity)"):
     uploaded = st.file_uploader("Purchases file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"], key="purchases")
     if uploaded is not None and st.button("Import purchases"):

@@ -147,7 +147,8 @@ st.subheader("Improve the model on your labels")
 st.caption(
     "Fine-tunes the encoder on your labels in the background (you can leave this page): 20% of each "
     "category's labels are held out, the model trains on the rest, and the dashboard switches to the new "
-    "version only if it predicts the held-out labels better. Earlier versions are kept; switch back any time. "
+    "version only if it predicts the held-out labels better by a paired test (exact McNemar on the labels "
+    "only one of the two models gets right, one-sided p below 0.05). Earlier versions are kept; switch back any time. "
     "Measured so far (BENCHMARKS.md): it helped on the demo catalog (+2 points on 96 held-out labels) and on Flipkart "
     "titles at 16 labels per category (+1.5 macro-F1), not on Flipkart titles with descriptions, where a CPU fit of "
     "up to 4 minutes is too short. "
@@ -173,7 +174,8 @@ def _job_panel() -> None:
         fraction = status.done / status.total if status.total else 0.0
         eta = f" · about {status.eta_s / 60:.1f} min left in this step" if status.eta_s is not None else ""
         st.progress(min(fraction, 1.0), text=f"{ui.md_escape(status.phase)}: {status.done:,} / {status.total:,}")
-        st.caption(f"Elapsed {status.elapsed_s / 60:.1f} min{eta}" + (" · cancelling…" if status.cancel_requested else ""))
+        cap = " · training ends at the time cap if that comes first" if status.phase == "training" else ""
+        st.caption(f"Elapsed {status.elapsed_s / 60:.1f} min{eta}{cap}" + (" · cancelling…" if status.cancel_requested else ""))
         if st.button("Cancel fine-tuning", key="finetune-cancel", disabled=status.cancel_requested):
             jobs.cancel()
             st.rerun()
@@ -185,12 +187,16 @@ def _job_panel() -> None:
     if status.state == "done":
         card = status.result
         verdict = ("better: the dashboard now uses it" if card["better"]
-                   else "not better: the dashboard kept the previous model")
+                   else "not shown to be better: the dashboard kept the previous model")
+        capped = " (stopped at the time cap)" if card.get("capped") else ""
         st.success(
             f"Version {ui.md_escape(card['name'])}: held-out accuracy {card['accuracy_before']:.1%} → "
             f"{card['accuracy_after']:.1%} on {card['held_out']} labels, {verdict} "
-            f"({card['steps']} training steps in {card['train_seconds'] / 60:.1f} min)."
+            f"({card['steps']} training steps in {card['train_seconds'] / 60:.1f} min{capped})."
         )
+        test = finetune.comparison_text(card)
+        if test:
+            st.caption(ui.md_escape(test[0].upper() + test[1:] + "."))
     elif status.state == "cancelled":
         st.info("Fine-tuning was cancelled; the model in use did not change.")
     else:
@@ -217,7 +223,8 @@ else:
 versions = versions.list_versions(versions.models_dir(ws.settings.db_path))
 if versions:
     active = ws.store.get_meta("model_version") or ""
-    table = pd.DataFrame(versions)[["name", "method", "labels_used", "accuracy_before", "accuracy_after", "better", "date"]]
+    table = pd.DataFrame(versions).reindex(columns=[
+        "name", "method", "labels_used", "accuracy_before", "accuracy_after", "gained", "lost", "p_value", "better", "date"])
     table.insert(1, "active", table["name"] == active)
     st.dataframe(table, hide_index=True, width="stretch")
     choices = ["base model"] + [v["name"] for v in versions]

@@ -6,7 +6,7 @@ import streamlit as st
 from coldrec.errors import ColdrecError, NotReadyError
 from coldrec import charts, explore, labelling, ui
 from coldrec.projection import available_methods
-from coldrec.sqlbox import SQLRefused, run_readonly
+from coldrec.sqlbox import SQLRefused, result_summary, run_readonly
 
 ws = ui.workspace()
 st.title("Explore")
@@ -208,7 +208,9 @@ with sql_tab:
         if st.form_submit_button("Run"):
             try:
                 result = run_readonly(ws.store, model_name, sql)
-                st.dataframe(result.frame, hide_index=True, width="stretch")  # the analyst's own columns, as asked
-                st.caption(f"{len(result.frame):,} row(s){' (truncated)' if result.truncated else ''} in {result.elapsed_s:.2f} s")
+                if len(result.frame.columns) and (len(result.frame) or not result.truncated):
+                    st.dataframe(result.frame, hide_index=True, width="stretch")  # the analyst's own columns, as asked
+                summary = result_summary(result)
+                (st.warning if result.truncated else st.caption)(ui.md_escape(summary))
             except SQLRefused as exc:
                 ui.error(exc)

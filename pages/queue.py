@@ -84,6 +84,7 @@ def _propagate(item_id: str, targets: list[str], label: str) -> None:
 def card() -> None:
     """The look-alike offer for the last label, then the next item and its choices."""
     ui.show_flash()
+    ui.sidebar_counts(ws)  # a click reruns this card alone: the sidebar's labelled count moves with it
     st.button("Undo my last action", shortcut="U", on_click=ui.undo_now, args=(ws,))
     last = st.session_state.get("last_labelled")
     if last:
@@ -172,7 +173,8 @@ queue_empty = labelling.queue(ws, strategy, batch_arg, n=QUEUE_BLOCK).empty
 for hint in hints if not queue_empty else []:
     st.info(ui.md_escape(hint.message))
 if not curves.empty:
-    shown_categories = st.multiselect(
+    # A hint may name a category without a curve yet (just added, no labels): ui.multiselect drops it.
+    shown_categories = ui.multiselect(
         "Learning curves of", sorted(curves["category"].unique()), default=[h.category for h in hints]
     )
     if shown_categories:

@@ -1,0 +1,107 @@
+"""CLI breakages of the merchandiser journey (issue 22): init on a database that holds data,
+`make run` on a database of one's own, an unknown audience id, one source of predictions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from coldrec.cli import main
+from coldrec.store import Store
+
+from tests.conftest import PROJECT
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, tiny_model_dir, small_catalog):
+    catalog, categories = small_catalog
+    catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    categories.to_csv(tmp_path / "categories.csv", index=False)
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "shop.duckdb"))
+    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    assert main(["init", "--catalog", str(tmp_path / "catalog.csv"), "--categories", str(tmp_path / "categories.csv")]) == 0
+    return tmp_path
+
+
+def _stats(path) -> dict[str, int]:
+    with Store(path) as store:
+        return store.stats()
+
+
+def test_init_refuses_a_database_that_holds_data(env, capsys):
+    before = _stats(env / "shop.duckdb")
+    capsys.readouterr()
+    assert main(["init"]) == 2  # the demo, into a shop's database
+    err = capsys.readouterr().err
+    assert "already holds 3 categories, 12 items" in err and "--merge" in err and "Nothing was changed" in err
+    assert _stats(env / "shop.duckdb") == before
+    # The user's own catalog again: refused as well.
+    assert main(["init", "--catalog", str(env / "catalog.csv"), "--categories", str(env / "categories.csv")]) == 2
+    assert _stats(env / "shop.duckdb") == before
+
+
+def test_init_if_missing_leaves_a_database_with_data_even_without_the_initialised_mark(env, capsys):
+    with Store(env / "shop.duckdb") as store:  # e.g. filled from the dashboard's own import
+        store.set_meta("initialised", "")
+    before = _stats(env / "shop.duckdb")
+    capsys.readouterr()
+    assert main(["init", "--if-missing"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert _stats(env / "shop.duckdb") == before
+
+
+def test_init_merge_adds_when_told_explicitly(env, small_catalog):
+    catalog, _ = small_catalog
+    more = catalog.assign(item_id=catalog["item_id"] + "x")
+    more.to_csv(env / "more.csv", index=False)
+    assert main(["init", "--merge", "--catalog", str(env / "more.csv"), "--categories", str(env / "categories.csv")]) == 0
+    assert _stats(env / "shop.duckdb")["catalog_items"] == 24
+
+
+def _make_dry_run(**env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "COLDREC_DB"}
+    done = subprocess.run(["make", "-n", "run"], cwd=PROJECT, env={**clean, **env}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_run_loads_the_demo_only_into_the_default_database(tmp_path):
+    assert "coldrec init --if-missing" in _make_dry_run()
+    assert "coldrec init --if-missing" in _make_dry_run(COLDREC_DB="data/coldrec.duckdb")
+    own = _make_dry_run(COLDREC_DB=str(tmp_path / "new.duckdb"))
+    assert "coldrec init" not in own and "streamlit run app.py" in own
+
+
+@pytest.fixture
+def shop(env):
+    pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3"], "item_id": ["C1", "C2", "F1", "P1"]}).to_csv(
+        env / "purchases.csv", index=False)
+    assert main(["import-interactions", str(env / "purchases.csv")]) == 0
+    return env
+
+
+def test_audience_of_an_unknown_id_is_refused_before_any_model_is_built(shop, monkeypatch, capsys):
+    from coldrec.workspace import Workspace
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded for an id the database does not hold")
+
+    monkeypatch.setattr(Workspace, "open", classmethod(never))
+    monkeypatch.setattr(Workspace, "audience", never)
+    capsys.readouterr()
+    assert main(["audience", "NO-SUCH-ID"]) == 2
+    err = capsys.readouterr().err
+    assert "No item with id 'NO-SUCH-ID'" in err and "Traceback" not in err
+
+
+def test_audience_of_an_unknown_id_as_a_subprocess_is_a_clear_fast_error(shop):
+    done = subprocess.run([sys.executable, "-m", "coldrec", "audience", "NO-SUCH-ID"], cwd=PROJECT,
+                          env={**os.environ}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "No item with id 'NO-SUCH-ID'" in done.stderr and done.stdout == ""

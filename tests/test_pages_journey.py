@@ -1,0 +1,123 @@
+"""AppTest of the merchandiser journey's breakages (issue 22): adding a category then opening
+Label next, the sidebar while labelling, the SQL box's size limit, table cells."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from coldrec import ui
+from coldrec.store import Store
+from coldrec.workspace import Workspace
+
+from tests.conftest import PROJECT
+from tests.test_pages import shown
+
+NEW = pd.DataFrame(
+    {
+        "item_id": ["n1", "n2", "n3", "n4"],
+        "title": ["steel frying pan", "leather boot", "dog food pack", "wool socks"],
+        "description": [""] * 4,
+    }
+)
+
+
+@pytest.fixture
+def uploaded(app_env, tiny_encoder):
+    ws = Workspace(Store(app_env / "app.duckdb"), tiny_encoder)
+    ws.upload_and_predict(NEW, batch="new")
+    ws.close()
+    return app_env
+
+
+def _page(path: str) -> AppTest:
+    at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120)
+    at.run()
+    return at.switch_page(path).run()
+
+
+def test_adding_a_category_then_opening_label_next_does_not_crash(uploaded):
+    at = _page("pages/categories.py")
+    assert not at.exception, at.exception
+    form_inputs = {t.label: t for t in at.text_input}
+    form_inputs["Name"].set_value("Educational Toys")
+    form_inputs["One-line description (zero-shot prediction reads it)"].set_value("stem kits for kids")
+    next(b for b in at.button if b.label == "Add category").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Educational Toys" in ui._open_workspace().store.category_names()
+    at = at.switch_page("pages/queue.py").run()
+    assert not at.exception, at.exception
+    # The hint for the new category is shown, and the learning-curve picker holds only categories with a curve.
+    assert any("Educational Toys" in shown(i.value) for i in at.info)
+    picker = next(m for m in at.multiselect if m.label == "Learning curves of")
+    assert set(picker.value) <= set(picker.options) and "Educational Toys" not in picker.value
+
+
+def test_multiselect_default_is_always_within_the_options():
+    at = AppTest.from_string(
+        "from coldrec import ui\n"
+        "ui.multiselect('Pick', ['a', 'b'], default=['b', 'c', 'b'])\n"
+    ).run()
+    assert not at.exception, at.exception
+    assert at.multiselect[0].value == ["b"]
+
+
+def test_audience_page_without_purchases_advises_no_command_that_changes_the_data(app_env):
+    at = _page("pages/audience.py")
+    assert not at.exception, at.exception
+    texts = [shown(e.value) for e in [*at.info, *at.markdown, *at.caption, *at.warning]]
+    assert any("No purchase history yet" in t for t in texts)
+    assert not any("coldrec init" in t for t in texts), texts
+
+
+def _sidebar_labelled(at: AppTest) -> str:
+    return next(m.value for m in at.sidebar.get("metric") if m.label == "Labelled examples")
+
+
+def _run_fragment(at: AppTest, monkeypatch) -> AppTest:
+    """Run the page's one fragment alone, as a browser does after a click inside it (AppTest's
+    own runs are full-script runs, where the sidebar is drawn after the click's callback anyway)."""
+    import streamlit.testing.v1.local_script_runner as runner
+
+    (fragment_id,) = list(at._fragment_storage._fragments)
+    real = runner.RerunData
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "RerunData", lambda **kw: real(fragment_id_queue=[fragment_id], **kw))
+        return at.run()
+
+
+def test_sidebar_labelled_count_moves_when_label_next_labels_in_its_fragment(uploaded, monkeypatch):
+    at = _page("pages/queue.py")
+    assert not at.exception, at.exception
+    before = int(_sidebar_labelled(at).replace(",", ""))
+    # In a full run the card redraws the counts in the sidebar's placeholder: shown once, not twice.
+    assert [m.label for m in at.sidebar.get("metric")] == ["Catalog items", "Labelled examples"]
+    next(b for b in at.button if b.label.startswith("1 · ")).click()
+    at = _run_fragment(at, monkeypatch)
+    assert not at.exception, at.exception
+    assert not at.title  # the card alone ran: the page's title was not drawn again
+    assert ui._open_workspace().store.stats()["labelled_items"] == before + 1
+    assert _sidebar_labelled(at) == f"{before + 1:,}"
+
+
+def _run_sql(at: AppTest, sql: str) -> AppTest:
+    next(t for t in at.text_area if t.label == "SQL").set_value(sql)
+    return next(b for b in at.button if b.label == "Run").click().run()
+
+
+def test_sql_box_says_a_result_over_the_size_limit_was_too_large_and_names_the_limit(app_env):
+    at = _page("pages/explore.py")
+    assert not at.exception, at.exception
+    at = _run_sql(at, "SELECT repeat('x', 6000000) AS big")  # one row over the 5 MB limit
+    assert not at.exception, at.exception
+    warnings = [shown(w.value) for w in at.warning]
+    assert any("too large to show" in w and "5 MB limit" in w for w in warnings), warnings
+    assert not any("0 row(s) (truncated)" in shown(c.value) for c in at.caption)
+    # Many rows of 1 MB: the first ones are shown, and the page says which limit cut the rest.
+    at = _run_sql(at, "SELECT i, repeat('x', 1000000) AS big FROM range(20) t(i)")
+    assert not at.exception, at.exception
+    warnings = [shown(w.value) for w in at.warning]
+    assert any("larger than the 5 MB limit" in w and "only its first" in w for w in warnings), warnings
+    assert 0 < len(at.dataframe[-1].value) < 20
