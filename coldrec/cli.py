@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -159,8 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+#: Characters a terminal would act on (ANSI escapes, bidirectional overrides) in a message that
+#: names a user's file: shown as escapes instead.
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _one_line(exc: object) -> str:
+    text = " ".join(str(exc).split())
+    return _TERMINAL_CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _init(args: argparse.Namespace, settings: Settings) -> int:
@@ -210,7 +217,7 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
         if args.save_batch:
             batch, warnings = ws.upload_and_predict(items, args.save_batch, who="cli", progress=progress)
             for warning in warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+                print(f"warning: {_one_line(warning)}", file=sys.stderr)
         else:
             batch = ws.predict(items, progress=progress)
     finally:

@@ -192,6 +192,38 @@ def parse_price(value: object) -> float:
         return float("nan")
 
 
+def read_file(path: str | Path, filename: str | None = None, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, or an :class:`IngestError` saying why not: no such file, a name
+    too long, a folder, a device or pipe (``/dev/zero``, a FIFO: never read, they could be endless),
+    over ``max_bytes``, unreadable."""
+    import errno
+    import stat as stat_module
+
+    path = Path(path)
+    filename = filename or path.name
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise IngestError(f"{filename}: the file name is too long for this system") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise IngestError(f"{filename}: no such file") from None
+        raise IngestError(f"{filename}: cannot be read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL byte in the name
+        raise IngestError(f"{filename}: no such file (the name holds a NUL character)") from None
+    if stat_module.S_ISDIR(info.st_mode):
+        raise IngestError(f"{filename}: is a folder, not a file")
+    if not stat_module.S_ISREG(info.st_mode):
+        raise IngestError(f"{filename}: not a regular file (a device, a pipe or a socket); save the data to a file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise IngestError(f"{filename}: {info.st_size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        with open(path, "rb") as handle:  # noqa: PTH123 - the user's own path, checked above
+            return handle.read()  # its size was checked just above
+    except OSError as exc:
+        raise IngestError(f"{filename}: cannot be read: {exc.strerror or exc}") from exc
+
+
 def read_table(data: bytes | str | Path, filename: str | None = None, limits: Limits = Limits()) -> pd.DataFrame:
     """Read an uploaded file (its bytes, or a path) into a frame of strings, unvalidated.
 
@@ -202,18 +234,8 @@ def read_table(data: bytes | str | Path, filename: str | None = None, limits: Li
     anything is materialised; rows whose field count differs from the header's are refused.
     """
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        filename = filename or path.name
-        if not path.is_file():
-            raise IngestError(f"{filename}: no such file")
-        if path.stat().st_size > limits.max_bytes:
-            raise IngestError(
-                f"{filename}: {path.stat().st_size / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit"
-            )
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise IngestError(f"{filename}: cannot be read: {exc.strerror or exc}") from exc
+        filename = filename or Path(data).name
+        data = read_file(data, filename, limits.max_bytes)
     filename = filename or "upload"
     if len(data) > limits.max_bytes:
         raise IngestError(f"{filename}: {len(data) / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit")

@@ -21,7 +21,7 @@ from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, text_hash
-from .finetune import active_encoder
+from .finetune import active_encoder, models_dir, remove_stale_saves
 from .ingest import (
     OPERATOR_FILES, PURCHASE_UPLOADS, IngestError, Limits, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
 )
@@ -93,6 +93,9 @@ class Workspace:
         settings = settings or Settings.from_env()
         store = Store(settings.db_path)
         try:
+            if not store.read_only and str(settings.db_path) != ":memory:":
+                for name in remove_stale_saves(models_dir(settings.db_path)):
+                    logging.getLogger("coldrec").warning("removed %s, left by an interrupted fine-tuning save", name)
             encoder = encoder or active_encoder(store, settings)  # the active fine-tuned version, if any
         except Exception:
             store.close()

@@ -4,7 +4,7 @@ neighbours of a picked item, and DuckDB analytics (health, drift, clusters, dupl
 import streamlit as st
 
 from coldrec.errors import ColdrecError, NotReadyError
-from coldrec import analytics, charts, explore, labelling, ui
+from coldrec import charts, explore, labelling, ui
 from coldrec.projection import available_methods
 from coldrec.sqlbox import SQLRefused, run_readonly
 

@@ -4,6 +4,7 @@ undo, label files, and a review of likely mistakes."""
 import streamlit as st
 
 from coldrec import charts, labelling, ui
+from coldrec.errors import ColdrecError
 from coldrec.export import to_csv_bytes
 
 ws = ui.workspace()

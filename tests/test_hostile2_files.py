@@ -143,3 +143,71 @@ def test_an_empty_duckdb_database_becomes_a_coldrec_database(tmp_path):
         assert store.stats()["categories"] == 0
     with Store(blank) as store:  # and a coldrec database opens again
         assert store.stats()["catalog_items"] == 0
+
+
+# -- item 19: odd paths on the command line ----------------------------------------------------
+def _cli(args: list[str], capsys) -> tuple[int, str]:
+    from coldrec import cli
+
+    code = cli.main(args)
+    return code, capsys.readouterr().err.strip()
+
+
+def test_a_file_name_too_long_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "c.duckdb"))
+    code, err = _cli(["predict", str(tmp_path / ("x" * 300 + ".csv"))], capsys)
+    assert code == 2 and err.startswith("error: ") and "too long" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+def test_devices_pipes_and_folders_are_not_regular_files(tmp_path, capsys, monkeypatch, kind):
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "c.duckdb"))
+    if kind == "device":
+        path = Path("/dev/zero")
+    elif kind == "fifo":
+        path = tmp_path / "pipe.csv"
+        os.mkfifo(path)
+    else:
+        path = tmp_path / "folder.csv"
+        path.mkdir()
+    code, err = _cli(["predict", str(path)], capsys)  # a FIFO would block a reader: it is never opened
+    assert code == 2 and ("not a regular file" in err if kind != "folder" else "is a folder" in err), err
+
+
+def test_ansi_escapes_in_a_file_name_are_shown_escaped(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "c.duckdb"))
+    name = tmp_path / "\x1b[31mred\x1b]0;title\x07\u202e.csv"
+    code, err = _cli(["predict", str(name)], capsys)
+    assert code == 2 and "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+    assert "\\x1b[31mred" in err and "no such file" in err
+
+
+def test_read_table_and_taxonomy_name_odd_paths(tmp_path):
+    from coldrec.errors import IngestError
+    from coldrec.ingest import read_table
+    from coldrec.taxonomy import read_taxonomy
+
+    for reader in (read_table, read_taxonomy):
+        with pytest.raises(IngestError, match="not a regular file"):
+            reader("/dev/zero", "zero.csv")
+        with pytest.raises(IngestError, match="too long"):
+            reader(tmp_path / ("y" * 400 + ".txt"))
+
+
+# -- item 20: a killed fine-tuning save leaves nothing behind after the next start ------------------
+def test_stale_fine_tuning_folders_are_removed_on_start(tmp_path, tiny_encoder):
+    from coldrec.config import Settings
+    from coldrec.workspace import Workspace
+
+    models = tmp_path / "models"
+    stale = models / "ft-20260101-000000-contrastive.tmp"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"\0" * 1024)
+    kept = models / "ft-20260101-000000-lora"
+    kept.mkdir()
+    (kept / "card.json").write_text("{}")
+    other = models / "notes.tmp"
+    other.mkdir()
+    with Workspace.open(Settings(db_path=tmp_path / "c.duckdb"), encoder=tiny_encoder):
+        pass
+    assert not stale.exists() and kept.is_dir() and other.is_dir()
