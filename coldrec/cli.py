@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import DEFAULT_MODEL_NAME, DEMO_DIR, Settings
-from .errors import ColdrecError, ConfigError, DataImportError, NotReadyError, StoreError
+from .errors import ColdrecError, ConfigError, DataImportError, NotReadyError, StoreError, disk_full_message, is_disk_full
 
 
 def _int_list(text: str) -> list[int]:
@@ -152,14 +154,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ColdrecError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except Exception:  # a bug: keep the traceback
+    except Exception as exc:  # a bug: keep the traceback (a full disk is not one)
+        if is_disk_full(exc):
+            where = getattr(exc, "filename", None) or args.db or os.environ.get("COLDREC_DB") or "a file"
+            print(f"error: {_one_line(disk_full_message(where))}", file=sys.stderr)
+            return 2
         logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("coldrec").exception("unexpected failure in `%s` (a bug; please report it)", args.command)
         return 1
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+#: Characters a terminal would act on (ANSI escapes, bidirectional overrides) in a message that
+#: names a user's file: shown as escapes instead.
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _one_line(exc: object) -> str:
+    text = " ".join(str(exc).split())
+    return _TERMINAL_CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _init(args: argparse.Namespace, settings: Settings) -> int:
@@ -227,7 +239,7 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
         if args.save_batch:
             batch, warnings = ws.upload_and_predict(items, args.save_batch, who="cli", progress=progress)
             for warning in warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+                print(f"warning: {_one_line(warning)}", file=sys.stderr)
         else:
             batch = ws.predict(items, progress=progress)
     finally:
@@ -459,11 +471,12 @@ def _export_labels(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import_labels(args: argparse.Namespace, settings: Settings) -> int:
+    from .ingest import OPERATOR_FILES
     from .labelling import import_labels
     from .workspace import Workspace
 
-    with Workspace.open(settings) as ws:
-        changed = import_labels(ws, args.file, Path(args.file).name, who=args.who)
+    with Workspace.open(settings) as ws:  # the operator's own file: the wide limits
+        changed = import_labels(ws, args.file, Path(args.file).name, who=args.who, limits=OPERATOR_FILES)
     print(f"{changed:,} labels changed in {settings.db_path}")
     return 0
 

@@ -31,6 +31,27 @@ class StoreLockedError(StoreError):
     """Another process holds the database file."""
 
 
+class DiskFullError(StoreError):
+    """A write failed because the disk (or the user's quota) is full; what was saved before is intact."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (an OSError, a DuckDB error, ...) says the device has no space left."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return "no space left on device" in text or "disk quota exceeded" in text or "disk is full" in text
+
+
+def disk_full_message(path: object) -> str:
+    return (
+        f"disk full: {path} could not be written (no space left on its device); nothing saved before was lost. "
+        "Free some space and try again"
+    )
+
+
 class ModelError(ColdrecError):
     """The configured model could not be loaded or used (the message names it)."""
 
@@ -51,6 +72,7 @@ __all__ = [
     "ColdrecError",
     "ConfigError",
     "DataImportError",
+    "DiskFullError",
     "ExportError",
     "IngestError",
     "ModelError",
@@ -58,4 +80,6 @@ __all__ = [
     "QueryError",
     "StoreError",
     "StoreLockedError",
+    "disk_full_message",
+    "is_disk_full",
 ]

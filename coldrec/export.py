@@ -37,11 +37,12 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def from_spreadsheet_safe(value: object) -> object:
-    """Undo :func:`spreadsheet_safe` on one cell read back from an export (for lossless round trips):
-    one leading apostrophe is removed (spreadsheets also read it as a text mark, not content)."""
-    if isinstance(value, str) and value.startswith(_MARK):
-        return value[1:]
-    return value
+    """Undo :func:`spreadsheet_safe` on one cell read back from a CSV or Excel export (for lossless
+    round trips): the apostrophe goes where the export put one, before a formula start or another
+    apostrophe; other text is kept as it is. JSON exports are not escaped: do not apply it to them."""
+    from .ingest import unescape_cell
+
+    return unescape_cell(value)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -264,6 +264,20 @@ def save_version(folder: Path, result: FitResult, base: Encoder, card: dict[str,
     return folder
 
 
+def remove_stale_saves(directory: Path) -> list[str]:
+    """Delete the ``ft-*.tmp`` folders a killed save left under ``directory`` (about 90 MB each);
+    returns their names. Call it only while holding the database for writing: a save in progress
+    belongs to the process that holds it, so none can be running then."""
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for folder in directory.glob("ft-*.tmp"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
 # -- improving a workspace's model ----------------------------------------------------------
 
 

@@ -57,6 +57,12 @@ _INVISIBLE = re.compile(r"[\u200b\u2060\ufeff]")
 _SPACES = re.compile(r"\s+")
 MAX_TITLE_CHARS = 1_000
 MAX_TEXT_CHARS = 20_000
+#: Longest item id kept; a longer one is refused (naming the row), never cut.
+MAX_ID_CHARS = 200
+#: The only line breaks of pasted text and JSON Lines; U+2028, U+0085, VT, FF and FS-RS stay inside a line.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: A spreadsheet export's escape mark (``'``) followed by what it escapes (see :mod:`coldrec.export`).
+_ESCAPED = ("'=", "'+", "'-", "'@", "'\t", "'\r", "''")
 
 
 
@@ -81,6 +87,12 @@ class Limits:
         return 4 * self.max_bytes
 
     @property
+    def max_text_chars(self) -> int:
+        """Characters all the cells read may hold together (as many as :attr:`max_decoded_bytes`):
+        an .xlsx shared string or a Parquet dictionary value counts once per cell that uses it."""
+        return self.max_decoded_bytes
+
+    @property
     def max_expanded_bytes(self) -> int:
         """What an .xlsx workbook may unzip to in all (its sheets are streamed, so this bounds time,
         not memory): ten times the upload limit; real catalogs expand 5.6-6.5 times."""
@@ -89,6 +101,10 @@ class Limits:
 
 #: The operator's own files (catalogs, evaluation data, purchase histories) are not uploads.
 OPERATOR_FILES = Limits(max_bytes=10**11, max_rows=10**9, max_columns=100_000, max_field_chars=10**8)
+#: A labels file uploaded on the Label page: one row per item (id, category and a few more columns).
+LABEL_UPLOADS = Limits(max_bytes=50 * 1024 * 1024, max_rows=1_000_000, max_columns=50, max_field_chars=MAX_TEXT_CHARS)
+#: Purchases uploaded on the Audience page: short ids, a date and numbers (larger histories: the CLI).
+PURCHASE_UPLOADS = Limits(max_bytes=50 * 1024 * 1024, max_rows=1_000_000, max_columns=50, max_field_chars=1_000)
 
 
 def clean_text(value: object, limit: int = MAX_TEXT_CHARS) -> str:
@@ -112,7 +128,7 @@ def item_text(title: object, description: object = None, max_chars: int = 2_000)
 
 
 def _normalise_header(name: object) -> str:
-    return re.sub(r"[\s\-./]+", "_", str(name).strip().lower())
+    return re.sub(r"[\s\-./]+", "_", _INVISIBLE.sub("", str(name)).strip().lower())
 
 
 def detect_format(filename: str) -> str:
@@ -129,11 +145,12 @@ def detect_format(filename: str) -> str:
 def _decode(data: bytes, filename: str) -> str:
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with a byte-order mark (Excel "Unicode Text")
         try:
-            return data.decode("utf-16")
+            return data.decode("utf-16").lstrip("\ufeff")
         except UnicodeDecodeError as exc:
             raise IngestError(f"{filename}: damaged UTF-16 text at byte {exc.start}; save the file as UTF-8") from exc
     try:
-        return data.decode("utf-8-sig")
+        # Every leading byte-order mark goes (a file saved twice by a BOM-adding tool has two).
+        return data.decode("utf-8-sig").lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise IngestError(
@@ -151,8 +168,16 @@ def _sniff_separator(text: str) -> str:
 
 
 def parse_price(value: object) -> float:
-    """A price from text such as ``12.50``, ``€ 7,99``, ``1,299.00`` or ``1.299,00 €``; NaN if unreadable."""
-    text = re.sub(r"[^\d.,\-]", "", str(value or ""))
+    """A price from text such as ``12.50``, ``€ 7,99``, ``1,299.00``, ``1.299,00 €`` or ``1E3``; NaN if
+    unreadable (a price is never made of some of the characters only: ``1e+20`` is 1e20, not 120)."""
+    raw = str(value if value is not None else "").strip()
+    scientific = re.fullmatch(r"[^\d.,+\-]*([+-]?(?:\d+\.?\d*|\.\d+)[eE][+-]?\d+)[^\d.,+\-]*", raw)
+    if scientific:
+        number = float(scientific.group(1))
+        return number if math.isfinite(number) else float("nan")
+    if re.search(r"\d[eE][+-]?\d", raw):  # an exponent in a text that is not one number
+        return float("nan")
+    text = re.sub(r"[^\d.,\-]", "", raw)
     if not re.search(r"\d", text):
         return float("nan")
     if "," in text and "." in text:
@@ -167,6 +192,38 @@ def parse_price(value: object) -> float:
         return float("nan")
 
 
+def read_file(path: str | Path, filename: str | None = None, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, or an :class:`IngestError` saying why not: no such file, a name
+    too long, a folder, a device or pipe (``/dev/zero``, a FIFO: never read, they could be endless),
+    over ``max_bytes``, unreadable."""
+    import errno
+    import stat as stat_module
+
+    path = Path(path)
+    filename = filename or path.name
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise IngestError(f"{filename}: the file name is too long for this system") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise IngestError(f"{filename}: no such file") from None
+        raise IngestError(f"{filename}: cannot be read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL byte in the name
+        raise IngestError(f"{filename}: no such file (the name holds a NUL character)") from None
+    if stat_module.S_ISDIR(info.st_mode):
+        raise IngestError(f"{filename}: is a folder, not a file")
+    if not stat_module.S_ISREG(info.st_mode):
+        raise IngestError(f"{filename}: not a regular file (a device, a pipe or a socket); save the data to a file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise IngestError(f"{filename}: {info.st_size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        with open(path, "rb") as handle:  # noqa: PTH123 - the user's own path, checked above
+            return handle.read()  # its size was checked just above
+    except OSError as exc:
+        raise IngestError(f"{filename}: cannot be read: {exc.strerror or exc}") from exc
+
+
 def read_table(data: bytes | str | Path, filename: str | None = None, limits: Limits = Limits()) -> pd.DataFrame:
     """Read an uploaded file (its bytes, or a path) into a frame of strings, unvalidated.
 
@@ -177,18 +234,8 @@ def read_table(data: bytes | str | Path, filename: str | None = None, limits: Li
     anything is materialised; rows whose field count differs from the header's are refused.
     """
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        filename = filename or path.name
-        if not path.is_file():
-            raise IngestError(f"{filename}: no such file")
-        if path.stat().st_size > limits.max_bytes:
-            raise IngestError(
-                f"{filename}: {path.stat().st_size / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit"
-            )
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise IngestError(f"{filename}: cannot be read: {exc.strerror or exc}") from exc
+        filename = filename or Path(data).name
+        data = read_file(data, filename, limits.max_bytes)
     filename = filename or "upload"
     if len(data) > limits.max_bytes:
         raise IngestError(f"{filename}: {len(data) / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB limit")
@@ -226,6 +273,7 @@ class _Reader:
         self.header: list[str] = []
         self.rows: list[list[str]] = []
         self.numbers: list[int] = []  # data row number (from 1) of each kept row
+        self.chars = 0  # characters in the kept rows
 
     # -- checks ---------------------------------------------------------------------------------
     def set_header(self, names: list[object]) -> None:
@@ -260,6 +308,14 @@ class _Reader:
         if not any(cells):
             return
         self.check_fields(cells, number)
+        # What the rows hold, counted as they are read: one shared string (or dictionary value)
+        # used by every cell costs its length once per cell when the cells are cleaned.
+        self.chars += sum(map(len, cells))
+        if self.chars > self.limits.max_text_chars:
+            raise IngestError(
+                f"{self.filename}: the cells hold more than {self.limits.max_text_chars / 1e6:,.0f} million characters "
+                f"of text in all, over the limit (at row {number:,}); upload fewer rows or shorter texts"
+            )
         self.rows.append(cells)
         self.numbers.append(number)
 
@@ -312,7 +368,9 @@ class _Reader:
             )
 
     def excel(self, data: bytes) -> None:
-        import openpyxl
+        from openpyxl.reader.excel import ExcelReader
+        from openpyxl.styles.stylesheet import apply_stylesheet
+        from openpyxl.worksheet._reader import WorkSheetParser
 
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
@@ -325,13 +383,19 @@ class _Reader:
                     f"shared text), over the {cap / 1e6:,.0f} MB ({text_cap / 1e6:,.0f} MB) limit; save the sheet "
                     "as CSV and upload that"
                 )
-            # Each sheet's claims (its <dimension>) and a count of its rows, read from the raw XML at
-            # C speed: opening the workbook makes openpyxl parse every sheet that has no <dimension>.
+            # Every part is read once at C speed before openpyxl sees it: a DTD (entity expansion) or a
+            # text encoding that would hide one is refused; each sheet's claims (its <dimension>) and
+            # its row tags are counted (opening the workbook makes openpyxl parse sheets without one).
             for member in members:
-                if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", member.filename, re.IGNORECASE):
-                    continue
+                sheet = re.fullmatch(r"xl/worksheets/[^/]+\.xml", member.filename, re.IGNORECASE) is not None
+                # A cell's text is at most max_field_chars characters, ten bytes each at most (&#x10FFFF;).
+                dense = sheet or member.filename.lower().endswith("sharedstrings.xml")
+                max_run = 10 * self.limits.max_field_chars + 16 if dense else None
                 with archive.open(member) as xml:
-                    claimed, row_tags = _scan_sheet(xml)
+                    claimed, row_tags = _scan_part(xml, member.filename, self.filename, sheet, max_run,
+                                                   self.limits.max_rows)
+                if not sheet:
+                    continue
                 if claimed is not None:
                     claimed_cols, claimed_rows = claimed
                     self.check_columns(claimed_cols, "a sheet's used range spans ")
@@ -344,35 +408,96 @@ class _Reader:
                     raise IngestError(
                         f"{self.filename}: a sheet has {row_tags:,} rows, over the {self.limits.max_rows:,}-row limit"
                     )
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        # openpyxl's reader, step by step: load_workbook would parse every sheet without a <dimension>
+        # in full just to size it, even the sheets that are not read.
+        reader = ExcelReader(io.BytesIO(data), read_only=True, data_only=True)
         try:
-            sheet = book.worksheets[0]
-            header = next(sheet.iter_rows(max_row=1, max_col=self.limits.max_columns + 1, values_only=True), None)
-            header = list(header or ())
-            while header and header[-1] in (None, ""):
-                header.pop()
-            if not header:
-                raise IngestError(f"{self.filename}: the first row (the header) is empty")
-            self.set_header([_cell_text(h) for h in header])
-            n = len(self.header)
-            # One column past the header: a value there has no column to go to.
-            rows = sheet.iter_rows(min_row=2, max_col=n + 1, values_only=True)
-            for number, row in enumerate(rows, start=1):
-                self.check_row_count(number)
-                if row.count(None) == len(row):  # a blank row (or a gap between rows): keep its number only
-                    continue
-                if len(row) > n and row[n] not in (None, ""):
-                    raise IngestError(
-                        f"{self.filename}: row {number} has a value in column {n + 1}, which has no header; "
-                        "give every column a header or delete the stray value"
-                    )
-                cells = [_cell_text(v) for v in row[:n]]
-                cells += [""] * (n - len(cells))
-                self.add(cells, number)
+            reader.read_manifest()
+            reader.read_strings()
+            reader.read_workbook()
+            apply_stylesheet(reader.archive, reader.wb)
+            book = reader.wb
+            target = next(
+                (rel.target for _, rel in reader.parser.find_sheets()
+                 if rel.target in reader.valid_files and "chartsheet" not in rel.Type),
+                None,
+            )
+            if target is None:
+                raise IngestError(f"{self.filename}: the workbook has no sheet")
+            # The sheet's rows straight from openpyxl's parser: iter_rows would drop a value two columns
+            # past its window and a row whose number repeats, and read shared string -1 as the last one.
+            strings = _SharedStrings(reader.shared_strings)
+            with reader.archive.open(target) as source:
+                parser = WorkSheetParser(
+                    source, strings, data_only=True, epoch=book.epoch,
+                    date_formats=book._date_formats, timedelta_formats=book._timedelta_formats,
+                )
+                self._excel_rows(book, parser)
         finally:
-            book.close()
+            reader.archive.close()
+
+    def _excel_rows(self, book: object, parser: object) -> None:
+        from openpyxl.utils.cell import get_column_letter
+
+        formats = _ZeroPadding(book)
+        rows = parser.parse()  # type: ignore[attr-defined]
+        previous = 0
+        n = 0
+        while True:
+            try:
+                step = next(rows, None)
+            except IngestError as exc:
+                where = f"sheet row {parser.row_counter}, column {get_column_letter(max(parser.col_counter, 1))}"  # type: ignore[attr-defined]
+                raise IngestError(f"{self.filename}: {where}: {exc}") from None
+            if step is None:
+                break
+            index, cells = step
+            if index <= previous:
+                raise IngestError(
+                    f"{self.filename}: sheet row {index:,} comes after row {previous:,}; the sheet is damaged "
+                    "(open and save it in Excel, or save it as CSV)"
+                )
+            previous = index
+            number = index - 1  # data rows count from 1 after the header (sheet row 1)
+            if number:
+                self.check_row_count(number)
+            if number and not n:  # no header row: the first row of the sheet is empty
+                raise IngestError(f"{self.filename}: the first row (the header) is empty")
+            values: dict[int, object] = {}
+            last = 0
+            for cell in cells:
+                column, value = cell["column"], cell["value"]
+                if column <= last:
+                    raise IngestError(
+                        f"{self.filename}: sheet row {index:,} has two values for column {get_column_letter(column)}; "
+                        "the sheet is damaged (open and save it in Excel, or save it as CSV)"
+                    )
+                last = column
+                if value is None or value == "":
+                    continue
+                if column > (n or self.limits.max_columns):
+                    if not n:
+                        self.check_columns(column, "the header spans ")
+                    raise IngestError(
+                        f"{self.filename}: row {number:,}, column {get_column_letter(column)} has a value, but that "
+                        "column has no header; give every column a header or delete the stray value"
+                    )
+                values[column] = formats.apply(value, cell["style_id"])
+            if not number:  # the header
+                if not values:
+                    raise IngestError(f"{self.filename}: the first row (the header) is empty")
+                width = max(values)
+                self.set_header([_cell_text(values.get(c)) for c in range(1, width + 1)])
+                n = len(self.header)
+                continue
+            if not values:  # a blank row: it keeps its number only
+                continue
+            self.add([_cell_text(values.get(c)) for c in range(1, n + 1)], number)
+        if not n:
+            raise IngestError(f"{self.filename}: the first row (the header) is empty")
 
     def parquet(self, data: bytes) -> None:
+        import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
@@ -393,6 +518,8 @@ class _Reader:
         cap = self.limits.max_decoded_bytes
         # Small batches: one batch of the longest allowed fields stays around 100 MB.
         for batch in source.iter_batches(batch_size=1_024):
+            # string_view columns (Arrow's newer text layout) are read as plain text.
+            batch = pa.RecordBatch.from_arrays([_plain_text(c) for c in batch.columns], names=batch.schema.names)
             lengths = [_text_lengths(column) for column in batch.columns]
             decoded += sum(int(pc.sum(n).as_py() or 0) for n in lengths if n is not None) + batch.nbytes
             if decoded > cap:
@@ -401,13 +528,18 @@ class _Reader:
                     f"(at row {number + 1:,}); upload fewer rows or shorter texts"
                 )
             for position, n in enumerate(lengths):
+                # Bytes bound characters from above (UTF-8 uses 1-4 bytes a character): only a field
+                # whose bytes pass the limit is counted in characters, the limit being one of characters.
                 longest = None if n is None else pc.max(n).as_py()
                 if longest is not None and longest > self.limits.max_field_chars:
-                    row = number + 1 + pc.index(n, longest).as_py()
-                    raise IngestError(
-                        f"{self.filename}: row {row}, column {self.header[position]!r}: {longest:,} bytes of text "
-                        f"is over the {self.limits.max_field_chars:,}-character limit for one field"
-                    )
+                    chars = _text_chars(batch.columns[position])
+                    most = pc.max(chars).as_py()
+                    if most is not None and most > self.limits.max_field_chars:
+                        row = number + 1 + pc.index(chars, most).as_py()
+                        raise IngestError(
+                            f"{self.filename}: row {row}, column {self.header[position]!r}: {most:,} characters "
+                            f"is over the {self.limits.max_field_chars:,}-character limit for one field"
+                        )
             columns = []
             for position, column in enumerate(batch.columns):
                 try:
@@ -438,29 +570,132 @@ class _Reader:
 
 
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"(?:[A-Z]+\d+:)?([A-Z]+)(\d+)\"")
-#: Row start tags, with or without a namespace prefix (``<row ...>``, ``<x:row>``).
-_ROW_TAGS = (b"<row>", b"<row ", b":row>", b":row ")
+#: A document type declaration (the only place entities are defined): never in a real workbook.
+_DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)")
+_XML_ENCODING = re.compile(rb"\s*<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([^\"']{1,40})")
+_ASCII_ENCODINGS = {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1", "windows-1252", "cp1252"}
+#: Longer than any match of the DTD pattern.
+_TAG_SPAN = 16
 
 
-def _scan_sheet(xml: "io.BufferedIOBase") -> tuple[tuple[int, int] | None, int]:
-    """The (columns, rows) a sheet's ``<dimension>`` claims, if any, and how many row tags it has."""
+def _scan_part(
+    xml: "io.BufferedIOBase", name: str, filename: str, sheet: bool, max_run: int | None = None,
+    max_rows: int | None = None,
+) -> tuple[tuple[int, int] | None, int]:
+    """Read one part of a workbook in linear time: refuse a DTD or an encoding that could hide one,
+    and (when ``max_run`` is given) a run of ``max_run`` bytes without a ``<``, i.e. a text or a tag
+    longer than any cell may hold; for a sheet, the (columns, rows) its ``<dimension>`` claims, if
+    any, and how many row tags it has."""
     from openpyxl.utils.cell import column_index_from_string
 
     claimed = None
     rows = 0
-    pending = b""
+    tail = b""
     first = True
+    since = 0  # bytes since the last '<'
     while chunk := xml.read(1 << 20):
-        block = pending + chunk
+        if max_run is not None:
+            since = _check_runs(chunk, since, max_run, name, filename)
+        block = tail + chunk
         if first:
-            match = _DIMENSION.search(block[:65_536])
-            if match:
-                claimed = (column_index_from_string(match.group(1).decode()), int(match.group(2)))
             first = False
-        end = block.rfind(b">") + 1  # no tag straddles a cut just after a '>'
-        rows += sum(block.count(tag, 0, end) for tag in _ROW_TAGS)
-        pending = block[end:]
-    return claimed, rows + sum(pending.count(tag) for tag in _ROW_TAGS)
+            head = block[:4]
+            if head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[:2] in (b"<\x00", b"\x00<") or head == b"\x00\x00\xfe\xff":
+                raise IngestError(f"{filename}: the part {name} is not UTF-8 XML; save the workbook again in Excel")
+            declared = _XML_ENCODING.match(block[:300])
+            if declared and declared.group(1).decode("ascii", "replace").lower() not in _ASCII_ENCODINGS:
+                raise IngestError(
+                    f"{filename}: the part {name} is written in {declared.group(1).decode('ascii', 'replace')!r}, "
+                    "not UTF-8; save the workbook again in Excel"
+                )
+            if sheet:
+                match = _DIMENSION.search(block[:65_536])
+                if match:
+                    claimed = (column_index_from_string(match.group(1).decode()), int(match.group(2)))
+        if _DTD.search(block):
+            raise IngestError(
+                f"{filename}: the part {name} declares a document type (XML entities); a workbook saved by a "
+                "spreadsheet never does, so it is not read"
+            )
+        if sheet:
+            # Every tag whose name starts with "row", with or without a prefix (<row>, <row\t>, <x:row/>),
+            # counted at C speed; a match that began in the tail's last 3 bytes is counted now.
+            start = max(len(tail) - 3, 0)
+            rows += block.count(b"<row", start) + block.count(b":row", start)
+            if max_rows is not None and rows - 1 > max_rows:  # no need to unzip the rest
+                raise IngestError(
+                    f"{filename}: a sheet has more than {max_rows + 1:,} rows, over the {max_rows:,}-row limit"
+                )
+        tail = block[-_TAG_SPAN:]
+    return claimed, rows
+
+
+def _check_runs(chunk: bytes, since: int, max_run: int, name: str, filename: str) -> int:
+    """Refuse ``max_run`` bytes without a ``<`` (measured exactly across chunks, and by windows of
+    ``max_run`` bytes within one, so a few find() calls a chunk); returns the run at the chunk's end."""
+    first = chunk.find(b"<")
+    run = since + (len(chunk) if first < 0 else first)
+    if run < max_run and first >= 0:
+        for start in range(first, len(chunk) - max_run + 1, max_run):
+            if chunk.find(b"<", start, start + max_run) < 0:
+                run = max_run
+                break
+        else:
+            run = len(chunk) - chunk.rfind(b"<") - 1
+    if run >= max_run:
+        raise IngestError(
+            f"{filename}: the part {name} holds {max_run / 1e6:,.1f} MB or more without a tag, more text than a cell "
+            "may hold; the file is damaged or not a spreadsheet's"
+        )
+    return run
+
+
+class _SharedStrings:
+    """A workbook's shared strings, refusing an index outside the table (openpyxl reads -1 as the last)."""
+
+    def __init__(self, strings: list[str]) -> None:
+        self.strings = strings
+
+    def __getitem__(self, index: int) -> str:
+        if not 0 <= index < len(self.strings):
+            raise IngestError(
+                f"the cell refers to shared string {index:,}, but the workbook has {len(self.strings):,}"
+            )
+        return self.strings[index]
+
+    def __len__(self) -> int:
+        return len(self.strings)
+
+
+class _ZeroPadding:
+    """Numbers shown with leading zeros (a ``00000`` number format, as for ids and postcodes) as text
+    with those zeros, as the spreadsheet shows them."""
+
+    def __init__(self, book: object) -> None:
+        from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE
+
+        self.widths: dict[int, int] = {}
+        styles = getattr(book, "_cell_styles", [])
+        custom = getattr(book, "_number_formats", [])
+        for style_id, style in enumerate(styles):
+            number_format_id = getattr(style, "numFmtId", 0)
+            if number_format_id < BUILTIN_FORMATS_MAX_SIZE:
+                text = BUILTIN_FORMATS.get(number_format_id, "General")
+            elif number_format_id - BUILTIN_FORMATS_MAX_SIZE < len(custom):
+                text = custom[number_format_id - BUILTIN_FORMATS_MAX_SIZE]
+            else:
+                continue
+            if re.fullmatch(r"0{2,}", str(text)):
+                self.widths[style_id] = len(text)
+
+    def apply(self, value: object, style_id: object) -> object:
+        width = self.widths.get(style_id) if isinstance(style_id, int) else None  # type: ignore[arg-type]
+        if width is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+            return value
+        number = int(value)
+        return ("-" if number < 0 else "") + str(abs(number)).zfill(width)
 
 
 def _sep_name(sep: str) -> str:
@@ -498,13 +733,36 @@ def _text_lengths(column: object) -> object:
     return None
 
 
+def _plain_text(column: object) -> object:
+    """A ``string_view`` column as ``large_string`` (the compute kernels and this reader know that)."""
+    import pyarrow as pa
+
+    kind = column.type  # type: ignore[attr-defined]
+    if pa.types.is_string_view(kind):
+        return column.cast(pa.large_string())  # type: ignore[attr-defined]
+    if pa.types.is_dictionary(kind) and pa.types.is_string_view(kind.value_type):
+        return column.cast(pa.large_string())  # type: ignore[attr-defined]
+    return column
+
+
+def _text_chars(column: object) -> object:
+    """Characters in each text value of an Arrow column (dictionaries measured once)."""
+    import pyarrow.compute as pc
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):  # type: ignore[attr-defined]
+        return pc.take(pc.utf8_length(column.dictionary), column.indices)  # type: ignore[attr-defined]
+    return pc.utf8_length(column)
+
+
 def _is_scalar_type(kind: object) -> bool:
     import pyarrow as pa
 
     if pa.types.is_dictionary(kind):
         return _is_scalar_type(kind.value_type)
     return (
-        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+        or pa.types.is_integer(kind)
         or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_decimal(kind)
         or pa.types.is_temporal(kind) or pa.types.is_null(kind)
     )
@@ -551,8 +809,19 @@ def _json_records(text: str, filename: str) -> list[dict]:
     return payload
 
 
+def split_lines(text: str) -> "Iterator[str]":
+    """Lines split at LF, CRLF or CR only (``str.splitlines`` also splits at U+2028, U+0085, VT, FF and
+    FS-RS, which are valid inside a JSON string or a product's text)."""
+    start = 0
+    for match in _LINE_BREAK.finditer(text):
+        yield text[start : match.start()]
+        start = match.end()
+    if start < len(text):
+        yield text[start:]
+
+
 def _jsonl_records(text: str, filename: str) -> "Iterator[dict]":
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    for line_number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -566,14 +835,26 @@ def _jsonl_records(text: str, filename: str) -> "Iterator[dict]":
         yield record
 
 
-def parse_pasted(text: str) -> pd.DataFrame:
-    """Pasted text, one product per line (``title`` or ``title<TAB>description``)."""
+def parse_pasted(text: str, limits: Limits = Limits()) -> pd.DataFrame:
+    """Pasted text, one product per line (``title`` or ``title<TAB>description``), within ``limits``
+    (characters, non-blank lines, characters a line). Only LF, CRLF and CR end a line."""
+    if len(text) > limits.max_bytes:
+        raise IngestError(
+            f"pasted text: {len(text):,} characters is over the {limits.max_bytes:,}-character limit; upload a file"
+        )
     if _SURROGATE.search(text):  # e.g. half an emoji: it cannot be stored or shown
         text = text.encode("utf-8", "replace").decode("utf-8")
     rows = []
-    for line in text.splitlines():
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
+        if len(rows) >= limits.max_rows:
+            raise IngestError(f"pasted text: more than {limits.max_rows:,} products (at line {number:,}); upload a file")
+        if len(line) > limits.max_field_chars:
+            raise IngestError(
+                f"pasted text: line {number:,} has {len(line):,} characters, over the "
+                f"{limits.max_field_chars:,}-character limit for one product"
+            )
         title, _, description = line.partition("\t")
         rows.append({"title": title, "description": description})
     if not rows:
@@ -628,10 +909,18 @@ def prepare_items(
     def rows_at(positions: list[int]) -> str:
         return format_rows([numbers[p] for p in positions])
 
+    # A spreadsheet coldrec exported escaped cells starting with = + - @ ' (formula injection): undo
+    # that, so re-uploading the export gives back the same ids and titles.
+    unescape = is_spreadsheet(filename)
+
+    def column(source: str) -> list[object]:
+        values = frame[source].tolist()
+        return [unescape_cell(v) for v in values] if unescape else values
+
     out = pd.DataFrame(index=range(n))
     for canonical in ("title", "description", "brand", "category"):
         source = mapping.get(canonical)
-        values = frame[source].tolist() if source else [""] * n
+        values = column(source) if source else [""] * n
         limit = MAX_TITLE_CHARS if canonical == "title" else MAX_TEXT_CHARS
         out[canonical] = [clean_text(v, limit) for v in values]
     # A file with only descriptions still needs a title to show: use the description's start.
@@ -645,7 +934,13 @@ def prepare_items(
             f"row(s) {rows_at(empty)} (rows counted from 1 after the header)"
         )
     if "item_id" in mapping:
-        ids = [clean_text(v, 200) for v in frame[mapping["item_id"]].tolist()]
+        ids = [clean_text(v, 10 * MAX_ID_CHARS) for v in column(mapping["item_id"])]
+        long_ids = [i for i, v in enumerate(ids) if len(v) > MAX_ID_CHARS]
+        if long_ids:
+            raise IngestError(
+                f"{filename}: column {mapping['item_id']!r} holds ids longer than {MAX_ID_CHARS} characters in "
+                f"row(s) {rows_at(long_ids)}; shorten them (a longer id would be cut and could merge two items)"
+            )
         blank = [i for i, v in enumerate(ids) if not v]
         if blank and len(blank) < n:
             raise IngestError(
@@ -674,6 +969,19 @@ def prepare_items(
     if "category" not in mapping:
         out = out.drop(columns="category")
     return out
+
+
+def unescape_cell(value: object) -> object:
+    """Undo :func:`coldrec.export.spreadsheet_safe` on one cell: the escape mark goes only where the
+    export put one (before ``= + - @ '``, tab or CR), so other text starting with ``'`` stays as it is."""
+    if isinstance(value, str) and value.startswith(_ESCAPED):
+        return value[1:]
+    return value
+
+
+def is_spreadsheet(filename: str) -> bool:
+    """Whether a file of this name is read as CSV, TSV or Excel (where exports escape cells)."""
+    return SUFFIXES.get(Path(filename).suffix.lower()) in ("csv", "tsv", "excel")
 
 
 def format_rows(numbers: list[int], shown: int = 10) -> str:

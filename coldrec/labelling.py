@@ -15,7 +15,7 @@ import pandas as pd
 
 from .errors import StoreError
 from .export import from_spreadsheet_safe
-from .ingest import OPERATOR_FILES, IngestError, Limits, clean_text, format_rows, read_table
+from .ingest import LABEL_UPLOADS, IngestError, Limits, clean_text, format_rows, is_spreadsheet, read_table
 from .workspace import Workspace
 
 #: Look-alikes offered for propagation must be at least this similar (cosine) by default.
@@ -316,7 +316,7 @@ def export_labels(ws: Workspace) -> pd.DataFrame:
     return ws.store.labels()[LABEL_EXPORT_COLUMNS]
 
 
-def import_labels(ws: Workspace, data: bytes | str | Path, filename: str, who: str, limits: Limits = OPERATOR_FILES) -> int:
+def import_labels(ws: Workspace, data: bytes | str | Path, filename: str, who: str, limits: Limits = LABEL_UPLOADS) -> int:
     """Apply a labels file (``item_id``, ``category``; other columns ignored) as one undoable action.
 
     Cells escaped by coldrec's own export are restored. Nothing is written when any row names an
@@ -326,8 +326,10 @@ def import_labels(ws: Workspace, data: bytes | str | Path, filename: str, who: s
     missing = [c for c in ("item_id", "category") if c not in table.columns]
     if missing:
         raise IngestError(f"{filename}: needs columns item_id and category; missing {', '.join(missing)}")
-    ids = table["item_id"].map(from_spreadsheet_safe).map(clean_text)
-    cats = table["category"].map(from_spreadsheet_safe).map(clean_text)
+    # Only CSV and Excel exports escape cells; a JSON export holds the values as they are.
+    restore = from_spreadsheet_safe if is_spreadsheet(filename) else (lambda v: v)
+    ids = table["item_id"].map(restore).map(clean_text)
+    cats = table["category"].map(restore).map(clean_text)
     known_items = set(ws.store.items()["item_id"])
     known_cats = set(ws.store.category_names())
     for column, values, known in (("item_id", ids, known_items), ("category", cats, known_cats)):

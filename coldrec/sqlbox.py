@@ -167,19 +167,29 @@ def check_statement(sql: str) -> None:
         raise SQLRefused("write a SELECT query")
     if len(statements) > 1:
         raise SQLRefused("write one statement only (a single SELECT)")
-    kind = statements[0].type
+    try:
+        kind = statements[0].type
+    except ValueError:  # a statement type the Python enum does not know (e.g. UPDATE EXTENSIONS)
+        raise SQLRefused(f"only SELECT queries over {', '.join(VIEWS)} may run here") from None
     if kind != duckdb.StatementType.SELECT:
         raise SQLRefused(f"only SELECT queries over {', '.join(VIEWS)} may run here, not {kind.name}")
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
     try:
-        tree = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()[0])
+        serialised = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()[0]
+    except duckdb.Error as exc:
+        raise SQLRefused(_first_line(exc)) from exc
     finally:
         con.close()
-    if tree.get("error"):
-        raise SQLRefused(str(tree.get("error_message") or "the query could not be read"))
-    ctes: set[str] = set()
-    _collect_ctes(tree, ctes)
-    _check_node(tree, ctes | set(VIEWS))
+    try:
+        tree = json.loads(serialised)
+        if tree.get("error"):
+            raise SQLRefused(str(tree.get("error_message") or "the query could not be read"))
+        ctes: set[str] = set()
+        _collect_ctes(tree, ctes)
+        # A first check on the syntax; the worker checks the bound plan too (names resolved by scope).
+        _check_node(tree, ctes | set(VIEWS))
+    except RecursionError:
+        raise SQLRefused("the query is nested too deeply; write it with WITH clauses instead") from None
 
 
 def _collect_ctes(node: object, names: set[str]) -> None:

@@ -9,6 +9,7 @@ Labels are an append-only event log; the current label of an item is its latest 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import DataImportError, StoreError, StoreLockedError
+from .errors import DataImportError, DiskFullError, StoreError, StoreLockedError, disk_full_message, is_disk_full
 from .ingest import clean_text
 
 SCHEMA_VERSION = 3
@@ -112,6 +113,66 @@ CREATE TABLE IF NOT EXISTS interactions (
 
 
 
+#: No extension is loaded or installed behind coldrec's back (a SQLite file would make DuckDB
+#: fetch its sqlite extension).
+_CONNECT_CONFIG = {"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+#: Every table and view coldrec creates (read from the schema, so a new table joins by itself); a
+#: file holding anything else belongs to someone else.
+_OWN_TABLES = frozenset(
+    name.lower() for name in re.findall(r"CREATE (?:TABLE IF NOT EXISTS|OR REPLACE VIEW) (\w+)", _SCHEMA)
+)
+
+
+def _check_foreign(file: Path) -> None:
+    """Refuse an existing file that is not a coldrec database (a SQLite file, another application's
+    DuckDB database, a damaged one) without writing to it: it is probed read-only first."""
+    with open(file, "rb") as handle:  # noqa: PTH123 - the configured database file itself
+        header = handle.read(16)
+    if header.startswith(b"SQLite format 3"):
+        raise StoreError(f"{file} is a SQLite database, not a coldrec (DuckDB) one; set COLDREC_DB to another file")
+    if header[8:12] != b"DUCK":
+        raise StoreError(
+            f"cannot open the database {file}: it is damaged or not a DuckDB file; restore a backup, or set "
+            "COLDREC_DB to a new file (coldrec did not change it)"
+        )
+    try:
+        con = duckdb.connect(str(file), read_only=True, config=_CONNECT_CONFIG)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreLockedError(
+                f"the database {file} is in use by another coldrec process "
+                "(a dashboard or a CLI command). Stop it, or set COLDREC_DB to another file."
+            ) from exc
+        raise StoreError(
+            f"cannot open the database {file}: it is damaged or not a DuckDB file ({_first_line(exc)}); "
+            "restore a backup, or set COLDREC_DB to a new file (coldrec did not change it)"
+        ) from exc
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"cannot open the database {file}: it is damaged or not a DuckDB file ({_first_line(exc)}); "
+            "restore a backup, or set COLDREC_DB to a new file (coldrec did not change it)"
+        ) from exc
+    try:
+        tables = {
+            str(name).lower(): str(schema)
+            for name, schema in con.execute(
+                "SELECT table_name, table_schema FROM information_schema.tables WHERE table_catalog = current_database()"
+            ).fetchall()
+        }
+        meta_columns = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'meta' ORDER BY ordinal_position"
+        ).fetchall()]
+    finally:
+        con.close()
+    foreign = sorted(n for n, schema in tables.items() if n not in _OWN_TABLES or schema != "main")
+    if foreign or (meta_columns and meta_columns != ["key", "value"]):
+        shown = ", ".join(foreign[:5]) or "a table 'meta' of other columns"
+        raise StoreError(
+            f"{file} is a DuckDB database of another application (it holds {shown}); coldrec did not change it. "
+            "Set COLDREC_DB to a new file"
+        )
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -152,10 +213,14 @@ class Store:
             read_only = read_only or (file.exists() and not writable)
             if not file.exists() and not writable:
                 raise StoreError(f"cannot create the database {self.path}: the folder is not writable")
+            if file.is_file() and file.stat().st_size > 0:
+                _check_foreign(file)  # before DuckDB writes anything to it
         self.read_only = read_only
         try:
-            self._con = duckdb.connect(self.path, read_only=read_only)
+            self._con = duckdb.connect(self.path, read_only=read_only, config=_CONNECT_CONFIG)
         except duckdb.IOException as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(disk_full_message(self.path)) from exc
             if "lock" in str(exc).lower():
                 raise StoreLockedError(
                     f"the database {self.path} is in use by another coldrec process "
@@ -183,6 +248,8 @@ class Store:
                 self._has_updated_at = True
         except duckdb.Error as exc:
             self.close()
+            if is_disk_full(exc):
+                raise DiskFullError(disk_full_message(self.path)) from exc
             raise StoreError(
                 f"cannot open the database {self.path}: it is damaged or not a coldrec database "
                 f"({_first_line(exc)}); restore a backup, or set COLDREC_DB to a new file"
@@ -224,7 +291,12 @@ class Store:
         ``tables`` (frames or Arrow tables) are visible to the query by name.
         """
         with self._registered(tables) as cur:
-            return cur.execute(sql, params or []).df()
+            try:
+                return cur.execute(sql, params or []).df()
+            except duckdb.Error as exc:
+                if is_disk_full(exc):
+                    raise DiskFullError(disk_full_message(self.path)) from exc
+                raise
 
     def _exec(
         self, sql: str, params: Sequence[object] | None = None, tables: dict[str, object] | None = None
@@ -236,7 +308,11 @@ class Store:
         with self._registered(tables) as cur:
             try:
                 return cur.execute(sql, params or []).fetchall()
-            except duckdb.InvalidInputException as exc:
+            except duckdb.Error as exc:
+                if is_disk_full(exc):  # DuckDB rolls the transaction back: what was committed stays
+                    raise DiskFullError(disk_full_message(self.path)) from exc
+                if not isinstance(exc, duckdb.InvalidInputException):
+                    raise
                 if self.read_only and "read-only" in str(exc):
                     raise StoreError(
                         f"the database {self.path} is open read-only (this process may not write the file "

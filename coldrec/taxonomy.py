@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataImportError
-from .ingest import IngestError, Limits, _decode, _normalise_header, clean_text, read_table
+from .ingest import IngestError, Limits, _decode, _normalise_header, clean_text, read_file, read_table
 
 SEPARATOR = " > "
 #: Header names (normalised as in ingest) of a column holding whole paths, preferred in this order.
@@ -51,11 +51,8 @@ def read_taxonomy(data: str | Path | bytes, filename: str | None = None) -> list
     :class:`IngestError` naming the file and line (or row and column) of a bad path.
     """
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        filename = filename or path.name
-        if not path.is_file():
-            raise IngestError(f"{filename}: no such file")
-        data = path.read_bytes()
+        filename = filename or Path(data).name
+        data = read_file(data, filename)
     filename = filename or "upload"
     if Path(filename).suffix.lower() in _LINE_SUFFIXES:
         paths = _read_lines(data, filename)

@@ -22,13 +22,14 @@ from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder, embed_texts, text_hash
+from .finetune import remove_stale_saves
 from .ingest import (
-    OPERATOR_FILES, IngestError, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
+    OPERATOR_FILES, PURCHASE_UPLOADS, IngestError, Limits, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
 )
 from .neighbours import EXACT_MAX_ITEMS, VectorIndex
 from .errors import DataImportError, StoreError
 from .store import Store, category_name
-from .versions import open_encoder
+from .versions import models_dir, open_encoder
 
 
 @dataclass
@@ -96,6 +97,9 @@ class Workspace:
         settings = settings or Settings.from_env()
         store = Store(settings.db_path)
         try:
+            if not store.read_only and str(settings.db_path) != ":memory:":
+                for name in remove_stale_saves(models_dir(settings.db_path)):
+                    logging.getLogger("coldrec").warning("removed %s, left by an interrupted fine-tuning save", name)
             encoder = encoder or open_encoder(store, settings)  # the active version, loaded on first use
         except Exception:
             store.close()
@@ -146,7 +150,7 @@ class Workspace:
             if len(todo):
                 self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who="catalog", source="import")
             labelled = len(todo)
-        purchases = self.import_interactions(interactions) if interactions is not None else 0
+        purchases = self.import_interactions(interactions, limits=OPERATOR_FILES) if interactions is not None else 0
         self.embed_items(items, progress=progress)
         self.store.set_meta("initialised", "1")
         return {"categories": n_categories, "items": len(items), "labels": labelled, "interactions": purchases}
@@ -208,12 +212,15 @@ class Workspace:
         self.save_predictions(result)
         return result, warnings
 
-    def import_interactions(self, data: str | Path | bytes, filename: str | None = None) -> int:
+    def import_interactions(
+        self, data: str | Path | bytes, filename: str | None = None, limits: Limits = PURCHASE_UPLOADS
+    ) -> int:
         """Validate purchases against the stored items and append the new ones (nothing on error).
 
-        Returns how many were added; purchases already stored are skipped.
+        Returns how many were added; purchases already stored are skipped. ``limits`` default to an
+        upload's (the Audience page); ``init`` reads the operator's file with the wide ones.
         """
-        frame = load_interactions(data, filename, known_items=self.store.items()["item_id"].tolist())
+        frame = load_interactions(data, filename, known_items=self.store.items()["item_id"].tolist(), limits=limits)
         return self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
 
     def memo(self, name: str, key: object, build: Callable[[], object]) -> object:

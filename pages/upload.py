@@ -35,7 +35,7 @@ try:
     if uploaded is not None:
         raw, source = read_table(uploaded.getvalue(), uploaded.name, limits), uploaded.name
     elif pasted.strip():
-        raw, source = parse_pasted(pasted), "pasted text"
+        raw, source = parse_pasted(pasted, limits), "pasted text"
 except ColdrecError as exc:
     ui.error(exc)
 

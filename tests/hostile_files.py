@@ -41,8 +41,20 @@ _WORKBOOK_RELS = (
 )
 
 
-def _xlsx(sheet_rows, dimension: str | None = None) -> bytes:
-    """A minimal workbook whose first sheet is written row by row (inline strings)."""
+_SHARED_TYPE = (
+    '<Override PartName="/xl/sharedStrings.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+)
+_STYLES_TYPE = (
+    '<Override PartName="/xl/styles.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+)
+
+
+def _xlsx(sheet_rows, dimension: str | None = None, shared: str | None = None, styles: str | None = None,
+          sheet_prolog: str = "") -> bytes:
+    """A minimal workbook whose first sheet is written row by row (inline strings), optionally with
+    a shared-strings part (its whole XML), a styles part and text before ``<worksheet>`` (a DTD)."""
     buffer = io.BytesIO()
 
     def member(name: str) -> zipfile.ZipInfo:  # a fixed date: the same rows give the same bytes
@@ -51,12 +63,18 @@ def _xlsx(sheet_rows, dimension: str | None = None) -> bytes:
         return info
 
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        archive.writestr(member("[Content_Types].xml"), _CONTENT_TYPES)
+        types = _CONTENT_TYPES
+        extra = (_SHARED_TYPE if shared is not None else "") + (_STYLES_TYPE if styles is not None else "")
+        archive.writestr(member("[Content_Types].xml"), types.replace("</Types>", extra + "</Types>"))
+        if shared is not None:
+            archive.writestr(member("xl/sharedStrings.xml"), shared)
+        if styles is not None:
+            archive.writestr(member("xl/styles.xml"), styles)
         archive.writestr(member("_rels/.rels"), _RELS)
         archive.writestr(member("xl/workbook.xml"), _WORKBOOK)
         archive.writestr(member("xl/_rels/workbook.xml.rels"), _WORKBOOK_RELS)
         with archive.open(member("xl/worksheets/sheet1.xml"), "w") as sheet:
-            sheet.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            sheet.write(b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + sheet_prolog.encode() +
                         b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">')
             if dimension:
                 sheet.write(f'<dimension ref="{dimension}"/>'.encode())
@@ -170,6 +188,116 @@ def taxonomy_deep(paths: int = 3_000, depth: int = 302) -> tuple[str, bytes]:
     return "deep.txt", "\n".join(lines).encode()
 
 
+# -- round 2 (issue 25) ------------------------------------------------------------------------
+_SST = '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="{n}" uniqueCount="{n}">{items}</sst>'
+
+
+def _shared(strings: list[str], prolog: str = "") -> str:
+    from xml.sax.saxutils import escape
+
+    items = "".join(f"<si><t>{escape(t)}</t></si>" for t in strings)
+    return '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + prolog + _SST.format(n=len(strings), items=items)
+
+
+def xlsx_shared_amplification(rows: int = 200_000, chars: int = 90_000) -> tuple[str, bytes]:
+    """One long shared string used by every cell: a few KB on disk, rows x chars characters read."""
+    def gen():
+        yield '<row r="1">' + _cell("A1", "title") + "</row>"
+        for r in range(2, rows + 2):
+            yield f'<row r="{r}"><c r="A{r}" t="s"><v>0</v></c></row>'
+
+    return "shared_amplification.xlsx", _xlsx(gen(), shared=_shared(["x" * chars]))
+
+
+def xlsx_entity_bomb(levels: int = 9) -> tuple[str, bytes]:
+    """A billion-laughs DTD in sharedStrings.xml (a few hundred bytes; 10**levels characters expanded)."""
+    entities = '<!ENTITY a0 "xxxxxxxxxx">' + "".join(
+        f'<!ENTITY a{i} "{("&a" + str(i - 1) + ";") * 10}">' for i in range(1, levels + 1)
+    )
+    prolog = f"<!DOCTYPE sst [{entities}]>"
+    sst = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + prolog +
+           f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>&a{levels};</t></si></sst>')
+    rows = ['<row r="1">' + _cell("A1", "title") + "</row>", '<row r="2"><c r="A2" t="s"><v>0</v></c></row>']
+    return "entity_bomb.xlsx", _xlsx(rows, shared=sst)
+
+
+def xlsx_sheet_entity() -> tuple[str, bytes]:
+    """An internal entity declared in the sheet itself (expanded in a cell)."""
+    prolog = '<!DOCTYPE worksheet [<!ENTITY e "' + "y" * 1000 + '">]>'
+    rows = ['<row r="1">' + _cell("A1", "title") + "</row>", '<row r="2">' + _cell("A2", "&e;&e;&e;") + "</row>"]
+    return "sheet_entity.xlsx", _xlsx(rows, sheet_prolog=prolog)
+
+
+def xlsx_unclosed_text(megabytes: int = 30) -> tuple[str, bytes]:
+    """A text node that never ends (no '<' or '>' after it): the pre-scan must stay linear."""
+    rows = ['<row r="1">' + _cell("A1", "title") + "</row>",
+            '<row r="2"><c r="A2" t="inlineStr"><is><t>' + "x" * (megabytes << 20)]
+    return "unclosed_text.xlsx", _xlsx(rows)
+
+
+def xlsx_tab_rows(rows: int = 4_000_000) -> tuple[str, bytes]:
+    """Row tags written ``<row\t>`` (valid XML): they count as rows like ``<row>``."""
+    def gen():
+        yield '<row r="1">' + _cell("A1", "title") + "</row>"
+        chunk = '<row\t><c t="inlineStr"><is><t>x</t></is></c></row>' * 10_000
+        for _ in range(rows // 10_000):
+            yield chunk
+
+    return "tab_rows.xlsx", _xlsx(gen())
+
+
+def xlsx_shared_index(index: int) -> tuple[str, bytes]:
+    rows = ['<row r="1">' + _cell("A1", "title") + "</row>",
+            f'<row r="2"><c r="A2" t="s"><v>{index}</v></c></row>']
+    return f"shared_index_{index}.xlsx", _xlsx(rows, shared=_shared(["first", "last"]))
+
+
+_STYLES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<numFmts count="1"><numFmt numFmtId="164" formatCode="00000"/></numFmts>'
+    '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
+    '<fills count="1"><fill><patternFill patternType="none"/></fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
+    "</styleSheet>"
+)
+
+
+def xlsx_zero_padded_ids() -> tuple[str, bytes]:
+    """Numeric ids shown as ``00042`` (number format ``00000``), as Excel users keep postcodes and SKUs."""
+    rows = ['<row r="1">' + _cell("A1", "id") + _cell("B1", "title") + "</row>",
+            '<row r="2"><c r="A2" s="1"><v>42</v></c>' + _cell("B2", "Red mug") + "</row>",
+            '<row r="3"><c r="A3" s="1"><v>123456</v></c>' + _cell("B3", "Blue bowl") + "</row>",
+            '<row r="4"><c r="A4"><v>7</v></c>' + _cell("B4", "Plain") + "</row>"]
+    return "zero_padded.xlsx", _xlsx(rows, styles=_STYLES)
+
+
+def xlsx_value_past_header(column: str = "C") -> tuple[str, bytes]:
+    """A value two (or more) columns past the header's last column."""
+    rows = ['<row r="1">' + _cell("A1", "title") + "</row>",
+            '<row r="2">' + _cell("A2", "Red mug") + "</row>",
+            '<row r="3">' + _cell("A3", "Blue bowl") + _cell(f"{column}3", "stray") + "</row>"]
+    return "past_header.xlsx", _xlsx(rows)
+
+
+def paste_many_lines(lines: int = 3_000_000) -> str:
+    return "mug\n" * lines
+
+
+def csv_purchases(rows: int = 3_000_000) -> tuple[str, bytes]:
+    """A ~35 MB purchases file of short rows (what the Audience page's upload reads)."""
+    body = "".join(f"u{i % 5000},P{i % 900},{i % 7}\n" for i in range(rows))
+    return "purchases.csv", ("user_id,item_id,quantity\n" + body).encode()
+
+
+def csv_labels(rows: int = 2_000_000) -> tuple[str, bytes]:
+    body = "".join(f"C{i},Cookware\n" for i in range(rows))
+    return "labels.csv", ("item_id,category\n" + body).encode()
+
+
 #: Product uploads that must be refused with an IngestError (or read cleanly), fast and small.
 UPLOADS = {
     "xlsx_far_cell": xlsx_far_cell,
@@ -185,4 +313,12 @@ UPLOADS = {
     "csv_long_row": csv_long_row,
     "csv_extra_comma": csv_extra_comma,
     "json_lone_surrogate": json_lone_surrogate,
+    # round 2 (issue 25)
+    "xlsx_shared_amplification": xlsx_shared_amplification,
+    "xlsx_entity_bomb": xlsx_entity_bomb,
+    "xlsx_sheet_entity": xlsx_sheet_entity,
+    "xlsx_unclosed_text": xlsx_unclosed_text,
+    "xlsx_tab_rows": xlsx_tab_rows,
+    "xlsx_shared_index_minus_one": lambda: xlsx_shared_index(-1),
+    "xlsx_value_past_header": xlsx_value_past_header,
 }

@@ -143,7 +143,7 @@ def test_a_fuzzed_file_is_refused_with_a_coldrec_error_or_read_cleanly(index):
 _EXPECTED = {
     "xlsx_far_cell": "16,384 columns, over the 1,000-column limit",
     "xlsx_far_cell_no_dimension": "over the 200,000-row limit",
-    "xlsx_zip_bomb": "4,000,001 rows, over the 200,000-row limit",
+    "xlsx_zip_bomb": "rows, over the 200,000-row limit",
     "parquet_dictionary_bomb": "expands to more than",
     "parquet_binary": "column 'extra' holds binary values",
     "parquet_nested": "column 'extra' holds list",
