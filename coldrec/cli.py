@@ -7,16 +7,23 @@ exit with status 2; anything else is a bug, logged with its traceback (status 1)
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextvars import ContextVar
 from pathlib import Path
 
 from .config import DEFAULT_MODEL_NAME, DEMO_DIR, Settings
-from .errors import ColdrecError, ConfigError, DataImportError, NotReadyError, StoreError, disk_full_message, is_disk_full
+from .errors import (
+    ColdrecError, ConfigError, DataImportError, NotReadyError, StoreError, StoreLockedError, disk_full_message,
+    is_disk_full,
+)
 
 
 def _int_list(text: str) -> list[int]:
@@ -144,11 +151,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (2 for a refusal with its one-line message, 1 for a bug)."""
+    """Run the CLI; returns the exit status (2 for a refusal with its one-line message, 1 for a bug).
+
+    When the database is held by a running dashboard (DuckDB lets one process write a file), the
+    command is handed to that dashboard (:mod:`coldrec.remote`), which runs it on its own open
+    workspace and sends back its output and status: a nightly ``predict --save-batch`` works
+    while merchandisers label.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env(db_path=args.db, model=args.model, device=args.device)
-        return _COMMANDS[args.command](args, settings)
+        try:
+            return _COMMANDS[args.command](args, settings)
+        except StoreLockedError:
+            if _HOSTED.get() is not None:
+                raise
+            from . import remote
+
+            status = remote.forward(settings.db_path, _absolute_paths(argv, args))
+            if status is None:
+                raise
+            return status
     except KeyboardInterrupt:
         return 130
     except ColdrecError as exc:
@@ -169,6 +193,78 @@ def main(argv: Sequence[str] | None = None) -> int:
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+#: The workspace of the dashboard process when it runs a command for another process.
+_HOSTED: ContextVar[object | None] = ContextVar("coldrec_hosted_workspace", default=None)
+#: Arguments that name files: made absolute before a command is handed to the dashboard.
+_PATH_ARGS = ("file", "out", "catalog", "categories", "interactions", "vectors", "cache")
+
+
+@contextmanager
+def _workspace(settings: Settings) -> Iterator[object]:
+    """The workspace a command works on: its own (opened and closed here), or the dashboard's."""
+    hosted = _HOSTED.get()
+    if hosted is not None:
+        yield hosted
+        return
+    from .workspace import Workspace
+
+    with Workspace.open(settings) as ws:
+        yield ws
+
+
+@contextmanager
+def _store(settings: Settings, read_only: bool = False) -> Iterator[object]:
+    """The database a command reads or writes: opened here, or the dashboard's open one."""
+    hosted = _HOSTED.get()
+    if hosted is not None:
+        yield hosted.store  # type: ignore[attr-defined]
+        return
+    from .store import Store
+
+    with Store(settings.db_path, read_only=read_only) as store:
+        yield store
+
+
+def run_hosted(argv: Sequence[str], ws: object) -> tuple[int, bytes, bytes]:
+    """Run a command on ``ws`` (a dashboard's open workspace) for another process: its exit
+    status, stdout and stderr. One at a time: the output is captured by redirecting this
+    process's streams while it runs."""
+    out, err = io.BytesIO(), io.BytesIO()
+    out_text = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    err_text = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    token = _HOSTED.set(ws)
+    try:
+        with _HOSTED_LOCK, redirect_stdout(out_text), redirect_stderr(err_text):
+            try:
+                status = main(argv)
+            except SystemExit as exc:  # argparse's usage errors
+                status = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        _HOSTED.reset(token)
+    return status, out.getvalue(), err.getvalue()
+
+
+_HOSTED_LOCK = threading.Lock()
+
+
+def _absolute_paths(argv: list[str], args: argparse.Namespace) -> list[str]:
+    """``argv`` with the files it names made absolute (the dashboard runs in another folder)."""
+    out = list(argv)
+    for name in _PATH_ARGS:
+        value = getattr(args, name, None)
+        if not isinstance(value, str) or not value or Path(value).is_absolute():
+            continue
+        absolute = str(Path(value).resolve())
+        for i, token in enumerate(out):
+            if token == value:
+                out[i] = absolute
+                break
+            if token.endswith("=" + value) and token.startswith("-"):
+                out[i] = token[: -len(value)] + absolute
+                break
+    return out
+
+
 def _one_line(exc: object) -> str:
     text = " ".join(str(exc).split())
     return _TERMINAL_CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
@@ -177,11 +273,10 @@ def _one_line(exc: object) -> str:
 def _init(args: argparse.Namespace, settings: Settings) -> int:
     from .workspace import Workspace, progress_printer
 
-    from .store import Store
 
     demo = Path(args.catalog) == DEMO_DIR / "catalog.csv"
     # Checked before the model loads: a database that holds anything is never added to unasked.
-    with Store(settings.db_path) as store:
+    with _store(settings) as store:
         held = _held_data(store)
     if held and args.if_missing:
         print(f"{settings.db_path} already holds {held}; nothing to do")
@@ -192,8 +287,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
             f"{settings.db_path} already holds {held}: init would add {what} to it. Nothing was changed. "
             "Add it anyway with `init --merge`, or choose another database with --db or COLDREC_DB."
         )
-    ws = Workspace.open(settings)
-    try:
+    with _workspace(settings) as ws:
         if args.vectors:
             from .batch_embed import load_vectors
 
@@ -209,8 +303,6 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         arrivals = ws.add_demo_arrivals(progress=progress_printer("predicting new arrivals")) if demo else 0
         printers: dict[str, Callable[[int, int], None]] = {}
         ws.prepare(progress=lambda step, done, total: printers.setdefault(step, progress_printer(step))(done, total))
-    finally:
-        ws.close()
     print(
         f"{settings.db_path}: {counts['categories']} categories, {counts['items']} catalog items, "
         f"{counts['labels']} new labels, {counts['interactions']} purchases"
@@ -230,20 +322,17 @@ def _held_data(store: object) -> str:
 def _predict(args: argparse.Namespace, settings: Settings) -> int:
     from .export import to_csv_bytes, write_table
     from .ingest import load_items
-    from .workspace import Workspace, progress_printer
+    from .workspace import progress_printer
 
     items = load_items(args.file, limits=settings.upload_limits())
-    ws = Workspace.open(settings)
     progress = progress_printer("embedding") if args.out else None
-    try:
+    with _workspace(settings) as ws:
         if args.save_batch:
             batch, warnings = ws.upload_and_predict(items, args.save_batch, who="cli", progress=progress)
             for warning in warnings:
                 print(f"warning: {_one_line(warning)}", file=sys.stderr)
         else:
             batch = ws.predict(items, progress=progress)
-    finally:
-        ws.close()
     frame = batch.frame().drop(columns=["top3_json"])
     if args.out and args.out.lower().endswith(".json"):
         frame["neighbour_ids"] = frame["neighbour_ids"].str.split()
@@ -371,18 +460,16 @@ def _audience_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _audience(args: argparse.Namespace, settings: Settings) -> int:
     from .export import to_csv_bytes, write_table
-    from .workspace import Workspace
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
-    from .store import Store
     from .workspace import check_audience_request
 
     if not Path(settings.db_path).is_file():
         raise NotReadyError(f"No purchases yet: there is no database at {settings.db_path}")
-    with Store(settings.db_path, read_only=True) as store:
+    with _store(settings, read_only=True) as store:
         check_audience_request(store, args.item_id)  # before the model loads
-    with Workspace.open(settings) as ws:
+    with _workspace(settings) as ws:
         table, verdict = ws.audience_segment(args.item_id, args.top, args.include_weak)
     print(verdict, file=sys.stderr)  # stdout stays pure CSV for the campaign tool
     if args.out:
@@ -395,9 +482,8 @@ def _audience(args: argparse.Namespace, settings: Settings) -> int:
 
 def _import_interactions(args: argparse.Namespace, settings: Settings) -> int:
     from .audience import load_interactions
-    from .store import Store
 
-    with Store(settings.db_path) as store:
+    with _store(settings) as store:
         frame = load_interactions(args.file, known_items=store.items()["item_id"].tolist())
         added = store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
     print(f"{added:,} new purchases ({len(frame) - added:,} already stored) imported into {settings.db_path}")
@@ -423,9 +509,8 @@ def _embed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    from .store import Store
 
-    with Store(settings.db_path) as store:
+    with _store(settings) as store:
         print(json.dumps({"database": str(settings.db_path), **store.stats()}, indent=2))
     return 0
 
@@ -440,11 +525,10 @@ def _model_name(settings: Settings) -> str:
 
 def _sql(args: argparse.Namespace, settings: Settings) -> int:
     from .sqlbox import result_summary, run_readonly
-    from .store import Store
 
     if not Path(settings.db_path).is_file():
         raise StoreError(f"no database at {settings.db_path}; run `python -m coldrec init` first")
-    with Store(settings.db_path, read_only=True) as store:
+    with _store(settings, read_only=True) as store:
         result = run_readonly(store, _model_name(settings), args.query)
     frame = result.frame
     if args.json:
@@ -461,9 +545,8 @@ def _sql(args: argparse.Namespace, settings: Settings) -> int:
 def _export_labels(args: argparse.Namespace, settings: Settings) -> int:
     from .export import write_table
     from .labelling import LABEL_EXPORT_COLUMNS
-    from .store import Store
 
-    with Store(settings.db_path) as store:
+    with _store(settings) as store:
         labels = store.labels()[LABEL_EXPORT_COLUMNS]
     write_table(labels, args.out)
     print(f"{len(labels):,} labels written to {args.out}")
@@ -473,9 +556,8 @@ def _export_labels(args: argparse.Namespace, settings: Settings) -> int:
 def _import_labels(args: argparse.Namespace, settings: Settings) -> int:
     from .ingest import OPERATOR_FILES
     from .labelling import import_labels
-    from .workspace import Workspace
 
-    with Workspace.open(settings) as ws:  # the operator's own file: the wide limits
+    with _workspace(settings) as ws:  # the operator's own file: the wide limits
         changed = import_labels(ws, args.file, Path(args.file).name, who=args.who, limits=OPERATOR_FILES)
     print(f"{changed:,} labels changed in {settings.db_path}")
     return 0
@@ -483,9 +565,8 @@ def _import_labels(args: argparse.Namespace, settings: Settings) -> int:
 
 def _import_taxonomy(args: argparse.Namespace, settings: Settings) -> int:
     from .labelling import import_taxonomy
-    from .workspace import Workspace
 
-    with Workspace.open(settings) as ws:
+    with _workspace(settings) as ws:
         count = import_taxonomy(ws, args.file, Path(args.file).name, args.branch, args.max_depth)
     print(f"{count:,} categories imported into {settings.db_path}")
     return 0
@@ -494,9 +575,8 @@ def _import_taxonomy(args: argparse.Namespace, settings: Settings) -> int:
 def _queue(args: argparse.Namespace, settings: Settings) -> int:
     from .export import to_csv_bytes, write_table
     from .labelling import queue
-    from .workspace import Workspace
 
-    with Workspace.open(settings) as ws:
+    with _workspace(settings) as ws:
         frame = queue(ws, args.strategy, args.batch, n=args.n)
     if args.out:
         write_table(frame, args.out)
@@ -507,9 +587,8 @@ def _queue(args: argparse.Namespace, settings: Settings) -> int:
 
 def _finetune(args: argparse.Namespace, settings: Settings) -> int:
     from . import finetune, versions
-    from .workspace import Workspace
 
-    with Workspace.open(settings) as ws:
+    with _workspace(settings) as ws:
         active = ws.store.get_meta("model_version") or ""
         if args.list:
             for card in versions.list_versions(versions.models_dir(settings.db_path)):

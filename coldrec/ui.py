@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 from threadpoolctl import threadpool_limits
 
+from . import remote
 from .config import Settings
 from .errors import ColdrecError
 from .workspace import PredictionBatch, Workspace
@@ -36,6 +37,7 @@ def _open_workspace() -> Workspace:
     threadpool_limits(limits=max(1, (os.cpu_count() or 1) // 2), user_api="blas")
     ws = Workspace.open(Settings.from_env())
     atexit.register(ws.close)  # Streamlit does not release cached resources at shutdown
+    remote.serve(ws)  # CLI commands on this database run here while the dashboard holds it
     return ws
 
 
