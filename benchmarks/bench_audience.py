@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.bench_evaluate import machine  # noqa: E402
+from benchmarks._harness import machine  # noqa: E402
 
 INSTACART = ROOT.parent / "shared" / "datasets" / "instacart_orders"
 RUNS = {

@@ -31,7 +31,8 @@ def browser_clicks(repeats: int = 3) -> dict[str, dict[str, float]]:
     """Median and max seconds from a key press or click until the page has settled."""
     from playwright.sync_api import sync_playwright
 
-    from tests.test_browser import CHROMIUM_ARGS, _free_port
+    from benchmarks._harness import CHROMIUM_ARGS
+    from benchmarks._harness import free_port as _free_port
 
     times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmarks.bench_evaluate import machine  # noqa: E402
+from benchmarks._harness import machine  # noqa: E402
 
 FLIPKART = ROOT.parent / "shared" / "datasets" / "flipkart_products" / "flipkart_products.csv"
 OUT = ROOT / "benchmarks" / "results" / "encoder.json"

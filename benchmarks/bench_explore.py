@@ -163,7 +163,7 @@ def run_size(n: int) -> dict[str, object]:
 
 
 def main() -> int:
-    from benchmarks.bench_evaluate import machine
+    from benchmarks._harness import machine
     from coldrec.projection import TSNE_MAX_POINTS, project
 
     sizes = [int(a) for a in sys.argv[1:]] or [10_000, 50_000]

@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # coldrec itself, for --demo
-from bench_evaluate import DATA, OUT, ROOT, machine  # noqa: E402 - benchmarks are scripts, not a package
+from _harness import machine  # noqa: E402 - benchmarks are scripts, not a package
+from bench_evaluate import DATA, OUT, ROOT  # noqa: E402
 
 
 def main() -> int:

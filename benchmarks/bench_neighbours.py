@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_evaluate import machine  # noqa: E402
+from benchmarks._harness import machine  # noqa: E402
 from coldrec.neighbours import VectorIndex, top_k_cosine  # noqa: E402
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_evaluate import machine  # noqa: E402
+from benchmarks._harness import machine  # noqa: E402
 from coldrec.estimator import ColdStartClassifier  # noqa: E402
 from coldrec.graph import GRAPH_K, build_graph  # noqa: E402
 from coldrec.neighbours import VectorIndex, top_k_cosine  # noqa: E402

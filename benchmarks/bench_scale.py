@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_evaluate import machine  # noqa: E402
+from benchmarks._harness import machine  # noqa: E402
 
 #: Rows generated (and written as one shard) at a time, as ``embed`` writes them.
 CHUNK = 100_000

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks._harness import commit, finish, result  # noqa: E402
 
 # Run inside a checkout (cwd = the checkout): counts statements and predict calls of one click.
 _CLICK_PROBE = r"""
@@ -80,23 +81,6 @@ _PREDICT_PROBE = (
 )
 
 
-def machine() -> dict[str, object]:
-    """CPU model, cores, memory and Python of this machine."""
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version()}
-
-
-def _commit(checkout: Path) -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
-
-
 def _env(db: Path) -> dict[str, str]:
     return {**os.environ, "COLDREC_DB": str(db), "HF_HUB_OFFLINE": "1", "COLDREC_DEVICE": "cpu"}
 
@@ -121,10 +105,7 @@ def main() -> None:
     upload = work / "new.csv"
     arrivals = (ROOT / "data" / "demo" / "new_arrivals.csv").read_text().splitlines()
     upload.write_text("\n".join(arrivals[:13]) + "\n")  # header + 12 products
-    result: dict[str, object] = {
-        "machine": machine(), "load_average_start": [round(x, 2) for x in os.getloadavg()],
-        "commits": {k: _commit(v) for k, v in checkouts.items()}, "clicks": {}, "second_predict": {},
-    }
+    record = result("state", commits={k: commit(v) for k, v in checkouts.items()}, clicks={}, second_predict={})
     try:
         for name, checkout in checkouts.items():
             db = _prepare(checkout, work)
@@ -132,7 +113,7 @@ def main() -> None:
                                    capture_output=True, text=True)
             if probe.returncode:
                 raise SystemExit(f"{name}: click probe failed\n{probe.stderr[-3000:]}")
-            result["clicks"][name] = json.loads(probe.stdout.strip().splitlines()[-1])
+            record["clicks"][name] = json.loads(probe.stdout.strip().splitlines()[-1])
         dbs = {name: _prepare(checkout, work) for name, checkout in checkouts.items()}
         times: dict[str, list[float]] = {name: [] for name in checkouts}
         torch_loaded: dict[str, list[bool]] = {name: [] for name in checkouts}
@@ -146,17 +127,13 @@ def main() -> None:
                                      cwd=checkout, env=_env(dbs[name]), capture_output=True, text=True, check=True)
                 times[name].append(round(time.perf_counter() - started, 3))
                 torch_loaded[name].append(run.stdout.split()[-1] == "True")
-        result["second_predict"] = {
+        record["second_predict"] = {
             name: {"seconds": times[name], "median_s": round(statistics.median(times[name]), 3),
                    "imported_torch": all(torch_loaded[name])} for name in checkouts
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    print(finish(record, args.json))
 
 
 if __name__ == "__main__":
