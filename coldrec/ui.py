@@ -303,6 +303,22 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         st.caption(md_escape(label))
 
 
+#: What a label editor shows in an unlabelled row: an empty selectbox cell reads "None" in
+#: Streamlit's grid. It is also the option that removes a label.
+NOT_LABELLED = "– not labelled –"
+
+
+def label_editor_values(labels: pd.Series, categories: list[str]) -> tuple[pd.Series, list[str]]:
+    """Labels for a label editor (blank/None as :data:`NOT_LABELLED`) and its options (that word first)."""
+    shown = labels.astype(object).map(lambda v: v if isinstance(v, str) and v else NOT_LABELLED)
+    return shown, [NOT_LABELLED, *[c for c in categories if c != NOT_LABELLED]]
+
+
+def label_editor_result(edited: pd.Series) -> pd.Series:
+    """Labels from a label editor: :data:`NOT_LABELLED` (or a cleared cell) as no label ("")."""
+    return edited.astype(object).map(lambda v: "" if not isinstance(v, str) or v == NOT_LABELLED else v)
+
+
 # -- readable tables ----------------------------------------------------------------------------
 #: Headers in words for columns the pages show (others: underscores become spaces).
 HEADERS = {
@@ -339,7 +355,8 @@ def readable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
         if pd.api.types.is_bool_dtype(values) or name in _FLAGS:
             word = _FLAGS.get(name)
             out[column] = values.map(lambda v, w=word: (w or "yes") if v is True or v == 1 else ("" if w else "no"))
-            config[name] = st.column_config.TextColumn(label)
+            # Wide enough for its word ("⚠️ unsure" was cut to "⚠ unsur" at the default width).
+            config[name] = st.column_config.TextColumn(label, width=_text_width(max(len(word or "no"), len(label))))
         elif name in _PERCENT or name.endswith("_probability") or name.endswith("_share"):
             config[name] = st.column_config.NumberColumn(label, format="percent")
         elif pd.api.types.is_float_dtype(values):
@@ -353,6 +370,11 @@ def readable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
         if values.dtype == object or pd.api.types.is_string_dtype(values):  # pandas 3 text is "str", NaN for None
             out[column] = out[column].astype(object).map(_cell)
     return out, config
+
+
+def _text_width(characters: int) -> int:
+    """A column width in pixels that shows ``characters`` characters of the dashboard's font."""
+    return 8 * characters + 36
 
 
 def _cell(value: object) -> object:

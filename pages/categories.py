@@ -88,10 +88,14 @@ def targets_editor() -> None:
         key="targets-editor",
         disabled=[c for c in table.columns if c != "target_precision"],
         column_config={
-            "target_precision": st.column_config.NumberColumn("target precision", min_value=0.5, max_value=1.0, step=0.01, format="%.2f"),
-            "threshold": st.column_config.NumberColumn("confidence ≥", format="%.2f"),
-            "estimated_precision": st.column_config.NumberColumn("est. precision", format="%.2f"),
-            "precision_lower_bound": st.column_config.NumberColumn("precision at least (90% sure)", format="%.2f"),
+            "target_precision": st.column_config.NumberColumn(
+                "target precision", min_value=0.5, max_value=1.0, step=0.01, format="%.2f",
+                help="Blank: no target, so this category is never auto-accepted. Type 0.50-1.00 to set one."),
+            "threshold": st.column_config.NumberColumn(
+                "confidence ≥", format="%.2f", help="Blank where there is no target or it is out of reach (see note)."),
+            "estimated_precision": st.column_config.NumberColumn("est. precision", format="%.2f", help="Blank: see note."),
+            "precision_lower_bound": st.column_config.NumberColumn("precision at least (90% sure)", format="%.2f",
+                                                                   help="Blank: see note."),
             "coverage": st.column_config.ProgressColumn("coverage", min_value=0.0, max_value=1.0, format="%.2f"),
             "note": st.column_config.TextColumn("note", width="large"),
         },
