@@ -24,10 +24,6 @@ edited = st.data_editor(
     column_config={"description": st.column_config.TextColumn("description", width="large"),
                    "path": st.column_config.TextColumn("path (parents > name)", width="medium")},
 )
-with st.expander("Add a category"):
-    ui.category_form(ws, key="categories-add")
-with st.expander("Import a catalog (products you already sell, with or without a category column)"):
-    ui.catalog_import(ws, key="categories-catalog")
 if st.button("Save category descriptions", disabled=cats.empty):
     changed = edited[(edited.fillna("") != cats.fillna("")).any(axis=1)]
     try:
@@ -36,6 +32,11 @@ if st.button("Save category descriptions", disabled=cats.empty):
         st.toast(f"Saved {len(changed)} categor{'y' if len(changed) == 1 else 'ies'}")
     except ColdrecError as exc:
         ui.error(exc)
+
+with st.expander("Add a category"):
+    ui.category_form(ws, key="categories-add")
+with st.expander("Import a catalog (products you already sell, with or without a category column)"):
+    ui.catalog_import(ws, key="categories-catalog")
 
 with st.expander("Import categories from a CSV (name, description, optional path)"):
     uploaded = st.file_uploader("Categories file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"])

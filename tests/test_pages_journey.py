@@ -168,3 +168,12 @@ def test_chart_legends_stay_clear_of_the_modebar():
     for fig in (charts.learning_curves(curves), charts.confidence_histogram_chart(hist), charts.category_counts(items)):
         legend = fig.layout.legend
         assert legend.orientation == "h" and legend.y < 0, legend  # below the plot, the modebar is top right
+
+
+def test_save_category_descriptions_sits_right_below_its_table(app_env):
+    at = _page("pages/categories.py")
+    assert not at.exception, at.exception
+    order = [getattr(node, "key", None) or getattr(node, "label", None) for node in at.main
+             if getattr(node, "type", None) in ("dataframe", "button", "expander")]
+    editor = order.index("categories-editor")
+    assert order[editor + 1] == "Save category descriptions", order[:8]
