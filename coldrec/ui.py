@@ -105,13 +105,13 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
         st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
     shown_ids = [e[0] for e in pred.evidence] + [i for i, _ in batch.neighbours[row]]
     titles = ws.store.items_by_id(shown_ids)
-    left, right = st.columns(2)
-    with left:
+    # One table under the other, full width: side by side, half-width columns cut the titles off.
+    with st.container():
         st.caption("Why: the labelled examples nearest to it")
         evidence = pd.DataFrame(pred.evidence, columns=["item_id", "label", "similarity"])
         evidence.insert(1, "title", evidence["item_id"].map(titles["title"]))
         table(evidence)
-    with right:
+    with st.container():
         st.caption("Similar catalog items")
         hits = pd.DataFrame(batch.neighbours[row], columns=["item_id", "similarity"])
         hits.insert(1, "title", hits["item_id"].map(titles["title"]))

@@ -177,3 +177,15 @@ def test_save_category_descriptions_sits_right_below_its_table(app_env):
              if getattr(node, "type", None) in ("dataframe", "button", "expander")]
     editor = order.index("categories-editor")
     assert order[editor + 1] == "Save category descriptions", order[:8]
+
+
+def test_try_a_product_evidence_tables_get_the_full_width(app_env):
+    at = _page("pages/overview.py")
+    at.text_area[0].set_value("steel frying pan").run()
+    assert not at.exception, at.exception
+    why = [c for c in at.caption if c.value.startswith("Why: the labelled examples")]
+    assert why, [c.value for c in at.caption]
+    # Only the page's own column holds them (the one with the text box), not a half-width column inside it.
+    for column in at.columns:
+        if any(c.value.startswith("Why:") or c.value == "Similar catalog items" for c in column.caption):
+            assert len(column.text_area) == 1, "the evidence tables sit in a nested half-width column"
