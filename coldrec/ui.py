@@ -224,6 +224,10 @@ def start_here(ws: Workspace, message: str, key: str) -> None:
             "A shop of 448 products in 16 categories, 3,466 purchases by 160 shoppers, and 72 new arrivals "
             "uploaded as the batch “demo new arrivals”, ready to predict and label."
         )
+        held = ws.readiness()
+        if held["catalog_items"] + held["uploaded_items"]:  # never merged into a shop's data unawares
+            st.warning(f"This database already holds {held['catalog_items'] + held['uploaded_items']:,} items: "
+                       "the demo would be added to them. Open an empty database for the demo instead.", icon="⚠️")
         if st.button("Load the demo", key=f"{key}-demo", type="primary"):
             _run_step(lambda: ws.load_demo(progress=progress_callback("Embedding")), "Loaded the demo")
     with catalog:

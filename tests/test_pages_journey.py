@@ -189,3 +189,19 @@ def test_try_a_product_evidence_tables_get_the_full_width(app_env):
     for column in at.columns:
         if any(c.value.startswith("Why:") or c.value == "Similar catalog items" for c in column.caption):
             assert len(column.text_area) == 1, "the evidence tables sit in a nested half-width column"
+
+
+def test_load_the_demo_warns_when_the_database_already_holds_items(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder):
+    from tests.conftest import dashboard_on
+
+    db = tmp_path / "shop.duckdb"
+    with Workspace(Store(db), tiny_encoder) as ws:  # a catalog without categories: pages show their empty state
+        ws.import_catalog(pd.DataFrame({"title": ["steel pan", "leather boot"]}), "catalog.csv")
+    gen = dashboard_on(monkeypatch, db, tiny_model_dir, tmp_path)
+    next(gen)
+    try:
+        at = _page("pages/label.py")
+        assert not at.exception, at.exception
+        assert any("already holds 2 items" in shown(w.value) for w in at.warning)
+    finally:
+        next(gen, None)
