@@ -24,7 +24,7 @@ def category_counts(items: pd.DataFrame) -> go.Figure:
         category_orders={"category": order[::-1]},
         color_discrete_map={"catalog": "#2f6f5e", "new arrivals": "#e0a03a"},
     )
-    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None, xaxis_title="items", legend_title=None)
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None, xaxis_title="items", legend=LEGEND_BELOW)
     fig.update_yaxes(automargin=True)
     return fig
 
@@ -45,7 +45,7 @@ def category_overview(counts: pd.DataFrame) -> go.Figure:
         long, x="items", y="name", color="kind", orientation="h", height=24 * len(order) + 90,
         category_orders={"name": order, "kind": list(kinds)}, color_discrete_map=kinds,
     )
-    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None, xaxis_title="items", legend_title=None)
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None, xaxis_title="items", legend=LEGEND_BELOW)
     fig.update_yaxes(automargin=True)
     return fig
 
@@ -72,6 +72,11 @@ def example_counts(counts: pd.DataFrame) -> go.Figure:
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None)
     fig.update_yaxes(automargin=True)
     return fig
+
+
+#: Legends of the bar and line charts sit below the plot, left: the modebar (top right, shown on
+#: hover) then never covers the first entry (issue 22).
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.25, "xanchor": "left", "x": 0.0, "title": {"text": ""}}
 
 
 def _label(text: object) -> str:
@@ -147,7 +152,8 @@ def embedding_map(
         clickmode="event+select",
         height=620,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},  # room for the modebar above legend and colour bar
-        legend={"itemsizing": "constant", "title": {"text": _label(colour)}},
+        # The legend starts below the modebar's row (top right): its first entry stays clickable.
+        legend={"itemsizing": "constant", "title": {"text": _label(colour)}, "yanchor": "top", "y": 0.93},
         uirevision="embedding_map",  # keep zoom and legend toggles across reruns
         xaxis={"showticklabels": False, "title": None, "zeroline": False},
         yaxis={"showticklabels": False, "title": None, "zeroline": False},
@@ -203,7 +209,7 @@ def confidence_histogram_chart(hist: pd.DataFrame, colours: dict[str, str] | Non
     fig.update_layout(
         barmode="stack", height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10},
         xaxis={"title": "confidence (top probability)", "range": [0, 1]}, yaxis_title="predictions",
-        legend_title=None,
+        legend=LEGEND_BELOW,
     )
     return fig
 
@@ -238,6 +244,6 @@ def learning_curves(curves: pd.DataFrame) -> go.Figure:
                   color_discrete_sequence=px.colors.qualitative.Dark24)
     fig.update_layout(
         height=360, margin=dict(l=10, r=10, t=30, b=10), yaxis_range=[0, 1.02],
-        xaxis_title="labelled examples of the category", yaxis_title="F1 (held-out labels)",
+        xaxis_title="labelled examples of the category", yaxis_title="F1 (held-out labels)", legend=LEGEND_BELOW,
     )
     return fig

@@ -156,30 +156,40 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
     def fit_rows(
         self, vectors: np.ndarray, ids: Sequence[str], labelled_rows: np.ndarray, labelled_classes: np.ndarray,
         categories: Sequence[str], prompt_vectors: np.ndarray, graph: ItemGraph | None = None,
-        index: VectorIndex | None = None, calibrate: bool = True,
+        index: VectorIndex | None = None, calibrate: bool = True, centre: np.ndarray | None = None,
+        calibration: Mapping[str, object] | None = None,
     ) -> "ColdStartClassifier":
         """Fit on ``vectors`` of which ``labelled_rows`` have classes ``labelled_classes``
         (positions in ``categories``). What the workspace calls: it passes its stored ``graph``
         and ``index`` when it has them. ``calibrate=False`` starts with the label-free beta
-        (fit the labelled one later with :meth:`calibration`: ten propagations over every item)."""
+        (fit the labelled one later with :meth:`calibration`: ten propagations over every item).
+        ``centre`` centres the graph's cosines (default: the items' mean) and ``calibration``
+        (from :meth:`fit_state`) is used instead of fitting beta and the novelty cut-offs: a
+        workspace passes both from its stored fit, so a fresh fit equals the one updated in place."""
         self.classes_ = np.array(list(categories), dtype=object)
         self.prompt_vectors_ = np.asarray(prompt_vectors, dtype=np.float32)
         self._fit = self._fit_graph(np.asarray(vectors, dtype=np.float32), list(map(str, ids)),
                                     np.asarray(labelled_rows, dtype=np.int64), np.asarray(labelled_classes, dtype=np.int64),
-                                    graph=graph, index=index, calibrate=calibrate)
+                                    graph=graph, index=index, calibrate=calibrate, centre=centre, calibration=calibration)
         return self
 
     def _fit_graph(
         self, vectors: np.ndarray, ids: list[str], rows: np.ndarray, classes: np.ndarray,
         graph: ItemGraph | None = None, index: VectorIndex | None = None, calibrate: bool = True,
+        centre: np.ndarray | None = None, calibration: Mapping[str, object] | None = None,
     ) -> _Fit:
         if index is None:
             index = VectorIndex.build(ids, vectors)
         if graph is None:
-            graph = self._graph(vectors, index)
+            graph = self._graph(vectors, index, centre)
         logits = self._logits(vectors, vectors[rows], classes)
         prior = _softmax(PRIOR_SCALE * logits)
         state = self._propagate(graph, prior, rows, classes)
+        if calibration is not None:
+            beta, fitted, oof = float(calibration["beta"]), bool(calibration["beta_fitted"]), None  # type: ignore[arg-type]
+            cut = calibration["novel_label_cut"]
+            label_cut, prompt_cut = (None if cut is None else float(cut)), float(calibration["novel_prompt_cut"])  # type: ignore[arg-type]
+            return _Fit(vectors, ids, index, graph, rows, classes, prior, state, logits, beta, fitted, label_cut, prompt_cut, oof)
         if calibrate:
             beta, fitted, oof = self._calibrate(vectors, graph, rows, classes, state, prior)
         else:
@@ -187,11 +197,21 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         label_cut, prompt_cut = self._novelty_cuts(vectors, rows)
         return _Fit(vectors, ids, index, graph, rows, classes, prior, state, logits, beta, fitted, label_cut, prompt_cut, oof)
 
-    def _graph(self, vectors: np.ndarray, index: VectorIndex) -> ItemGraph:
+    def fit_state(self) -> dict[str, object]:
+        """What a fresh fit needs to equal this one besides the items and labels: the graph's
+        centre, beta (and whether it was fitted on labels) and the novelty cut-offs (JSON-ready)."""
+        fit = self._require_fit()
+        return {"centre": [float(v) for v in np.asarray(fit.graph.centre, dtype=np.float32)],
+                "beta": float(fit.beta), "beta_fitted": bool(fit.beta_fitted),
+                "novel_label_cut": None if fit.novel_label_cut is None else float(fit.novel_label_cut),
+                "novel_prompt_cut": float(fit.novel_prompt_cut)}
+
+    def _graph(self, vectors: np.ndarray, index: VectorIndex, centre: np.ndarray | None = None) -> ItemGraph:
         if not self.transductive or len(vectors) < 2:
             return empty_graph(vectors)
         # Retired rows (items re-embedded since) come back without neighbours and take no part.
-        return build_graph(vectors, neighbours=index.neighbour_table(GRAPH_K + 1, rows=np.arange(len(vectors))))
+        return build_graph(vectors, neighbours=index.neighbour_table(GRAPH_K + 1, rows=np.arange(len(vectors))),
+                           centre=centre)
 
     def _logits(self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
         """Cosine of each item to each category's vector (the prior before its softmax)."""

@@ -69,12 +69,15 @@ def build_graph(
     vectors: np.ndarray,
     neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     k: int = GRAPH_K,
+    centre: np.ndarray | None = None,
 ) -> ItemGraph:
     """The normalised kNN graph of ``vectors`` (unit rows).
 
     ``neighbours``: ``(rows, cosines)`` of each item's nearest items from an index (the item
     itself may be among them; it is dropped); computed exactly when not given. Candidates are
-    re-scored on centred vectors, so an approximate index only needs to find them.
+    re-scored on centred vectors, so an approximate index only needs to find them. ``centre``:
+    the vector the cosines are centred on (default: the mean of ``vectors``); a workspace passes
+    the one its graph was first built with, so a rebuild equals a graph extended in place.
     """
     from .neighbours import top_k_cosine
 
@@ -82,7 +85,7 @@ def build_graph(
     n = len(vectors)
     if n < 2:
         return empty_graph(vectors)
-    centre = vectors.mean(axis=0)
+    centre = vectors.mean(axis=0) if centre is None else np.asarray(centre, dtype=np.float32)
     centred = centre_vectors(vectors, centre)
     if neighbours is None:
         neighbours = top_k_cosine(vectors, vectors, min(n, k + 1))

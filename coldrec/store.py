@@ -351,12 +351,15 @@ class Store:
         value = self._scalar("SELECT value FROM meta WHERE key = ?", [key])
         return None if value is None else str(value)
 
-    def set_meta(self, key: str, value: str) -> None:
-        """Set a value in the meta table (a change bumps :meth:`settings_version`)."""
+    def set_meta(self, key: str, value: str, bump: bool = True) -> None:
+        """Set a value in the meta table (a change bumps :meth:`settings_version` unless ``bump`` is
+        false: a record of derived state, such as the fitted model's calibration, is no setting)."""
         with self._write_lock:
             if self.get_meta(key) == value:
                 return
             self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+            if not bump:
+                return
             self._exec(
                 "INSERT OR REPLACE INTO meta VALUES ('settings_version', ?)", [str(self.settings_version() + 1)]
             )

@@ -107,13 +107,13 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
         st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
     shown_ids = [e[0] for e in pred.evidence] + [i for i, _ in batch.neighbours[row]]
     titles = ws.store.items_by_id(shown_ids)
-    left, right = st.columns(2)
-    with left:
+    # One table under the other, full width: side by side, half-width columns cut the titles off.
+    with st.container():
         st.caption("Why: the labelled examples nearest to it")
         evidence = pd.DataFrame(pred.evidence, columns=["item_id", "label", "similarity"])
         evidence.insert(1, "title", evidence["item_id"].map(titles["title"]))
         table(evidence)
-    with right:
+    with st.container():
         st.caption("Similar catalog items")
         hits = pd.DataFrame(batch.neighbours[row], columns=["item_id", "similarity"])
         hits.insert(1, "title", hits["item_id"].map(titles["title"]))
@@ -229,6 +229,10 @@ def start_here(ws: Workspace, message: str, key: str) -> None:
             "A shop of 448 products in 16 categories, 3,466 purchases by 160 shoppers, and 72 new arrivals "
             "uploaded as the batch “demo new arrivals”, ready to predict and label."
         )
+        held = ws.readiness()
+        if held["catalog_items"] + held["uploaded_items"]:  # never merged into a shop's data unawares
+            st.warning(f"This database already holds {held['catalog_items'] + held['uploaded_items']:,} items: "
+                       "the demo would be added to them. Open an empty database for the demo instead.", icon="⚠️")
         if st.button("Load the demo", key=f"{key}-demo", type="primary"):
             _run_step(lambda: ws.load_demo(progress=progress_callback("Embedding")), "Loaded the demo")
     with catalog:
@@ -308,6 +312,22 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         st.caption(md_escape(label))
 
 
+#: What a label editor shows in an unlabelled row: an empty selectbox cell reads "None" in
+#: Streamlit's grid. It is also the option that removes a label.
+NOT_LABELLED = "– not labelled –"
+
+
+def label_editor_values(labels: pd.Series, categories: list[str]) -> tuple[pd.Series, list[str]]:
+    """Labels for a label editor (blank/None as :data:`NOT_LABELLED`) and its options (that word first)."""
+    shown = labels.astype(object).map(lambda v: v if isinstance(v, str) and v else NOT_LABELLED)
+    return shown, [NOT_LABELLED, *[c for c in categories if c != NOT_LABELLED]]
+
+
+def label_editor_result(edited: pd.Series) -> pd.Series:
+    """Labels from a label editor: :data:`NOT_LABELLED` (or a cleared cell) as no label ("")."""
+    return edited.astype(object).map(lambda v: "" if not isinstance(v, str) or v == NOT_LABELLED else v)
+
+
 # -- readable tables ----------------------------------------------------------------------------
 #: Headers in words for columns the pages show (others: underscores become spaces).
 HEADERS = {
@@ -344,7 +364,8 @@ def readable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
         if pd.api.types.is_bool_dtype(values) or name in _FLAGS:
             word = _FLAGS.get(name)
             out[column] = values.map(lambda v, w=word: (w or "yes") if v is True or v == 1 else ("" if w else "no"))
-            config[name] = st.column_config.TextColumn(label)
+            # Wide enough for its word ("⚠️ unsure" was cut to "⚠ unsur" at the default width).
+            config[name] = st.column_config.TextColumn(label, width=_text_width(max(len(word or "no"), len(label))))
         elif name in _PERCENT or name.endswith("_probability") or name.endswith("_share"):
             config[name] = st.column_config.NumberColumn(label, format="percent")
         elif pd.api.types.is_float_dtype(values):
@@ -358,6 +379,11 @@ def readable(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
         if values.dtype == object or pd.api.types.is_string_dtype(values):  # pandas 3 text is "str", NaN for None
             out[column] = out[column].astype(object).map(_cell)
     return out, config
+
+
+def _text_width(characters: int) -> int:
+    """A column width in pixels that shows ``characters`` characters of the dashboard's font."""
+    return 8 * characters + 36
 
 
 def _cell(value: object) -> object:

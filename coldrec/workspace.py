@@ -90,6 +90,7 @@ class Workspace:
         self._memo: dict[str, tuple[object, object]] = {}
         #: Every thread this workspace starts (the refit, the near-duplicate search).
         self.background = Background()
+        self._fit_centre_items = 0  # items when the current graph's centre was computed (see _store_fit)
 
     @classmethod
     def open(cls, settings: Settings | None = None, encoder: TextEncoder | None = None) -> "Workspace":
@@ -341,6 +342,8 @@ class Workspace:
         if fitted is not None and fitted.categories_key == categories_key and fitted.label_version == label_version \
                 and fitted.index_rows == len(index.ids) and fitted.index is index:
             return fitted.model
+        stored = self._stored_fit(categories_key)
+        centre_due = stored["centre"] is None or len(index.ids) >= _CENTRE_GROWTH * max(int(stored["centre_items"]), 1)
         names = cats["name"].tolist()
         position = {c: i for i, c in enumerate(names)}
         labels = self.store.labels()
@@ -354,6 +357,7 @@ class Workspace:
         incremental = (
             fitted is not None and fitted.categories_key == categories_key and fitted.index is index
             and fitted.index_rows <= len(index.ids) and fitted.retired == int((~index.alive[: fitted.index_rows]).sum())
+            and not centre_due  # the items grew by a fifth: a fresh graph on a fresh centre, as any new process builds
         )
         if incremental:
             assert fitted is not None
@@ -375,23 +379,69 @@ class Workspace:
                 cache=self.store,
             )
             searched = index.neighbours_searched
+            # One source of predictions: a fresh fit (a restart, the CLI) takes the stored graph
+            # centre and calibration, so it equals the model a running dashboard updated in place,
+            # and refits beta only where the in-place schedule would (labels moved by a fifth).
+            centre = None if centre_due else np.asarray(stored["centre"], dtype=np.float32)
+            reuse = (not centre_due and stored["calibration"] is not None
+                     and not _needs_recalibration(int(stored["calibrated_labels"]), len(rows_a)))
             # As for a refit: beta from labels at once when small, in the background when large
             # (at a million items it is ten propagations, a minute or more).
             in_place = len(index.ids) <= EXACT_MAX_ITEMS
             model = ColdStartClassifier(encoder=self.encoder).fit_rows(
-                index.vectors, index.ids, rows_a, classes_a, names, prompts, index=index, calibrate=in_place
+                index.vectors, index.ids, rows_a, classes_a, names, prompts, index=index, calibrate=in_place,
+                centre=centre, calibration=stored["calibration"] if reuse else None,
             )
-            finish_later = (False, not in_place and len(rows_a) >= MIN_LABELS_TO_CALIBRATE)
-            calibrated = len(rows_a)
+            finish_later = (False, not reuse and not in_place and len(rows_a) >= MIN_LABELS_TO_CALIBRATE)
+            calibrated = int(stored["calibrated_labels"]) if reuse else len(rows_a)
+            centre_items = len(index.ids) if centre_due else int(stored["centre_items"])
+            self._fit_centre_items = centre_items
             if index.neighbours_searched > searched:  # keep the search for the next start
                 self._save_index(index)
         with self._lock:
             self._classifier = _FittedState(
                 categories_key, label_version, index, len(index.ids), int((~index.alive).sum()), calibrated, model
             )
+        # beta still to come from the background: stored as "not calibrated", so a new process fits it.
+        self._store_fit(categories_key, model, -1 if finish_later[1] else calibrated)
         if any(finish_later):  # after the model is current, so the result lands on it
             self._refit_in_background(*finish_later)
         return model
+
+    # -- the fitted model's state beyond items and labels, kept in the database ----------------
+    _FIT_META = "fit_state"
+
+    def _stored_fit(self, categories_key: object) -> dict[str, object]:
+        """The graph centre (for this encoder) and calibration (for this encoder and these
+        categories) of the last fit any process stored: ``centre``/``calibration`` are ``None``
+        when there is none that applies."""
+        import json
+
+        empty: dict[str, object] = {"centre": None, "centre_items": 0, "calibration": None, "calibrated_labels": 0}
+        try:
+            record = json.loads(self.store.get_meta(self._FIT_META) or "null")
+        except ValueError:
+            return empty
+        if not isinstance(record, dict) or record.get("encoder") != self.encoder.name:
+            return empty
+        centre = record.get("centre")
+        if not isinstance(centre, list) or len(centre) != self.encoder.dim:
+            return empty
+        out = {**empty, "centre": centre, "centre_items": int(record.get("centre_items") or 0)}
+        if record.get("categories") == _digest(categories_key):
+            out["calibration"] = {k: record[k] for k in ("beta", "beta_fitted", "novel_label_cut", "novel_prompt_cut")}
+            out["calibrated_labels"] = int(record.get("calibrated_labels") or 0)
+        return out
+
+    def _store_fit(self, categories_key: object, model: ColdStartClassifier, calibrated: int) -> None:
+        """Record the current model's centre and calibration, so the next fresh fit equals it."""
+        import json
+
+        if self.store.read_only:
+            return
+        record = {"encoder": self.encoder.name, "categories": _digest(categories_key),
+                  "centre_items": int(self._fit_centre_items), "calibrated_labels": int(calibrated), **model.fit_state()}
+        self.store.set_meta(self._FIT_META, json.dumps(record), bump=False)
 
     def _refit_in_background(self, state: bool, calibration: bool) -> None:
         """Finish a large workspace's refit in a thread: the full propagation that a local label
@@ -430,6 +480,9 @@ class Workspace:
                                 updated.set_state(twin._require_fit().state)
                             if beta is not None:
                                 updated.set_calibration(beta[0], beta[1])
+                                fitted_state = self._classifier
+                                if fitted_state is not None:  # a new process starts from this beta
+                                    self._store_fit(fitted_state.categories_key, updated, fitted_state.calibrated_labels)
                             self._classifier = replace(self._classifier, model=updated)
                             self._refit_epoch += 1
                             self._pending_state &= not do_state
@@ -829,6 +882,17 @@ class _FittedState:
     retired: int
     calibrated_labels: int
     model: ColdStartClassifier
+
+
+#: The graph's centre is recomputed (a fresh graph) once the items have grown by this factor.
+_CENTRE_GROWTH = 1.2
+
+
+def _digest(key: object) -> str:
+    """A short stable digest of a cache key (the categories a calibration was fitted for)."""
+    import hashlib
+
+    return hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:16]
 
 
 def _needs_recalibration(calibrated_at: int, labels_now: int) -> bool:

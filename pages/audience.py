@@ -39,6 +39,16 @@ uploads = items[items["source"] == "upload"]
 new_tab, user_tab = st.tabs(["Who should see a new product", "What suits a shopper"])
 
 
+#: Short columns sized to their content, the reasons given the rest: the score stays in view.
+AUDIENCE_COLUMNS = {
+    "user_id": st.column_config.TextColumn("shopper", width="small"),
+    "segment": st.column_config.TextColumn("segment", width="medium"),
+    "score": st.column_config.NumberColumn("score", format="%.3f", width="small",
+                                           help="Calibrated purchase probability"),
+    "because they bought": st.column_config.TextColumn("because they bought", width="large"),
+}
+
+
 def _reasons(table: pd.DataFrame) -> pd.DataFrame:
     """The page's view of an audience table: reasons as titles with cosines."""
     return reasons_frame(table, titles).rename(columns={"because_they_bought": "because they bought"})
@@ -70,7 +80,8 @@ with new_tab:
     b.metric("New to this category", f"{sizes['new to this category']:,}")
     c.metric("Below threshold", f"{sizes['below threshold']:,}")
     table = _reasons(model.audience(vector, n, text=text))
-    st.dataframe(ui.shorten(table, ("because they bought",), 160), hide_index=True)
+    st.dataframe(ui.shorten(table, ("because they bought",), 160), hide_index=True, width="stretch",
+                 column_config=AUDIENCE_COLUMNS)
     export = segment_table(model, vector, titles.to_dict(), n, text=text)
     st.download_button(
         "Download audience CSV", lambda: to_csv_bytes(export), file_name="audience.csv", mime="text/csv",
@@ -88,7 +99,8 @@ with new_tab:
     if fresh.empty:
         st.info("Nobody outside the category's buyers reaches the threshold for this product.")
     else:
-        st.dataframe(ui.shorten(fresh, ("because they bought",), 160), hide_index=True)
+        st.dataframe(ui.shorten(fresh, ("because they bought",), 160), hide_index=True, width="stretch",
+                     column_config=AUDIENCE_COLUMNS)
         st.download_button(
             "Download new-to-category CSV", lambda: to_csv_bytes(fresh), file_name="audience_new_to_category.csv",
             mime="text/csv", on_click="ignore",

@@ -24,10 +24,6 @@ edited = st.data_editor(
     column_config={"description": st.column_config.TextColumn("description", width="large"),
                    "path": st.column_config.TextColumn("path (parents > name)", width="medium")},
 )
-with st.expander("Add a category"):
-    ui.category_form(ws, key="categories-add")
-with st.expander("Import a catalog (products you already sell, with or without a category column)"):
-    ui.catalog_import(ws, key="categories-catalog")
 if st.button("Save category descriptions", disabled=cats.empty):
     changed = edited[(edited.fillna("") != cats.fillna("")).any(axis=1)]
     try:
@@ -36,6 +32,11 @@ if st.button("Save category descriptions", disabled=cats.empty):
         st.toast(f"Saved {len(changed)} categor{'y' if len(changed) == 1 else 'ies'}")
     except ColdrecError as exc:
         ui.error(exc)
+
+with st.expander("Add a category"):
+    ui.category_form(ws, key="categories-add")
+with st.expander("Import a catalog (products you already sell, with or without a category column)"):
+    ui.catalog_import(ws, key="categories-catalog")
 
 with st.expander("Import categories from a CSV (name, description, optional path)"):
     uploaded = st.file_uploader("Categories file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"])
@@ -88,10 +89,14 @@ def targets_editor() -> None:
         key="targets-editor",
         disabled=[c for c in table.columns if c != "target_precision"],
         column_config={
-            "target_precision": st.column_config.NumberColumn("target precision", min_value=0.5, max_value=1.0, step=0.01, format="%.2f"),
-            "threshold": st.column_config.NumberColumn("confidence ≥", format="%.2f"),
-            "estimated_precision": st.column_config.NumberColumn("est. precision", format="%.2f"),
-            "precision_lower_bound": st.column_config.NumberColumn("precision at least (90% sure)", format="%.2f"),
+            "target_precision": st.column_config.NumberColumn(
+                "target precision", min_value=0.5, max_value=1.0, step=0.01, format="%.2f",
+                help="Blank: no target, so this category is never auto-accepted. Type 0.50-1.00 to set one."),
+            "threshold": st.column_config.NumberColumn(
+                "confidence ≥", format="%.2f", help="Blank where there is no target or it is out of reach (see note)."),
+            "estimated_precision": st.column_config.NumberColumn("est. precision", format="%.2f", help="Blank: see note."),
+            "precision_lower_bound": st.column_config.NumberColumn("precision at least (90% sure)", format="%.2f",
+                                                                   help="Blank: see note."),
             "coverage": st.column_config.ProgressColumn("coverage", min_value=0.0, max_value=1.0, format="%.2f"),
             "note": st.column_config.TextColumn("note", width="large"),
         },

@@ -106,6 +106,7 @@ with left:
         subset = subset.head(1_000)
     frame = ui.shorten(subset.set_index("item_id")[["title", "category", "description"]].fillna(""), limit=200)
     frame = frame.rename(columns={"category": "label"})
+    frame["label"], options = ui.label_editor_values(frame["label"], categories)  # never a grey "None"
     edited = st.data_editor(
         frame,
         # Edits are kept by row position: a new key after each save stops them landing on other rows.
@@ -113,14 +114,15 @@ with left:
         disabled=["title", "description"],
         column_config={
             "_index": st.column_config.TextColumn("id", width="small"),
-            "label": st.column_config.SelectboxColumn("your label", options=categories, required=False, width="medium"),
+            "label": st.column_config.SelectboxColumn("your label", options=options, required=False, width="medium"),
             "title": st.column_config.TextColumn("title", width="large"),
             "description": st.column_config.TextColumn("description", width="medium"),
         },
         width="stretch",
     )
     if st.button("Save labels", type="primary"):
-        changed = ws.save_label_edits(frame["label"], edited["label"], who=ui.who())
+        changed = ws.save_label_edits(ui.label_editor_result(frame["label"]), ui.label_editor_result(edited["label"]),
+                                      who=ui.who())
         st.toast(f"Saved {changed} label(s)" if changed else "No changes to save")
         if changed:
             st.rerun()

@@ -167,7 +167,7 @@ card()
 
 st.divider()
 st.subheader("Where labels help most", anchor=False)
-st.caption("Updated when the page reloads (after labelling, open the page again or press R).")
+st.caption("Updated when the page reloads (after labelling, open the page again).")
 curves, hints = labelling.guidance(ws)
 queue_empty = labelling.queue(ws, strategy, batch_arg, n=QUEUE_BLOCK).empty
 for hint in hints if not queue_empty else []:

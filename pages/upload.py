@@ -77,7 +77,8 @@ batch = ui.batch_predictions(ws, chosen)
 table = batch.frame()
 labels = ws.store.labels().set_index("item_id")["category"]
 table["label"] = table["item_id"].map(labels).fillna("")
-shown = ["title", "top1", "top1_probability", "unsure", "novel", "label", "top2", "top2_probability",
+# The flags and the second guess right after the prediction: on a laptop screen they stay in view.
+shown = ["title", "top1", "top1_probability", "unsure", "top2", "top2_probability", "label", "novel",
          "top3", "top3_probability", "item_id"]
 table["novel"] = [p.novel for p in batch.predictions]
 unsure = int(table["unsure"].sum())
@@ -92,8 +93,9 @@ selection = ui.table(
     selection_mode="single-row",
     key=f"results-{chosen}",
     column_config={
-        "title": st.column_config.TextColumn("title", width="large"),
-        "top1_probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="percent"),
+        "title": st.column_config.TextColumn("title", width="medium", pinned=True),
+        "top1_probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="percent",
+                                                            width="small"),
     },
 )
 export = table.drop(columns=["top3_json", "novel"])

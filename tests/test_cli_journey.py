@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -105,3 +106,47 @@ def test_audience_of_an_unknown_id_as_a_subprocess_is_a_clear_fast_error(shop):
                           env={**os.environ}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "No item with id 'NO-SUCH-ID'" in done.stderr and done.stdout == ""
+
+
+def _batch_predictions(ws) -> tuple[np.ndarray, list[bool], list[str]]:
+    batch = ws.predict_batch("monday")
+    return (np.array([p.probability for p in batch.predictions]), [p.unsure for p in batch.predictions],
+            [p.category for p in batch.predictions])
+
+
+def test_cli_and_dashboard_give_the_same_predictions_on_the_same_database(env, tiny_encoder, monkeypatch):
+    """The dashboard's long-lived workspace updates its model in place (uploads extend the graph,
+    labels warm-start it, beta is refitted only when the labels grew by a fifth); a new process (the
+    CLI, or the dashboard after a restart) fits from scratch. Both must predict the same."""
+    from coldrec.config import Settings
+    from coldrec.workspace import Workspace
+
+    settings = Settings.from_env()
+    new = pd.DataFrame({
+        "item_id": [f"n{i}" for i in range(12)],
+        "title": ["steel pan", "iron wok", "leather boot", "wool socks", "dog toy", "cat food",
+                  "kettle set", "sandal pack", "pet ball", "coffee pot", "running shoe", "dog bed"],
+        "description": [""] * 12,
+    })
+    dashboard = Workspace.open(settings, encoder=tiny_encoder)
+    dashboard.classifier()
+    dashboard.upload_and_predict(new, batch="monday")  # the graph grows in place
+    for item_id, category in [("n0", "Cookware"), ("n2", "Footwear")]:  # labels warm-start it
+        dashboard.label(item_id, category, who="ana")
+        dashboard.classifier()
+    live = _batch_predictions(dashboard)
+    dashboard.close()
+
+    fresh = Workspace.open(settings, encoder=tiny_encoder)  # what `python -m coldrec predict` builds
+    try:
+        again = _batch_predictions(fresh)
+    finally:
+        fresh.close()
+    assert live[2] == again[2] and live[1] == again[1]
+    np.testing.assert_allclose(live[0], again[0], atol=2e-3)
+    # And the CLI itself, on the stored batch's file.
+    new.to_csv(env / "monday.csv", index=False)
+    assert main(["predict", str(env / "monday.csv"), "-o", str(env / "out.csv")]) == 0
+    out = pd.read_csv(env / "out.csv", encoding="utf-8-sig")
+    assert out["top1"].tolist() == live[2]
+    np.testing.assert_allclose(out["top1_probability"].to_numpy(), live[0], atol=2e-3)

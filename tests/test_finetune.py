@@ -297,6 +297,9 @@ def test_background_job_survives_a_page_rerun_and_its_version_can_be_switched(fi
 
     shown = [re.sub(r"\\(.)", r"\1", s.value) for s in again.success]  # Markdown escapes removed
     assert any(card["name"] in text and "held-out accuracy" in text for text in shown), shown
+    # The paired test behind the verdict: its counts, p-value and interval (issue 22).
+    captions = [re.sub(r"\\(.)", r"\1", c.value) for c in again.caption]
+    assert any("right only with the new model" in c and "McNemar" in c and "95% interval" in c for c in captions), captions
     versions = again.dataframe[-1].value
     assert card["name"] in versions["name"].tolist()
     # Switch to the new version (or back to the base when it became active) in one click.

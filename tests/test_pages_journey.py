@@ -121,3 +121,87 @@ def test_sql_box_says_a_result_over_the_size_limit_was_too_large_and_names_the_l
     warnings = [shown(w.value) for w in at.warning]
     assert any("larger than the 5 MB limit" in w and "only its first" in w for w in warnings), warnings
     assert 0 < len(at.dataframe[-1].value) < 20
+
+
+def test_label_table_shows_no_none_and_not_labelled_removes_a_label(uploaded):
+    at = _page("pages/label.py")
+    assert not at.exception, at.exception
+    editor = at.data_editor[0]
+    assert editor.value["label"].tolist() == [ui.NOT_LABELLED] * 4  # not a grey "None", not a blank
+    at.session_state[editor.key] = {"edited_rows": {0: {"label": "Cookware"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at = next(b for b in at.button if b.label == "Save labels").click().run()
+    assert not at.exception, at.exception
+    store = ui._open_workspace().store
+    assert store.labels().set_index("item_id").loc["n1", "category"] == "Cookware"
+    at.toggle[0].set_value(False).run()  # all of the batch, labelled ones too
+    editor = at.data_editor[0]
+    assert editor.value.loc["n1", "label"] == "Cookware"
+    at.session_state[editor.key] = {"edited_rows": {0: {"label": ui.NOT_LABELLED}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    at = next(b for b in at.button if b.label == "Save labels").click().run()
+    assert not at.exception, at.exception
+    assert "n1" not in set(store.labels()["item_id"])
+
+
+def test_flag_columns_are_wide_enough_for_their_words():
+    frame = pd.DataFrame({"title": ["a"], "unsure": [True], "novel": [False]})
+    shown_frame, config = ui.readable(frame)
+    assert shown_frame["unsure"].tolist() == ["⚠️ unsure"]
+    assert config["unsure"]["width"] >= 8 * len("⚠️ unsure") + 20
+    assert config["novel"]["width"] >= 8 * len("❓ none of your categories") + 20
+
+
+def test_deploy_button_is_hidden():
+    import tomllib
+
+    config = tomllib.loads((PROJECT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] in ("viewer", "minimal")
+
+
+def test_chart_legends_stay_clear_of_the_modebar():
+    from coldrec import charts
+
+    curves = pd.DataFrame({"category": ["A", "A", "B", "B"], "examples": [1, 2, 1, 2], "f1": [0.2, 0.4, 0.3, 0.5]})
+    hist = pd.DataFrame({"category": ["A", "B"], "bin_start": [0.0, 0.5], "bin_end": [0.5, 1.0], "items": [3, 4]})
+    items = pd.DataFrame({"category": ["A", None], "source": ["catalog", "upload"]})
+    for fig in (charts.learning_curves(curves), charts.confidence_histogram_chart(hist), charts.category_counts(items)):
+        legend = fig.layout.legend
+        assert legend.orientation == "h" and legend.y < 0, legend  # below the plot, the modebar is top right
+
+
+def test_save_category_descriptions_sits_right_below_its_table(app_env):
+    at = _page("pages/categories.py")
+    assert not at.exception, at.exception
+    order = [getattr(node, "key", None) or getattr(node, "label", None) for node in at.main
+             if getattr(node, "type", None) in ("dataframe", "button", "expander")]
+    editor = order.index("categories-editor")
+    assert order[editor + 1] == "Save category descriptions", order[:8]
+
+
+def test_try_a_product_evidence_tables_get_the_full_width(app_env):
+    at = _page("pages/overview.py")
+    at.text_area[0].set_value("steel frying pan").run()
+    assert not at.exception, at.exception
+    why = [c for c in at.caption if c.value.startswith("Why: the labelled examples")]
+    assert why, [c.value for c in at.caption]
+    # Only the page's own column holds them (the one with the text box), not a half-width column inside it.
+    for column in at.columns:
+        if any(c.value.startswith("Why:") or c.value == "Similar catalog items" for c in column.caption):
+            assert len(column.text_area) == 1, "the evidence tables sit in a nested half-width column"
+
+
+def test_load_the_demo_warns_when_the_database_already_holds_items(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder):
+    from tests.conftest import dashboard_on
+
+    db = tmp_path / "shop.duckdb"
+    with Workspace(Store(db), tiny_encoder) as ws:  # a catalog without categories: pages show their empty state
+        ws.import_catalog(pd.DataFrame({"title": ["steel pan", "leather boot"]}), "catalog.csv")
+    gen = dashboard_on(monkeypatch, db, tiny_model_dir, tmp_path)
+    next(gen)
+    try:
+        at = _page("pages/label.py")
+        assert not at.exception, at.exception
+        assert any("already holds 2 items" in shown(w.value) for w in at.warning)
+    finally:
+        next(gen, None)
