@@ -1,8 +1,9 @@
 """Quality round 3 measurements (issues 22 item 2 and 23) on capped Flipkart titles-only sets.
 
-Two catalogues built from ../shared/datasets/flipkart_products, titles only (classes with 30+
+Catalogues built from ../shared/datasets/flipkart_products, titles only (classes with 30+
 distinct titles, then at most ``--cap`` titles per class drawn with seed 0, so a 2-core machine
-shared with others can run them): level 1 (``category``) and level 2 (``category_l2``). Every
+shared with others can run them): level 1 (``category``) and level 2 (``category_l2``), and level
+1 with title + description (``flipkart-l1-full``, ``--levels``). Every
 title is embedded once with the bundled model and kept in ``artifacts/bench_quality_vectors.npz``.
 Modes (results in ``benchmarks/results/quality_<mode>.json`` with the machine and load):
 
@@ -33,12 +34,17 @@ from benchmarks.bench_evaluate import DATA, OUT, machine  # noqa: E402
 from coldrec.evaluate import LabelledData, expected_calibration_error, load_labelled, make_splits  # noqa: E402
 
 CACHE = ROOT / "artifacts" / "bench_quality_vectors.npz"
-LEVELS = {"flipkart-l1-titles": "category", "flipkart-l2-titles": "category_l2"}
+LEVELS = {"flipkart-l1-titles": "category", "flipkart-l2-titles": "category_l2", "flipkart-l1-full": "category"}
+#: Titles kept per class (at most), per catalogue: about 2,600-2,700 rows each.
+CAPS = {"flipkart-l1-titles": 130, "flipkart-l2-titles": 58, "flipkart-l1-full": 130}
+#: Text columns per catalogue: the third is level 1 with title + description (where issue 23's
+#: under-confidence at k = 4-8 was measured).
+TEXT_COLS = {"flipkart-l1-titles": ["title"], "flipkart-l2-titles": ["title"], "flipkart-l1-full": ["title", "description"]}
 
 
 def capped(level: str, cap: int) -> LabelledData:
     """The titles-only catalogue of ``level``: classes with 30+ titles, at most ``cap`` per class."""
-    data = load_labelled(DATA, ["title"], LEVELS[level], min_per_class=30)
+    data = load_labelled(DATA, TEXT_COLS[level], LEVELS[level], min_per_class=30)
     rng = np.random.default_rng(0)
     keep = np.sort(np.concatenate([
         rng.permutation(np.flatnonzero(data.labels == c))[:cap] for c in range(len(data.classes))
@@ -144,12 +150,12 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=16, help="name-only: labels of every other category")
     parser.add_argument("--held", type=int, help="name-only: categories held out per seed (default all)")
     parser.add_argument("--shots", default="1,4,8,16")
-    parser.add_argument("--levels", default=",".join(LEVELS))
-    parser.add_argument("--cap", default="130,58", help="titles per class, per level")
+    parser.add_argument("--levels", default="flipkart-l1-titles,flipkart-l2-titles")
+    parser.add_argument("--cap", help="titles per class, one per level of --levels (default: CAPS)")
     parser.add_argument("--tag", default="", help="suffix of the results file")
     args = parser.parse_args()
     levels = args.levels.split(",")
-    caps = dict(zip(LEVELS, map(int, args.cap.split(","))))
+    caps = dict(zip(levels, map(int, args.cap.split(",")))) if args.cap else CAPS
     datasets = [capped(level, caps[level]) for level in levels]
     cached, _ = embedded(datasets)
     if args.mode == "embed":

@@ -21,10 +21,10 @@ What it does, in order (each step measured in BENCHMARKS.md, "Predictor"):
    three datasets measured); the look-alikes add evidence, but their texts overlap the item's
    own, so they count half. Measured zero-shot ECE: 0.04-0.09 (BENCHMARKS.md, "Calibration").
    Once there are :data:`MIN_LABELS_TO_CALIBRATE` labels in two categories, ``beta`` is fitted
-   by maximum likelihood on out-of-fold predictions of the labelled items (10 stratified folds:
-   each fold's labels hidden, prototypes and propagation redone without them). Held-out folds
-   see a tenth fewer labels than the final fit, so the fitted value errs slightly low
-   (under-confident), the safe side.
+   by maximum likelihood on out-of-fold predictions of the labelled items (up to 10 folds, each
+   hiding about the same share of every category's labels, :func:`calibration_folds`;
+   prototypes and propagation redone without them). Held-out folds see fewer labels than the
+   final fit, so the fitted value errs slightly low (under-confident), the safe side.
 
 Items not in the graph (a product typed on the Overview page) are predicted from their index
 neighbours' propagated distributions blended with their own, as one extra propagation step.
@@ -278,19 +278,13 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
     def _out_of_fold(
         self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray, state: np.ndarray | None = None
     ) -> np.ndarray:
-        """Each labelled row's distribution from a fit without its fold's labels (10 folds,
-        stratified; a category's only label is never hidden, its row stays NaN). Each fold's
+        """Each labelled row's distribution from a fit without its fold's labels
+        (:func:`calibration_folds`; a category's only label is never hidden, its row stays NaN;
+        an empty fold costs nothing). Each fold's
         propagation starts from the full solution ``state`` and stops at a looser tolerance:
         beta needs two digits, not four."""
         oof = np.full((len(rows), len(self.classes_)), np.nan, dtype=np.float32)
-        folds = np.full(len(rows), -1, dtype=np.int64)
-        rng = np.random.default_rng(0)
-        dealt = 0
-        for c in np.unique(classes):
-            members = rng.permutation(np.flatnonzero(classes == c))
-            if len(members) >= 2:
-                folds[members] = (dealt + np.arange(len(members))) % CALIBRATION_FOLDS
-                dealt += len(members)
+        folds = calibration_folds(classes)
         for fold in range(CALIBRATION_FOLDS):
             test = folds == fold
             if not test.any():
@@ -710,6 +704,24 @@ def _max_cosine(vectors: np.ndarray, others: np.ndarray) -> np.ndarray:
     for start in range(0, len(vectors), 50_000):
         out[start : start + 50_000] = (vectors[start : start + 50_000] @ others.T).max(axis=1)
     return out
+
+
+def calibration_folds(classes: np.ndarray, n_folds: int = CALIBRATION_FOLDS) -> np.ndarray:
+    """Each label's out-of-fold fold (-1: never hidden, a category's only label). Every category's
+    labels are dealt from fold 0 on (in a seeded random order), so each fold hides about the same
+    share of every category: with 4 labels each, 4 folds each hide one of every category. Dealt
+    in one run across categories instead, a fold hid a label of a few categories only, whose
+    held-out items then competed with 3 of their own labels against 4 of the others': an
+    out-of-fold fit more wrong than the final one, so a beta that came out low (under-confident;
+    issue 23, BENCHMARKS.md "Calibration at 4-8 labels")."""
+    classes = np.asarray(classes, dtype=np.int64)
+    folds = np.full(len(classes), -1, dtype=np.int64)
+    rng = np.random.default_rng(0)
+    for c in np.unique(classes):
+        members = rng.permutation(np.flatnonzero(classes == c))
+        if len(members) >= 2:
+            folds[members] = np.arange(len(members)) % n_folds
+    return folds
 
 
 def fit_beta(dist: np.ndarray, y: np.ndarray) -> float:

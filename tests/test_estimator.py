@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from coldrec.errors import NotReadyError
-from coldrec.estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier, confidence_matching_beta, fit_beta
+from coldrec.estimator import (
+    MIN_LABELS_TO_CALIBRATE,
+    ColdStartClassifier,
+    calibration_folds,
+    confidence_matching_beta,
+    fit_beta,
+)
 from tests.conftest import unit_rows
 
 CATS = ["Cookware", "Footwear", "Toys", "Garden"]
@@ -290,3 +296,19 @@ def test_a_name_only_category_gets_a_bias_fitted_on_the_labels_and_is_predicted(
     everywhere = np.append(sup, np.flatnonzero(y == 2)[:2])
     assert not clf._name_only_bias(x[everywhere], y[everywhere]).any()
     assert not clf._name_only_bias(x[:0], y[:0]).any()
+
+
+def test_calibration_folds_hide_the_same_share_of_every_category():
+    """Known answer: 4 labels in each of 3 categories give 4 folds that each hide exactly one
+    label of every category (so a held-out item's category competes on equal terms); 25 labels
+    of one category and 3 of another fill all 10 folds with 2-3 of the first and the 3 folds
+    0-2 with one of the second; a category's only label is never hidden."""
+    folds = calibration_folds(np.repeat([0, 1, 2], 4))
+    assert sorted(np.unique(folds)) == [0, 1, 2, 3]
+    for fold in range(4):
+        assert sorted(np.repeat([0, 1, 2], 4)[folds == fold]) == [0, 1, 2]
+    classes = np.array([0] * 25 + [1] * 3 + [2])
+    folds = calibration_folds(classes)
+    assert np.bincount(folds[classes == 0], minlength=10).tolist() == [3, 3, 3, 3, 3, 2, 2, 2, 2, 2]
+    assert sorted(folds[classes == 1]) == [0, 1, 2]
+    assert folds[classes == 2].tolist() == [-1]
