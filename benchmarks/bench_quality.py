@@ -3,7 +3,8 @@
 Catalogues built from ../shared/datasets/flipkart_products, titles only (classes with 30+
 distinct titles, then at most ``--cap`` titles per class drawn with seed 0, so a 2-core machine
 shared with others can run them): level 1 (``category``) and level 2 (``category_l2``), and level
-1 with title + description (``flipkart-l1-full``, ``--levels``). Every
+1 with title + description (``flipkart-l1-full``, ``--levels``); and the Chinese shared set
+(``jd-zh``, ../shared/datasets/jd_products_zh, level 1, 240 titles a class). Every
 title is embedded once with the bundled model and kept in ``artifacts/bench_quality_vectors.npz``.
 Modes (results in ``benchmarks/results/quality_<mode>.json`` with the machine and load):
 
@@ -11,6 +12,8 @@ Modes (results in ``benchmarks/results/quality_<mode>.json`` with the machine an
   only its name while every other category has ``--k`` labels; recall of its own test items and
   the other categories' accuracy, with the product's predictor.
 * ``calibration``: accuracy and ECE of the product's predictor at k = 1, 4, 8, 16.
+* ``words`` (a candidate, not shipped): the predictor with a char_wb 2-4 TF-IDF similarity
+  added to its prior, its weight fitted per fit by leave-one-out on the labels.
 
     nice python benchmarks/bench_quality.py name-only --seeds 5
     nice python benchmarks/bench_quality.py calibration --seeds 5
@@ -34,17 +37,22 @@ from benchmarks.bench_evaluate import DATA, OUT, machine  # noqa: E402
 from coldrec.evaluate import LabelledData, expected_calibration_error, load_labelled, make_splits  # noqa: E402
 
 CACHE = ROOT / "artifacts" / "bench_quality_vectors.npz"
-LEVELS = {"flipkart-l1-titles": "category", "flipkart-l2-titles": "category_l2", "flipkart-l1-full": "category"}
+LEVELS = {"flipkart-l1-titles": "category", "flipkart-l2-titles": "category_l2", "flipkart-l1-full": "category",
+          "jd-zh": "category"}
+#: The Chinese shared set (level 1, 11 classes); the bundled model is English, so this measures
+#: a model that sees CJK characters as rare word pieces.
+JD = ROOT.parent / "shared" / "datasets" / "jd_products_zh" / "products_zh.csv"
 #: Titles kept per class (at most), per catalogue: about 2,600-2,700 rows each.
-CAPS = {"flipkart-l1-titles": 130, "flipkart-l2-titles": 58, "flipkart-l1-full": 130}
+CAPS = {"flipkart-l1-titles": 130, "flipkart-l2-titles": 58, "flipkart-l1-full": 130, "jd-zh": 240}
 #: Text columns per catalogue: the third is level 1 with title + description (where issue 23's
 #: under-confidence at k = 4-8 was measured).
-TEXT_COLS = {"flipkart-l1-titles": ["title"], "flipkart-l2-titles": ["title"], "flipkart-l1-full": ["title", "description"]}
+TEXT_COLS = {"flipkart-l1-titles": ["title"], "flipkart-l2-titles": ["title"], "flipkart-l1-full": ["title", "description"],
+             "jd-zh": ["title"]}
 
 
 def capped(level: str, cap: int) -> LabelledData:
     """The titles-only catalogue of ``level``: classes with 30+ titles, at most ``cap`` per class."""
-    data = load_labelled(DATA, TEXT_COLS[level], LEVELS[level], min_per_class=30)
+    data = load_labelled(JD if level == "jd-zh" else DATA, TEXT_COLS[level], LEVELS[level], min_per_class=30)
     rng = np.random.default_rng(0)
     keep = np.sort(np.concatenate([
         rng.permutation(np.flatnonzero(data.labels == c))[:cap] for c in range(len(data.classes))
@@ -143,9 +151,102 @@ def calibration(data: LabelledData, vectors: np.ndarray, prompts: np.ndarray, se
     return rows
 
 
+#: Weights tried for the word similarity (fitted per workspace on its labels, leave-one-out).
+WORD_WEIGHTS = np.linspace(0.0, 4.0, 81)
+
+
+def word_logits(tfidf: object, rows: np.ndarray, example_rows: np.ndarray, example_classes: np.ndarray,
+                n_classes: int, leave_one_out: bool = False) -> np.ndarray:
+    """Cosine of each row's char_wb 2-4 TF-IDF vector to each category's (the sum of its labelled
+    rows'); ``leave_one_out``: ``rows`` are ``example_rows`` and each is left out of its own."""
+    import scipy.sparse as sp
+
+    ind = sp.csr_matrix((np.ones(len(example_rows)), (example_classes, np.arange(len(example_rows)))),
+                        shape=(n_classes, len(example_rows)))
+    sums = np.asarray((ind @ tfidf[example_rows]).todense())  # type: ignore[index]
+    t = np.asarray(tfidf[rows].todense())  # type: ignore[index]
+    out = t @ sums.T
+    norms = np.linalg.norm(sums, axis=1)
+    if leave_one_out:
+        own = sums[example_classes] - t
+        out[np.arange(len(rows)), example_classes] = np.einsum("id,id->i", t, own)
+        own_norm = np.linalg.norm(own, axis=1)
+        out /= np.maximum(norms, 1e-9)[None, :]
+        out[np.arange(len(rows)), example_classes] = np.where(
+            own_norm > 0, np.einsum("id,id->i", t, own) / np.maximum(own_norm, 1e-9), 0.0)
+        return out.astype(np.float32)
+    return (out / np.maximum(norms, 1e-9)[None, :]).astype(np.float32)
+
+
+def word_weight(model: object, vectors: np.ndarray, tfidf: object, support: np.ndarray, classes: np.ndarray) -> float:
+    """The weight of the word similarity with the best leave-one-out likelihood of the labels'
+    own distributions (the prior), on the grid WORD_WEIGHTS."""
+    from coldrec.estimator import PRIOR_SCALE, _log_softmax
+
+    x, y = vectors[support], classes
+    sums = model._class_sums(x, y)  # type: ignore[attr-defined]
+    emb = x @ (sums / np.linalg.norm(sums, axis=1, keepdims=True)).T
+    own = sums[y] - x
+    emb[np.arange(len(y)), y] = np.einsum("id,id->i", x, own) / np.linalg.norm(own, axis=1)
+    words = word_logits(tfidf, support, support, y, len(sums), leave_one_out=True)
+    ll = [_log_softmax(PRIOR_SCALE * (emb + w * words).astype(np.float64))[np.arange(len(y)), y].mean()
+          for w in WORD_WEIGHTS]
+    return float(WORD_WEIGHTS[int(np.argmax(ll))])
+
+
+def words(data: LabelledData, vectors: np.ndarray, prompts: np.ndarray, seeds: int,
+          shots: list[int]) -> list[dict[str, object]]:
+    """The product's predictor against the same with a char_wb 2-4 TF-IDF similarity added to
+    the prior's cosines (weight fitted per fit on its labels). A candidate measured, not shipped."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from coldrec.estimator import ColdStartClassifier
+
+    tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True).fit_transform(data.texts).tocsr()
+    row_of = {v.tobytes(): i for i, v in enumerate(vectors)}
+
+    class WithWords(ColdStartClassifier):
+        weight = 0.0
+
+        def _logits(self, vecs: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
+            base = super()._logits(vecs, example_vectors, example_classes)
+            if not self.weight or not len(example_vectors):
+                return base
+            rows = np.array([row_of[v.tobytes()] for v in vecs])
+            ex = np.array([row_of[v.tobytes()] for v in example_vectors])
+            return base + self.weight * word_logits(tfidf, rows, ex, example_classes, len(base[0]))
+
+    shared = shared_graph(vectors)
+    splits = make_splits(data, shots, seeds, len(data.texts) // 2)
+    out = []
+    for k in shots:
+        runs: dict[str, list[tuple[float, float]]] = {"coldrec": [], "coldrec+words": []}
+        weights = []
+        for split in splits:
+            sup, y = split.support[k], data.labels[split.test]
+            for name in runs:
+                model = WithWords()
+                model.prompt_vectors_ = prompts
+                if name == "coldrec+words":
+                    model.weight = word_weight(model, vectors, tfidf, sup, data.labels[sup])
+                    weights.append(model.weight)
+                model.fit_rows(vectors, [str(i) for i in range(len(vectors))], sup, data.labels[sup], data.classes,
+                               prompts, index=shared[0], graph=shared[1])  # type: ignore[arg-type]
+                q = model.label_distributions_[split.test]
+                runs[name].append((float((q.argmax(axis=1) == y).mean()), expected_calibration_error(y, q)))
+        row: dict[str, object] = {"k": k, "weights": weights}
+        for name, r in runs.items():
+            a = np.array(r)
+            row[name] = {"accuracy": round(float(a[:, 0].mean()), 4), "accuracy_std": round(float(a[:, 0].std()), 4),
+                         "ece": round(float(a[:, 1].mean()), 4)}
+        print(f"  k={k:<3} coldrec {row['coldrec']} +words {row['coldrec+words']} weights {weights}", flush=True)
+        out.append(row)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["name-only", "calibration", "embed"])
+    parser.add_argument("mode", choices=["name-only", "calibration", "words", "embed"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--k", type=int, default=16, help="name-only: labels of every other category")
     parser.add_argument("--held", type=int, help="name-only: categories held out per seed (default all)")
@@ -175,6 +276,8 @@ def main() -> int:
                          zero_recall_share=round(float(np.mean([r["recall"] == 0 for r in runs])), 4), runs=runs)
             print(f"{data.name}: name-only recall {entry['recall']:.3f}, precision {entry['precision']:.3f}, "
                   f"others' accuracy {entry['others_accuracy']:.4f}", flush=True)
+        elif args.mode == "words":
+            entry["results"] = words(data, vectors, prompts, args.seeds, [int(s) for s in args.shots.split(",")])
         else:
             entry["results"] = calibration(data, vectors, prompts, args.seeds, [int(s) for s in args.shots.split(",")])
         doc["datasets"].append(entry)  # type: ignore[union-attr]
