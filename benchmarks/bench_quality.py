@@ -11,6 +11,7 @@ Modes (results in ``benchmarks/results/quality_<mode>.json`` with the machine an
 * ``name-only``: per seed, each category in turn (or ``--held`` of them, drawn per seed) keeps
   only its name while every other category has ``--k`` labels; recall of its own test items and
   the other categories' accuracy, with the product's predictor.
+* ``half-named``: half the categories (drawn per seed) name-only, the rest with k labels.
 * ``calibration``: accuracy and ECE of the product's predictor at k = 1, 4, 8, 16.
 * ``words`` (a candidate, not shipped): the predictor with a char_wb 2-4 TF-IDF similarity
   added to its prior, its weight fitted per fit by leave-one-out on the labels.
@@ -151,6 +152,29 @@ def calibration(data: LabelledData, vectors: np.ndarray, prompts: np.ndarray, se
     return rows
 
 
+def half_named(data: LabelledData, vectors: np.ndarray, prompts: np.ndarray, seeds: int,
+               shots: list[int]) -> list[dict[str, object]]:
+    """A taxonomy half labelled: per seed, half the categories (drawn) keep only their names, the
+    rest have k labels; overall accuracy, per half, and ECE."""
+    shared = shared_graph(vectors)
+    splits = make_splits(data, shots, seeds, len(data.texts) // 2)
+    out = []
+    for k in shots:
+        runs = []
+        for split in splits:
+            named = np.random.default_rng(500 + split.seed).choice(len(data.classes), len(data.classes) // 2, replace=False)
+            support = split.support[k][~np.isin(data.labels[split.support[k]], named)]
+            proba, _ = fit_proba(data, vectors, prompts, support, shared)
+            q, y = proba[split.test], data.labels[split.test]
+            pred, own = q.argmax(axis=1), np.isin(y, named)
+            runs.append({"accuracy": float((pred == y).mean()), "name_only_accuracy": float((pred[own] == y[own]).mean()),
+                         "labelled_accuracy": float((pred[~own] == y[~own]).mean()), "ece": expected_calibration_error(y, q)})
+        row = {"k": k, **{m: round(float(np.mean([r[m] for r in runs])), 4) for m in runs[0]}}
+        print(f"  k={k:<3} {row}", flush=True)
+        out.append(row)
+    return out
+
+
 #: Weights tried for the word similarity (fitted per workspace on its labels, leave-one-out).
 WORD_WEIGHTS = np.linspace(0.0, 4.0, 81)
 
@@ -246,7 +270,7 @@ def words(data: LabelledData, vectors: np.ndarray, prompts: np.ndarray, seeds: i
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["name-only", "calibration", "words", "embed"])
+    parser.add_argument("mode", choices=["name-only", "half-named", "calibration", "words", "embed"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--k", type=int, default=16, help="name-only: labels of every other category")
     parser.add_argument("--held", type=int, help="name-only: categories held out per seed (default all)")
@@ -276,6 +300,8 @@ def main() -> int:
                          zero_recall_share=round(float(np.mean([r["recall"] == 0 for r in runs])), 4), runs=runs)
             print(f"{data.name}: name-only recall {entry['recall']:.3f}, precision {entry['precision']:.3f}, "
                   f"others' accuracy {entry['others_accuracy']:.4f}", flush=True)
+        elif args.mode == "half-named":
+            entry["results"] = half_named(data, vectors, prompts, args.seeds, [int(s) for s in args.shots.split(",")])
         elif args.mode == "words":
             entry["results"] = words(data, vectors, prompts, args.seeds, [int(s) for s in args.shots.split(",")])
         else:
