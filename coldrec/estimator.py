@@ -5,7 +5,11 @@ What it does, in order (each step measured in BENCHMARKS.md, "Predictor"):
 1. **Own distribution** ``Y0`` of every item: cosine to each category's vector, softmax at
    :data:`PRIOR_SCALE`. A category's vector is the sum of its labelled examples plus its
    prompt (name, path, description) counted as :data:`PROMPT_WEIGHT` examples, normalised —
-   zero-shot with no labels, the class prototype with many.
+   zero-shot with no labels, the class prototype with many. A category with no labels while
+   others have some (one just added to the taxonomy) gets a bias on its cosines fitted on the
+   workspace's own labels (:func:`fit_name_only_bias`): a one-sentence prompt is further from
+   every product than an average of product texts, so without it such a category is never
+   predicted.
 2. **Propagation** (:mod:`coldrec.graph`): ``Y0`` smoothed over the k-nearest-neighbour graph
    of every item the classifier was given (labelled and unlabelled), labels clamped.
 3. **Calibration**: probabilities are ``softmax(beta * log F)``. Propagation averages an item's
@@ -17,10 +21,10 @@ What it does, in order (each step measured in BENCHMARKS.md, "Predictor"):
    three datasets measured); the look-alikes add evidence, but their texts overlap the item's
    own, so they count half. Measured zero-shot ECE: 0.04-0.09 (BENCHMARKS.md, "Calibration").
    Once there are :data:`MIN_LABELS_TO_CALIBRATE` labels in two categories, ``beta`` is fitted
-   by maximum likelihood on out-of-fold predictions of the labelled items (10 stratified folds:
-   each fold's labels hidden, prototypes and propagation redone without them). Held-out folds
-   see a tenth fewer labels than the final fit, so the fitted value errs slightly low
-   (under-confident), the safe side.
+   by maximum likelihood on out-of-fold predictions of the labelled items (up to 10 folds, each
+   hiding about the same share of every category's labels, :func:`calibration_folds`;
+   prototypes and propagation redone without them). Held-out folds see fewer labels than the
+   final fit, so the fitted value errs slightly low (under-confident), the safe side.
 
 Items not in the graph (a product typed on the Overview page) are predicted from their index
 neighbours' propagated distributions blended with their own, as one extra propagation step.
@@ -94,6 +98,8 @@ class _Fit:
     #: The last :meth:`ColdStartClassifier.fitted_predictions` arrays and what they were
     #: computed from, so after a local label update only the rows that moved are redone.
     predicted: tuple[object, ...] | None = None
+    #: Each category's bias on its cosines in the prior (:meth:`ColdStartClassifier._name_only_bias`).
+    bias: np.ndarray | None = None
 
 
 class ColdStartClassifier(ClassifierMixin, BaseEstimator):
@@ -183,7 +189,8 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         if graph is None:
             graph = self._graph(vectors, index, centre)
         logits = self._logits(vectors, vectors[rows], classes)
-        prior = _softmax(PRIOR_SCALE * logits)
+        bias = self._name_only_bias(vectors[rows], classes)
+        prior = _softmax(PRIOR_SCALE * (logits + bias))
         state = self._propagate(graph, prior, rows, classes)
         if calibration is not None:
             beta, fitted, oof = float(calibration["beta"]), bool(calibration["beta_fitted"]), None  # type: ignore[arg-type]
@@ -195,7 +202,8 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         else:
             beta, fitted, oof = self._calibrate(vectors, graph, rows[:0], classes[:0], state, prior)
         label_cut, prompt_cut = self._novelty_cuts(vectors, rows)
-        return _Fit(vectors, ids, index, graph, rows, classes, prior, state, logits, beta, fitted, label_cut, prompt_cut, oof)
+        return _Fit(vectors, ids, index, graph, rows, classes, prior, state, logits, beta, fitted, label_cut, prompt_cut, oof,
+                    bias=bias)
 
     def fit_state(self) -> dict[str, object]:
         """What a fresh fit needs to equal this one besides the items and labels: the graph's
@@ -217,17 +225,39 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         """Cosine of each item to each category's vector (the prior before its softmax)."""
         return vectors @ self._class_vectors(example_vectors, example_classes).T
 
-    def _prior(self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
-        """Each item's own distribution over the categories (step 1 of the module docstring)."""
-        return _softmax(PRIOR_SCALE * self._logits(vectors, example_vectors, example_classes))
+    def _prior(
+        self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray, bias: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Each item's own distribution over the categories (step 1 of the module docstring);
+        ``bias``: :meth:`_name_only_bias` of these examples when already known."""
+        logits = self._logits(vectors, example_vectors, example_classes)
+        if bias is None:
+            bias = self._name_only_bias(example_vectors, example_classes)
+        return _softmax(PRIOR_SCALE * (logits + bias))
 
-    def _class_vectors(self, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
+    def _class_sums(self, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
         prompts = self.prompt_vectors_
         assert prompts is not None
         sums = np.zeros_like(prompts)
         np.add.at(sums, example_classes, example_vectors)
-        raw = sums + PROMPT_WEIGHT * prompts
+        return sums + PROMPT_WEIGHT * prompts
+
+    def _class_vectors(self, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
+        raw = self._class_sums(example_vectors, example_classes)
         return (raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+    def _name_only_bias(self, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
+        """Per category, what is added to its cosines before the prior's softmax: for a category
+        with no labels (name and description only), the bias fitted on the workspace's own labels
+        by :func:`fit_name_only_bias`; 0 for the others (step 1 of the module docstring)."""
+        prompts = self.prompt_vectors_
+        assert prompts is not None
+        bias = np.zeros(len(prompts), dtype=np.float32)
+        counts = np.bincount(example_classes, minlength=len(prompts))
+        if (counts == 0).any() and (counts > 0).sum() >= 2:
+            raw = self._class_sums(example_vectors, example_classes)
+            bias[counts == 0] = fit_name_only_bias(example_vectors, example_classes, raw, prompts)
+        return bias
 
     def _propagate(
         self, graph: ItemGraph, prior: np.ndarray, rows: np.ndarray, classes: np.ndarray,
@@ -268,19 +298,13 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
     def _out_of_fold(
         self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray, state: np.ndarray | None = None
     ) -> np.ndarray:
-        """Each labelled row's distribution from a fit without its fold's labels (10 folds,
-        stratified; a category's only label is never hidden, its row stays NaN). Each fold's
+        """Each labelled row's distribution from a fit without its fold's labels
+        (:func:`calibration_folds`; a category's only label is never hidden, its row stays NaN;
+        an empty fold costs nothing). Each fold's
         propagation starts from the full solution ``state`` and stops at a looser tolerance:
         beta needs two digits, not four."""
         oof = np.full((len(rows), len(self.classes_)), np.nan, dtype=np.float32)
-        folds = np.full(len(rows), -1, dtype=np.int64)
-        rng = np.random.default_rng(0)
-        dealt = 0
-        for c in np.unique(classes):
-            members = rng.permutation(np.flatnonzero(classes == c))
-            if len(members) >= 2:
-                folds[members] = (dealt + np.arange(len(members))) % CALIBRATION_FOLDS
-                dealt += len(members)
+        folds = calibration_folds(classes)
         for fold in range(CALIBRATION_FOLDS):
             test = folds == fold
             if not test.any():
@@ -375,7 +399,8 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             cols = np.array(sorted(changed_classes), dtype=np.int64)
             class_vectors = self._class_vectors(fit.vectors[rows], classes)[cols]
             fit.logits[:, cols] = fit.vectors @ class_vectors.T
-            prior = _softmax(PRIOR_SCALE * fit.logits)
+            fit.bias = self._name_only_bias(fit.vectors[rows], classes)
+            prior = _softmax(PRIOR_SCALE * (fit.logits + fit.bias))
             if not local:
                 drift = np.abs(prior - fit.prior).max(axis=1)
                 moved = np.union1d(moved, np.flatnonzero(drift > TOLERANCE))
@@ -444,7 +469,7 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             fit.graph = empty_graph(all_vectors)
         fit.vectors, fit.ids = all_vectors, list(index.ids)
         logits_new = self._logits(all_vectors[n_old:], fit.vectors[fit.labelled_rows], fit.labelled_classes)
-        prior_new = _softmax(PRIOR_SCALE * logits_new)
+        prior_new = _softmax(PRIOR_SCALE * (logits_new + fit.bias))
         fit.logits = np.vstack([fit.logits, logits_new])
         fit.prior = np.vstack([fit.prior, prior_new])
         start = np.vstack([fit.state, prior_new])
@@ -525,7 +550,7 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             out[rest[same]] = dist_all[rows[same, 0]]
         new = rest[~same]
         if len(new):
-            prior = self._prior(vectors[new], fit.vectors[fit.labelled_rows], fit.labelled_classes)
+            prior = self._prior(vectors[new], fit.vectors[fit.labelled_rows], fit.labelled_classes, fit.bias)
             if self.transductive and rows.shape[1]:
                 r, w_sims = rows[~same], sims[~same]
                 w = np.where(r >= 0, np.maximum(w_sims, 0.0) ** 3, 0.0)
@@ -701,6 +726,24 @@ def _max_cosine(vectors: np.ndarray, others: np.ndarray) -> np.ndarray:
     return out
 
 
+def calibration_folds(classes: np.ndarray, n_folds: int = CALIBRATION_FOLDS) -> np.ndarray:
+    """Each label's out-of-fold fold (-1: never hidden, a category's only label). Every category's
+    labels are dealt from fold 0 on (in a seeded random order), so each fold hides about the same
+    share of every category: with 4 labels each, 4 folds each hide one of every category. Dealt
+    in one run across categories instead, a fold hid a label of a few categories only, whose
+    held-out items then competed with 3 of their own labels against 4 of the others': an
+    out-of-fold fit more wrong than the final one, so a beta that came out low (under-confident;
+    issue 23, BENCHMARKS.md "Calibration at 4-8 labels")."""
+    classes = np.asarray(classes, dtype=np.int64)
+    folds = np.full(len(classes), -1, dtype=np.int64)
+    rng = np.random.default_rng(0)
+    for c in np.unique(classes):
+        members = rng.permutation(np.flatnonzero(classes == c))
+        if len(members) >= 2:
+            folds[members] = np.arange(len(members)) % n_folds
+    return folds
+
+
 def fit_beta(dist: np.ndarray, y: np.ndarray) -> float:
     """The exponent ``beta`` maximising the likelihood of ``y`` under ``softmax(beta * log dist)``."""
     logd = np.log(np.maximum(np.asarray(dist, dtype=np.float64), 1e-12))
@@ -711,6 +754,48 @@ def fit_beta(dist: np.ndarray, y: np.ndarray) -> float:
         if nll < best_nll:
             best, best_nll = float(beta), nll
     return best
+
+
+def fit_name_only_bias(x: np.ndarray, y: np.ndarray, class_sums: np.ndarray, prompts: np.ndarray) -> float:
+    """The bias a category without labels gets on its prompt's cosine, fitted on the labels.
+
+    A prompt is one short sentence, a labelled category's vector an average of real product
+    texts, which is closer to every product; without a correction a category that has only its
+    name scores below every label-rich one and is never predicted (issue 22). So the workspace's
+    own labels simulate it: each labelled category in turn loses its labels and keeps its prompt
+    plus ``b``; every labelled item is scored against the categories' vectors (its own without
+    it, leave-one-out) and the bias is the ``b`` >= 0 at which the most of them are right, summed
+    over the categories hidden in turn (the middle of the best range). Nearest-vector scores,
+    before propagation. ``class_sums``: each category's sum of labelled vectors plus its weighted
+    prompt (:meth:`ColdStartClassifier._class_sums`)."""
+    x = np.asarray(x, dtype=np.float32)
+    labelled = np.flatnonzero(np.bincount(y, minlength=len(prompts)) > 0)
+    if len(labelled) < 2:
+        return 0.0
+    vectors = class_sums[labelled] / np.maximum(np.linalg.norm(class_sums[labelled], axis=1, keepdims=True), 1e-9)
+    position = np.searchsorted(labelled, y)
+    scores = x @ vectors.T
+    own = class_sums[y] - x  # leave-one-out: the item's own category without it
+    own_score = np.einsum("id,id->i", x, own) / np.maximum(np.linalg.norm(own, axis=1), 1e-9)
+    rows = np.arange(len(x))
+    scores[rows, position] = own_score
+    prompt_scores = x @ prompts[labelled].T
+    # Best other category when category j is hidden: the top score, or the second when j is top.
+    top2 = -np.partition(-scores, 1, axis=1)[:, :2] if scores.shape[1] > 1 else np.repeat(scores, 2, axis=1)
+    top2.sort(axis=1)
+    best, second = top2[:, 1], top2[:, 0]
+    best_without = np.where(scores >= best[:, None], second[:, None], best[:, None])  # (items, categories)
+    hidden_own = position[:, None] == np.arange(len(labelled))[None, :]
+    # An item of the hidden category is right when its prompt score + b beats the best other one;
+    # any other item when its own category is the best of the rest and beats the prompt + b.
+    wins_above = (best_without - prompt_scores)[hidden_own]
+    stays_right = ~hidden_own & (own_score[:, None] >= best_without)
+    wins_below = (own_score[:, None] - prompt_scores)[stays_right]
+    grid = np.linspace(0.0, max(float(wins_above.max(initial=0.0)), float(wins_below.max(initial=0.0)), 0.0), 1025)
+    right = (np.searchsorted(np.sort(wins_above), grid, side="left")
+             + len(wins_below) - np.searchsorted(np.sort(wins_below), grid, side="right"))
+    top = np.flatnonzero(right == right.max())
+    return float(grid[top[len(top) // 2]])
 
 
 def confidence_matching_beta(dist: np.ndarray, prior: np.ndarray, sample: int = 20_000) -> float:

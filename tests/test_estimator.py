@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from coldrec.errors import NotReadyError
-from coldrec.estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier, confidence_matching_beta, fit_beta
+from coldrec.estimator import (
+    MIN_LABELS_TO_CALIBRATE,
+    ColdStartClassifier,
+    calibration_folds,
+    confidence_matching_beta,
+    fit_beta,
+)
 from tests.conftest import unit_rows
 
 CATS = ["Cookware", "Footwear", "Toys", "Garden"]
@@ -238,6 +244,74 @@ def test_fitted_predictions_equal_explain_of_every_item():
     assert table["predicted"].tolist() == [p.category for p in explained]
     assert table["novel"].tolist() == [p.novel for p in explained]
     assert np.allclose(table["confidence"], [p.probability for p in explained], atol=1e-6)
+
+
+def _shared_direction_catalogue(rng, per_class=40):
+    """Three categories whose products share one direction ``g`` (every product text has more in
+    common with any other product than with a short category sentence): products of category c
+    are ``(2 g + e_c) / sqrt(5)`` plus a little noise, its prompt ``(e_c + h) / sqrt(2)`` (``h``:
+    what category sentences share)."""
+    dim = 16
+    basis = np.eye(dim, dtype=np.float32)
+    g, h, e = basis[0], basis[1], basis[2:5]
+    y = np.repeat(np.arange(3), per_class)
+    x = (2 * g + e[y]) / np.sqrt(5) + 0.01 * rng.normal(size=(len(y), dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    prompts = (e + h) / np.sqrt(2)
+    return x.astype(np.float32), y, prompts.astype(np.float32)
+
+
+def test_a_name_only_category_gets_a_bias_fitted_on_the_labels_and_is_predicted():
+    """Known answer: with 16 labels in categories 0 and 1 and none in 2, hiding category 0's
+    labels (prompt + b) makes its products right once b > cos(x_0, v_1) - cos(x_0, p_0) = 0.764 -
+    0.316, and keeps category 1's right while b < cos(x_1, v_1 without x_1) - cos(x_1, p_0) =
+    0.993 - 0 (v = sum of labelled vectors + 2 prompts): the fitted bias is the middle, 0.72.
+    Without it, category 2's products (0.316 to its prompt, 0.765 to the others' vectors) are
+    never predicted."""
+    rng = np.random.default_rng(0)
+    x, y, prompts = _shared_direction_catalogue(rng)
+    sup = np.concatenate([rng.choice(np.flatnonzero(y == c), 16, replace=False) for c in (0, 1)])
+    clf = ColdStartClassifier().fit_rows(x, [str(i) for i in range(len(x))], sup, y[sup], ["a", "b", "c"], prompts)
+    basis = np.eye(16)
+    x0, x1 = (2 * basis[0] + basis[2]) / np.sqrt(5), (2 * basis[0] + basis[3]) / np.sqrt(5)
+
+    def cos(a, b):
+        return float(np.dot(a, b) / np.linalg.norm(b))
+
+    low = cos(x0, 16 * x1 + 2 * prompts[1]) - cos(x0, prompts[0])
+    high = cos(x1, 15 * x1 + 2 * prompts[1]) - cos(x1, prompts[0])
+    assert (round(low, 3), round(high, 3)) == (0.448, 0.993)
+    bias = clf._name_only_bias(x[sup], y[sup])
+    assert bias[:2].tolist() == [0.0, 0.0]
+    assert bias[2] == pytest.approx((low + high) / 2, abs=0.02)
+    predicted = clf.label_distributions_.argmax(axis=1)
+    assert (predicted[y == 2] == 2).mean() == 1.0  # 0.0 without the bias
+    unlabelled = np.setdiff1d(np.arange(len(y)), sup)
+    assert (predicted[unlabelled] == y[unlabelled]).mean() == 1.0
+    # The same after labels change incrementally, and for a new product typed in.
+    clf.update_labels(sup[:-1], y[sup[:-1]], recalibrate=True)
+    assert (clf.label_distributions_.argmax(axis=1)[y == 2] == 2).all()
+    assert clf.predict(x[y == 2][:3] + 0.001).tolist() == ["c", "c", "c"]
+    # No bias once every category has labels, or with none at all (zero-shot).
+    everywhere = np.append(sup, np.flatnonzero(y == 2)[:2])
+    assert not clf._name_only_bias(x[everywhere], y[everywhere]).any()
+    assert not clf._name_only_bias(x[:0], y[:0]).any()
+
+
+def test_calibration_folds_hide_the_same_share_of_every_category():
+    """Known answer: 4 labels in each of 3 categories give 4 folds that each hide exactly one
+    label of every category (so a held-out item's category competes on equal terms); 25 labels
+    of one category and 3 of another fill all 10 folds with 2-3 of the first and the 3 folds
+    0-2 with one of the second; a category's only label is never hidden."""
+    folds = calibration_folds(np.repeat([0, 1, 2], 4))
+    assert sorted(np.unique(folds)) == [0, 1, 2, 3]
+    for fold in range(4):
+        assert sorted(np.repeat([0, 1, 2], 4)[folds == fold]) == [0, 1, 2]
+    classes = np.array([0] * 25 + [1] * 3 + [2])
+    folds = calibration_folds(classes)
+    assert np.bincount(folds[classes == 0], minlength=10).tolist() == [3, 3, 3, 3, 3, 2, 2, 2, 2, 2]
+    assert sorted(folds[classes == 1]) == [0, 1, 2]
+    assert folds[classes == 2].tolist() == [-1]
 
 
 # -- found in review: each once failed or lost data --------------------------------------------
