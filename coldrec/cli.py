@@ -174,12 +174,16 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
     from .workspace import Workspace, progress_printer
 
     ws = Workspace.open(settings)
-    if args.if_missing and ws.store.get_meta("initialised"):
+    # "init_pending" is set before the first step and cleared after the last: an init cut short
+    # (a kill after the catalog was in, before the demo arrivals or the neighbour table) is run
+    # again by `init --if-missing`, each step being safe to repeat.
+    if args.if_missing and ws.store.get_meta("initialised") and ws.store.get_meta("init_pending") != "1":
         ws.close()
         print(f"{settings.db_path} is already initialised; nothing to do")
         return 0
     demo = Path(args.catalog) == DEMO_DIR / "catalog.csv"
     try:
+        ws.store.set_meta("init_pending", "1")
         if args.vectors:
             from .batch_embed import load_vectors
 
@@ -195,6 +199,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         arrivals = ws.add_demo_arrivals(progress=progress_printer("predicting new arrivals")) if demo else 0
         printers: dict[str, Callable[[int, int], None]] = {}
         ws.prepare(progress=lambda step, done, total: printers.setdefault(step, progress_printer(step))(done, total))
+        ws.store.set_meta("init_pending", "0")
     finally:
         ws.close()
     print(
