@@ -367,9 +367,13 @@ class Workspace:
                 rows.append(row)
                 classes.append(position[category])
         rows_a, classes_a = np.array(rows, dtype=np.int64), np.array(classes, dtype=np.int64)
+        # New rows (an upload) extend the fitted graph incrementally only in a large workspace: in
+        # a small one (exact search) the full refit costs a second or two and gives what a restart
+        # gives, so predictions do not depend on the order items arrived in (issue 25, item 11).
         incremental = (
             fitted is not None and fitted.categories_key == categories_key and fitted.index is index
             and fitted.index_rows <= len(index.ids) and fitted.retired == int((~index.alive[: fitted.index_rows]).sum())
+            and (fitted.index_rows == len(index.ids) or len(index.ids) > EXACT_MAX_ITEMS)
         )
         if incremental:
             assert fitted is not None

@@ -50,3 +50,32 @@ def test_an_incrementally_grown_neighbour_table_equals_a_rebuild(seed):
         grown = _table_by_id(index, k)
         rebuilt = VectorIndex.build(list(live), np.stack(list(live.values())), [hashes[i] for i in live])
         assert grown == _table_by_id(rebuilt, k), step
+
+
+def test_predictions_after_uploads_equal_those_after_a_rebuild(workspace):
+    import shutil
+
+    import pandas as pd
+
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    workspace.prepare()
+    words = ["steel pan", "leather boot", "dog toy", "cast iron pot", "cat food", "wool sandal", "pet bed", "wok set"]
+    for part in range(3):
+        batch = pd.DataFrame({"item_id": [f"u{part}-{i}" for i in range(len(words))],
+                              "title": [f"{w} {part}" for w in words], "description": ""})
+        workspace.upload_and_predict(batch, f"batch {part}", who="t")
+    queries = pd.DataFrame({"item_id": ["Q1", "Q2", "Q3"], "title": ["steel pot", "boot", "cat toy"], "description": ""})
+
+    def answers(ws):
+        frame = ws.predict(queries.copy()).frame()
+        return frame["top1"].tolist(), frame["top1_probability"].round(6).tolist()
+
+    running = answers(workspace)
+    path, encoder, settings = workspace.store.path, workspace.encoder, workspace.settings
+    folder = workspace._index_folder()
+    workspace.close()
+    shutil.rmtree(folder)
+    with Workspace(Store(path), encoder, settings) as rebuilt:
+        assert answers(rebuilt) == running
