@@ -332,6 +332,11 @@ class _Reader:
 
     # -- formats --------------------------------------------------------------------------------
     def csv(self, text: str, sep: str) -> None:
+        # Without a quote every line break ends a row: more lines than the limit is known at C speed,
+        # before a million rows are parsed for nothing.
+        lines = text.count("\n")
+        if lines - 1 > self.limits.max_rows and '"' not in text:
+            self.check_row_count(self.limits.max_rows + 1)  # what reading would stop at
         csv.field_size_limit(max(csv.field_size_limit(), min(self.limits.max_field_chars + 1, 2**31 - 1)))
         rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
         try:
