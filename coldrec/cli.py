@@ -273,21 +273,25 @@ def _one_line(exc: object) -> str:
 def _init(args: argparse.Namespace, settings: Settings) -> int:
     from .workspace import Workspace, progress_printer
 
-
     demo = Path(args.catalog) == DEMO_DIR / "catalog.csv"
     # Checked before the model loads: a database that holds anything is never added to unasked.
+    # "init_pending" is set before the first step and cleared after the last: an init cut short
+    # (a kill after the catalog was in, before the demo arrivals or the neighbour table) is run
+    # again by `init` or `init --if-missing`, each step being safe to repeat.
     with _store(settings) as store:
         held = _held_data(store)
-    if held and args.if_missing:
+        pending = store.get_meta("init_pending") == "1"
+    if held and args.if_missing and not pending:
         print(f"{settings.db_path} already holds {held}; nothing to do")
         return 0
-    if held and not args.merge:
+    if held and not args.merge and not pending:
         what = "the demo shop" if demo else Path(args.catalog).name
         raise StoreError(
             f"{settings.db_path} already holds {held}: init would add {what} to it. Nothing was changed. "
             "Add it anyway with `init --merge`, or choose another database with --db or COLDREC_DB."
         )
     with _workspace(settings) as ws:
+        ws.store.set_meta("init_pending", "1", bump=False)
         if args.vectors:
             from .batch_embed import load_vectors
 
@@ -303,6 +307,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         arrivals = ws.add_demo_arrivals(progress=progress_printer("predicting new arrivals")) if demo else 0
         printers: dict[str, Callable[[int, int], None]] = {}
         ws.prepare(progress=lambda step, done, total: printers.setdefault(step, progress_printer(step))(done, total))
+        ws.store.set_meta("init_pending", "0", bump=False)
     print(
         f"{settings.db_path}: {counts['categories']} categories, {counts['items']} catalog items, "
         f"{counts['labels']} new labels, {counts['interactions']} purchases"

@@ -274,6 +274,8 @@ class _Reader:
         self.rows: list[list[str]] = []
         self.numbers: list[int] = []  # data row number (from 1) of each kept row
         self.chars = 0  # characters in the kept rows
+        self.max_rows, self.max_field_chars = limits.max_rows, limits.max_field_chars
+        self.max_text_chars = limits.max_text_chars
 
     # -- checks ---------------------------------------------------------------------------------
     def set_header(self, names: list[object]) -> None:
@@ -304,14 +306,17 @@ class _Reader:
 
     def add(self, cells: list[str], number: int) -> None:
         """Keep one data row (blank rows are skipped but keep their number)."""
-        self.check_row_count(number)
-        if not any(cells):
-            return
-        self.check_fields(cells, number)
+        if number > self.max_rows:
+            self.check_row_count(number)
         # What the rows hold, counted as they are read: one shared string (or dictionary value)
         # used by every cell costs its length once per cell when the cells are cleaned.
-        self.chars += sum(map(len, cells))
-        if self.chars > self.limits.max_text_chars:
+        size = sum(map(len, cells))
+        if not size:
+            return
+        if size > self.max_field_chars:  # only then can one field be over the limit
+            self.check_fields(cells, number)
+        self.chars += size
+        if self.chars > self.max_text_chars:
             raise IngestError(
                 f"{self.filename}: the cells hold more than {self.limits.max_text_chars / 1e6:,.0f} million characters "
                 f"of text in all, over the limit (at row {number:,}); upload fewer rows or shorter texts"
@@ -327,6 +332,11 @@ class _Reader:
 
     # -- formats --------------------------------------------------------------------------------
     def csv(self, text: str, sep: str) -> None:
+        # Without a quote every line break ends a row: more lines than the limit is known at C speed,
+        # before a million rows are parsed for nothing.
+        lines = text.count("\n")
+        if lines - 1 > self.limits.max_rows and '"' not in text:
+            self.check_row_count(self.limits.max_rows + 1)  # what reading would stop at
         csv.field_size_limit(max(csv.field_size_limit(), min(self.limits.max_field_chars + 1, 2**31 - 1)))
         rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
         try:
@@ -453,8 +463,9 @@ class _Reader:
                 break
             index, cells = step
             if index <= previous:
+                where = "appears twice" if index == previous else f"comes after row {previous:,}"
                 raise IngestError(
-                    f"{self.filename}: sheet row {index:,} comes after row {previous:,}; the sheet is damaged "
+                    f"{self.filename}: sheet row {index:,} {where}; the sheet is damaged "
                     "(open and save it in Excel, or save it as CSV)"
                 )
             previous = index

@@ -226,8 +226,11 @@ class VectorIndex:
 
         Each row is searched once and the answer kept (and saved with the index), so the item
         graph of a million items costs one pass over the index, done by ``coldrec init``, not at
-        every start. A row keeps the neighbours it had when it was searched: items added later
-        reach it through their own lists (the graph is symmetrised).
+        every start. The kept lists follow later changes so that they do not depend on the
+        index's history: rows added later enter the lists of the rows they are nearer to than
+        their last kept neighbour, and a list that held a retired row is searched again. With
+        exact search the table then equals a rebuilt index's (ties aside); with HNSW, new rows
+        enter the lists of the rows they found (the reverse search would cost a full pass).
         """
         n = len(self.alive)
         if self._knn_rows.shape[1] < k and len(self._knn_rows):
@@ -245,8 +248,11 @@ class VectorIndex:
                 new_sims[start - done : stop - done, : sims.shape[1]] = sims
                 if progress is not None:
                     progress(stop - done, n - done)
+            if done:
+                self._merge_into_kept(done, n, new_rows, new_sims)
             self._knn_rows = np.vstack([self._knn_rows.reshape(-1, width), new_rows])
             self._knn_sims = np.vstack([self._knn_sims.reshape(-1, width), new_sims])
+        self._refresh_retired()
         wanted = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
         out_rows = self._knn_rows[wanted, :k].astype(np.int64)
         out_sims = self._knn_sims[wanted, :k].copy()
@@ -254,6 +260,67 @@ class VectorIndex:
         gone |= ~self.alive[wanted][:, None]
         out_rows[gone], out_sims[gone] = -1, -np.inf
         return out_rows, out_sims
+
+    def _merge_into_kept(self, done: int, n: int, new_rows: np.ndarray, new_sims: np.ndarray) -> None:
+        """Let the rows appended since the table was kept (``done`` to ``n``) into the kept lists
+        of rows ``0`` to ``done``: exactly (every kept row against every new live row, in chunks)
+        when the search is exact, else through the new rows' own lists (HNSW)."""
+        width = self._knn_rows.shape[1]
+        columns = np.flatnonzero(self.alive[done:n]) + done
+        if not len(columns) or not width:
+            return
+        if self._hnsw is None:
+            kk = min(width, len(columns))
+            chunk = max(1, min(20_000, _BUDGET // (16 * len(columns))))
+            for start in range(0, done, chunk):
+                stop = min(start + chunk, done)
+                sims = self.vectors[start:stop] @ self.vectors[columns].T
+                part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk] if kk < len(columns) else np.tile(
+                    np.arange(len(columns)), (stop - start, 1)
+                )
+                self._merge_rows(np.arange(start, stop), columns[part], np.take_along_axis(sims, part, axis=1))
+            return
+        pairs: dict[int, list[tuple[int, float]]] = {}
+        for offset, (found, sims) in enumerate(zip(new_rows, new_sims)):
+            for row, sim in zip(found, sims):
+                if 0 <= row < done:
+                    pairs.setdefault(int(row), []).append((done + offset, float(sim)))
+        if pairs:
+            rows = np.fromiter(pairs, dtype=np.int64)
+            most = max(len(v) for v in pairs.values())
+            cand_rows = np.full((len(rows), most), -1, dtype=np.int64)
+            cand_sims = np.full((len(rows), most), -np.inf, dtype=np.float32)
+            for i, row in enumerate(rows):
+                got = pairs[int(row)]
+                cand_rows[i, : len(got)] = [r for r, _ in got]
+                cand_sims[i, : len(got)] = [s for _, s in got]
+            self._merge_rows(rows, cand_rows, cand_sims)
+
+    def _merge_rows(self, rows: np.ndarray, cand_rows: np.ndarray, cand_sims: np.ndarray) -> None:
+        """Keep the best ``width`` of each kept list of ``rows`` and its candidates."""
+        width = self._knn_rows.shape[1]
+        all_rows = np.hstack([self._knn_rows[rows].astype(np.int64), cand_rows])
+        all_sims = np.hstack([self._knn_sims[rows], cand_sims.astype(np.float32)])
+        order = np.argsort(-all_sims, axis=1, kind="stable")[:, :width]
+        self._knn_rows[rows] = np.take_along_axis(all_rows, order, axis=1)
+        self._knn_sims[rows] = np.take_along_axis(all_sims, order, axis=1)
+
+    def _refresh_retired(self) -> None:
+        """Search again the live rows whose kept list holds a retired row (so that the next
+        nearest takes its place, as in a rebuilt index)."""
+        if not len(self._knn_rows) or bool(self.alive.all()):
+            return
+        kept = self._knn_rows
+        held = (kept >= 0) & ~self.alive[np.clip(kept, 0, None)]
+        stale = np.flatnonzero(held.any(axis=1) & self.alive[: len(kept)])
+        width = kept.shape[1]
+        for start in range(0, len(stale), 20_000):
+            rows = stale[start : start + 20_000]
+            found, sims = self.search_rows(self.vectors[rows], width)
+            self._knn_rows[rows] = -1
+            self._knn_sims[rows] = -np.inf
+            self._knn_rows[rows, : found.shape[1]] = found
+            self._knn_sims[rows, : sims.shape[1]] = sims
 
     @_locked
     def search(
@@ -271,63 +338,133 @@ class VectorIndex:
 
     # -- persistence ------------------------------------------------------------------------
     @_locked
-    def save(self, folder: str | Path) -> None:
-        """Write the index to ``folder`` (ids, hashes, vectors; the HNSW graph when there is one)."""
+    def save(self, folder: str | Path, binding: str = "") -> None:
+        """Write the index to ``folder`` (ids, hashes, vectors; the HNSW graph when there is one).
+
+        The manifest, written last, holds ``binding`` (the database it belongs to) and a digest of
+        every file but the graph's, so :meth:`load` takes nothing from another workspace or a
+        half-written or altered folder."""
         import faiss
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "vectors.npy.tmp"
-        with open(tmp, "wb") as fh:
-            np.save(fh, self.vectors)
-        tmp.replace(folder / "vectors.npy")
-        np.save(folder / "alive.npy", self.alive)
-        np.save(folder / "knn_rows.npy", self._knn_rows)
-        np.save(folder / "knn_sims.npy", self._knn_sims)
+        (folder / "manifest.json").unlink(missing_ok=True)  # the folder is not a valid index until the end
+        for name, array in (("vectors", self.vectors), ("alive", self.alive), ("knn_rows", self._knn_rows),
+                            ("knn_sims", self._knn_sims)):
+            tmp = folder / f"{name}.npy.tmp"
+            with open(tmp, "wb") as fh:
+                np.save(fh, array)
+            tmp.replace(folder / f"{name}.npy")
         if self._hnsw is not None:
             faiss.write_index(self._hnsw, str(folder / "hnsw.faiss.tmp"))
             (folder / "hnsw.faiss.tmp").replace(folder / "hnsw.faiss")
         else:
             (folder / "hnsw.faiss").unlink(missing_ok=True)
-        # The manifest is written last: a crash mid-save leaves the old manifest, which load() checks.
-        manifest = {"dim": self.dim, "ids": self.ids, "hashes": self.hashes, "rows": len(self.ids)}
+        manifest = {"dim": self.dim, "ids": self.ids, "hashes": self.hashes, "rows": len(self.ids),
+                    "binding": binding, "digest": _digest(self)}
         (folder / "manifest.json.tmp").write_text(json.dumps(manifest))
         (folder / "manifest.json.tmp").replace(folder / "manifest.json")
 
     @classmethod
-    def load(cls, folder: str | Path) -> "VectorIndex | None":
-        """The index saved in ``folder``, or ``None`` when there is none or it is incomplete."""
-        import faiss
+    def load(cls, folder: str | Path, binding: str | None = None) -> "VectorIndex | None":
+        """The index saved in ``folder``, or ``None`` when there is none, it is incomplete or damaged,
+        or it belongs to another database than ``binding`` (see :meth:`load_checked` for why)."""
+        return cls.load_checked(folder, binding)[0]
 
+    @classmethod
+    def load_checked(cls, folder: str | Path, binding: str | None = None) -> "tuple[VectorIndex | None, str]":
+        """``(index, "")``, or ``(None, why)`` when the folder holds no usable index: missing files,
+        another database's index (``binding``), a digest that does not match its files (altered or
+        mixed folders), vectors that are not finite unit rows of the manifest's dimension, neighbour
+        rows out of range, or a graph file that faiss cannot read or that holds other vectors."""
         folder = Path(folder)
         try:
             manifest = json.loads((folder / "manifest.json").read_text())
-            vectors = np.load(folder / "vectors.npy")
-            alive = np.load(folder / "alive.npy")
-        except (OSError, ValueError):
-            return None
-        if len(vectors) != manifest["rows"] or len(alive) != manifest["rows"]:
-            return None
-        index = cls(int(manifest["dim"]))
-        index.ids, index.hashes = list(manifest["ids"]), list(manifest["hashes"])
-        index.vectors, index.alive = vectors.astype(np.float32), alive.astype(bool)
+            if not isinstance(manifest, dict):
+                return None, "the manifest is not an index manifest"
+            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+            alive = np.load(folder / "alive.npy", allow_pickle=False)
+            knn_rows = np.load(folder / "knn_rows.npy", allow_pickle=False)
+            knn_sims = np.load(folder / "knn_sims.npy", allow_pickle=False)
+        except FileNotFoundError:
+            return None, "no saved index" if not (folder / "manifest.json").exists() else "a file of the index is missing"
+        except (OSError, ValueError, EOFError) as exc:
+            return None, f"a file of the index cannot be read ({type(exc).__name__})"
+        try:
+            dim, rows = int(manifest["dim"]), int(manifest["rows"])
+            ids, hashes = [str(i) for i in manifest["ids"]], [str(h) for h in manifest["hashes"]]
+        except (KeyError, TypeError, ValueError):
+            return None, "the manifest is incomplete"
+        if binding is not None and manifest.get("binding") != binding:
+            return None, "it was saved for another database"
+        if vectors.ndim != 2 or vectors.shape != (rows, dim) or alive.shape != (rows,) or len(ids) != rows \
+                or len(hashes) != rows:
+            return None, "its files disagree on the number of rows or the dimension"
+        if knn_rows.ndim != 2 or knn_rows.shape != knn_sims.shape or len(knn_rows) > rows:
+            return None, "its neighbour table has the wrong shape"
+        index = cls(dim)
+        index.ids, index.hashes = ids, hashes
+        index.vectors, index.alive = np.ascontiguousarray(vectors, dtype=np.float32), alive.astype(bool)
+        index._knn_rows, index._knn_sims = knn_rows.astype(np.int32), knn_sims.astype(np.float32)
+        if manifest.get("digest") != _digest(index):
+            return None, "its files do not match its manifest (changed, or mixed from another index)"
+        if not np.isfinite(index.vectors).all():
+            return None, "it holds vectors that are not numbers"
+        if len(knn_rows) and (knn_rows.min() < -1 or knn_rows.max() >= rows):
+            return None, "its neighbour table names rows that do not exist"
         index._row_of = {item_id: row for row, item_id in enumerate(index.ids) if index.alive[row]}
-        try:  # the neighbour table is optional: without it, it is recomputed when asked for
-            knn_rows, knn_sims = np.load(folder / "knn_rows.npy"), np.load(folder / "knn_sims.npy")
-            if knn_rows.shape == knn_sims.shape and knn_rows.ndim == 2 and len(knn_rows) <= len(index.ids):
-                index._knn_rows, index._knn_sims = knn_rows.astype(np.int32), knn_sims.astype(np.float32)
-        except (OSError, ValueError):
-            pass
         if (folder / "hnsw.faiss").exists():
-            hnsw = faiss.read_index(str(folder / "hnsw.faiss"))
-            if hnsw.ntotal != len(index.ids):
-                return None
-            hnsw.hnsw.efSearch = HNSW_EF_SEARCH
+            hnsw, why = _load_hnsw(folder / "hnsw.faiss", index)
+            if hnsw is None:
+                return None, why
             index._hnsw = hnsw
         elif len(index) > EXACT_MAX_ITEMS:
             index._hnsw = _new_hnsw(index.dim)
             index._hnsw.add(index.vectors)  # type: ignore[attr-defined]
-        return index
+        return index, ""
+
+
+def _digest(index: VectorIndex) -> str:
+    """A digest of an index's ids, text hashes, vectors, live rows and neighbour table."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps([index.dim, index.ids, index.hashes]).encode("utf-8", "surrogatepass"))
+    for array in (index.vectors, index.alive, index._knn_rows, index._knn_sims):
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _load_hnsw(path: Path, index: VectorIndex) -> "tuple[object | None, str]":
+    """A saved faiss graph, checked against the index's vectors (a sample of rows must be stored in
+    it as they are and find themselves), or ``(None, why)``."""
+    import faiss
+
+    size, rows = path.stat().st_size, len(index.ids)
+    if not rows * index.dim * 4 <= size <= rows * (index.dim * 4 + 1_024) + (1 << 20):
+        return None, "its graph file has the wrong size for its vectors"
+    try:
+        hnsw = faiss.read_index(str(path))
+    except Exception as exc:  # faiss raises RuntimeError with C++ text for any damaged file
+        return None, f"its graph file cannot be read ({type(exc).__name__})"
+    if getattr(hnsw, "d", None) != index.dim or getattr(hnsw, "ntotal", None) != len(index.ids) \
+            or not hasattr(hnsw, "hnsw"):
+        return None, "its graph file is for other vectors"
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(index.ids), size=min(64, len(index.ids)), replace=False) if len(index.ids) else []
+    try:
+        stored = np.stack([hnsw.reconstruct(int(r)) for r in sample]) if len(sample) else None
+    except Exception:
+        return None, "its graph file cannot be read"
+    if stored is not None and not np.allclose(stored, index.vectors[sample], atol=1e-5):
+        return None, "its graph file holds other vectors"
+    hnsw.hnsw.efSearch = HNSW_EF_SEARCH
+    if stored is not None:
+        _, found = hnsw.search(np.ascontiguousarray(index.vectors[sample]), 1)
+        if float(np.mean(found[:, 0] == sample)) < 0.9:
+            return None, "its graph does not find its own vectors"
+    return hnsw, ""
 
 
 def _add_in_chunks(hnsw: object, vectors: np.ndarray, progress: Callable[[int, int], None] | None) -> None:

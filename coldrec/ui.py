@@ -60,6 +60,8 @@ def sidebar(ws: Workspace) -> None:
         sidebar_counts(ws)
         st.caption(f"Model: {md_escape(ws.encoder.name)} on **{ws.encoder.device}** ({ws.encoder.dim} dims)")
         st.caption(f"Database: {md_escape(ws.store.path)}")
+        if getattr(ws, "index_notice", None):  # a saved index that did not match was rebuilt
+            st.caption(":orange[" + md_escape(ws.index_notice) + "]")
         if ws.refitting():
             st.caption("⏳ Your latest labels' look-alikes are updated; the rest of the catalog is catching up "
                        "in the background (minutes at a million items); the next page view shows it once done.")

@@ -195,7 +195,7 @@ def _record(store, key: str, encoder: TextEncoder) -> None:  # noqa: ANN001 - St
         return
     known[key] = {"name": encoder.name, "dim": encoder.dim}
     try:
-        store.set_meta(IDENTITY_KEY, json.dumps(known))
+        store.set_meta(IDENTITY_KEY, json.dumps(known), bump=False)  # a record, not a setting
     except StoreError:  # a read-only database: it loads eagerly again next time
         pass
 

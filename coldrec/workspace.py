@@ -32,6 +32,25 @@ from .store import Store, category_name
 from .versions import models_dir, open_encoder
 
 
+def _index_mismatch(index: VectorIndex, ids: list[str], hashes: list[str], vectors: np.ndarray) -> str:
+    """Why a loaded index disagrees with the database's items ("" when it agrees): each live row
+    of an item that is still stored with the same text must hold that item's stored vector."""
+    if index.dim != vectors.shape[1]:
+        return f"its vectors have {index.dim} dimensions, the model's {vectors.shape[1]}"
+    rows, positions = [], []
+    for position, (item_id, text) in enumerate(zip(ids, hashes)):
+        row = index.row_of(item_id)
+        if row is not None and index.hashes[row] == text:
+            rows.append(row)
+            positions.append(position)
+    step = 50_000  # compared in chunks: at a million items both matrices are 1.5 GB already
+    for start in range(0, len(rows), step):
+        mine, theirs = rows[start : start + step], positions[start : start + step]
+        if not np.allclose(index.vectors[mine], vectors[theirs], atol=1e-5):
+            return "its vectors are not this database's"
+    return ""
+
+
 @dataclass
 class PredictionBatch:
     """Predictions for a set of items, with their evidence and similar catalog items."""
@@ -91,6 +110,8 @@ class Workspace:
         #: Every thread this workspace starts (the refit, the near-duplicate search).
         self.background = Background()
         self._fit_centre_items = 0  # items when the current graph's centre was computed (see _store_fit)
+        #: Why the saved neighbour index was rebuilt at the last load (``None``: it was not).
+        self.index_notice: str | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, encoder: TextEncoder | None = None) -> "Workspace":
@@ -354,10 +375,15 @@ class Workspace:
                 rows.append(row)
                 classes.append(position[category])
         rows_a, classes_a = np.array(rows, dtype=np.int64), np.array(classes, dtype=np.int64)
+        # New rows (an upload) extend the fitted graph incrementally only in a large workspace: in
+        # a small one (exact search) the full refit costs a second or two and gives what a restart
+        # gives, so predictions do not depend on the order items arrived in (issue 25, item 11).
         incremental = (
             fitted is not None and fitted.categories_key == categories_key and fitted.index is index
             and fitted.index_rows <= len(index.ids) and fitted.retired == int((~index.alive[: fitted.index_rows]).sum())
             and not centre_due  # the items grew by a fifth: a fresh graph on a fresh centre, as any new process builds
+            # up to 20k items an upload refits in full (a second or two), so predictions equal a rebuild's
+            and (fitted.index_rows == len(index.ids) or len(index.ids) > EXACT_MAX_ITEMS)
         )
         if incremental:
             assert fitted is not None
@@ -522,9 +548,13 @@ class Workspace:
         index = kept[1] if kept is not None and kept[0][0] == key[0] and kept[1].dim == vectors.shape[1] else None
         folder = self._index_folder()
         if index is None and folder is not None:
-            index = VectorIndex.load(folder)
-            if index is not None and index.dim != vectors.shape[1]:
-                index = None
+            index, why = VectorIndex.load_checked(folder, binding=self._index_binding())
+            if index is not None:
+                why = _index_mismatch(index, ids, hashes, vectors)
+                index = None if why else index
+            if why and why != "no saved index":
+                self.index_notice = f"the saved neighbour index was not used ({why}); it was rebuilt"
+                logging.getLogger("coldrec").warning("%s: %s", folder, self.index_notice)
         if index is None:
             index = VectorIndex.build(ids, vectors, hashes, progress=progress)
             changed = len(ids)
@@ -543,9 +573,20 @@ class Workspace:
         if folder is None:
             return
         try:
-            index.save(folder)
+            index.save(folder, binding=self._index_binding())
         except OSError:  # a read-only location: the index still works, it is rebuilt next start
             pass
+
+    def _index_binding(self) -> str:
+        """The id that binds a saved index to this database (made once, kept in ``meta``); an index
+        saved for another database file is never loaded for this one."""
+        binding = self.store.get_meta("index_binding")
+        if binding is None and not self.store.read_only:
+            import uuid
+
+            binding = uuid.uuid4().hex
+            self.store.set_meta("index_binding", binding, bump=False)  # a record, not a setting
+        return binding or ""
 
     def prepare(self, progress: Callable[[str, int, int], None] | None = None) -> dict[str, int]:
         """Do now what the first prediction would otherwise wait for: embed every item, build the
@@ -787,10 +828,15 @@ class Workspace:
 
     def add_demo_arrivals(self, progress: ProgressFn | None = None) -> int:
         """Upload ``data/demo/new_arrivals.csv`` as :attr:`DEMO_BATCH` and predict it; 0 when the
-        batch is already there."""
-        if self.DEMO_BATCH in set(self.store.batches()["batch"]):
-            return 0
+        batch is already there with every item predicted (a batch cut short by a kill is finished)."""
         items = load_items(DEMO_DIR / "new_arrivals.csv", limits=OPERATOR_FILES)
+        if self.DEMO_BATCH in set(self.store.batches()["batch"]):
+            predicted = self.store.query_df(
+                "SELECT count(DISTINCT item_id) AS n FROM predictions WHERE model = ? AND item_id IN "
+                "(SELECT item_id FROM items WHERE batch = ?)", [self.encoder.name, self.DEMO_BATCH],
+            )["n"].iloc[0]
+            if int(predicted) >= len(items):
+                return 0
         self.upload_and_predict(items, self.DEMO_BATCH, who="demo", progress=progress)
         return len(items)
 

@@ -211,3 +211,34 @@ def test_stale_fine_tuning_folders_are_removed_on_start(tmp_path, tiny_encoder):
     with Workspace.open(Settings(db_path=tmp_path / "c.duckdb"), encoder=tiny_encoder):
         pass
     assert not stale.exists() and kept.is_dir() and other.is_dir()
+
+
+# -- item 13: an init cut short is finished by the next `init --if-missing` -------------------------
+def test_an_init_killed_after_the_catalog_is_resumed_by_if_missing(monkeypatch, tmp_path, tiny_model_dir, capsys):
+    from coldrec.cli import main
+    from coldrec.ingest import load_items
+    from coldrec.workspace import Workspace
+
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "demo.duckdb"))
+    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    real = Workspace.add_demo_arrivals
+
+    def killed(self, progress=None):  # the catalog is in and "initialised" is set: then a kill
+        self.add_upload(load_items(PROJECT / "data" / "demo" / "new_arrivals.csv"), batch=Workspace.DEMO_BATCH)
+        raise KeyboardInterrupt  # mid-batch: items stored, no predictions yet
+
+    monkeypatch.setattr(Workspace, "add_demo_arrivals", killed)
+    assert main(["init"]) == 130
+    monkeypatch.setattr(Workspace, "add_demo_arrivals", real)
+    capsys.readouterr()
+    assert main(["init", "--if-missing"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do" not in out and "new arrivals uploaded" in out
+    with Store(tmp_path / "demo.duckdb") as store:
+        predicted = store.query_df(
+            "SELECT count(*) AS n FROM predictions WHERE item_id IN (SELECT item_id FROM items WHERE batch = ?)",
+            [Workspace.DEMO_BATCH],
+        )["n"].iloc[0]
+    assert predicted == 72
+    assert main(["init", "--if-missing"]) == 0 and "nothing to do" in capsys.readouterr().out
