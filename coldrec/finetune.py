@@ -309,15 +309,17 @@ def load_version(folder: str | Path, device: str | None = None) -> Encoder:
     return encoder
 
 
-def active_encoder(store, settings) -> Encoder:  # noqa: ANN001 - Store, Settings (no import cycle)
+def active_encoder(store, settings, model: str | None = None) -> Encoder:  # noqa: ANN001 - Store, Settings
     """The encoder a workspace opens with: the active version (store meta ``model_version``) if
-    it was trained from the configured model and is still on disk, else the configured model."""
+    it was trained from the base model and is still on disk, else the base model. ``model``: the
+    base model (default ``settings.model``; a workspace passes the one its language rule chose)."""
+    model = settings.model if model is None else model
     name = store.get_meta("model_version")
     if name:
         folder = models_dir(settings.db_path) / name
-        if (folder / CARD).is_file() and read_card(folder).get("base_source") == settings.model:
+        if (folder / CARD).is_file() and read_card(folder).get("base_source") == model:
             return load_version(folder, settings.device)
-    return load_encoder(settings.model, settings.device)
+    return load_encoder(model, settings.device)
 
 
 # -- improving a workspace's model ----------------------------------------------------------
@@ -344,7 +346,10 @@ def readiness(ws) -> dict[str, object]:  # noqa: ANN001 - Workspace
     n_categories = len(ws.store.category_names())
     per_category = len(labels) / n_categories if n_categories else 0.0
     _, held = holdout_split(labels["category"].tolist()) if len(labels) else (None, [])
-    if not isinstance(ws.encoder, Encoder) or getattr(ws.encoder, "backend", "torch") != "torch":
+    if getattr(ws.encoder, "backend", "torch") == "numpy":
+        reason = ("the multilingual model (Universal Sentence Encoder, numpy) cannot be fine-tuned; fine-tuning is "
+                  "offered for all-MiniLM-L6-v2 and other torch transformer models (choose one above)")
+    elif not isinstance(ws.encoder, Encoder) or getattr(ws.encoder, "backend", "torch") != "torch":
         reason = "the current model cannot be fine-tuned (it is not a torch transformer encoder; unset COLDREC_BACKEND)"
     elif n_categories < 2 or labels["category"].nunique() < 2:
         reason = "label examples of at least two categories first"
@@ -425,7 +430,7 @@ def improve_model(
         raise Cancelled("fine-tuning was cancelled")
     better = after > before
     card = {
-        "base_model": base_model, "base_source": ws.settings.model, "trained_from": current or base_model,
+        "base_model": base_model, "base_source": ws.base_source(), "trained_from": current or base_model,
         "labels_used": len(train), "held_out": len(held), "categories": int(len(set(labels))),
         "epochs": epochs, "device": base.device, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "accuracy_before": round(before, 4), "accuracy_after": round(after, 4), "better": better,
@@ -456,7 +461,7 @@ def switch_version(ws, name: str | None, encoder: Encoder | None = None) -> None
             raise ModelError(f"model version {name!r} is not in {folder.parent}")
         encoder = encoder or load_version(folder, ws.settings.device)
     else:
-        encoder = encoder or load_encoder(ws.settings.model, ws.settings.device)
+        encoder = encoder or load_encoder(ws.base_source(), ws.settings.device)
     ws.use_encoder(encoder)
     ws.store.set_meta("model_version", name or "")
 
