@@ -27,12 +27,16 @@ from .errors import IngestError
 
 #: Canonical column -> accepted header names (compared lower-cased, with spaces/dashes as "_").
 COLUMN_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "item_id": ("item_id", "id", "sku", "product_id", "uniq_id", "item", "asin", "article", "article_number"),
-    "title": ("title", "name", "product_name", "product_title", "product", "item_name"),
-    "description": ("description", "desc", "product_description", "details", "body", "text", "summary"),
-    "category": ("category", "label", "class", "product_category", "categories", "department"),
-    "brand": ("brand", "manufacturer", "maker", "vendor"),
-    "price": ("price", "retail_price", "cost", "amount", "unit_price"),
+    "item_id": ("item_id", "id", "sku", "product_id", "uniq_id", "item", "asin", "article", "article_number",
+                "商品编号", "商品id", "编号", "货号"),
+    "title": ("title", "name", "product_name", "product_title", "product", "item_name",
+              "商品名称", "商品标题", "标题", "名称", "品名", "商品名"),
+    "description": ("description", "desc", "product_description", "details", "body", "text", "summary",
+                    "商品描述", "描述", "详情", "商品详情"),
+    "category": ("category", "label", "class", "product_category", "categories", "department",
+                 "类目", "类别", "分类", "商品分类", "商品类目"),
+    "brand": ("brand", "manufacturer", "maker", "vendor", "品牌"),
+    "price": ("price", "retail_price", "cost", "amount", "unit_price", "价格", "售价", "单价"),
 }
 TEXT_COLUMNS = ("title", "description")
 SUFFIXES = {

@@ -156,3 +156,11 @@ def test_a_file_in_no_known_encoding_is_refused_naming_the_encodings_tried(data)
     message = str(err.value)
     assert message.startswith("shop.csv: not valid UTF-8")
     assert "UTF-16" in message and "GB18030/GBK" in message
+
+
+def test_chinese_column_names_are_mapped():
+    from coldrec.ingest import guess_mapping
+
+    assert guess_mapping(["商品编号", "商品名称", "商品描述", "类目", "品牌", "价格"]) == {
+        "item_id": "商品编号", "title": "商品名称", "description": "商品描述", "category": "类目", "brand": "品牌",
+        "price": "价格"}
