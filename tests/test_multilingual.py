@@ -168,3 +168,12 @@ def test_evaluate_keeps_minilm_for_english_data(monkeypatch, tiny_encoder):
     monkeypatch.setattr(encoder_module, "load_encoder", lambda model, device=None: asked.append(model) or tiny_encoder)
     _, rule = _encoder_for(["Stainless steel pan", "Leather boots"], Settings(model=None))
     assert asked == [None] and "0.00" in rule
+
+
+def test_the_estimator_without_an_encoder_applies_the_rule_to_its_texts():
+    from coldrec.estimator import ColdStartClassifier
+
+    model = ColdStartClassifier().fit(CATALOG["title"].tolist(), CATALOG["category"].tolist(),
+                                      categories=sorted(CATALOG["category"].unique()))
+    assert model.encoder_.name == MULTILINGUAL_MODEL_NAME and model.encoder is None
+    assert model.predict(["vivo X100 手机 5G"])[0] == "手机"
