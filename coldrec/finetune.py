@@ -346,9 +346,10 @@ def readiness(ws) -> dict[str, object]:  # noqa: ANN001 - Workspace
     n_categories = len(ws.store.category_names())
     per_category = len(labels) / n_categories if n_categories else 0.0
     _, held = holdout_split(labels["category"].tolist()) if len(labels) else (None, [])
-    if getattr(ws.encoder, "backend", "torch") == "numpy":
-        reason = ("the multilingual model (Universal Sentence Encoder, numpy) cannot be fine-tuned; fine-tuning is "
-                  "offered for all-MiniLM-L6-v2 and other torch transformer models (choose one above)")
+    if getattr(ws.encoder, "backend", "torch") in ("numpy", "pair"):
+        reason = ("the multilingual model (Universal Sentence Encoder, numpy) cannot be fine-tuned, alone or paired "
+                  "with MiniLM; fine-tuning is offered for all-MiniLM-L6-v2 and other torch transformer models "
+                  "(choose one above)")
     elif not isinstance(ws.encoder, Encoder) or getattr(ws.encoder, "backend", "torch") != "torch":
         reason = "the current model cannot be fine-tuned (it is not a torch transformer encoder; unset COLDREC_BACKEND)"
     elif n_categories < 2 or labels["category"].nunique() < 2:

@@ -1,17 +1,21 @@
 """Which script a catalogue is written in, which bundled encoder reads it, and word features
 that work without spaces.
 
-The rule (:data:`RULE`) is a character-class count, no language model: over the letters of the
-texts (Unicode category L*, digits and punctuation ignored), the share written in a CJK script
-(Han, kana, Hangul) or in another non-Latin script (Cyrillic, Greek, Arabic, Hebrew, Thai,
-Devanagari...). When that share is at least :data:`NON_LATIN_SHARE` the catalogue is read by the
-bundled multilingual encoder (Universal Sentence Encoder multilingual v3); otherwise by the bundled
-all-MiniLM-L6-v2, which reads English best (BENCHMARKS.md, "Catalogues in other languages").
+The rule (:data:`RULE`) is a character-class count, no language model. A title is *non-Latin*
+when at least :data:`NON_LATIN_SHARE` of its letters (Unicode category L*; digits and punctuation
+ignored) are in a CJK script (Han, kana, Hangul) or another non-Latin script (Cyrillic, Greek,
+Arabic, Hebrew, Thai, Devanagari...), a Han/kana/Hangul character weighted :data:`HAN_WEIGHT`
+(about one Latin word: "ARMANI 阿玛尼 时尚方形男女情侣表AR0461" is non-Latin). Over the catalogue's
+titles, the share of non-Latin ones picks the encoder (BENCHMARKS.md, "Catalogues in other languages"):
 
-A Chinese title with a Latin brand ("ARMANI 阿玛尼 时尚方形男女情侣表AR0461") still counts as
-Chinese: each Han character is a word-sized unit while a Latin word takes five or so letters, so
-Han letters are weighted :data:`HAN_WEIGHT` when counted. Latin-script languages other than English
-(German, French...) are not told apart from English by this test and get MiniLM.
+- below :data:`MIXED_FROM` (5%): **MiniLM** (reads English best; the English default);
+- :data:`MIXED_TO` (95%) or more: the **multilingual** encoder (Universal Sentence Encoder
+  multilingual v3);
+- in between, a mixed catalogue: **both**, their vectors concatenated (MiniLM weighted
+  :data:`BOTH_MINILM_WEIGHT`), which beat each single model on both parts of a mixed file.
+
+Latin-script languages other than English (German, French...) are not told apart from English by
+this test and get MiniLM.
 """
 
 from __future__ import annotations
@@ -21,19 +25,25 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-#: The two bundled encoders the rule chooses between.
+#: The bundled encoders the rule chooses between.
 MINILM = "minilm"
 MULTILINGUAL = "multilingual"
-CHOICES = (MINILM, MULTILINGUAL)
+BOTH = "both"
+CHOICES = (MINILM, MULTILINGUAL, BOTH)
 
 #: Name of the rule, shown with the choice.
-RULE = "non-Latin letter share"
-#: Catalogues whose (weighted) share of non-Latin letters is at least this get the multilingual
-#: encoder. Chinese titles score 0.8-1.0 (JD: 0.93), English ones 0.0; a mixed English/Chinese
-#: shop switches once about a third of its titles are Chinese.
+RULE = "non-Latin title share"
+#: A title is non-Latin when this share of its (weighted) letters is. JD titles: 99.5% are.
 NON_LATIN_SHARE = 0.3
 #: A Han/kana/Hangul character counts as this many letters (about one Latin word).
 HAN_WEIGHT = 3.0
+#: From this share of non-Latin titles the catalogue is mixed (both encoders) ...
+MIXED_FROM = 0.05
+#: ... and from this share it is non-Latin (the multilingual encoder alone).
+MIXED_TO = 0.95
+#: Weight of MiniLM's cosine in the "both" encoder (USE's is 1 minus it): 0.3 measured better
+#: than 0.5 on the Chinese part of mixed files and equal on the English part.
+BOTH_MINILM_WEIGHT = 0.3
 #: At most this many texts are read to decide (the share of a random sample is as good).
 SAMPLE = 5_000
 
@@ -53,11 +63,15 @@ def is_cjk(char: str) -> bool:
 
 @dataclass(frozen=True)
 class ScriptMix:
-    """Letter counts of a set of texts by script, and what the rule makes of them."""
+    """Letter counts of a set of texts by script, how many of the texts are non-Latin, and what the
+    rule makes of them."""
 
     latin: int
     cjk: int
     other: int
+    #: Texts with at least one letter, and how many of them are non-Latin.
+    titles: int = 0
+    non_latin_titles: int = 0
 
     @property
     def non_latin_share(self) -> float:
@@ -67,41 +81,60 @@ class ScriptMix:
         return weighted / total if total else 0.0
 
     @property
+    def non_latin_title_share(self) -> float:
+        """Share of the texts that are non-Latin (0 when there are none)."""
+        return self.non_latin_titles / self.titles if self.titles else 0.0
+
+    @property
     def choice(self) -> str:
-        """:data:`MULTILINGUAL` when the share reaches :data:`NON_LATIN_SHARE`, else :data:`MINILM`."""
-        return MULTILINGUAL if self.non_latin_share >= NON_LATIN_SHARE else MINILM
+        """:data:`MINILM`, :data:`BOTH` or :data:`MULTILINGUAL` by the non-Latin title share."""
+        share = self.non_latin_title_share
+        if share < MIXED_FROM:
+            return MINILM
+        return MULTILINGUAL if share >= MIXED_TO else BOTH
 
     @property
     def reason(self) -> str:
-        """One line for the page: the rule, the measured share and the threshold."""
-        return (f"{RULE} {self.non_latin_share:.2f} (Han/kana/Hangul counted ×{HAN_WEIGHT:g}; "
-                f"multilingual from {NON_LATIN_SHARE:.2f})")
+        """One line for the page: the rule, the measured share and the thresholds."""
+        return (f"{RULE} {self.non_latin_title_share:.2f}: MiniLM below {MIXED_FROM:.2f}, multilingual from "
+                f"{MIXED_TO:.2f}, both in between")
+
+
+def _counts(text: str) -> tuple[int, int, int]:
+    latin = cjk = other = 0
+    for char in text:
+        if char.isascii():
+            if char.isalpha():
+                latin += 1
+            continue
+        if not unicodedata.category(char).startswith("L"):
+            continue
+        if _CJK_CHAR.match(char):
+            cjk += 1
+        elif "LATIN" in unicodedata.name(char, ""):
+            latin += 1
+        else:
+            other += 1
+    return latin, cjk, other
 
 
 def script_mix(texts: Iterable[str]) -> ScriptMix:
-    """Count the letters of ``texts`` by script: Latin, CJK, other."""
-    latin = cjk = other = 0
+    """Count the letters of ``texts`` by script (Latin, CJK, other) and the non-Latin texts."""
+    latin = cjk = other = titles = non_latin = 0
     for text in texts:
         if not isinstance(text, str):
             continue
-        for char in text:
-            if char.isascii():
-                if char.isalpha():
-                    latin += 1
-                continue
-            if not unicodedata.category(char).startswith("L"):
-                continue
-            if _CJK_CHAR.match(char):
-                cjk += 1
-            elif "LATIN" in unicodedata.name(char, ""):
-                latin += 1
-            else:
-                other += 1
-    return ScriptMix(latin=latin, cjk=cjk, other=other)
+        a, b, c = _counts(text)
+        latin, cjk, other = latin + a, cjk + b, other + c
+        if a + b + c:
+            titles += 1
+            weighted = HAN_WEIGHT * b + c
+            non_latin += weighted >= NON_LATIN_SHARE * (weighted + a)
+    return ScriptMix(latin=latin, cjk=cjk, other=other, titles=titles, non_latin_titles=non_latin)
 
 
 def choose_encoder(texts: Sequence[str]) -> str:
-    """The bundled encoder the rule picks for ``texts`` (:data:`MINILM` or :data:`MULTILINGUAL`)."""
+    """The bundled encoder the rule picks for ``texts`` (:data:`MINILM`, :data:`BOTH` or :data:`MULTILINGUAL`)."""
     return script_mix(texts).choice
 
 
@@ -154,6 +187,6 @@ def has_cjk(text: str) -> bool:
 
 
 __all__ = [
-    "CHOICES", "HAN_WEIGHT", "MINILM", "MULTILINGUAL", "NON_LATIN_SHARE", "RULE", "SAMPLE", "ScriptMix",
+    "BOTH", "BOTH_MINILM_WEIGHT", "CHOICES", "HAN_WEIGHT", "MIXED_FROM", "MIXED_TO", "MINILM", "MULTILINGUAL", "NON_LATIN_SHARE", "RULE", "SAMPLE", "ScriptMix",
     "WordTokenizer", "choose_encoder", "has_cjk", "is_cjk", "script_mix", "words",
 ]

@@ -70,6 +70,7 @@ MODEL_LABELS = {
     "auto": "Automatic: by the catalogue's language",
     "minilm": "all-MiniLM-L6-v2 (English; fastest)",
     "multilingual": "Universal Sentence Encoder multilingual (Chinese and 15 other languages)",
+    "both": "Both together (a catalogue mixing English and Chinese titles; slowest)",
 }
 
 

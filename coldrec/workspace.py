@@ -701,7 +701,7 @@ class Workspace:
         return base_source(self.store, self.settings)
 
     def encoder_choice(self) -> dict[str, str]:
-        """Which model serves and why: ``choice`` (``minilm``, ``multilingual`` or ``configured``),
+        """Which model serves and why: ``choice`` (``minilm``, ``multilingual``, ``both`` or ``configured``),
         ``source`` (``configured`` = ``COLDREC_MODEL``, ``setting`` = ``COLDREC_ENCODER``,
         ``override`` = picked on Categories & model, ``auto`` = the language rule) and ``reason``."""
         return encoder_choice(self.store, self.settings)
@@ -726,8 +726,8 @@ class Workspace:
         return mix.choice
 
     def set_encoder_choice(self, choice: str) -> None:
-        """Pick the bundled model on the page: ``minilm`` or ``multilingual`` (kept for this workspace
-        whatever its language), or ``auto`` (back to the language rule)."""
+        """Pick the bundled model on the page: ``minilm``, ``multilingual`` or ``both`` (kept for this
+        workspace whatever its language), or ``auto`` (back to the language rule)."""
         if choice not in (*language.CHOICES, "auto"):
             raise ValueError(f"choice must be auto, {' or '.join(language.CHOICES)}, got {choice!r}")
         if choice == "auto":
@@ -868,7 +868,8 @@ def base_source(store: Store, settings: Settings) -> str | None:
 
 def _choice_of(encoder: TextEncoder) -> str:
     """Which bundled model an encoder is (MiniLM for it, its fine-tuned versions and test doubles)."""
-    return language.MULTILINGUAL if getattr(encoder, "backend", "") == "numpy" else language.MINILM
+    backend = getattr(encoder, "backend", "")
+    return {"numpy": language.MULTILINGUAL, "pair": language.BOTH}.get(backend, language.MINILM)
 
 
 @dataclass

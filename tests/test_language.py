@@ -46,15 +46,24 @@ def test_the_rule_picks_the_encoder_by_script(texts, choice):
     assert language.choose_encoder(texts) == choice
 
 
-def test_mixed_shops_switch_at_the_named_threshold():
-    # An English shop with one Chinese title in ten stays on MiniLM; half Chinese switches.
-    few = ENGLISH * 3 + CHINESE[:1]
-    half = ENGLISH + CHINESE
-    assert language.script_mix(few).non_latin_share < language.NON_LATIN_SHARE
+def test_mixed_shops_get_both_models_between_the_named_thresholds():
+    # An English shop with one Chinese title in 31 stays on MiniLM; a mix gets both; a Chinese
+    # shop with a few English titles (a Latin-only title is counted as Latin) gets the multilingual one.
+    few = ENGLISH * 10 + CHINESE[:1]
+    assert language.script_mix(few).non_latin_title_share < language.MIXED_FROM
     assert language.choose_encoder(few) == language.MINILM
-    assert language.choose_encoder(half) == language.MULTILINGUAL
-    mix = language.script_mix(half)
-    assert language.RULE in mix.reason and f"{language.NON_LATIN_SHARE:.2f}" in mix.reason
+    assert language.choose_encoder(ENGLISH + CHINESE) == language.BOTH
+    assert language.choose_encoder(ENGLISH * 3 + CHINESE) == language.BOTH
+    assert language.choose_encoder(CHINESE * 10 + CHINESE_WITH_BRANDS * 10 + ENGLISH[:1]) == language.MULTILINGUAL
+    mix = language.script_mix(ENGLISH + CHINESE)
+    assert mix.non_latin_title_share == 0.5
+    assert language.RULE in mix.reason and f"{language.MIXED_TO:.2f}" in mix.reason
+
+
+def test_a_title_is_non_latin_from_the_named_share_of_its_letters():
+    # Each Han character weighs 3 letters: a brand-heavy Chinese title still counts as Chinese.
+    assert language.script_mix(["Samsung 三星 Galaxy S24 Ultra 12GB+256GB 钛灰"]).non_latin_titles == 1
+    assert language.script_mix(["Samsung Galaxy S24 Ultra Phantom Black 钛"]).non_latin_titles == 0
 
 
 def test_letters_are_counted_by_script():
@@ -100,6 +109,8 @@ def test_chinese_category_names_get_a_chinese_prompt_and_english_ones_do_not_cha
 def test_the_encoder_setting_is_validated(monkeypatch):
     monkeypatch.setenv("COLDREC_ENCODER", "Multilingual")
     assert Settings.from_env().encoder == "multilingual"
+    monkeypatch.setenv("COLDREC_ENCODER", "both")
+    assert Settings.from_env().encoder == "both"
     monkeypatch.setenv("COLDREC_ENCODER", "bert")
     with pytest.raises(ConfigError, match="COLDREC_ENCODER"):
         Settings.from_env()

@@ -177,3 +177,30 @@ def test_the_estimator_without_an_encoder_applies_the_rule_to_its_texts():
                                       categories=sorted(CATALOG["category"].unique()))
     assert model.encoder_.name == MULTILINGUAL_MODEL_NAME and model.encoder is None
     assert model.predict(["vivo X100 手机 5G"])[0] == "手机"
+
+
+def test_a_mixed_catalogue_gets_both_models(tmp_path, tiny_encoder, monkeypatch):
+    import coldrec.encoder as encoder_module
+    from coldrec.config import BOTH_MODEL_NAME
+    from coldrec.encoder import PairEncoder
+
+    real_load = encoder_module.load_encoder
+    # MiniLM is replaced by the tiny model inside the pair (the pairing, not the weights, is under test).
+    monkeypatch.setattr(encoder_module, "load_encoder",
+                        lambda model=None, device=None, batch_size=None, backend=None, **kw:
+                        tiny_encoder if model is None else real_load(model, device, batch_size, backend, **kw))
+    english = pd.DataFrame({"item_id": [f"e{i}" for i in range(12)], "category": ["Cookware"] * 6 + ["Footwear"] * 6,
+                            "title": ["steel frying pan", "cast iron skillet", "nonstick wok", "steel pot set", "kettle",
+                                      "wok", "leather boot", "running sneaker", "beach sandal", "wool socks", "boot",
+                                      "shoe"]})
+    ws = _catalog_ws(tmp_path, tiny_encoder, frame=pd.concat([CATALOG, english], ignore_index=True))
+    try:
+        assert ws.encoder_choice()["choice"] == language.BOTH
+        assert isinstance(ws.encoder, PairEncoder) and ws.encoder.name == BOTH_MODEL_NAME
+        assert ws.encoder.dim == tiny_encoder.dim + 512
+        vectors = ws.encoder.encode(["黄金戒指", "steel pan"])
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        assert ws.predict_text("OPPO Find X7 手机 5G").predictions[0].category == "手机"
+        assert "cannot be fine-tuned" in finetune.readiness(ws)["reason"]
+    finally:
+        ws.close()
