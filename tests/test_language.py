@@ -175,3 +175,19 @@ def test_chinese_column_names_are_mapped():
     assert guess_mapping(["商品编号", "商品名称", "商品描述", "类目", "品牌", "价格"]) == {
         "item_id": "商品编号", "title": "商品名称", "description": "商品描述", "category": "类目", "brand": "品牌",
         "price": "价格"}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030", "utf-16"])
+def test_chinese_taxonomy_paths_import_and_export_losslessly(encoding):
+    from coldrec.export import to_csv_bytes
+    from coldrec.ingest import read_table
+    from coldrec.taxonomy import read_taxonomy, taxonomy_categories
+
+    paths = ["珠宝 > 时尚饰品 > 戒指、指环", "钟表 > 手表 > 情侣表", "钟表 > 钟 > 挂钟"]
+    read = read_taxonomy(pd.DataFrame({"path": paths}).to_csv(index=False).encode(encoding), "类目.csv")
+    assert read == paths
+    assert read_taxonomy("\n".join(paths).encode(encoding), "类目.txt") == paths
+    categories = taxonomy_categories(read, include=[], max_depth=3)
+    assert categories["path"].tolist() == paths and categories["name"].tolist() == ["戒指、指环", "情侣表", "挂钟"]
+    exported = to_csv_bytes(categories[["name", "path"]])
+    assert read_table(exported, "export.csv")["path"].tolist() == paths
