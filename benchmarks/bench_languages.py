@@ -200,7 +200,8 @@ def mixed(args: argparse.Namespace) -> int:
                     right = proba.argmax(axis=1) == data.labels[split.test]
                     accs["chinese"].append(float(right[chinese[split.test]].mean()))
                     accs["english"].append(float(right[~chinese[split.test]].mean()))
-                row = {"mix": mix, "titles_zh": n_zh, "titles_en": n_en, "rule_share": round(share.non_latin_share, 3),
+                row = {"mix": mix, "titles_zh": n_zh, "titles_en": n_en, "rule_share": round(share.non_latin_title_share, 3),
+                       "letter_share": round(share.non_latin_share, 3),
                        "rule_picks": share.choice, "encoder": name, "shots": k,
                        **{f"accuracy_{part}": round(float(np.mean(v)), 4) for part, v in accs.items()}}
                 rows.append(row)
