@@ -204,3 +204,16 @@ def test_a_mixed_catalogue_gets_both_models(tmp_path, tiny_encoder, monkeypatch)
         assert "cannot be fine-tuned" in finetune.readiness(ws)["reason"]
     finally:
         ws.close()
+
+
+def test_predict_of_a_file_applies_the_rule_without_storing_it(workspace, tiny_encoder, monkeypatch):
+    import coldrec.encoder as encoder_module
+
+    real_load = encoder_module.load_encoder
+    monkeypatch.setattr(encoder_module, "load_encoder",
+                        lambda model=None, device=None, batch_size=None, backend=None, **kw:
+                        tiny_encoder if model is None else real_load(model, device, batch_size, backend, **kw))
+    titles = CATALOG["title"].tolist() * 5  # 60 Chinese titles against the 12 English stored ones
+    assert workspace.apply_language_rule(extra_texts=titles, store=False) == language.BOTH
+    assert workspace.encoder.backend == "pair"
+    assert workspace.encoder_choice()["choice"] == language.MINILM  # nothing stored
