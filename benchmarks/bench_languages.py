@@ -6,7 +6,7 @@ level 1 (11 categories) and level 2 (the second path segment, classes with 30+ t
 the default configuration (the language rule, which picks the multilingual encoder) and once with
 ``COLDREC_ENCODER=minilm``; writes benchmarks/results/languages_<data>_<encoder>_seeds<N>.json.
 Speed: one subprocess per backend embeds the same 2,000 JD and 2,000 Flipkart titles; writes
-benchmarks/results/languages_speed.json. The data is read where it lies, never copied into the
+benchmarks/results/languages_speed.json (the runs in BENCHMARKS.md are kept as languages_speed_run<N>.json). The data is read where it lies, never copied into the
 project (the level-2 label file is written to a temporary folder). Usage:
 
     nice python benchmarks/bench_languages.py quality [--seeds 5] [--data l1,l2] [--encoders auto,minilm]
@@ -109,10 +109,10 @@ def speed(args: argparse.Namespace) -> int:
         "jd": pd.read_csv(JD)["title"].astype(str).head(args.n).tolist(),
         "en": pd.read_csv(FLIPKART)["title"].astype(str).head(args.n).tolist(),
     }
-    from coldrec.config import MULTILINGUAL_MODEL_NAME
+    from coldrec.config import BOTH_MODEL_NAME, MULTILINGUAL_MODEL_NAME
 
     rows = []
-    for model, backend in (("none", "torch"), (MULTILINGUAL_MODEL_NAME, "-")):
+    for model, backend in (("none", "torch"), (MULTILINGUAL_MODEL_NAME, "-"), (BOTH_MODEL_NAME, "-")):
         load = os.getloadavg()
         child = subprocess.run(
             [sys.executable, "-c", _SPEED_CHILD, model, backend], input=json.dumps(texts), capture_output=True,
