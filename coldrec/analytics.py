@@ -21,6 +21,7 @@ import pyarrow as pa
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from .language import WordTokenizer
 from .errors import NotReadyError
 from .graph import GRAPH_K
 from .neighbours import VectorIndex
@@ -351,7 +352,7 @@ def emerging_clusters(
     sample of at most 2,000 items (silhouette is quadratic), seeded, then the
     chosen k is fitted on all items; fewer than 6 items make one cluster. Keywords come from
     class-based TF-IDF over the titles (each cluster one document; English stop words and
-    digit-only tokens dropped). Raises ``ValueError`` for no items or an impossible k.
+    digit-only tokens dropped; text without spaces, as Chinese, as character bigrams). Raises ``ValueError`` for no items or an impossible k.
     """
     from sklearn.cluster import KMeans
 
@@ -447,8 +448,10 @@ def _class_tfidf_keywords(titles: list[str], labels: np.ndarray, k: int, n_keywo
     from sklearn.feature_extraction.text import CountVectorizer
 
     documents = [" ".join(titles[i] for i in np.flatnonzero(labels == c)) for c in range(k)]
-    # Words of two or more characters that are not only digits (sizes, years and codes say little).
-    vectorizer = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b(?!\d+\b)\w\w+\b")
+    # Words of two or more characters that are not only digits (sizes, years and codes say little);
+    # Chinese/Japanese/Korean runs, written without spaces, as character bigrams (coldrec.language).
+    vectorizer = CountVectorizer(stop_words="english", tokenizer=WordTokenizer(r"(?u)\b(?!\d+\b)\w\w+\b"),
+                                 token_pattern=None)
     try:
         counts = vectorizer.fit_transform(documents).toarray().astype(np.float64)
     except ValueError:  # nothing left but stop words and numbers

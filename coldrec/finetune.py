@@ -303,7 +303,11 @@ def readiness(ws) -> dict[str, object]:  # noqa: ANN001 - Workspace
     per_category = len(labels) / n_categories if n_categories else 0.0
     _, held = holdout_split(labels["category"].tolist()) if len(labels) else (None, [])
     encoder = concrete(ws.encoder)
-    if not isinstance(encoder, Encoder) or getattr(encoder, "backend", "torch") != "torch":
+    if getattr(encoder, "backend", "torch") in ("numpy", "pair"):
+        reason = ("the multilingual model (Universal Sentence Encoder, numpy) cannot be fine-tuned, alone or paired "
+                  "with MiniLM; fine-tuning is offered for all-MiniLM-L6-v2 and other torch transformer models "
+                  "(choose one above)")
+    elif not isinstance(encoder, Encoder) or getattr(encoder, "backend", "torch") != "torch":
         reason = "the current model cannot be fine-tuned (it is not a torch transformer encoder; unset COLDREC_BACKEND)"
     elif n_categories < 2 or labels["category"].nunique() < 2:
         reason = "label examples of at least two categories first"
@@ -436,7 +440,7 @@ def improve_model(
     test = paired_comparison(before, after)
     better = bool(test["better"])
     card = {
-        "base_model": base_model, "base_source": ws.settings.model, "trained_from": current or base_model,
+        "base_model": base_model, "base_source": ws.base_source(), "trained_from": current or base_model,
         "labels_used": len(train), "held_out": len(held), "categories": int(len(set(labels))),
         "epochs": epochs, "device": base.device, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "accuracy_before": round(float(np.mean(before)), 4), "accuracy_after": round(float(np.mean(after)), 4),
@@ -469,7 +473,7 @@ def switch_version(ws, name: str | None, encoder: Encoder | None = None) -> None
             raise ModelError(f"model version {name!r} is not in {folder.parent}")
         encoder = encoder or load_version(folder, ws.settings.device)
     else:
-        encoder = encoder or load_encoder(ws.settings.model, ws.settings.device)
+        encoder = encoder or load_encoder(ws.base_source(), ws.settings.device)
     ws.use_encoder(encoder)
     ws.store.set_meta("model_version", name or "")
 

@@ -27,12 +27,16 @@ from .errors import IngestError
 
 #: Canonical column -> accepted header names (compared lower-cased, with spaces/dashes as "_").
 COLUMN_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "item_id": ("item_id", "id", "sku", "product_id", "uniq_id", "item", "asin", "article", "article_number"),
-    "title": ("title", "name", "product_name", "product_title", "product", "item_name"),
-    "description": ("description", "desc", "product_description", "details", "body", "text", "summary"),
-    "category": ("category", "label", "class", "product_category", "categories", "department"),
-    "brand": ("brand", "manufacturer", "maker", "vendor"),
-    "price": ("price", "retail_price", "cost", "amount", "unit_price"),
+    "item_id": ("item_id", "id", "sku", "product_id", "uniq_id", "item", "asin", "article", "article_number",
+                "商品编号", "商品id", "编号", "货号"),
+    "title": ("title", "name", "product_name", "product_title", "product", "item_name",
+              "商品名称", "商品标题", "标题", "名称", "品名", "商品名"),
+    "description": ("description", "desc", "product_description", "details", "body", "text", "summary",
+                    "商品描述", "描述", "详情", "商品详情"),
+    "category": ("category", "label", "class", "product_category", "categories", "department",
+                 "类目", "类别", "分类", "商品分类", "商品类目"),
+    "brand": ("brand", "manufacturer", "maker", "vendor", "品牌"),
+    "price": ("price", "retail_price", "cost", "amount", "unit_price", "价格", "售价", "单价"),
 }
 TEXT_COLUMNS = ("title", "description")
 SUFFIXES = {
@@ -142,21 +146,73 @@ def detect_format(filename: str) -> str:
     return SUFFIXES[suffix]
 
 
+#: A GB18030 reading is taken only when at least this share of its non-ASCII characters are in
+#: GB2312 (the 7,445 common characters every Chinese text is mostly made of): a Latin-1 file
+#: ("caf\xe9s") also decodes as GB18030, but into rare characters.
+_GB2312_SHARE = 0.8
+
+
 def _decode(data: bytes, filename: str) -> str:
+    """The text of an upload: UTF-8 (with or without BOM), UTF-16 (with a BOM, or without one when
+    the NUL bytes show it), or GB18030/GBK (how Chinese Excel saves CSV); refused naming them."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with a byte-order mark (Excel "Unicode Text")
         try:
             return data.decode("utf-16").lstrip("\ufeff")
         except UnicodeDecodeError as exc:
             raise IngestError(f"{filename}: damaged UTF-16 text at byte {exc.start}; save the file as UTF-8") from exc
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        try:
+            return data.decode(utf16)
+        except UnicodeDecodeError:
+            pass  # NULs for another reason: the UTF-8 message below says where
     try:
         # Every leading byte-order mark goes (a file saved twice by a BOM-adding tool has two).
         return data.decode("utf-8-sig").lstrip("\ufeff")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise IngestError(
-            f"{filename}: not valid UTF-8 text (byte {exc.start}, line {line}); "
-            "save the file as UTF-8 (Excel: 'CSV UTF-8') and upload it again"
-        ) from exc
+        error = exc
+    chinese = _gb18030(data)
+    if chinese is not None:
+        return chinese
+    line = data[: error.start].count(b"\n") + 1
+    raise IngestError(
+        f"{filename}: not valid UTF-8 text (byte {error.start}, line {line}), nor UTF-16 or GB18030/GBK; "
+        "save the file as UTF-8 (Excel: 'CSV UTF-8') and upload it again"
+    ) from error
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``utf-16-le`` or ``utf-16-be`` when the first 4 KB have NUL bytes on one side of most pairs."""
+    head = data[:4096]
+    if b"\x00" not in head or len(head) < 4:
+        return None
+    pairs = len(head) // 2
+    odd, even = head[1::2].count(0), head[0::2].count(0)
+    # ASCII characters put a NUL on one side; a few CJK characters (U+4E00...) on the other.
+    if odd >= 0.2 * pairs and odd > 4 * even:
+        return "utf-16-le"
+    if even >= 0.2 * pairs and even > 4 * odd:
+        return "utf-16-be"
+    return None
+
+
+def _gb18030(data: bytes) -> str | None:
+    """The text read as GB18030 (a superset of GBK and GB2312), if that is what it plausibly is."""
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    wide = [c for c in text if ord(c) > 0x7F]
+    if not wide:
+        return None
+    common = 0
+    for char in wide:
+        try:
+            char.encode("gb2312")
+            common += 1
+        except UnicodeEncodeError:
+            pass
+    return text if common >= _GB2312_SHARE * len(wide) else None
 
 
 def _sniff_separator(text: str) -> str:

@@ -483,6 +483,12 @@ class Store:
             )
         return n
 
+    def sample_titles(self, n: int = 5_000) -> list[str]:
+        """Up to ``n`` item titles drawn at random (the same draw for the same items): what the
+        language rule reads (:mod:`coldrec.language`)."""
+        frame = self.query_df(f"SELECT title FROM items USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE (20)")
+        return frame["title"].astype(str).tolist()
+
     def items(
         self, source: str | None = None, batch: str | None = None, category: str | None = None,
         unlabelled: bool = False,

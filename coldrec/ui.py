@@ -59,6 +59,7 @@ def sidebar(ws: Workspace) -> None:
         st.session_state["_sidebar_counts"] = st.empty()
         sidebar_counts(ws)
         st.caption(f"Model: {md_escape(ws.encoder.name)} on **{ws.encoder.device}** ({ws.encoder.dim} dims)")
+        st.caption("Chosen by: " + md_escape(_choice_line(ws.encoder_choice())))
         st.caption(f"Database: {md_escape(ws.store.path)}")
         if getattr(ws, "index_notice", None):  # a saved index that did not match was rebuilt
             st.caption(":orange[" + md_escape(ws.index_notice) + "]")
@@ -80,6 +81,44 @@ def sidebar_counts(ws: Workspace) -> None:
         st.metric("Catalog items", f"{stats['catalog_items']:,}")
         st.metric("Labelled examples", f"{stats['labelled_items']:,}", help="Catalog items count as labelled: their category is known.")
         st.caption(f"Uploaded: {stats['uploaded_items']:,} · Categories: {stats['categories']}")
+
+
+#: How the bundled models are named on the page.
+MODEL_LABELS = {
+    "auto": "Automatic: by the catalogue's language",
+    "minilm": "all-MiniLM-L6-v2 (English; fastest)",
+    "multilingual": "Universal Sentence Encoder multilingual (Chinese and 15 other languages)",
+    "both": "Both together (a catalogue mixing English and Chinese titles; slowest)",
+}
+
+
+def _choice_line(choice: dict[str, str]) -> str:
+    source = {"auto": "the language rule", "override": "your choice on Categories & model",
+              "setting": "the COLDREC_ENCODER setting", "configured": "the COLDREC_MODEL setting"}[choice["source"]]
+    return f"{source} ({choice['reason']})"
+
+
+def model_choice(ws: Workspace) -> None:
+    """Which bundled model reads the catalogue and why, with the override (Categories & model)."""
+    choice = ws.encoder_choice()
+    st.caption("Model chosen by " + md_escape(_choice_line(choice)) + ".")
+    if choice["source"] in ("configured", "setting"):
+        st.caption("Set in the environment: unset COLDREC_MODEL / COLDREC_ENCODER to choose here.")
+        return
+    options = list(MODEL_LABELS)
+    current = "auto" if choice["source"] == "auto" else choice["choice"]
+    pick = st.radio("Model for this workspace", options, index=options.index(current),
+                    format_func=MODEL_LABELS.__getitem__, key="model-choice", horizontal=False)
+    if st.button("Use this model", key="model-choice-apply", disabled=pick == current):
+        with st.spinner("Switching model and embedding the catalog…"):
+            try:
+                ws.set_encoder_choice(pick)
+                ws.embed_all(progress=progress_callback("Embedding"))
+            except ColdrecError as exc:
+                error(exc)
+                return
+        st.toast(f"Now using {md_escape(ws.encoder.name)}")
+        st.rerun()
 
 
 def who() -> str:

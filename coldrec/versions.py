@@ -83,33 +83,35 @@ def load_version(folder: str | Path, device: str | None = None) -> Encoder:
     return encoder
 
 
-def load_model(setting: str | None = None, device: str | None = None, **options: object) -> Encoder:
+def load_model(setting: str | None = None, device: str | None = None, **options: object) -> TextEncoder:
     """Load any setting now: a version folder as that version, anything else with :func:`load_encoder`."""
     if is_version(setting):
         return load_version(setting, device)  # type: ignore[arg-type]
     return load_encoder(setting, device, **options)  # type: ignore[arg-type]
 
 
-def active_setting(store, settings) -> str | None:  # noqa: ANN001 - Store, Settings
+def active_setting(store, settings, model: str | None = None) -> str | None:  # noqa: ANN001 - Store, Settings
     """What a workspace serves: the active version (store meta ``model_version``) if it was trained
-    from the configured model and is still on disk, else the configured model."""
+    from the base model and is still on disk, else the base model. ``model``: the base model
+    (default ``settings.model``; a workspace passes the one its language rule chose)."""
+    base = settings.model if model is None else model
     name = store.get_meta("model_version")
     if name:
         folder = models_dir(settings.db_path) / name
-        if is_version(folder) and read_card(folder).get("base_source") == settings.model:
+        if is_version(folder) and read_card(folder).get("base_source") == base:
             return str(folder)
-    return settings.model
+    return base
 
 
-def active_encoder(store, settings) -> Encoder:  # noqa: ANN001 - Store, Settings
+def active_encoder(store, settings, model: str | None = None) -> TextEncoder:  # noqa: ANN001 - Store, Settings
     """The encoder :func:`active_setting` names, loaded now."""
-    return load_model(active_setting(store, settings), settings.device)
+    return load_model(active_setting(store, settings, model), settings.device)
 
 
-def open_encoder(store, settings) -> TextEncoder:  # noqa: ANN001 - Store, Settings
+def open_encoder(store, settings, model: str | None = None) -> TextEncoder:  # noqa: ANN001 - Store, Settings
     """The workspace's encoder, loaded on first use when this database has loaded the same setting
     before (its name and dimension are recorded); loaded now, and recorded, otherwise."""
-    setting = active_setting(store, settings)
+    setting = active_setting(store, settings, model)
     key = _setting_key(setting)
     known = _identities(store).get(key)
     if known is not None:

@@ -21,8 +21,9 @@ from .classify import Prediction, category_prompt, predictions_frame
 from .errors import NotReadyError
 from .estimator import MIN_LABELS_TO_CALIBRATE, ColdStartClassifier
 from .config import DEMO_DIR, Settings
-from .encoder import ProgressFn, TextEncoder, embed_texts, text_hash
+from .encoder import ProgressFn, TextEncoder, bundled_source, embed_texts, load_encoder, text_hash
 from .finetune import remove_stale_saves
+from . import language
 from .ingest import (
     OPERATOR_FILES, PURCHASE_UPLOADS, IngestError, Limits, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
 )
@@ -122,7 +123,9 @@ class Workspace:
             if not store.read_only and str(settings.db_path) != ":memory:":
                 for name in remove_stale_saves(models_dir(settings.db_path)):
                     logging.getLogger("coldrec").warning("removed %s, left by an interrupted fine-tuning save", name)
-            encoder = encoder or open_encoder(store, settings)  # the active version, loaded on first use
+            # The active fine-tuned version, if any, of the base model (configured or chosen by
+            # language), loaded on first use.
+            encoder = encoder or open_encoder(store, settings, model=base_source(store, settings))
         except Exception:
             store.close()
             raise
@@ -157,6 +160,7 @@ class Workspace:
         n_categories = self.import_categories(read_table(categories, limits=OPERATOR_FILES), Path(categories).name)
         items = load_items(catalog, id_prefix="CAT", limits=OPERATOR_FILES)
         self.store.upsert_items(items, source="catalog")
+        self.apply_language_rule()
         labelled = 0
         if "category" in items.columns:
             unknown = sorted(set(items["category"]) - set(self.store.category_names()) - {""})
@@ -205,7 +209,9 @@ class Workspace:
 
     def add_upload(self, items: pd.DataFrame, batch: str) -> int:
         """Store validated upload rows (from :func:`coldrec.ingest.load_items`) as a batch."""
-        return self.store.upsert_items(items, source="upload", batch=batch)
+        count = self.store.upsert_items(items, source="upload", batch=batch)
+        self.apply_language_rule()
+        return count
 
     def upload_and_predict(
         self, items: pd.DataFrame, batch: str, who: str = "upload", progress: ProgressFn | None = None
@@ -800,6 +806,59 @@ class Workspace:
             self._memo.clear()
 
 
+    # -- the bundled encoder chosen by the catalogue's language (issue 20) -------------------
+    def base_source(self) -> str | None:
+        """The base model: ``COLDREC_MODEL``, else the bundled model chosen (see :meth:`encoder_choice`)."""
+        return base_source(self.store, self.settings)
+
+    def encoder_choice(self) -> dict[str, str]:
+        """Which model serves and why: ``choice`` (``minilm``, ``multilingual``, ``both`` or ``configured``),
+        ``source`` (``configured`` = ``COLDREC_MODEL``, ``setting`` = ``COLDREC_ENCODER``,
+        ``override`` = picked on Categories & model, ``auto`` = the language rule) and ``reason``."""
+        return encoder_choice(self.store, self.settings)
+
+    def apply_language_rule(self, extra_texts: list[str] | None = None, store: bool = True) -> str | None:
+        """Re-run the language rule (:mod:`coldrec.language`) on a sample of the stored titles (plus
+        ``extra_texts``) when the choice is automatic, and switch the bundled model if it changes
+        (vectors come from the cache keyed by model, so switching back embeds nothing). ``store``
+        false switches this process only (``predict`` of a file it does not keep). Returns the choice,
+        or ``None`` when a configured or chosen model makes the rule moot or there are no texts."""
+        if self.encoder_choice()["source"] != "auto":
+            return None
+        texts = self.store.sample_titles(language.SAMPLE) + list(extra_texts or [])
+        if not texts:
+            return None
+        mix = language.script_mix(texts)
+        if store:
+            self.store.set_meta("encoder_choice_reason", mix.reason)
+            self.store.set_meta("encoder_choice", mix.choice)
+        if mix.choice != _choice_of(self.encoder):
+            self._switch_base(mix.choice, store=store)
+        return mix.choice
+
+    def set_encoder_choice(self, choice: str) -> None:
+        """Pick the bundled model on the page: ``minilm``, ``multilingual`` or ``both`` (kept for this
+        workspace whatever its language), or ``auto`` (back to the language rule)."""
+        if choice not in (*language.CHOICES, "auto"):
+            raise ValueError(f"choice must be auto, {' or '.join(language.CHOICES)}, got {choice!r}")
+        if choice == "auto":
+            self.store.set_meta("encoder_choice_source", "auto")
+            self.store.set_meta("encoder_choice", "")  # the rule decides afresh
+            if self.apply_language_rule() is None and _choice_of(self.encoder) != language.MINILM:
+                self._switch_base(language.MINILM)  # nothing stored yet: the default
+            return
+        self.store.set_meta("encoder_choice_source", "override")
+        self.store.set_meta("encoder_choice_reason", "chosen on Categories & model")
+        self.store.set_meta("encoder_choice", choice)
+        if choice != _choice_of(self.encoder):
+            self._switch_base(choice)
+
+    def _switch_base(self, choice: str, store: bool = True) -> None:
+        encoder = load_encoder(bundled_source(choice), self.settings.device)
+        self.use_encoder(encoder)
+        if store:
+            self.store.set_meta("model_version", "")  # a fine-tuned version belongs to the model left
+
     # -- onboarding -------------------------------------------------------------------------
     #: The upload batch the demo starts with, so every page has new arrivals to show.
     DEMO_BATCH = "demo new arrivals"
@@ -865,6 +924,7 @@ class Workspace:
             if long:
                 raise IngestError(f"{filename}: category names over 100 characters, e.g. {long[0][:40]!r}…")
         self.store.upsert_items(items, source="catalog")
+        self.apply_language_rule()
         if new:
             created = self.import_categories(pd.DataFrame({"name": new}), filename)
         if "category" in items.columns:
@@ -915,6 +975,30 @@ def check_audience_request(store: Store, item_id: str) -> None:
             f"No item with id {str(item_id)[:80]!r} in the database: store it first "
             "(python -m coldrec predict FILE --save-batch NAME) or use a stored id."
         )
+
+
+def encoder_choice(store: Store, settings: Settings) -> dict[str, str]:
+    """See :meth:`Workspace.encoder_choice`."""
+    if settings.model:
+        return {"choice": "configured", "source": "configured", "reason": f"COLDREC_MODEL={settings.model}"}
+    if settings.encoder in language.CHOICES:
+        return {"choice": settings.encoder, "source": "setting", "reason": f"COLDREC_ENCODER={settings.encoder}"}
+    source = store.get_meta("encoder_choice_source") or "auto"
+    choice = store.get_meta("encoder_choice") or language.MINILM
+    reason = store.get_meta("encoder_choice_reason") or "no items yet: the default"
+    return {"choice": choice, "source": source, "reason": reason}
+
+
+def base_source(store: Store, settings: Settings) -> str | None:
+    """What :func:`~coldrec.encoder.load_encoder` loads as the workspace's base model."""
+    choice = encoder_choice(store, settings)
+    return settings.model if choice["source"] == "configured" else bundled_source(choice["choice"])
+
+
+def _choice_of(encoder: TextEncoder) -> str:
+    """Which bundled model an encoder is (MiniLM for it, its fine-tuned versions and test doubles)."""
+    backend = getattr(encoder, "backend", "")
+    return {"numpy": language.MULTILINGUAL, "pair": language.BOTH}.get(backend, language.MINILM)
 
 
 @dataclass

@@ -134,6 +134,7 @@ b.metric("Dimension", enc.dim)
 c.metric("Items embedded", f"{coverage['embedded']:,} / {coverage['items']:,}")
 d.metric("Cached vectors", f"{stats['cached_vectors']:,}")
 st.caption(f"Model {ui.md_escape(enc.name)} · pooling {getattr(enc, 'pooling', '?')} · max length {getattr(enc, 'max_length', '?')} tokens")
+ui.model_choice(ws)
 st.dataframe(ws.store.embedding_counts(), hide_index=True)
 missing = coverage["items"] - coverage["embedded"]
 if missing:
