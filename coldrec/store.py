@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +33,15 @@ MAX_ORDER_NUMBER = 2**31 - 1
 #: import: from a file; propagated: copied to look-alikes in one action; undo: an undone action.
 LABEL_SOURCES = ("manual", "accepted", "import", "propagated", "undo")
 ITEM_SOURCES = ("catalog", "upload")
+
+#: Statements that may change what a version counter reads (conservative: a false match only
+#: costs a re-read).
+_WRITE_SQL = re.compile(r"\b(INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|COPY|IMPORT|TRUNCATE|MERGE)\b", re.IGNORECASE)
+#: Writes so far in this process per database file, over every :class:`Store` of it. DuckDB lets one
+#: process write a file, and none can while this one holds it, so this count tells when a cached
+#: version counter (labels, items, settings, categories) is stale.
+_WRITES: dict[str, int] = {}
+_WRITES_LOCK = threading.Lock()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -197,6 +206,9 @@ class Store:
         # per-thread cursors piled up for the life of the server (one per rerun ever served).
         self._cursors: list[duckdb.DuckDBPyConnection] = []  # every cursor opened, closed with the store
         self._idle: list[duckdb.DuckDBPyConnection] = []  # those not in use now
+        # The version counters every rerun asks for many times (cache keys): read once per write.
+        self._writes_key = str(Path(self.path).resolve()) if self.path != ":memory:" else f":memory:{id(self)}"
+        self._readings: dict[object, tuple[int, object]] = {}
         self._cursors_lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         if self.path != ":memory:":
@@ -290,7 +302,7 @@ class Store:
 
         ``tables`` (frames or Arrow tables) are visible to the query by name.
         """
-        with self._registered(tables) as cur:
+        with self._registered(tables) as cur, self._counting_writes(sql):
             try:
                 return cur.execute(sql, params or []).df()
             except duckdb.Error as exc:
@@ -305,7 +317,7 @@ class Store:
 
         DuckDB 2 streams results: a result left unfetched blocks the cursor.
         """
-        with self._registered(tables) as cur:
+        with self._registered(tables) as cur, self._counting_writes(sql):
             try:
                 return cur.execute(sql, params or []).fetchall()
             except duckdb.Error as exc:
@@ -319,6 +331,27 @@ class Store:
                         "or its folder), so nothing can be saved; fix its permissions and restart"
                     ) from exc
                 raise
+
+    @contextmanager
+    def _counting_writes(self, sql: str) -> Iterator[None]:
+        """Count ``sql`` as a write of this file once it ran (or failed: counted either way)."""
+        try:
+            yield
+        finally:
+            if _WRITE_SQL.search(sql):
+                with _WRITES_LOCK:
+                    _WRITES[self._writes_key] = _WRITES.get(self._writes_key, 0) + 1
+
+    def _reading(self, key: object, read: Callable[[], object]) -> object:
+        """``read()``, kept until this process next writes the file (the count is taken first, so a
+        write racing the read only makes the next call read again)."""
+        count = _WRITES.get(self._writes_key, 0)
+        hit = self._readings.get(key)
+        if hit is not None and hit[0] == count:
+            return hit[1]
+        value = read()
+        self._readings[key] = (count, value)
+        return value
 
     @contextmanager
     def _registered(self, tables: dict[str, object] | None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -348,7 +381,7 @@ class Store:
 
     def get_meta(self, key: str) -> str | None:
         """A value from the meta table (``None`` when unset)."""
-        value = self._scalar("SELECT value FROM meta WHERE key = ?", [key])
+        value = self._reading(("meta", key), lambda: self._scalar("SELECT value FROM meta WHERE key = ?", [key]))
         return None if value is None else str(value)
 
     def set_meta(self, key: str, value: str, bump: bool = True) -> None:
@@ -371,9 +404,8 @@ class Store:
     def catalog_fingerprint(self) -> tuple[object, ...]:
         """Changes whenever items are added, or their text, brand or price edited (for caches)."""
         changed = "max(updated_at)" if self._has_updated_at else "max(added_at)"
-        return tuple(
-            self._exec(f"SELECT count(*), {changed}, count(*) FILTER (WHERE source = 'catalog') FROM items")[0]
-        )
+        sql = f"SELECT count(*), {changed}, count(*) FILTER (WHERE source = 'catalog') FROM items"
+        return self._reading("catalog_fingerprint", lambda: tuple(self._exec(sql)[0]))  # type: ignore[return-value]
 
     # -- categories -------------------------------------------------------------------------
     def upsert_categories(self, frame: pd.DataFrame) -> int:
@@ -412,7 +444,8 @@ class Store:
 
     def categories(self) -> pd.DataFrame:
         """All categories (name, description, path), by name."""
-        return self.query_df("SELECT name, description, path FROM categories ORDER BY name")
+        frame = self._reading("categories", lambda: self.query_df("SELECT name, description, path FROM categories ORDER BY name"))
+        return frame.copy(deep=False)  # type: ignore[attr-defined]  # a caller's new column stays its own
 
     def category_names(self) -> list[str]:
         """Names of all categories, sorted."""
@@ -652,7 +685,9 @@ class Store:
 
     def label_version(self) -> int:
         """Id of the newest label event: changes whenever labels change (for caches)."""
-        return int(self._scalar("SELECT coalesce(max(event_id), 0) FROM label_events") or 0)
+        return self._reading(  # type: ignore[return-value]
+            "label_version", lambda: int(self._scalar("SELECT coalesce(max(event_id), 0) FROM label_events") or 0)
+        )
 
     def label_counts(self) -> pd.DataFrame:
         """Labelled examples per category (zero for categories without any), by name."""

@@ -443,3 +443,33 @@ def test_out_of_range_purchases_are_refused_naming_the_row(store, column, value)
     with pytest.raises(DataImportError, match="row\\(s\\) 2$"):
         store.add_interactions(frame)
     assert store.interactions().empty
+
+
+def test_version_counters_are_read_once_per_write(tmp_path):
+    with Store(tmp_path / "v.duckdb") as store:
+        _seed(store)
+        statements = []
+        real = store._registered
+
+        def counting(tables):  # noqa: ANN001, ANN202
+            statements.append(1)
+            return real(tables)
+
+        store._registered = counting
+        first = (store.label_version(), store.catalog_fingerprint(), store.settings_version(), len(store.categories()))
+        statements.clear()
+        for _ in range(5):  # a rerun asks for them many times: nothing is read again
+            assert (store.label_version(), store.catalog_fingerprint(), store.settings_version(),
+                    len(store.categories())) == first
+        assert statements == []
+        store.label("a", "Cookware", who="ana")  # every write makes the next reading fresh
+        assert store.label_version() > first[0]
+        store.upsert_categories(pd.DataFrame({"name": ["Garden"]}))
+        assert len(store.categories()) == first[3] + 1
+        store.upsert_items(pd.DataFrame({"item_id": ["d"], "title": ["rake"]}), source="catalog")
+        assert store.catalog_fingerprint()[0] == first[1][0] + 1
+        store.set_meta("unsure_below", "0.4")
+        assert store.settings_version() == first[2] + 1
+        cats = store.categories()
+        cats["extra"] = 1  # a caller's column does not reach the next caller
+        assert "extra" not in store.categories().columns
