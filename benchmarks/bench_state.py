@@ -87,7 +87,7 @@ def _env(db: Path) -> dict[str, str]:
 
 def _prepare(checkout: Path, work: Path) -> Path:
     """A demo database initialised by ``checkout``'s own ``init``."""
-    db = work / f"{checkout.name}-{abs(hash(str(checkout)))}.duckdb"
+    db = Path(tempfile.mkdtemp(dir=work)) / "demo.duckdb"  # a new file each time: init refuses one that holds data
     subprocess.run([sys.executable, "-m", "coldrec", "init"], cwd=checkout, env=_env(db), check=True,
                    capture_output=True)
     return db

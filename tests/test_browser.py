@@ -384,6 +384,14 @@ def test_from_an_empty_database_to_labels_and_a_map_in_browser(empty_app_url) ->
             settle("Explore")
             no_exception("Explore")
 
+            # Fine-tune: the section says what it needs before it is offered (one label per category
+            # is far below the rule), with no exception on the way.
+            open_page("Categories & model", "Categories & model")
+            expect(page.get_by_text("Improve the model on your labels").first, f"no fine-tuning section {where}").to_be_visible(timeout=60_000)
+            expect(page.get_by_text("label examples of at least two categories first").or_(
+                page.get_by_text("fine-tuning needs")).first, f"no fine-tuning readiness {where}").to_be_visible(timeout=60_000)
+            no_exception("Categories & model (fine-tune)")
+
             # Every page again, now with data.
             for name, heading, shot in PAGES:
                 open_page(name, heading)
