@@ -267,7 +267,7 @@ def start_here(ws: Workspace, message: str, key: str) -> None:
     )
     with demo:
         st.caption(
-            "A shop of 448 products in 16 categories, 3,466 purchases by 160 shoppers, and 72 new arrivals "
+            "A shop of 448 products in 16 categories, 3,420 purchases by 160 shoppers, and 72 new arrivals "
             "uploaded as the batch “demo new arrivals”, ready to predict and label."
         )
         held = ws.readiness()

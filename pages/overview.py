@@ -29,7 +29,8 @@ with left:
         ui.page_link("pages/upload.py", "Upload & predict", icon="📤")
     counts = explore.category_overview(ws)
     if counts.empty:
-        st.caption(f"{ready['categories']} categories, no items yet.")
+        n = ready["categories"]
+        st.caption(f"{n} {'category' if n == 1 else 'categories'}, no items yet.")
     else:
         st.subheader("New arrivals by predicted category", anchor=False)
         st.caption(
