@@ -38,6 +38,8 @@ from benchmarks.bench_evaluate import DATA, OUT, machine  # noqa: E402
 from coldrec.evaluate import LabelledData, expected_calibration_error, load_labelled, make_splits  # noqa: E402
 
 CACHE = ROOT / "artifacts" / "bench_quality_vectors.npz"
+#: The encoder (``--model``): ``None`` = the bundled MiniLM; its vectors are cached in their own file.
+MODEL: str | None = None
 LEVELS = {"flipkart-l1-titles": "category", "flipkart-l2-titles": "category_l2", "flipkart-l1-full": "category",
           "jd-zh": "category"}
 #: The Chinese shared set (level 1, 11 classes); the bundled model is English, so this measures
@@ -70,18 +72,19 @@ def embedded(datasets: list[LabelledData]) -> tuple[dict[str, np.ndarray], np.nd
     texts = sorted({t for d in datasets for t in d.texts})
     prompts = sorted({category_prompt(c) for d in datasets for c in d.classes})
     cached: dict[str, np.ndarray] = {}
-    if CACHE.is_file():
-        z = np.load(CACHE, allow_pickle=True)
+    cache = CACHE if MODEL is None else CACHE.with_name(f"bench_quality_vectors_{MODEL.replace('/', '_')}.npz")
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=True)
         cached = dict(zip(z["texts"].tolist(), z["vectors"]))
     todo = [t for t in texts + prompts if t not in cached]
     if todo:
-        encoder = load_encoder(None)
+        encoder = load_encoder(MODEL)
         started = time.perf_counter()
         for t, v in zip(todo, embed_texts(encoder, todo)):
             cached[t] = v
         print(f"embedded {len(todo)} texts in {time.perf_counter() - started:.0f} s", flush=True)
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(CACHE, texts=np.array(list(cached), dtype=object), vectors=np.stack(list(cached.values())))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, texts=np.array(list(cached), dtype=object), vectors=np.stack(list(cached.values())))
     return cached, np.zeros(0)
 
 
@@ -278,7 +281,14 @@ def main() -> int:
     parser.add_argument("--levels", default="flipkart-l1-titles,flipkart-l2-titles")
     parser.add_argument("--cap", help="titles per class, one per level of --levels (default: CAPS)")
     parser.add_argument("--tag", default="", help="suffix of the results file")
+    parser.add_argument("--model", choices=["minilm", "multilingual"], default="minilm",
+                        help="the bundled encoder the vectors come from (multilingual: what the language rule picks for Chinese)")
     args = parser.parse_args()
+    global MODEL
+    if args.model == "multilingual":
+        from coldrec.config import MULTILINGUAL_MODEL_NAME
+
+        MODEL = MULTILINGUAL_MODEL_NAME
     levels = args.levels.split(",")
     caps = dict(zip(levels, map(int, args.cap.split(",")))) if args.cap else CAPS
     datasets = [capped(level, caps[level]) for level in levels]
@@ -311,6 +321,7 @@ def main() -> int:
     doc["load_average_after"] = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"quality_{args.mode}{('_' + args.tag) if args.tag else ''}.json"
+    doc["encoder"] = MODEL or "all-MiniLM-L6-v2"
     out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {out.relative_to(ROOT)}; wall {doc['wall_s']} s; load {doc['load_average_before']} -> {doc['load_average_after']}")
     return 0

@@ -233,3 +233,11 @@ def test_with_categories_but_no_items_every_page_works_and_try_a_product_predict
         assert not at.exception, (path, at.exception)
     at = at.switch_page("pages/queue.py").run()
     assert any("No items yet" in shown(i.value) for i in at.info)
+
+
+def test_one_category_and_no_items_reads_one_category(empty_env):
+    _ws().add_category("Garden Tools", "Spades, rakes and hoses", "")
+    at = _page("pages/overview.py")
+    assert not at.exception, at.exception
+    captions = [shown(c.value) for c in at.caption]
+    assert "1 category, no items yet." in captions, captions
