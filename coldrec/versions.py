@@ -114,8 +114,9 @@ def open_encoder(store, settings, model: str | None = None) -> TextEncoder:  # n
     setting = active_setting(store, settings, model)
     key = _setting_key(setting)
     known = _identities(store).get(key)
-    if known is not None:
-        return LazyEncoder(lambda: load_model(setting, settings.device), str(known["name"]), int(known["dim"]))
+    if known is not None and "backend" in known:
+        return LazyEncoder(lambda: load_model(setting, settings.device), str(known["name"]), int(known["dim"]),
+                           str(known["backend"]))
     encoder = load_model(setting, settings.device)
     _record(store, key, encoder)
     return encoder
@@ -133,10 +134,13 @@ class LazyEncoder:
     thread-safely; what loads must have the recorded name and dimension.
     """
 
-    def __init__(self, load: Callable[[], TextEncoder], name: str, dim: int) -> None:
+    def __init__(self, load: Callable[[], TextEncoder], name: str, dim: int, backend: str = "torch") -> None:
         self._load = load
         self.name = name
         self.dim = dim
+        #: Which kind of model loads (``torch``, ``onnx-int8``, ``numpy``, ``pair``): the language rule
+        #: asks for it on every ``predict``, and must not load the model to learn it.
+        self.backend = backend
         self._encoder: TextEncoder | None = None
         self._loading = threading.Lock()
 
@@ -145,7 +149,7 @@ class LazyEncoder:
         with self._loading:
             if self._encoder is None:
                 encoder = self._load()
-                if (encoder.name, encoder.dim) != (self.name, self.dim):
+                if (encoder.name, encoder.dim, getattr(encoder, "backend", "torch")) != (self.name, self.dim, self.backend):
                     raise ModelLoadError(
                         f"the model loaded as {encoder.name} ({encoder.dim} dims), but this database recorded "
                         f"{self.name} ({self.dim} dims): the model folder changed; restart to use it"
@@ -164,7 +168,7 @@ class LazyEncoder:
         return self.loaded().encode(texts, progress=progress)
 
     def __getattr__(self, attr: str) -> object:  # only for attributes not set in __init__
-        if attr.startswith("__") or attr in {"_load", "_encoder", "_loading"}:
+        if attr.startswith("__") or attr in {"_load", "_encoder", "_loading", "backend"}:
             raise AttributeError(attr)
         return getattr(self.loaded(), attr)
 
@@ -193,9 +197,10 @@ def _identities(store) -> dict[str, dict[str, object]]:  # noqa: ANN001 - Store
 
 def _record(store, key: str, encoder: TextEncoder) -> None:  # noqa: ANN001 - Store
     known = _identities(store)
-    if known.get(key) == {"name": encoder.name, "dim": encoder.dim}:
+    identity = {"name": encoder.name, "dim": encoder.dim, "backend": getattr(encoder, "backend", "torch")}
+    if known.get(key) == identity:
         return
-    known[key] = {"name": encoder.name, "dim": encoder.dim}
+    known[key] = identity
     try:
         store.set_meta(IDENTITY_KEY, json.dumps(known), bump=False)  # a record, not a setting
     except StoreError:  # a read-only database: it loads eagerly again next time

@@ -46,12 +46,17 @@ def test_the_encoder_module_imports_neither_finetune_nor_versions():
     assert not imported & {"finetune", "versions", "coldrec.finetune", "coldrec.versions"}
 
 
-def test_a_second_predict_of_embedded_titles_does_not_import_torch(monkeypatch, tmp_path, tiny_model_dir, small_catalog):
+@pytest.mark.parametrize("configured", [True, False], ids=["COLDREC_MODEL", "bundled, language rule"])
+def test_a_second_predict_of_embedded_titles_does_not_import_torch(monkeypatch, tmp_path, tiny_model_dir, small_catalog,
+                                                                    configured):
     catalog, categories = small_catalog
     catalog.to_csv(tmp_path / "catalog.csv", index=False)
     categories.to_csv(tmp_path / "categories.csv", index=False)
-    env = {**os.environ, "COLDREC_DB": str(tmp_path / "cli.duckdb"), "COLDREC_MODEL": str(tiny_model_dir),
-           "COLDREC_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "COLDREC_DB": str(tmp_path / "cli.duckdb"), "COLDREC_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+    env.pop("COLDREC_MODEL", None)
+    monkeypatch.delenv("COLDREC_MODEL", raising=False)
+    if configured:
+        env["COLDREC_MODEL"] = str(tiny_model_dir)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert main(["init", "--catalog", str(tmp_path / "catalog.csv"), "--categories", str(tmp_path / "categories.csv")]) == 0
