@@ -158,3 +158,31 @@ def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     """Random unit vectors."""
     x = rng.normal(size=(n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, tiny_model_dir, small_catalog):
+    """An initialised CLI database (the small catalog, the tiny model) and its folder."""
+    from coldrec.cli import main
+
+    catalog, categories = small_catalog
+    catalog.to_csv(tmp_path / "catalog.csv", index=False)
+    categories.to_csv(tmp_path / "categories.csv", index=False)
+    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "cli.duckdb"))
+    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
+    assert main(["init", "--catalog", str(tmp_path / "catalog.csv"), "--categories", str(tmp_path / "categories.csv")]) == 0
+    return tmp_path
+
+
+@pytest.fixture
+def uploaded(app_env, tiny_encoder):
+    """The dashboard database of ``app_env`` with four new products uploaded as batch ``new``."""
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+    from tests.test_pages_loop import NEW
+
+    ws = Workspace(Store(app_env / "app.duckdb"), tiny_encoder)
+    ws.upload_and_predict(NEW, batch="new")
+    ws.close()
+    return app_env

@@ -10,18 +10,6 @@ import pytest
 from coldrec.cli import main
 
 
-@pytest.fixture
-def env(monkeypatch, tmp_path, tiny_model_dir, small_catalog):
-    catalog, categories = small_catalog
-    catalog.to_csv(tmp_path / "catalog.csv", index=False)
-    categories.to_csv(tmp_path / "categories.csv", index=False)
-    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "cli.duckdb"))
-    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
-    assert main(["init", "--catalog", str(tmp_path / "catalog.csv"), "--categories", str(tmp_path / "categories.csv")]) == 0
-    return tmp_path
-
-
 def test_init_if_missing_leaves_an_existing_database(env, capsys):
     assert main(["init", "--if-missing"]) == 0
     assert "nothing to do" in capsys.readouterr().out

@@ -17,43 +17,31 @@ from coldrec.store import Store
 from tests.conftest import PROJECT
 
 
-@pytest.fixture
-def env(monkeypatch, tmp_path, tiny_model_dir, small_catalog):
-    catalog, categories = small_catalog
-    catalog.to_csv(tmp_path / "catalog.csv", index=False)
-    categories.to_csv(tmp_path / "categories.csv", index=False)
-    monkeypatch.setenv("COLDREC_DB", str(tmp_path / "shop.duckdb"))
-    monkeypatch.setenv("COLDREC_MODEL", str(tiny_model_dir))
-    monkeypatch.setenv("COLDREC_DEVICE", "cpu")
-    assert main(["init", "--catalog", str(tmp_path / "catalog.csv"), "--categories", str(tmp_path / "categories.csv")]) == 0
-    return tmp_path
-
-
 def _stats(path) -> dict[str, int]:
     with Store(path) as store:
         return store.stats()
 
 
 def test_init_refuses_a_database_that_holds_data(env, capsys):
-    before = _stats(env / "shop.duckdb")
+    before = _stats(env / "cli.duckdb")
     capsys.readouterr()
     assert main(["init"]) == 2  # the demo, into a shop's database
     err = capsys.readouterr().err
     assert "already holds 3 categories, 12 items" in err and "--merge" in err and "Nothing was changed" in err
-    assert _stats(env / "shop.duckdb") == before
+    assert _stats(env / "cli.duckdb") == before
     # The user's own catalog again: refused as well.
     assert main(["init", "--catalog", str(env / "catalog.csv"), "--categories", str(env / "categories.csv")]) == 2
-    assert _stats(env / "shop.duckdb") == before
+    assert _stats(env / "cli.duckdb") == before
 
 
 def test_init_if_missing_leaves_a_database_with_data_even_without_the_initialised_mark(env, capsys):
-    with Store(env / "shop.duckdb") as store:  # e.g. filled from the dashboard's own import
+    with Store(env / "cli.duckdb") as store:  # e.g. filled from the dashboard's own import
         store.set_meta("initialised", "")
-    before = _stats(env / "shop.duckdb")
+    before = _stats(env / "cli.duckdb")
     capsys.readouterr()
     assert main(["init", "--if-missing"]) == 0
     assert "nothing to do" in capsys.readouterr().out
-    assert _stats(env / "shop.duckdb") == before
+    assert _stats(env / "cli.duckdb") == before
 
 
 def test_init_merge_adds_when_told_explicitly(env, small_catalog):
@@ -61,7 +49,7 @@ def test_init_merge_adds_when_told_explicitly(env, small_catalog):
     more = catalog.assign(item_id=catalog["item_id"] + "x")
     more.to_csv(env / "more.csv", index=False)
     assert main(["init", "--merge", "--catalog", str(env / "more.csv"), "--categories", str(env / "categories.csv")]) == 0
-    assert _stats(env / "shop.duckdb")["catalog_items"] == 24
+    assert _stats(env / "cli.duckdb")["catalog_items"] == 24
 
 
 def _make_dry_run(**env: str) -> str:

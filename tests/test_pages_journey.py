@@ -4,7 +4,6 @@ Label next, the sidebar while labelling, the SQL box's size limit, table cells."
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from coldrec import ui
@@ -13,28 +12,7 @@ from coldrec.workspace import Workspace
 
 from tests.conftest import PROJECT
 from tests.test_pages import shown
-
-NEW = pd.DataFrame(
-    {
-        "item_id": ["n1", "n2", "n3", "n4"],
-        "title": ["steel frying pan", "leather boot", "dog food pack", "wool socks"],
-        "description": [""] * 4,
-    }
-)
-
-
-@pytest.fixture
-def uploaded(app_env, tiny_encoder):
-    ws = Workspace(Store(app_env / "app.duckdb"), tiny_encoder)
-    ws.upload_and_predict(NEW, batch="new")
-    ws.close()
-    return app_env
-
-
-def _page(path: str) -> AppTest:
-    at = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=120)
-    at.run()
-    return at.switch_page(path).run()
+from tests.test_pages_loop import _page
 
 
 def test_adding_a_category_then_opening_label_next_does_not_crash(uploaded):

@@ -7,8 +7,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from coldrec import ui
-from coldrec.store import Store
-from coldrec.workspace import Workspace
 
 from tests.conftest import PROJECT
 from tests.test_pages import shown
@@ -20,14 +18,6 @@ NEW = pd.DataFrame(
         "description": [""] * 4,
     }
 )
-
-
-@pytest.fixture
-def uploaded(app_env, tiny_encoder):
-    ws = Workspace(Store(app_env / "app.duckdb"), tiny_encoder)
-    ws.upload_and_predict(NEW, batch="new")
-    ws.close()
-    return app_env
 
 
 def _page(path: str) -> AppTest:
