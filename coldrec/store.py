@@ -547,6 +547,15 @@ class Store:
             [[str(i) for i in item_ids]],
         ).set_index("item_id")
 
+    def upload_batches_of(self, item_ids: Sequence[str]) -> dict[str, str]:
+        """The upload batch each of the given ids is in now (ids not uploaded yet are absent)."""
+        rows = self._exec(
+            """SELECT item_id, batch FROM items WHERE source = 'upload' AND batch IS NOT NULL
+               AND item_id IN (SELECT unnest(?::VARCHAR[]))""",
+            [[str(i) for i in item_ids]],
+        )
+        return {item_id: batch for item_id, batch in rows}
+
     def item_record(self, item_id: str) -> pd.DataFrame:
         """One item with its current label: item_id, title, description, brand, price, source, batch,
         category (no row for an unknown id). One indexed lookup, however large the catalog."""

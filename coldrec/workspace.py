@@ -223,7 +223,14 @@ class Workspace:
         """
         self.classifier()  # raises NotReadyError when there are no categories yet
         warnings: list[str] = []
+        earlier = {i: b for i, b in self.store.upload_batches_of(items["item_id"].tolist()).items() if b != batch}
         self.add_upload(items, batch=batch)
+        if earlier:  # the same product uploaded again: it moves to this batch, and the user is told
+            shown = ", ".join(f"{i!r} (was in {b!r})" for i, b in list(earlier.items())[:5])
+            warnings.append(
+                f"{len(earlier)} product(s) had been uploaded before with the same id and text and now "
+                f"belong to batch {batch!r}: {shown}"
+            )
         if "category" in items.columns:
             known = set(self.store.category_names())
             given = items[items["category"] != ""]

@@ -299,6 +299,20 @@ def test_upload_reusing_a_catalog_id_is_refused_before_anything_is_stored(worksp
     assert saved() == before and workspace.store.items().set_index("item_id").loc["C1", "title"] == "steel frying pan"
 
 
+def test_uploading_a_product_again_moves_it_to_the_new_batch_and_says_so(workspace):
+    first = load_items(b"id,title\nn1,wok lid\nn2,kite string\n", "monday.csv")
+    _, warnings = workspace.upload_and_predict(first, "monday")
+    assert warnings == []
+    again = load_items(b"id,title\nn1,wok lid\nn3,garden hose\n", "tuesday.csv")
+    _, warnings = workspace.upload_and_predict(again, "tuesday")
+    assert len(warnings) == 1 and "'n1' (was in 'monday')" in warnings[0] and "'tuesday'" in warnings[0]
+    assert "n2" not in warnings[0] and "n3" not in warnings[0]
+    batches = workspace.store.upload_batches_of(["n1", "n2", "n3", "C1"])
+    assert batches == {"n1": "tuesday", "n2": "monday", "n3": "tuesday"}
+    _, warnings = workspace.upload_and_predict(again, "tuesday")  # the same file into the same batch: nothing moved
+    assert warnings == []
+
+
 def test_purchase_ids_with_gaps_and_fractional_orders(workspace):
     from coldrec.audience import load_interactions
 
