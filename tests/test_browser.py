@@ -118,9 +118,21 @@ def test_upload_predict_label_in_browser(app_url) -> None:
         return page.locator("h1", has_text=re.compile(rf"^{re.escape(text)}$"))
 
     def open_page(name: str, heading: str) -> None:
-        # Whole-name match: "Label" must not also pick "Label next".
-        page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"{re.escape(name)}$")).click()
-        expect(title(heading), f"no '{heading}' title {where}").to_be_visible(timeout=60_000)
+        # Seen once in four traced runs (websocket frames logged): a page link clicked in the second
+        # between a run that ended with st.rerun() (an onboarding step) and that rerun is answered
+        # with the old page: Streamlit folds the click's rerun request into the script's own. The
+        # request was sent and the server was idle afterwards, so the click is made again.
+        link = page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"{re.escape(name)}$"))
+        for attempt in range(3):
+            link.click()
+            try:
+                expect(title(heading)).to_be_visible(timeout=30_000 if attempt < 2 else 90_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise AssertionError(f"no '{heading}' title {where}") from None
+        page.wait_for_timeout(300)  # the run starts after the title of the new page arrives
+        settle(name)
 
     def no_exception(name: str) -> None:
         boxes = page.locator('[data-testid="stException"]')
@@ -356,22 +368,18 @@ def test_from_an_empty_database_to_labels_and_a_map_in_browser(empty_app_url) ->
             settle("import categories")
             no_exception("Overview (categories imported)")
 
-            # One more category typed in on Categories & model.
+            # One more category typed in on Categories & model. The category table is drawn on a
+            # canvas and the "Added" toast lasts seconds (under load it was gone before the check
+            # ran, which read as a lost click): the sidebar's category count is what must move.
             open_page("Categories & model", "Categories & model")
-            for attempt in range(2):  # a lost click (see open_page): the form is filled and sent again
-                if not page.get_by_label("Name", exact=True).is_visible():
-                    page.get_by_text("Add a category", exact=True).click()
-                page.get_by_label("Name", exact=True).fill("Car Care")
-                page.get_by_label("One-line description (zero-shot prediction reads it)").fill("Engine oil, car wax and cleaning for cars")
-                page.get_by_role("button", name="Add category").click()
-                settle("add category")
-                try:
-                    expect(page.get_by_text("Car Care").first).to_be_visible(timeout=45_000)
-                    break
-                except AssertionError:
-                    if attempt == 1:
-                        page.screenshot(path=SHOTS / "failed_add_category.png", full_page=True)
-                        raise AssertionError(f"category not added {where}") from None
+            count = page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"Categories: \d+")).first
+            before = int(re.search(r"Categories: (\d+)", count.inner_text()).group(1))
+            page.get_by_text("Add a category", exact=True).click()
+            page.get_by_label("Name", exact=True).fill("Car Care")
+            page.get_by_label("One-line description (zero-shot prediction reads it)").fill("Engine oil, car wax and cleaning for cars")
+            page.get_by_role("button", name="Add category").click()
+            expect(count, f"category not added {where}").to_have_text(re.compile(rf"Categories: {before + 1}$"), timeout=60_000)
+            settle("add category")
             no_exception("Categories & model (added)")
 
             # Upload and predict.
