@@ -72,7 +72,7 @@ def test_the_multilingual_encoder_reads_at_most_max_length_tokens():
 def _catalog_ws(tmp_path, encoder, settings=None, frame=CATALOG) -> Workspace:
     settings = settings or Settings(db_path=tmp_path / "zh.duckdb", model=None, device="cpu")
     ws = Workspace(Store(settings.db_path), encoder, settings)
-    ws.import_catalog(frame.copy(), "商品.csv")
+    ws.imports.import_catalog(frame.copy(), "商品.csv")
     return ws
 
 
@@ -80,11 +80,11 @@ def test_a_chinese_catalogue_switches_the_workspace_to_the_multilingual_encoder(
     ws = _catalog_ws(tmp_path, tiny_encoder)
     try:
         assert ws.encoder.name == MULTILINGUAL_MODEL_NAME
-        choice = ws.encoder_choice()
+        choice = ws.models.encoder_choice()
         assert choice["choice"] == language.MULTILINGUAL and choice["source"] == "auto"
         assert language.RULE in choice["reason"]
-        assert ws.embedding_coverage()["embedded"] == len(CATALOG)  # embedded with the chosen model
-        prediction = ws.predict_text("OPPO Find X7 手机 5G").predictions[0]
+        assert ws.vectors.embedding_coverage()["embedded"] == len(CATALOG)  # embedded with the chosen model
+        prediction = ws.predictor.predict_text("OPPO Find X7 手机 5G").predictions[0]
         assert prediction.category == "手机"
         # Fine-tuning is not offered for it, and the page says why.
         assert "cannot be fine-tuned" in finetune.readiness(ws)["reason"]
@@ -101,29 +101,29 @@ def test_a_chinese_catalogue_switches_the_workspace_to_the_multilingual_encoder(
 def test_an_english_catalogue_keeps_minilm(workspace):
     # The conftest workspace: English titles, the tiny model standing in for MiniLM.
     before = workspace.encoder.name
-    assert workspace.encoder_choice()["choice"] == language.MINILM
-    assert workspace.apply_language_rule() == language.MINILM
+    assert workspace.models.encoder_choice()["choice"] == language.MINILM
+    assert workspace.models.apply_language_rule() == language.MINILM
     assert workspace.encoder.name == before
 
 
 def test_the_page_override_and_back_to_automatic(tmp_path, tiny_encoder, monkeypatch):
-    import coldrec.workspace as workspace_module
+    import coldrec.services.models as models_module
 
     # Loading MiniLM is replaced by the tiny model (the rule, not the weights, is under test).
-    real_load = workspace_module.load_encoder
-    monkeypatch.setattr(workspace_module, "load_encoder",
+    real_load = models_module.load_encoder
+    monkeypatch.setattr(models_module, "load_encoder",
                         lambda model, device=None: tiny_encoder if model is None else real_load(model, device))
     ws = _catalog_ws(tmp_path, tiny_encoder)
     try:
-        ws.set_encoder_choice("minilm")
+        ws.models.set_encoder_choice("minilm")
         assert ws.encoder is tiny_encoder
-        assert ws.encoder_choice() == {"choice": "minilm", "source": "override", "reason": "chosen on Categories & model"}
-        ws.add_upload(CATALOG.assign(item_id=CATALOG["item_id"] + "u", description=""), "more")
+        assert ws.models.encoder_choice() == {"choice": "minilm", "source": "override", "reason": "chosen on Categories & model"}
+        ws.imports.add_upload(CATALOG.assign(item_id=CATALOG["item_id"] + "u", description=""), "more")
         assert ws.encoder is tiny_encoder  # an override is kept whatever arrives
-        ws.set_encoder_choice("auto")
-        assert ws.encoder.name == MULTILINGUAL_MODEL_NAME and ws.encoder_choice()["source"] == "auto"
+        ws.models.set_encoder_choice("auto")
+        assert ws.encoder.name == MULTILINGUAL_MODEL_NAME and ws.models.encoder_choice()["source"] == "auto"
         with pytest.raises(ValueError):
-            ws.set_encoder_choice("bert")
+            ws.models.set_encoder_choice("bert")
     finally:
         ws.close()
 
@@ -132,14 +132,14 @@ def test_coldrec_model_and_coldrec_encoder_win_over_the_rule(tmp_path, tiny_enco
     configured = Settings(db_path=tmp_path / "a.duckdb", model=str(tiny_model_dir), device="cpu")
     ws = _catalog_ws(tmp_path, tiny_encoder, configured)
     try:
-        assert ws.encoder is tiny_encoder and ws.encoder_choice()["source"] == "configured"
+        assert ws.encoder is tiny_encoder and ws.models.encoder_choice()["source"] == "configured"
     finally:
         ws.close()
     pinned = Settings(db_path=tmp_path / "b.duckdb", model=None, device="cpu", encoder="multilingual")
     ws = Workspace(Store(pinned.db_path), tiny_encoder, pinned)
     try:
-        assert ws.encoder_choice() == {"choice": "multilingual", "source": "setting", "reason": "COLDREC_ENCODER=multilingual"}
-        assert ws.base_source() == MULTILINGUAL_MODEL_NAME
+        assert ws.models.encoder_choice() == {"choice": "multilingual", "source": "setting", "reason": "COLDREC_ENCODER=multilingual"}
+        assert ws.models.base_source() == MULTILINGUAL_MODEL_NAME
     finally:
         ws.close()
 
@@ -195,12 +195,12 @@ def test_a_mixed_catalogue_gets_both_models(tmp_path, tiny_encoder, monkeypatch)
                                       "shoe"]})
     ws = _catalog_ws(tmp_path, tiny_encoder, frame=pd.concat([CATALOG, english], ignore_index=True))
     try:
-        assert ws.encoder_choice()["choice"] == language.BOTH
+        assert ws.models.encoder_choice()["choice"] == language.BOTH
         assert isinstance(ws.encoder, PairEncoder) and ws.encoder.name == BOTH_MODEL_NAME
         assert ws.encoder.dim == tiny_encoder.dim + 512
         vectors = ws.encoder.encode(["黄金戒指", "steel pan"])
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-        assert ws.predict_text("OPPO Find X7 手机 5G").predictions[0].category == "手机"
+        assert ws.predictor.predict_text("OPPO Find X7 手机 5G").predictions[0].category == "手机"
         assert "cannot be fine-tuned" in finetune.readiness(ws)["reason"]
     finally:
         ws.close()
@@ -214,6 +214,6 @@ def test_predict_of_a_file_applies_the_rule_without_storing_it(workspace, tiny_e
                         lambda model=None, device=None, batch_size=None, backend=None, **kw:
                         tiny_encoder if model is None else real_load(model, device, batch_size, backend, **kw))
     titles = CATALOG["title"].tolist() * 5  # 60 Chinese titles against the 12 English stored ones
-    assert workspace.apply_language_rule(extra_texts=titles, store=False) == language.BOTH
+    assert workspace.models.apply_language_rule(extra_texts=titles, store=False) == language.BOTH
     assert workspace.encoder.backend == "pair"
-    assert workspace.encoder_choice()["choice"] == language.MINILM  # nothing stored
+    assert workspace.models.encoder_choice()["choice"] == language.MINILM  # nothing stored

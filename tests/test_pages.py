@@ -73,7 +73,7 @@ def test_label_editor_saves_to_duckdb_and_changes_the_next_prediction(app_env):
     at = _upload(_page("pages/upload.py"))
     ws = ui._open_workspace()
     items = ws.store.items(batch=ws.store.batches()["batch"][0])
-    before = ws.predict(items).predictions[0]
+    before = ws.predictor.predict(items).predictions[0]
     target = next(c for c in ws.store.category_names() if c != before.category)
 
     at = at.switch_page("pages/label.py").run()
@@ -85,7 +85,7 @@ def test_label_editor_saves_to_duckdb_and_changes_the_next_prediction(app_env):
     at = save.click().run()
     assert not at.exception, at.exception
     assert ws.store.labels().set_index("item_id").loc["n1", "category"] == target
-    after = ws.predict(items).predictions[0]
+    after = ws.predictor.predict(items).predictions[0]
     assert after.top[0][0] == target and after.top[0][1] > 0.9
     assert all(e[0] != "n1" for e in after.evidence)
 

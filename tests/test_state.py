@@ -27,18 +27,18 @@ class RotatedEncoder:
 
 
 def test_a_model_switch_replaces_the_item_index_vectors(workspace):
-    old = workspace.item_index()
-    workspace.similar_catalog_items(old.vectors[:1], k=3)  # the index is built and in use
+    old = workspace.vectors.item_index()
+    workspace.vectors.similar_catalog_items(old.vectors[:1], k=3)  # the index is built and in use
     rotated = RotatedEncoder(workspace.encoder)
-    workspace.use_encoder(rotated)
-    index = workspace.item_index()
-    items = workspace.items()
+    workspace.models.use_encoder(rotated)
+    index = workspace.vectors.item_index()
+    items = workspace.catalog.items()
     expected = rotated.encode([item_text(t, d) for t, d in zip(items["title"], items["description"])])
     rows = [index.row_of(i) for i in items["item_id"]]
     np.testing.assert_allclose(index.vectors[rows], expected, atol=1e-5)
     # and the neighbours served are the new model's
     query = expected[:1]
-    found = workspace.similar_catalog_items(query, k=1, exclude=[None])[0][0]
+    found = workspace.vectors.similar_catalog_items(query, k=1, exclude=[None])[0][0]
     assert found[0] == items["item_id"].iloc[0] and found[1] > 0.999
 
 
@@ -46,24 +46,21 @@ def test_embedding_coverage_follows_the_embedding_cache(workspace):
     workspace.store.upsert_items(
         pd.DataFrame({"item_id": ["u1"], "title": ["brand new kettle"], "description": [""]}), source="upload", batch="b"
     )
-    assert workspace.embedding_coverage() == {"items": 13, "embedded": 12}
+    assert workspace.vectors.embedding_coverage() == {"items": 13, "embedded": 12}
     # another process (``coldrec embed``) fills the cache: the items did not change, the coverage did
     embed_texts(workspace.encoder, [item_text("brand new kettle", "")], cache=workspace.store)
-    assert workspace.embedding_coverage() == {"items": 13, "embedded": 13}
+    assert workspace.vectors.embedding_coverage() == {"items": 13, "embedded": 13}
 
 
-def test_a_sessions_batch_predictions_follow_a_model_switch(workspace, monkeypatch):
-    from coldrec import ui
-
-    monkeypatch.setattr(ui.st, "session_state", {})
+def test_batch_predictions_follow_a_model_switch(workspace):
     workspace.store.upsert_items(
         pd.DataFrame({"item_id": ["u1"], "title": ["steel frying pan"], "description": [""]}), source="upload", batch="b"
     )
-    first = ui.batch_predictions(workspace, "b")
-    assert ui.batch_predictions(workspace, "b") is first  # kept while nothing changed
+    first = workspace.predictor.batch_predictions("b")
+    assert workspace.predictor.batch_predictions("b") is first  # kept while nothing changed
     rotated = RotatedEncoder(workspace.encoder)
-    workspace.use_encoder(rotated)
-    after = ui.batch_predictions(workspace, "b")
+    workspace.models.use_encoder(rotated)
+    after = workspace.predictor.batch_predictions("b")
     np.testing.assert_allclose(after.vectors, rotated.encode(["steel frying pan"]), atol=1e-5)
 
 
@@ -79,17 +76,17 @@ def test_threads_share_a_bounded_pool_of_cursors(store):
 
 
 def test_an_upload_predicts_its_batch_once(app_env, monkeypatch):
-    from coldrec.workspace import Workspace
+    from coldrec.services.predictor import PredictorService
     from tests.test_pages import _page, _upload
 
     calls = []
-    real_predict = Workspace.predict
+    real_predict = PredictorService.predict
 
     def counting(self, items, *args, **kwargs):  # noqa: ANN001, ANN202
         calls.append(len(items))
         return real_predict(self, items, *args, **kwargs)
 
-    monkeypatch.setattr(Workspace, "predict", counting)
+    monkeypatch.setattr(PredictorService, "predict", counting)
     at = _upload(_page("pages/upload.py"))
     assert not at.exception, at.exception
     assert calls == [3]  # the page shows the batch the upload computed

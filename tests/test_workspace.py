@@ -21,13 +21,13 @@ def test_init_loads_catalog_labels_and_embeddings(workspace):
 
 def test_init_twice_adds_no_duplicate_labels(workspace, tmp_path):
     before = len(workspace.store.label_history())
-    counts = workspace.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+    counts = workspace.imports.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
     assert counts["labels"] == 0 and len(workspace.store.label_history()) == before
 
 
 def test_predict_returns_top3_evidence_and_catalog_neighbours(workspace):
     items = pd.DataFrame({"item_id": ["n1", "n2"], "title": ["steel frying pan", "dog food pack"], "description": ["", ""]})
-    batch = workspace.predict(items)
+    batch = workspace.predictor.predict(items)
     frame = batch.frame()
     assert frame["item_id"].tolist() == ["n1", "n2"]
     # Identical catalog text is the nearest neighbour with cosine 1.
@@ -42,34 +42,34 @@ def test_a_label_changes_the_next_prediction(workspace):
         pd.DataFrame({"item_id": ["u1"], "title": ["yoga mat"], "description": [""]}), source="upload", batch="b1"
     )
     items = workspace.store.items(batch="b1")
-    before = workspace.predict(items).predictions[0]
+    before = workspace.predictor.predict(items).predictions[0]
     target = next(c for c in ["Cookware", "Footwear", "Pet Supplies"] if c != before.category)
     for n in range(6):
         workspace.store.upsert_items(
             pd.DataFrame({"item_id": [f"y{n}"], "title": ["yoga mat"], "description": [""]}), source="upload"
         )
-        workspace.label(f"y{n}", target, who="ana")
-    after = workspace.predict(items).predictions[0]
+        workspace.labels.label(f"y{n}", target, who="ana")
+    after = workspace.predictor.predict(items).predictions[0]
     assert after.category == target
 
 
 def test_classifier_is_reused_until_labels_change(workspace):
-    first = workspace.classifier()
-    assert workspace.classifier() is first
-    workspace.label("C1", "Footwear", who="ana")
-    assert workspace.classifier() is not first
+    first = workspace.predictor.classifier()
+    assert workspace.predictor.classifier() is first
+    workspace.labels.label("C1", "Footwear", who="ana")
+    assert workspace.predictor.classifier() is not first
 
 
 def test_predictions_are_saved_for_stored_items(workspace):
     workspace.store.upsert_items(pd.DataFrame({"item_id": ["u1"], "title": ["wool socks"]}), source="upload", batch="b")
-    batch = workspace.predict(workspace.store.items(batch="b"))
-    workspace.save_predictions(batch)
+    batch = workspace.predictor.predict(workspace.store.items(batch="b"))
+    workspace.predictor.save_predictions(batch)
     saved = workspace.store.predictions(workspace.encoder.name)
     assert saved["item_id"].tolist() == ["u1"] and saved.loc[0, "category"] == batch.predictions[0].category
 
 
 def test_predict_text_splits_title_and_description(workspace):
-    batch = workspace.predict_text("cast iron skillet\nheavy pan for the oven")
+    batch = workspace.predictor.predict_text("cast iron skillet\nheavy pan for the oven")
     assert batch.items.loc[0, "title"] == "cast iron skillet"
     assert batch.items.loc[0, "description"] == "heavy pan for the oven"
     assert np.isclose(np.linalg.norm(batch.vectors[0]), 1.0)
@@ -86,12 +86,12 @@ def test_reuploading_the_same_products_never_re_embeds_them(workspace):
             calls.append(len(texts))
             return real_encode(texts, progress)
 
-    workspace.encoder = Spy()
+    workspace.models.use_encoder(Spy())
     items = pd.DataFrame({"item_id": ["n1", "n2"], "title": ["wool jacket", "linen shirt"], "description": ["", ""]})
-    workspace.predict(items)
+    workspace.predictor.predict(items)
     assert sum(calls) >= 2
     calls.clear()
-    workspace.predict(items.assign(item_id=["again1", "again2"]))
+    workspace.predictor.predict(items.assign(item_id=["again1", "again2"]))
     assert calls == []
 
 
@@ -102,44 +102,44 @@ def test_item_index_is_saved_beside_the_database_and_reloaded(workspace, tiny_en
     from coldrec.store import Store
     from coldrec.workspace import Workspace
 
-    index = workspace.item_index()
+    index = workspace.vectors.item_index()
     assert len(index) == len(workspace.store.items())
-    folder = workspace._index_folder()
+    folder = workspace.vectors.index_folder()
     assert folder is not None and (folder / "manifest.json").exists()
     assert str(folder).startswith(str(workspace.store.path))  # beside the database file
     path, settings = workspace.store.path, workspace.settings
     workspace.close()
     with Workspace(Store(path), tiny_encoder, settings) as again:
-        reloaded = again.item_index()
+        reloaded = again.vectors.item_index()
         assert reloaded is not index and reloaded.ids == index.ids
         np.testing.assert_allclose(reloaded.vectors, index.vectors)
 
 
 def test_an_upload_extends_the_graph_and_its_items_learn_from_labels(workspace):
-    before = workspace.classifier()
-    n_before = len(workspace.item_index().ids)
+    before = workspace.predictor.classifier()
+    n_before = len(workspace.vectors.item_index().ids)
     items = pd.DataFrame({"item_id": ["u1", "u2"], "title": ["steel frying pan", "dog food pack"], "description": ["", ""]})
-    workspace.add_upload(items, batch="b")
-    model = workspace.classifier()
-    assert model is not before and len(workspace.item_index().ids) == n_before + 2
+    workspace.imports.add_upload(items, batch="b")
+    model = workspace.predictor.classifier()
+    assert model is not before and len(workspace.vectors.item_index().ids) == n_before + 2
     assert model.label_distributions_.shape[0] == n_before + 2  # the graph grew; nothing was rebuilt from scratch
     # Labelling the upload's twin in the catalog moves the upload's prediction at once.
-    first = workspace.predict(items).predictions[0]
+    first = workspace.predictor.predict(items).predictions[0]
     c1_label = workspace.store.labels().set_index("item_id").loc["C1", "category"]
     target = next(c for c in workspace.store.category_names() if c not in (first.category, c1_label))
-    workspace.label("C1", target, who="ana")  # C1 has the same text as u1
-    after = workspace.predict(items).predictions[0]
+    workspace.labels.label("C1", target, who="ana")  # C1 has the same text as u1
+    after = workspace.predictor.predict(items).predictions[0]
     assert dict(after.top).get(target, 0.0) > dict(first.top).get(target, 0.0) + 0.03
 
 
 def test_incremental_refresh_matches_a_fresh_fit(workspace, tiny_encoder):
     from coldrec.workspace import Workspace
 
-    workspace.classifier()
+    workspace.predictor.classifier()
     for item_id, category in [("C2", "Footwear"), ("F1", "Pet Supplies"), ("P2", "Cookware")]:
-        workspace.label(item_id, category, who="ana")
-        incremental = workspace.classifier()
-    fresh = Workspace(workspace.store, tiny_encoder, workspace.settings).classifier()
+        workspace.labels.label(item_id, category, who="ana")
+        incremental = workspace.predictor.classifier()
+    fresh = Workspace(workspace.store, tiny_encoder, workspace.settings).predictor.classifier()
     from coldrec.graph import distributions
 
     # The propagation matches; beta is refitted only when the labels grew by a fifth.
@@ -150,65 +150,66 @@ def test_incremental_refresh_matches_a_fresh_fit(workspace, tiny_encoder):
 def test_large_workspaces_refit_calibration_in_the_background(workspace, monkeypatch):
     import time
 
-    import coldrec.workspace as workspace_module
-    from coldrec.workspace import Workspace
+    import coldrec.services.predictor as predictor_module
+    from coldrec.services.predictor import PredictorService
 
-    monkeypatch.setattr(workspace_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
+    monkeypatch.setattr(predictor_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
     items = pd.DataFrame({"item_id": [f"u{i}" for i in range(4)], "title": ["steel pan", "dog bed", "boot", "wok"],
                           "description": [""] * 4})
-    workspace.add_upload(items, batch="b")
+    workspace.imports.add_upload(items, batch="b")
     asked = []
-    real = Workspace._refit_in_background
-    monkeypatch.setattr(Workspace, "_refit_in_background", lambda self, state, calibration: asked.append((state, calibration)))
+    real = PredictorService._refit_in_background
+    monkeypatch.setattr(PredictorService, "_refit_in_background", lambda self, state, calibration: asked.append((state, calibration)))
 
     def finish() -> None:
-        real(workspace, *asked[-1])
+        real(workspace.predictor, *asked[-1])
         deadline = time.time() + 30
-        while workspace.refitting() and time.time() < deadline:
+        while workspace.predictor.refitting() and time.time() < deadline:
             time.sleep(0.05)
 
-    first = workspace.classifier()
+    first = workspace.predictor.classifier()
     assert asked == [(False, True)] and first._fit.beta_fitted is False  # the label-free beta first ...
     finish()
-    assert workspace._refit_epoch == 1 and workspace.classifier()._fit.beta_fitted is True  # ... then the fitted one,
+    assert workspace.state.refit_epoch == 1 and workspace.predictor.classifier()._fit.beta_fitted is True  # ... then the fitted one,
     assert first._fit.beta_fitted is False  # published as a new model: the one a session holds is not written into
-    version = workspace.version()
+    version = workspace.state.version()
     for item_id, category in zip(items["item_id"], ["Cookware", "Pet Supplies", "Footwear", "Cookware"]):
-        workspace.label(item_id, category, who="ana")  # 12 -> 16 labels: a third more
-    workspace.classifier()
+        workspace.labels.label(item_id, category, who="ana")  # 12 -> 16 labels: a third more
+    workspace.predictor.classifier()
     assert asked[-1] == (True, True)
     finish()
-    assert workspace._refit_epoch == 2
-    assert workspace.version() != version  # views keyed on version() see the new calibration
+    assert workspace.state.refit_epoch == 2
+    assert workspace.state.version() != version  # views keyed on version() see the new calibration
 
 
 def test_large_workspaces_update_look_alikes_at_once_and_the_rest_in_the_background(workspace, monkeypatch):
     import time
 
-    import coldrec.workspace as workspace_module
+    import coldrec.services.predictor as predictor_module
     from coldrec.graph import distributions
+    from coldrec.services.predictor import PredictorService
     from coldrec.workspace import Workspace
 
-    monkeypatch.setattr(workspace_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
-    workspace.classifier()
+    monkeypatch.setattr(predictor_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
+    workspace.predictor.classifier()
     deadline = time.time() + 30
-    while workspace.refitting() and time.time() < deadline:
+    while workspace.predictor.refitting() and time.time() < deadline:
         time.sleep(0.05)
     asked = []
-    real = Workspace._refit_in_background
-    monkeypatch.setattr(Workspace, "_refit_in_background", lambda self, state, calibration: asked.append((state, calibration)))
-    workspace.label("C2", "Footwear", who="ana")
-    local = workspace.classifier()
+    real = PredictorService._refit_in_background
+    monkeypatch.setattr(PredictorService, "_refit_in_background", lambda self, state, calibration: asked.append((state, calibration)))
+    workspace.labels.label("C2", "Footwear", who="ana")
+    local = workspace.predictor.classifier()
     assert asked == [(True, False)]  # the prototype shift is left for the background
-    fresh = Workspace(workspace.store, workspace.encoder, workspace.settings).classifier()
+    fresh = Workspace(workspace.store, workspace.encoder, workspace.settings).predictor.classifier()
     gap_before = np.abs(distributions(local._fit.state) - distributions(fresh._fit.state)).max()
-    epoch = workspace._refit_epoch
-    real(workspace, True, False)
+    epoch = workspace.state.refit_epoch
+    real(workspace.predictor, True, False)
     deadline = time.time() + 30
-    while workspace.refitting() and time.time() < deadline:
+    while workspace.predictor.refitting() and time.time() < deadline:
         time.sleep(0.05)
-    assert workspace._refit_epoch == epoch + 1 and not workspace.refitting()
-    gap_after = np.abs(distributions(workspace.classifier()._fit.state) - distributions(fresh._fit.state)).max()
+    assert workspace.state.refit_epoch == epoch + 1 and not workspace.predictor.refitting()
+    gap_after = np.abs(distributions(workspace.predictor.classifier()._fit.state) - distributions(fresh._fit.state)).max()
     assert gap_after < 1e-3 and gap_after <= gap_before
     # the model a session was reading is unchanged (consistent), the next read gets the new one
     assert np.abs(distributions(local._fit.state) - distributions(fresh._fit.state)).max() == gap_before
@@ -217,10 +218,10 @@ def test_large_workspaces_update_look_alikes_at_once_and_the_rest_in_the_backgro
 def test_similar_catalog_items_skip_uploads_that_crowd_the_neighbourhood(workspace):
     crowd = pd.DataFrame({"item_id": [f"u{i}" for i in range(40)], "title": ["steel frying pan"] * 40,
                           "description": [f"pan {i}" for i in range(40)]})
-    workspace.add_upload(crowd, batch="crowd")
+    workspace.imports.add_upload(crowd, batch="crowd")
     catalog = set(workspace.store.items(source="catalog")["item_id"])
-    vectors = workspace.embed_items(crowd.iloc[:3])
-    found = workspace.similar_catalog_items(vectors, k=5, exclude=["u0", "u1", "u2"])
+    vectors = workspace.vectors.embed_items(crowd.iloc[:3])
+    found = workspace.vectors.similar_catalog_items(vectors, k=5, exclude=["u0", "u1", "u2"])
     assert [len(hits) for hits in found] == [5, 5, 5]
     assert all(item_id in catalog for hits in found for item_id, _ in hits)
     assert all([s for _, s in hits] == sorted((s for _, s in hits), reverse=True) for hits in found)
@@ -230,24 +231,24 @@ def test_prepare_saves_the_index_with_every_neighbour_and_stores_the_map(workspa
     from coldrec.store import Store
     from coldrec.workspace import Workspace
 
-    done = workspace.prepare()
+    done = workspace.vectors.prepare()
     assert done == {"items": 12, "searched": 12}
-    assert workspace.prepare()["searched"] == 0  # nothing left to search
+    assert workspace.vectors.prepare()["searched"] == 0  # nothing left to search
     assert workspace.store.query_df("SELECT count(*) AS n FROM projections").loc[0, "n"] == 12
     path = workspace.store.path
     workspace.close()
     with Workspace(Store(path), tiny_encoder) as again:  # a restart loads the search instead of redoing it
-        assert again.item_index().neighbours_searched == 12
-        assert again.prepare()["searched"] == 0
+        assert again.vectors.item_index().neighbours_searched == 12
+        assert again.vectors.prepare()["searched"] == 0
 
 
 # -- found in review: each once failed or lost data --------------------------------------------
 def test_importing_names_only_keeps_descriptions_and_a_cleared_path_is_saved(workspace):
     before = workspace.store.categories().set_index("name")
-    workspace.import_categories(pd.DataFrame({"name": ["Cookware"]}))
+    workspace.catalog.import_categories(pd.DataFrame({"name": ["Cookware"]}))
     after = workspace.store.categories().set_index("name")
     assert after.loc["Cookware", "description"] == before.loc["Cookware", "description"]
-    workspace.import_categories(pd.DataFrame({"name": ["Cookware"], "path": [""]}))
+    workspace.catalog.import_categories(pd.DataFrame({"name": ["Cookware"], "path": [""]}))
     assert pd.isna(workspace.store.categories().set_index("name").loc["Cookware", "path"])
 
 
@@ -262,27 +263,27 @@ def test_importing_names_only_keeps_descriptions_and_a_cleared_path_is_saved(wor
 def test_bad_category_files_are_refused_whole(workspace, table, message):
     before = workspace.store.categories()
     with pytest.raises(IngestError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        workspace.import_categories(table, "cats.csv")
+        workspace.catalog.import_categories(table, "cats.csv")
     pd.testing.assert_frame_equal(workspace.store.categories(), before)
 
 
 def test_running_init_again_keeps_labels_people_changed(workspace, tmp_path):
-    workspace.label("C1", "Footwear", who="ana")
-    workspace.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+    workspace.labels.label("C1", "Footwear", who="ana")
+    workspace.imports.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
     assert workspace.store.labels().set_index("item_id").loc["C1", "category"] == "Footwear"
     assert workspace.store.get_meta("initialised") == "1"
 
 
 def test_importing_the_same_purchases_twice_adds_nothing(workspace):
     data = b"user_id,item_id,order_number\nu1,C1,1\nu1,C2,2\n"
-    assert workspace.import_interactions(data, "p.csv") == 2
-    assert workspace.import_interactions(data, "p.csv") == 0
+    assert workspace.imports.import_interactions(data, "p.csv") == 2
+    assert workspace.imports.import_interactions(data, "p.csv") == 0
     assert workspace.store.stats()["interactions"] == 2
 
 
 def test_upload_with_a_category_column_imports_known_labels_and_warns_about_others(workspace):
     items = load_items(b"id,title,category\nn1,steel pan,Cookware\nn2,red kite,Kites\n", "new.csv")
-    _, warnings = workspace.upload_and_predict(items, "b1", who="ana")
+    _, warnings = workspace.predictor.upload_and_predict(items, "b1", who="ana")
     labels = workspace.store.labels().set_index("item_id")
     assert labels.loc["n1", "category"] == "Cookware" and labels.loc["n1", "source"] == "import"
     assert "n2" not in labels.index and "'Kites'" in warnings[0]
@@ -295,7 +296,7 @@ def test_upload_reusing_a_catalog_id_is_refused_before_anything_is_stored(worksp
     before = saved()
     items = load_items(b"id,title\nnew1,wok lid\nC1,wok\n", "new.csv")
     with pytest.raises(StoreError, match="'C1'"):
-        workspace.upload_and_predict(items, "b1")
+        workspace.predictor.upload_and_predict(items, "b1")
     assert saved() == before and workspace.store.items().set_index("item_id").loc["C1", "title"] == "steel frying pan"
 
 

@@ -29,41 +29,41 @@ def test_import_catalog_creates_its_categories_and_labels(empty):
         "title": ["steel pan", "iron skillet", "leather boot", "dog toy"],
         "category": ["Cookware", "cookware", "Footwear", ""],
     })
-    counts = empty.import_catalog(table, "shop.csv")
+    counts = empty.imports.import_catalog(table, "shop.csv")
     assert counts == {"items": 4, "labels": 3, "categories": 2}
     assert empty.store.category_names() == ["Cookware", "Footwear"]
     assert empty.store.labels().set_index("item_id")["category"].to_dict() == {"K1": "Cookware", "K2": "Cookware", "K3": "Footwear"}
     assert empty.readiness()["unlabelled_items"] == 1
-    empty.classifier()  # predicting is possible now
+    empty.predictor.classifier()  # predicting is possible now
 
 
 def test_import_catalog_keeps_labels_people_gave(empty):
     table = pd.DataFrame({"id": ["K1", "K2"], "title": ["steel pan", "leather boot"], "category": ["Cookware", "Footwear"]})
-    empty.import_catalog(table, "shop.csv")
-    empty.label("K1", "Footwear", who="ana")
-    again = empty.import_catalog(table, "shop.csv")
+    empty.imports.import_catalog(table, "shop.csv")
+    empty.labels.label("K1", "Footwear", who="ana")
+    again = empty.imports.import_catalog(table, "shop.csv")
     assert again["labels"] == 0 and again["categories"] == 0
     assert empty.store.labels().set_index("item_id").loc["K1", "category"] == "Footwear"
 
 
 def test_import_catalog_without_categories_and_bad_rows(empty):
-    assert empty.import_catalog(pd.DataFrame({"title": ["steel pan", "boot"]}), "plain.csv") == {
+    assert empty.imports.import_catalog(pd.DataFrame({"title": ["steel pan", "boot"]}), "plain.csv") == {
         "items": 2, "labels": 0, "categories": 0
     }
     with pytest.raises(IngestError, match="bad.csv"):
-        empty.import_catalog(pd.DataFrame({"sku": ["A"], "price": [3]}), "bad.csv")
+        empty.imports.import_catalog(pd.DataFrame({"sku": ["A"], "price": [3]}), "bad.csv")
     assert empty.readiness()["catalog_items"] == 2
 
 
 def test_import_category_file_reads_names_or_a_taxonomy(empty):
     names = b"name,description\nCookware,pots and pans\nFootwear,shoes\n"
-    assert empty.import_category_file(names, "cats.csv") == 2
+    assert empty.catalog.import_category_file(names, "cats.csv") == 2
     tree = b"Home & Garden\nHome & Garden > Kitchen\nHome & Garden > Kitchen > Cookware > Pans\nApparel > Shoes\n"
-    assert empty.import_category_file(tree, "taxonomy.txt", max_depth=3) >= 2
+    assert empty.catalog.import_category_file(tree, "taxonomy.txt", max_depth=3) >= 2
     paths = empty.store.categories().set_index("name")["path"]
     assert paths.get("Cookware") == "Home & Garden > Kitchen > Cookware"
     with pytest.raises(IngestError, match="empty.csv"):
-        empty.import_category_file(b"path\n", "empty.csv")
+        empty.catalog.import_category_file(b"path\n", "empty.csv")
 
 
 def test_load_demo_uploads_the_new_arrivals_once(empty):
