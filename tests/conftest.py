@@ -128,6 +128,17 @@ def workspace(tmp_path: Path, tiny_encoder, small_catalog):
 
 
 @pytest.fixture
+def empty(tmp_path, tiny_encoder):
+    """A workspace on a new, empty database (the onboarding steps start here)."""
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    ws = Workspace(Store(tmp_path / "new.duckdb"), tiny_encoder)
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
 def app_env(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder, small_catalog):
     """An initialised database and the environment that points the dashboard at it (tiny model)."""
     from coldrec.store import Store
