@@ -1,4 +1,4 @@
-"""The labelling loop over a real workspace (tiny model): queue, propagation, undo, label files,
+"""The labelling loop over a real workspace (tiny model): queue, propagation, label files,
 auto-accept routing and taxonomy levels in predictions."""
 
 from __future__ import annotations
@@ -71,16 +71,6 @@ def test_propagation_needs_a_labelled_item(ws):
         labelling.propagate(ws, "n5", ["n1"], who="ana")
     with pytest.raises(StoreError, match="unknown item"):
         labelling.propagation_preview(ws, "zzz")
-
-
-def test_undo_is_per_person_and_keeps_newer_labels_of_others(ws):
-    labelling.bulk_label(ws, ["n1", "n2"], "Cookware", who="ana")
-    ws.labels.label("n2", "Footwear", who="bo")
-    assert ws.labels.undo("ana") == {"reverted": 1, "kept": 1}
-    labels = ws.store.labels().set_index("item_id")["category"]
-    assert "n1" not in labels and labels["n2"] == "Footwear"
-    assert ws.labels.undo("ana") == {"reverted": 0, "kept": 0}  # nothing left for ana
-    assert ws.labels.undo("bo")["reverted"] == 1
 
 
 def test_label_export_import_round_trip_is_lossless(ws):
@@ -157,6 +147,7 @@ def test_bulk_label_refuses_more_than_the_limit_and_writes_nothing(workspace, mo
         labelling_module.bulk_label(workspace, ["C1", "C2", "F1"], "Footwear", who="ana")
     assert workspace.store.labels().equals(before)
     assert labelling_module.bulk_label(workspace, ["C1", "C2"], "Footwear", who="ana") == 2
+
 
 def test_review_runs_automatically_only_in_small_workspaces(workspace, monkeypatch):
     assert labelling.review_runs_automatically(workspace)  # 12 items, 12 labels

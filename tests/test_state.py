@@ -92,3 +92,52 @@ def test_an_upload_predicts_its_batch_once(app_env, monkeypatch):
     assert calls == [3]  # the page shows the batch the upload computed
     at.run()  # a later rerun (a row selected, a download) predicts nothing either
     assert calls == [3]
+
+
+def test_a_view_is_keyed_on_what_it_depends_on_and_nothing_else(workspace):
+    from coldrec.services.state import Depends
+
+    state, builds = workspace.state, []
+
+    def build() -> int:
+        builds.append(1)
+        return len(builds)
+
+    assert state.memo("by items", Depends.ITEMS, build) == 1
+    workspace.labels.label("C1", "Footwear", who="ana")  # a label: not an input of this view
+    assert state.memo("by items", Depends.ITEMS, build) == 1
+    assert state.memo("by labels", Depends.LABELS, build) == 2
+    workspace.labels.label("C1", "Cookware", who="ana")
+    assert state.memo("by labels", Depends.LABELS, build) == 3
+    assert state.memo("by labels", Depends.LABELS, build, extra=("another argument",)) == 4
+
+
+def test_one_view_cannot_be_keyed_two_ways(workspace):
+    import pytest
+
+    from coldrec.services.state import Depends
+
+    workspace.state.memo("coverage", Depends.MODEL | Depends.ITEMS, lambda: 1)
+    with pytest.raises(ValueError, match="coverage"):  # the second key would never hit (issue 21, bug 2)
+        workspace.state.memo("coverage", Depends.MODEL, lambda: 2)
+
+
+def test_a_model_switch_drops_every_cached_value_and_held_object(workspace):
+    from coldrec.services.state import Depends
+
+    workspace.predictor.current_predictions()
+    workspace.state.memo("a view", Depends.ITEMS, lambda: "old")
+    assert workspace.state.held("classifier") is not None and workspace.state.held("item_index") is not None
+    workspace.models.use_encoder(RotatedEncoder(workspace.encoder))
+    assert workspace.state.held("classifier") is None and workspace.state.held("item_index") is None
+    assert workspace.state.memo("a view", Depends.ITEMS, lambda: "new") == "new"
+    assert workspace.state.version()[0] == workspace.encoder.name
+
+
+def test_every_view_that_shows_predictions_follows_a_background_refit(workspace):
+    from coldrec.services.state import Depends
+
+    before = workspace.state.key(Depends.PREDICTIONS)
+    workspace.state.refit_landed()
+    assert workspace.state.key(Depends.PREDICTIONS) != before
+    assert workspace.state.key(Depends.MODEL | Depends.ITEMS) == workspace.state.key(Depends.MODEL | Depends.ITEMS)
