@@ -405,7 +405,7 @@ def run(
             "abstain_thresholds": lambda: labelling.abstain_thresholds(ws),
             "label_issues": lambda: labelling.label_issues(ws),
             "embedding_coverage": ws.vectors.embedding_coverage,
-            "audience_model": ws.audience,  # None without purchases (see --shoppers)
+            "audience_model": ws.audience.model,  # None without purchases (see --shoppers)
         }
         for key, fn in library.items():
             timer(key, fn)
