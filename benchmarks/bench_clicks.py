@@ -39,7 +39,7 @@ def demo_workspace(path: Path):  # noqa: ANN201
     ws = Workspace.open(Settings(db_path=path))
     ws.load_demo()
     # One wrong label a person gave, so "likely mistakes" has something to fix.
-    ws.label("CAT-0001", "Footwear", who="bench", source="manual")
+    ws.labels.label("CAT-0001", "Footwear", who="bench", source="manual")
     return ws
 
 
@@ -127,8 +127,8 @@ def measure(ws, repeats: int) -> dict[str, dict[str, float]]:  # noqa: ANN001
     for _ in range(repeats):
         started = time.perf_counter()
         top = labelling.queue(ws, "cluster-margin", None, n=20).iloc[0]
-        ws.label(str(top["item_id"]), str(top["suggestion"]), who="bench", source="accepted")
-        ws.classifier()
+        ws.labels.label(str(top["item_id"]), str(top["suggestion"]), who="bench", source="accepted")
+        ws.predictor.classifier()
         following = labelling.queue(ws, "cluster-margin", None, n=20)
         if len(following):
             shown = str(following["item_id"].iloc[0])
@@ -169,7 +169,7 @@ def main() -> int:
             started = time.perf_counter()
             ws = demo_workspace(Path(tmp) / "demo.duckdb") if name == "demo" else synthetic_workspace(Path(tmp) / "bench.duckdb")
             print(f"{name}: built in {time.perf_counter() - started:.1f} s; {ws.readiness()}", flush=True)
-            ws.classifier()  # the first fit is the page's first visit, not a click
+            ws.predictor.classifier()  # the first fit is the page's first visit, not a click
             figures = measure(ws, args.repeats)
             for action, f in figures.items():
                 print(f"  {action:<36} median {f['median_s']:6.3f} s  max {f['max_s']:6.3f} s  (n={f['n']})", flush=True)

@@ -91,7 +91,7 @@ def demo(method: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(db_path=Path(tmp) / "demo.duckdb")
         with Workspace.open(settings) as ws:
-            ws.init_catalog()
+            ws.imports.init_catalog()
             started = time.perf_counter()
             card = finetune.improve_model(ws, method=method, progress=progress)
             ended = time.perf_counter()

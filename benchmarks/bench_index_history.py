@@ -25,7 +25,7 @@ from benchmarks.bench_evaluate import machine  # noqa: E402
 
 
 def _predict(ws, items):
-    frame = ws.predict(items.copy()).frame().set_index("item_id")
+    frame = ws.predictor.predict(items.copy()).frame().set_index("item_id")
     return frame["top1"], frame["top1_probability"]
 
 
@@ -44,14 +44,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(db_path=Path(folder) / "h.duckdb")
         ws = Workspace.open(settings)
-        ws.init_catalog()
-        ws.prepare()
+        ws.imports.init_catalog()
+        ws.vectors.prepare()
         arrivals = load_items(DEMO_DIR / "new_arrivals.csv", limits=OPERATOR_FILES)
         for part in range(3):
-            ws.upload_and_predict(arrivals.iloc[part::3].reset_index(drop=True), f"batch {part}", who="bench")
+            ws.predictor.upload_and_predict(arrivals.iloc[part::3].reset_index(drop=True), f"batch {part}", who="bench")
         queries = arrivals.assign(item_id=["Q-" + i for i in arrivals["item_id"]])  # not stored: read-only predictions
         running = _predict(ws, queries)
-        index_folder = ws._index_folder()
+        index_folder = ws.vectors.index_folder()
         encoder = ws.encoder
         ws.close()
         ws = Workspace.open(settings, encoder=encoder)

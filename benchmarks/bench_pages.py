@@ -113,11 +113,11 @@ def main() -> int:
         out: dict[str, float] = {}
         with tempfile.TemporaryDirectory() as tmp:
             ws = timed("build workspace", lambda: build(Path(tmp) / "bench.duckdb", n), out)
-            timed("item vectors (from cache)", ws.item_vectors, out)
-            timed("classifier fit", ws.classifier, out)
+            timed("item vectors (from cache)", ws.vectors.item_vectors, out)
+            timed("classifier fit", ws.predictor.classifier, out)
             timed("item table (predict all)", lambda: explore.item_table(ws), out)
             frame = timed("map frame, first (PCA, stored)", lambda: explore.map_frame(ws, "pca"), out)
-            ws._memo.clear()
+            ws.state.clear()
             timed("map frame, stored map", lambda: explore.map_frame(ws, "pca"), out)
             timed("sample 20k + map figure", lambda: embedding_map(sample_for_display(frame)[0], "predicted").to_json(), out)
             timed("queue: margin", lambda: labelling.queue(ws, "margin"), out)
@@ -126,10 +126,10 @@ def main() -> int:
             timed("abstain thresholds", lambda: labelling.abstain_thresholds(ws), out)
             timed("label issues", lambda: labelling.label_issues(ws), out)
             timed("guidance (learning curves)", lambda: labelling.guidance(ws), out)
-            ws.label("i0", "Category 01", who="bench")
+            ws.labels.label("i0", "Category 01", who="bench")
             timed("queue after a new label", lambda: labelling.queue(ws, "margin"), out)
-            ws._memo.clear()
-            ws._classifier = None
+            ws.state.clear()
+            ws.state.hold("classifier", None)
             for page in ("pages/explore.py", "pages/queue.py"):
                 first, again = page_run(ws, page)
                 out[f"{page} first run"] = round(first, 2)

@@ -269,14 +269,14 @@ def _rss_mb(who: int) -> float:
 def _label_until_shown(ws, timer: Timer, name: str, rng: np.random.Generator) -> tuple[float, bool]:  # noqa: ANN001
     """Label one unlabelled item with a category it is not predicted as; time until
     ``current_predictions()`` predicts it as that category."""
-    current = ws.current_predictions()
+    current = ws.predictor.current_predictions()
     items = ws.store.items(source="catalog")
     unlabelled = items.loc[items["category"].isna(), "item_id"].to_numpy()
     item_id = str(rng.choice(unlabelled))
     predicted = current.set_index("item_id").loc[item_id, "predicted"]
     category = next(c for c in rng.permutation(ws.store.category_names()) if c != predicted)
-    ws.label(item_id, str(category), who="bench")
-    after = timer(name, ws.current_predictions)
+    ws.labels.label(item_id, str(category), who="bench")
+    after = timer(name, ws.predictor.current_predictions)
     return timer.seconds[name], bool(after.set_index("item_id").loc[item_id, "predicted"] == category)
 
 
@@ -339,6 +339,7 @@ def run(
     from coldrec import explore, labelling, ui
     from coldrec.encoder import load_encoder
     from coldrec.ingest import prepare_items
+    from coldrec.services.state import Depends
 
     result: dict[str, object] = {"items": n, "machine": machine(), "load_average_start": list(os.getloadavg())}
     encoder = load_encoder(model, "cpu")  # its name and dimension are what the shards must carry
@@ -363,24 +364,24 @@ def run(
     try:
         ws = timer("open workspace (as the app)", ui._open_workspace)
         first = ("item vectors", "item index", "classifier fit", "predict every item")
-        timer(first[0], ws.item_vectors)
-        timer(first[1], ws.item_index)
-        timer(first[2], ws.classifier)
-        timer(first[3], ws.current_predictions)
+        timer(first[0], ws.vectors.item_vectors)
+        timer(first[1], ws.vectors.item_index)
+        timer(first[2], ws.predictor.classifier)
+        timer(first[3], ws.predictor.current_predictions)
         result["first_predictions_s"] = round(sum(timer.seconds[k] for k in first), 3)
         result["first_predictions_parts"] = {k: timer.seconds[k] for k in first}
-        result["index_kind"] = ws.item_index().kind
+        result["index_kind"] = ws.vectors.item_index().kind
 
         new = next(data.chunks(prefix="NEW", n=UPLOAD_ROWS, stream=2))[0][["item_id", "title", "description"]]
 
         def upload() -> None:
             items = prepare_items(new, "new_products.csv")
-            batch, _ = ws.upload_and_predict(items, UPLOAD_BATCH, who="bench")
+            batch, _ = ws.predictor.upload_and_predict(items, UPLOAD_BATCH, who="bench")
             assert len(batch.predictions) == UPLOAD_ROWS
 
         timer("upload 1,000 (embed + predict)", upload)
         result["upload_1000_s"] = timer.seconds["upload 1,000 (embed + predict)"]
-        shown = timer("current predictions after upload", ws.current_predictions)
+        shown = timer("current predictions after upload", ws.predictor.current_predictions)
         result["upload_current_predictions_s"] = timer.seconds["current predictions after upload"]
         assert set(new["item_id"]) <= set(shown["item_id"])
 
@@ -403,14 +404,14 @@ def run(
             "guidance": lambda: labelling.guidance(ws),
             "abstain_thresholds": lambda: labelling.abstain_thresholds(ws),
             "label_issues": lambda: labelling.label_issues(ws),
-            "embedding_coverage": ws.embedding_coverage,
-            "audience_model": ws.audience,  # None without purchases (see --shoppers)
+            "embedding_coverage": ws.vectors.embedding_coverage,
+            "audience_model": ws.audience.model,  # None without purchases (see --shoppers)
         }
         for key, fn in library.items():
             timer(key, fn)
         result["library_s"] = {k: timer.seconds[k] for k in library}
         result["near_duplicates_s"] = timer.seconds["near_duplicates"]
-        result["near_duplicate_pairs_at_floor"] = len(ws.memo("near_duplicates", ws.store.catalog_fingerprint(), lambda: None))
+        result["near_duplicate_pairs_at_floor"] = len(ws.state.memo("near_duplicates", Depends.ITEMS, lambda: None))
         result["drift_s"] = timer.seconds["drift"]
         result["clusters_s"] = timer.seconds["emerging_clusters"]
 

@@ -5,7 +5,7 @@ Runs the same measurements against two checkouts (``--old`` and ``--new``, each 
 model, and prints one JSON document (also written with ``--json``):
 
 - ``clicks``: SQL statements (every ``Store`` statement: ``_registered`` entries) and
-  ``Workspace.predict`` calls during the rerun of an upload's *Predict* click (12 products) and of
+  ``predict`` calls (the predictor service's, or ``Workspace.predict`` before it) during the rerun of an upload's *Predict* click (12 products) and of
   a *Label next* label click, through Streamlit's AppTest;
 - ``second_predict``: wall seconds of ``python -m coldrec predict FILE -o OUT`` for titles already
   embedded, old and new alternated ``--repeats`` times (farm-bench style pairing: both see the
@@ -47,11 +47,15 @@ def counting(self, tables):
     with real_registered(self, tables) as cur:
         yield cur
 store_module.Store._registered = counting
-real_predict = Workspace.predict
+try:  # where predict lives: the predictor service (issue 21's facade), or the workspace before it
+    from coldrec.services.predictor import PredictorService as Predicting
+except ImportError:
+    Predicting = Workspace
+real_predict = Predicting.predict
 def predict(self, *a, **k):
     counts["predict"] += 1
     return real_predict(self, *a, **k)
-Workspace.predict = predict
+Predicting.predict = predict
 
 def page(path):
     at = AppTest.from_file("app.py", default_timeout=300)

@@ -52,7 +52,7 @@ def library_path(ws, data: bytes, batch: str) -> float:
 
     started = time.perf_counter()
     items = load_items(data, "bench.csv")
-    result, _ = ws.upload_and_predict(items, batch)
+    result, _ = ws.predictor.upload_and_predict(items, batch)
     result.frame()
     return time.perf_counter() - started
 
@@ -75,8 +75,8 @@ def fresh_workspace(db: Path):
     from coldrec.workspace import Workspace
 
     ws = Workspace.open(Settings(db_path=db))
-    ws.init_catalog()
-    ws.classifier()
+    ws.imports.init_catalog()
+    ws.predictor.classifier()
     return ws
 
 

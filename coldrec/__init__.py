@@ -20,7 +20,8 @@ from .graph import ItemGraph, build_graph, propagate
 from .neighbours import NeighbourIndex, VectorIndex, top_k_cosine
 from .sqlbox import SQLResult, run_readonly
 from .store import Store, StoreError, StoreLockedError, category_name
-from .workspace import PredictionBatch, Workspace
+from .services.predictor import PredictionBatch
+from .workspace import Workspace
 
 __version__ = "0.1.0"
 

@@ -297,7 +297,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 
             read, added = load_vectors(ws.store, args.vectors, ws.encoder.name, ws.encoder.dim)
             print(f"{read:,} vectors read from {args.vectors} ({added:,} new in the cache)")
-        counts = ws.init_catalog(
+        counts = ws.imports.init_catalog(
             args.catalog,
             args.categories,
             progress=progress_printer("embedding catalog"),
@@ -306,7 +306,7 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
         # The demo starts with its new arrivals uploaded, so every page has something to show.
         arrivals = ws.add_demo_arrivals(progress=progress_printer("predicting new arrivals")) if demo else 0
         printers: dict[str, Callable[[int, int], None]] = {}
-        ws.prepare(progress=lambda step, done, total: printers.setdefault(step, progress_printer(step))(done, total))
+        ws.vectors.prepare(progress=lambda step, done, total: printers.setdefault(step, progress_printer(step))(done, total))
         ws.store.set_meta("init_pending", "0", bump=False)
     print(
         f"{settings.db_path}: {counts['categories']} categories, {counts['items']} catalog items, "
@@ -335,13 +335,13 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
         # A saved batch applies the rule as it is stored; the dashboard's own model is never
         # switched for one command it runs for another process.
         if not args.save_batch and _HOSTED.get() is None:
-            ws.apply_language_rule(extra_texts=items["title"].tolist(), store=False)
+            ws.models.apply_language_rule(extra_texts=items["title"].tolist(), store=False)
         if args.save_batch:
-            batch, warnings = ws.upload_and_predict(items, args.save_batch, who="cli", progress=progress)
+            batch, warnings = ws.predictor.upload_and_predict(items, args.save_batch, who="cli", progress=progress)
             for warning in warnings:
                 print(f"warning: {_one_line(warning)}", file=sys.stderr)
         else:
-            batch = ws.predict(items, progress=progress)
+            batch = ws.predictor.predict(items, progress=progress)
     frame = batch.frame().drop(columns=["top3_json"])
     if args.out and args.out.lower().endswith(".json"):
         frame["neighbour_ids"] = frame["neighbour_ids"].str.split()
@@ -486,14 +486,14 @@ def _audience(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1, got {args.top}")
-    from .workspace import check_audience_request
+    from .services.audience import check_audience_request
 
     if not Path(settings.db_path).is_file():
         raise NotReadyError(f"No purchases yet: there is no database at {settings.db_path}")
     with _store(settings, read_only=True) as store:
         check_audience_request(store, args.item_id)  # before the model loads
     with _workspace(settings) as ws:
-        table, verdict = ws.audience_segment(args.item_id, args.top, args.include_weak)
+        table, verdict = ws.audience.segment(args.item_id, args.top, args.include_weak)
     print(verdict, file=sys.stderr)  # stdout stays pure CSV for the campaign tool
     if args.out:
         write_table(table, args.out)
@@ -623,7 +623,7 @@ def _finetune(args: argparse.Namespace, settings: Settings) -> int:
         if args.use:
             finetune.switch_version(ws, None if args.use == "base" else args.use)
             print(f"switched to {ws.encoder.name}; embedding items not yet cached for it")
-            ws.embed_all()
+            ws.predictor.embed_all()
             return 0
         last = [""]
 

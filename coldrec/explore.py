@@ -11,6 +11,8 @@ import pandas as pd
 from .errors import ConfigError, StoreError
 from .labelling import bulk_label
 from .errors import NotReadyError
+from .services.state import Depends
+from .sqlbox import SQLResult, run_readonly
 from .workspace import Workspace
 
 
@@ -20,18 +22,18 @@ def item_table(ws: Workspace) -> pd.DataFrame:
     version (no predictions without categories: predicted is then None)."""
 
     def build() -> pd.DataFrame:
-        items = ws.items()
+        items = ws.catalog.items()
         out = items[["item_id", "title", "source", "batch", "category"]].copy()
         out["labelled"] = out["category"].notna()
         if len(items) and ws.store.category_names():
-            current = ws.current_predictions()
+            current = ws.predictor.current_predictions()
             for column in ("predicted", "confidence", "unsure", "novel"):
                 out[column] = current[column].to_numpy()
         else:
             out = out.assign(predicted=None, confidence=np.nan, unsure=False, novel=False)
         return out
 
-    return ws.memo("item_table", ws.version(), build)  # type: ignore[return-value]
+    return ws.state.memo("item_table", Depends.PREDICTIONS, build)
 
 
 def map_positions(ws: Workspace, method: str = "pca") -> pd.DataFrame:
@@ -40,12 +42,12 @@ def map_positions(ws: Workspace, method: str = "pca") -> pd.DataFrame:
     from .projection import stored_projection
 
     def build() -> pd.DataFrame:
-        items, vectors = ws.item_vectors()
+        items, vectors = ws.vectors.item_vectors()
         if items.empty:
             return pd.DataFrame({"item_id": pd.Series(dtype=object), "x": pd.Series(dtype=float), "y": pd.Series(dtype=float)})
         return stored_projection(ws.store, ws.encoder.name, method, items["item_id"].tolist(), vectors)
 
-    return ws.memo(f"map_positions:{method}", (ws.encoder.name, ws.store.catalog_fingerprint()), build)  # type: ignore[return-value]
+    return ws.state.memo(f"map_positions:{method}", Depends.MODEL | Depends.ITEMS, build)
 
 
 def map_frame(ws: Workspace, method: str = "pca") -> pd.DataFrame:
@@ -66,7 +68,7 @@ def map_frame(ws: Workspace, method: str = "pca") -> pd.DataFrame:
         frame["status"] = np.where(frame["labelled"].to_numpy(), "labelled", "not labelled")
         return frame
 
-    return ws.memo(f"map_frame:{method}", ws.version(), build)  # type: ignore[return-value]
+    return ws.state.memo(f"map_frame:{method}", Depends.PREDICTIONS, build)
 
 
 def map_density(ws: Workspace, method: str = "pca") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,7 +79,7 @@ def map_density(ws: Workspace, method: str = "pca") -> tuple[np.ndarray, np.ndar
         xy = map_positions(ws, method)
         return density_grid(xy["x"].to_numpy(), xy["y"].to_numpy())
 
-    return ws.memo(f"map_density:{method}", (ws.encoder.name, ws.store.catalog_fingerprint()), build)  # type: ignore[return-value]
+    return ws.state.memo(f"map_density:{method}", Depends.MODEL | Depends.ITEMS, build)
 
 
 def map_figure(
@@ -98,8 +100,7 @@ def map_figure(
         density = map_density(ws, method) if sampled else None
         return embedding_map(shown, colour, highlight=highlight, colours=colours, density=density), len(shown), len(frame)
 
-    key = (ws.version(), method, colour, highlight, max_points)
-    return ws.memo("map_figure", key, build)  # type: ignore[return-value]
+    return ws.state.memo("map_figure", Depends.PREDICTIONS, build, extra=(method, colour, highlight, max_points))
 
 
 def selected_items(ws: Workspace, method: str, selection: object) -> list[str]:
@@ -119,7 +120,7 @@ def selected_items(ws: Workspace, method: str, selection: object) -> list[str]:
         if isinstance(data, list) and data and isinstance(data[0], str):
             clicked.append(data[0])
     if clicked:
-        known = ws.item_positions(clicked) >= 0
+        known = ws.catalog.item_positions(clicked) >= 0
         ids = list(dict.fromkeys(ids + [i for i, ok in zip(clicked, known) if ok]))
     return ids
 
@@ -128,7 +129,7 @@ def selection_table(ws: Workspace, method: str, item_ids: list[str]) -> pd.DataF
     """``item_ids`` as the map shows them (unknown ids dropped): item_id, title, source, label,
     predicted, confidence, unsure, novel."""
     frame = map_frame(ws, method)
-    rows = ws.item_positions(item_ids) if len(frame) == len(ws.items()) else pd.Index(frame["item_id"]).get_indexer(item_ids)
+    rows = ws.catalog.item_positions(item_ids) if len(frame) == len(ws.catalog.items()) else pd.Index(frame["item_id"]).get_indexer(item_ids)
     return frame.iloc[rows[rows >= 0]][
         ["item_id", "title", "source", "label", "predicted", "confidence", "unsure", "novel"]
     ].reset_index(drop=True)
@@ -139,21 +140,21 @@ def category_health(ws: Workspace) -> pd.DataFrame:
     from .analytics import category_health as run
 
     def build() -> pd.DataFrame:
-        items, vectors = ws.item_vectors()
+        items, vectors = ws.vectors.item_vectors()
         return run(ws.store, items["item_id"].tolist(), vectors)
 
-    return ws.memo("category_health", ws.version(), build)  # type: ignore[return-value]
+    return ws.state.memo("category_health", Depends.PREDICTIONS, build)
 
 
 def neighbours_of(ws: Workspace, item_id: str, k: int = 10) -> pd.DataFrame:
     """The ``k`` items most similar to ``item_id`` (any source): item_id, title, source, category, similarity."""
-    index = ws.item_index()
+    index = ws.vectors.item_index()
     row = index.row_of(item_id)
     if row is None:
         raise StoreError(f"unknown item {item_id!r}")
     hits = index.search(index.vectors[row : row + 1], k, exclude=[item_id])[0]
-    rows = ws.item_positions([i for i, _ in hits])
-    out = ws.items().iloc[rows[rows >= 0]][["item_id", "title", "source", "category"]].reset_index(drop=True)
+    rows = ws.catalog.item_positions([i for i, _ in hits])
+    out = ws.catalog.items().iloc[rows[rows >= 0]][["item_id", "title", "source", "category"]].reset_index(drop=True)
     out["similarity"] = [float(s) for (_, s), r in zip(hits, rows) if r >= 0]
     return out
 
@@ -172,7 +173,7 @@ def category_summary(ws: Workspace) -> pd.DataFrame:
     """:func:`coldrec.analytics.category_summary` over the current model's predictions."""
     from .analytics import category_summary as run
 
-    return ws.memo("category_summary", ws.version(), lambda: run(ws.store, ws.encoder.name, current_predictions(ws)))  # type: ignore[return-value]
+    return ws.state.memo("category_summary", Depends.PREDICTIONS, lambda: run(ws.store, ws.encoder.name, current_predictions(ws)))
 
 
 def confidence_histogram(ws: Workspace) -> pd.DataFrame:
@@ -198,16 +199,16 @@ def drift(ws: Workspace, batch: str, far_below: float = 0.5) -> object | None:
     from .analytics import nearest_catalog
 
     def build() -> object:
-        items, vectors = ws.item_vectors()
+        items, vectors = ws.vectors.item_vectors()
         if not (items["source"] == "catalog").any():
             return None
         ids = items["item_id"].tolist()
-        nearest = ws.memo(f"drift-nearest:{batch}", (ws.encoder.name, ws.store.catalog_fingerprint()),
+        nearest = ws.state.memo(f"drift-nearest:{batch}", Depends.MODEL | Depends.ITEMS,
                           lambda: nearest_catalog(ws.store, batch, ids, vectors))
         return run(ws.store, ws.encoder.name, batch, ids, vectors, far_below=far_below,
                    predictions=current_predictions(ws), nearest=nearest)
 
-    return ws.memo(f"drift:{batch}:{far_below}", ws.version(), build)
+    return ws.state.memo(f"drift:{batch}:{far_below}", Depends.PREDICTIONS, build)
 
 
 def emerging_clusters(ws: Workspace, n_clusters: int | None = None) -> object:
@@ -215,11 +216,11 @@ def emerging_clusters(ws: Workspace, n_clusters: int | None = None) -> object:
     from .analytics import emerging_clusters as run
 
     def build() -> object:
-        items, vectors = ws.item_vectors()
+        items, vectors = ws.vectors.item_vectors()
         rows = np.flatnonzero(((items["source"] == "upload") & items["category"].isna()).to_numpy())
         return run(items.iloc[rows][["item_id", "title"]], vectors[rows], n_clusters=n_clusters)
 
-    return ws.memo(f"clusters:{n_clusters}", ws.version(), build)
+    return ws.state.memo(f"clusters:{n_clusters}", Depends.PREDICTIONS, build)
 
 
 #: The lowest similarity the Explore page asks near-duplicates for.
@@ -259,15 +260,15 @@ def near_duplicates(ws: Workspace, threshold: float = 0.95, wait: bool = True) -
     key = ws.store.catalog_fingerprint()
 
     def build(progress=None, index=None) -> pd.DataFrame:  # noqa: ANN001
-        return run(ws.store, index or ws.item_index(), threshold=NEAR_DUPLICATE_FLOOR, progress=progress)
+        return run(ws.store, index or ws.vectors.item_index(), threshold=NEAR_DUPLICATE_FLOOR, progress=progress)
 
     if not wait and int(key[0]) > EXACT_MAX_ITEMS:
         with _SEARCH_LOCK:  # one search per item set, however many sessions ask
-            search: _Search = ws.memo("near_duplicates_search", key, _Search)  # type: ignore[assignment]
+            search: _Search = ws.state.memo("near_duplicates_search", Depends.ITEMS, _Search)
             starting, search.started = not search.started, True
         if starting:
             search.total = int(key[0])
-            index = ws.item_index()  # brought up to date here, as every page thread does; the search only reads it
+            index = ws.vectors.item_index()  # brought up to date here, as every page thread does; the search only reads it
 
         def work(cancelled: object) -> None:
             try:
@@ -285,18 +286,24 @@ def near_duplicates(ws: Workspace, threshold: float = 0.95, wait: bool = True) -
                 f"Finding near-duplicates in the background: {search.done:,} of {search.total:,} items searched "
                 "(about a minute per 100,000 items). They appear here when done."
             )
-        pairs = ws.memo("near_duplicates", key, lambda: search.pairs)
+        pairs = ws.state.memo("near_duplicates", Depends.ITEMS, lambda: search.pairs)
     else:
-        pairs = ws.memo("near_duplicates", key, build)
+        pairs = ws.state.memo("near_duplicates", Depends.ITEMS, build)
     return pairs[pairs["similarity"] >= threshold].reset_index(drop=True)  # type: ignore[index]
 
 
 _SEARCH_LOCK = threading.Lock()
 
 
+def run_sql(ws: Workspace, sql: str) -> SQLResult:
+    """The SQL box: one read-only SELECT over the views, with the current model's predictions
+    (:func:`coldrec.sqlbox.run_readonly`; raises :class:`~coldrec.sqlbox.SQLRefused`)."""
+    return run_readonly(ws.store, ws.encoder.name, sql)
+
+
 def cluster_to_category(ws: Workspace, name: str, item_ids: list[str], who: str, description: str = "") -> str:
     """Create a category from an emerging cluster and label its items with it (one undoable action)."""
-    created = ws.add_category(name, description)
+    created = ws.catalog.add_category(name, description)
     bulk_label(ws, item_ids, created, who)
     return created
 
@@ -363,6 +370,6 @@ def is_novel(ws: Workspace, item_id: str) -> bool:
     row = ws.store.item_record(item_id)  # its one cached vector, not every item's
     if row.empty:
         raise NotReadyError(f"unknown item {item_id!r}")
-    vector = ws.embed_items(row)
-    prediction = ws.classifier().explain(vector, unsure_below=ws.settings.unsure_below, n_evidence=0, ids=[item_id])
+    vector = ws.vectors.embed_items(row)
+    prediction = ws.predictor.classifier().explain(vector, unsure_below=ws.settings.unsure_below, n_evidence=0, ids=[item_id])
     return bool(prediction[0].novel)

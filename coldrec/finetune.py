@@ -440,7 +440,7 @@ def improve_model(
     test = paired_comparison(before, after)
     better = bool(test["better"])
     card = {
-        "base_model": base_model, "base_source": ws.base_source(), "trained_from": current or base_model,
+        "base_model": base_model, "base_source": ws.models.base_source(), "trained_from": current or base_model,
         "labels_used": len(train), "held_out": len(held), "categories": int(len(set(labels))),
         "epochs": epochs, "device": base.device, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "accuracy_before": round(float(np.mean(before)), 4), "accuracy_after": round(float(np.mean(after)), 4),
@@ -473,8 +473,8 @@ def switch_version(ws, name: str | None, encoder: Encoder | None = None) -> None
             raise ModelError(f"model version {name!r} is not in {folder.parent}")
         encoder = encoder or load_version(folder, ws.settings.device)
     else:
-        encoder = encoder or load_encoder(ws.base_source(), ws.settings.device)
-    ws.use_encoder(encoder)
+        encoder = encoder or load_encoder(ws.models.base_source(), ws.settings.device)
+    ws.models.use_encoder(encoder)
     ws.store.set_meta("model_version", name or "")
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from .errors import StoreError
 from .export import from_spreadsheet_safe
 from .ingest import LABEL_UPLOADS, IngestError, Limits, clean_text, format_rows, is_spreadsheet, read_table
+from .services.state import Depends
 from .workspace import Workspace
 
 #: Look-alikes offered for propagation must be at least this similar (cosine) by default.
@@ -34,8 +35,8 @@ class Candidates:
 
 def unlabelled(ws: Workspace, batch: str | None = None) -> Candidates:
     """Unlabelled items (of one upload batch, or all) with the current model's probabilities."""
-    items, vectors = ws.item_vectors()
-    model = ws.classifier()
+    items, vectors = ws.vectors.item_vectors()
+    model = ws.predictor.classifier()
     rows = _unlabelled_rows(items, batch)
     ids = items["item_id"].iloc[rows].tolist()
     proba = model.predict_proba(vectors[rows], ids=ids) if len(rows) else np.zeros((0, len(model.categories)))
@@ -51,12 +52,12 @@ def _prefiltered(ws: Workspace, strategy: str, batch: str | None, n: int) -> Can
 
     if strategy not in ("margin", "cluster-margin", "least-confidence"):
         return None
-    items, vectors = ws.item_vectors()
+    items, vectors = ws.vectors.item_vectors()
     rows = _unlabelled_rows(items, batch)
     if len(rows) <= PREFILTER_ABOVE:
         return None
-    model = ws.classifier()
-    index = ws.item_index()
+    model = ws.predictor.classifier()
+    index = ws.vectors.item_index()
     fitted = np.array([index.row_of(i) for i in items["item_id"].iloc[rows]], dtype=object)
     if any(r is None for r in fitted):
         return None
@@ -88,7 +89,7 @@ def queue(
     suggestion, probability, second, second_probability, third, third_probability.
     Ranking needs only the current model (no cross-validation), so it follows every label at once.
     """
-    return ws.memo(f"queue:{strategy}:{batch}:{n}:{seed}", ws.version(), lambda: _queue(ws, strategy, batch, n, seed))  # type: ignore[return-value]
+    return ws.state.memo(f"queue:{strategy}:{batch}:{n}:{seed}", Depends.PREDICTIONS, lambda: _queue(ws, strategy, batch, n, seed))
 
 
 #: Above this many candidates, margin-type queues first keep the most uncertain items from the
@@ -123,7 +124,7 @@ def propagation_preview(
     batch, similarity. Empty when the item has no label."""
     from .neighbours import top_k_cosine
 
-    items, vectors = ws.item_vectors()
+    items, vectors = ws.vectors.item_vectors()
     where = np.flatnonzero((items["item_id"] == item_id).to_numpy())
     if len(where) == 0:
         raise StoreError(f"unknown item {item_id!r}")
@@ -166,11 +167,6 @@ def bulk_label(ws: Workspace, item_ids: list[str], category: str, who: str) -> i
     return ws.store.add_labels(ids, [category] * len(ids), who=who, source="manual") if ids else 0
 
 
-def undo(ws: Workspace, who: str) -> dict[str, int]:
-    """Undo ``who``'s last labelling action (see :meth:`coldrec.store.Store.undo_last`)."""
-    return ws.store.undo_last(who)
-
-
 # -- review: cross-validated view of the labels -------------------------------------------------
 @dataclass
 class Review:
@@ -188,14 +184,14 @@ def labelled(ws: Workspace) -> Review:
     """The labelled items, their vectors and the category prompts (``proba`` left empty)."""
 
     def build() -> Review:
-        items, vectors = ws.item_vectors()
+        items, vectors = ws.vectors.item_vectors()
         mask = items["category"].notna().to_numpy()
-        model = ws.classifier()
+        model = ws.predictor.classifier()
         rows = items[mask].reset_index(drop=True)
         empty = np.zeros((0, len(model.categories)))
         return Review(rows, vectors[mask], rows["category"].tolist(), list(model.categories), model.prompt_vectors, empty)
 
-    return ws.memo("labelled", ws.version(), build)  # type: ignore[return-value]
+    return ws.state.memo("labelled", Depends.PREDICTIONS, build)
 
 
 #: Cross-validating the labels (:func:`review`) refits once per fold, propagating over every
@@ -222,9 +218,9 @@ def review(ws: Workspace) -> Review:
         proba = np.zeros((len(base.labels), len(base.categories)))
         if len(base.labels) >= 2:
             # The classifier's own out-of-fold probabilities (the graph included), row-matched by item.
-            model = ws.classifier()
+            model = ws.predictor.classifier()
             oof = model.out_of_fold_proba()
-            index = ws.item_index()
+            index = ws.vectors.item_index()
             where = {int(r): i for i, r in enumerate(model.labelled_rows_)}
             for i, item_id in enumerate(base.items["item_id"]):
                 j = where.get(index.row_of(item_id))  # type: ignore[arg-type]
@@ -232,7 +228,7 @@ def review(ws: Workspace) -> Review:
                     proba[i] = oof[j]
         return Review(base.items, base.vectors, base.labels, base.categories, base.prompts, proba)
 
-    return ws.memo("review", ws.version(), build)  # type: ignore[return-value]
+    return ws.state.memo("review", Depends.PREDICTIONS, build)
 
 
 def abstain_thresholds(ws: Workspace) -> pd.DataFrame:
@@ -304,7 +300,7 @@ def guidance(ws: Workspace) -> tuple[pd.DataFrame, list]:
         counts = pd.Series(rev.labels).value_counts().to_dict()
         return curves, hints(curves, {c: int(counts.get(c, 0)) for c in rev.categories})
 
-    return ws.memo("guidance", ws.version(), build)  # type: ignore[return-value]
+    return ws.state.memo("guidance", Depends.PREDICTIONS, build)
 
 
 # -- label files --------------------------------------------------------------------------------
@@ -356,4 +352,4 @@ def import_taxonomy(
     frame = taxonomy_categories(read_taxonomy(data, filename), include=include, max_depth=max_depth)
     if frame.empty:
         raise IngestError(f"{filename}: no categories under the chosen branches")
-    return ws.import_categories(frame, filename)
+    return ws.catalog.import_categories(frame, filename)

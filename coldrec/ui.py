@@ -14,7 +14,8 @@ from threadpoolctl import threadpool_limits
 from . import remote
 from .config import Settings
 from .errors import ColdrecError
-from .workspace import PredictionBatch, Workspace
+from .services.predictor import PredictionBatch
+from .workspace import Workspace
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$&:])")
 
@@ -59,11 +60,11 @@ def sidebar(ws: Workspace) -> None:
         st.session_state["_sidebar_counts"] = st.empty()
         sidebar_counts(ws)
         st.caption(f"Model: {md_escape(ws.encoder.name)} on **{ws.encoder.device}** ({ws.encoder.dim} dims)")
-        st.caption("Chosen by: " + md_escape(_choice_line(ws.encoder_choice())))
-        st.caption(f"Database: {md_escape(ws.store.path)}")
-        if getattr(ws, "index_notice", None):  # a saved index that did not match was rebuilt
-            st.caption(":orange[" + md_escape(ws.index_notice) + "]")
-        if ws.refitting():
+        st.caption("Chosen by: " + md_escape(_choice_line(ws.models.encoder_choice())))
+        st.caption(f"Database: {md_escape(ws.database_path)}")
+        if ws.vectors.index_notice:  # a saved index that did not match was rebuilt
+            st.caption(":orange[" + md_escape(ws.vectors.index_notice) + "]")
+        if ws.predictor.refitting():
             st.caption("⏳ Your latest labels' look-alikes are updated; the rest of the catalog is catching up "
                        "in the background (minutes at a million items); the next page view shows it once done.")
         st.text_input("Your name (recorded with labels)", key="who", placeholder="e.g. ana")
@@ -76,7 +77,7 @@ def sidebar_counts(ws: Workspace) -> None:
     placeholder = st.session_state.get("_sidebar_counts")
     if placeholder is None:  # a page run on its own, without the app's sidebar
         return
-    stats = ws.store.stats()
+    stats = ws.catalog.stats()
     with placeholder.container():
         st.metric("Catalog items", f"{stats['catalog_items']:,}")
         st.metric("Labelled examples", f"{stats['labelled_items']:,}", help="Catalog items count as labelled: their category is known.")
@@ -100,7 +101,7 @@ def _choice_line(choice: dict[str, str]) -> str:
 
 def model_choice(ws: Workspace) -> None:
     """Which bundled model reads the catalogue and why, with the override (Categories & model)."""
-    choice = ws.encoder_choice()
+    choice = ws.models.encoder_choice()
     st.caption("Model chosen by " + md_escape(_choice_line(choice)) + ".")
     if choice["source"] in ("configured", "setting"):
         st.caption("Set in the environment: unset COLDREC_MODEL / COLDREC_ENCODER to choose here.")
@@ -112,8 +113,8 @@ def model_choice(ws: Workspace) -> None:
     if st.button("Use this model", key="model-choice-apply", disabled=pick == current):
         with st.spinner("Switching model and embedding the catalog…"):
             try:
-                ws.set_encoder_choice(pick)
-                ws.embed_all(progress=progress_callback("Embedding"))
+                ws.models.set_encoder_choice(pick)
+                ws.predictor.embed_all(progress=progress_callback("Embedding"))
             except ColdrecError as exc:
                 error(exc)
                 return
@@ -147,7 +148,7 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
     if not pred.novel:
         st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
     shown_ids = [e[0] for e in pred.evidence] + [i for i, _ in batch.neighbours[row]]
-    titles = ws.store.items_by_id(shown_ids)
+    titles = ws.catalog.items_by_id(shown_ids)
     # One table under the other, full width: side by side, half-width columns cut the titles off.
     with st.container():
         st.caption("Why: the labelled examples nearest to it")
@@ -186,14 +187,14 @@ def shorten(frame: pd.DataFrame, columns: tuple[str, ...] = ("title", "descripti
 
 def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> None:
     """Accept the prediction or correct it; both become labels at once."""
-    categories = ws.store.category_names()
-    current = ws.store.items_by_id([item_id])["category"].get(item_id)
+    categories = ws.catalog.category_names()
+    current = ws.catalog.items_by_id([item_id])["category"].get(item_id)
     current = current if isinstance(current, str) else None  # NULL label comes back as NaN
     if current:
         st.success(f"Labelled: {md_escape(current)}", icon="🏷️")
     accept, correct = st.columns([1, 1])
     if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary", width="stretch"):
-        ws.label(item_id, predicted, who=who(), source="accepted")
+        ws.labels.label(item_id, predicted, who=who(), source="accepted")
         st.toast(f"Saved label {md_escape(predicted)}")
         st.rerun()
     with correct:
@@ -202,7 +203,7 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
             key=f"{key}-choice",
         )
         if st.button("Save correction", key=f"{key}-save"):
-            ws.label(item_id, choice, who=who(), source="manual")
+            ws.labels.label(item_id, choice, who=who(), source="manual")
             st.toast(f"Saved label {md_escape(choice)}")
             st.rerun()
 
@@ -218,9 +219,7 @@ def undo_last_action(ws: Workspace) -> None:
 def undo_now(ws: Workspace) -> None:
     """Undo this person's last labelling action and say what happened, without a rerun: as a
     button's ``on_click`` it runs before the (fragment) rerun the click starts."""
-    from .labelling import undo
-
-    done = undo(ws, who())
+    done = ws.labels.undo(who())
     st.session_state.pop("last_labelled", None)  # its look-alike offer no longer applies
     if done["reverted"] or done["kept"]:
         kept = f"; {done['kept']} labelled again since by someone were kept" if done["kept"] else ""
@@ -240,21 +239,6 @@ def show_flash() -> None:
     message = st.session_state.pop("_flash", None)
     if message:
         st.toast(message)
-
-
-def batch_predictions(ws: Workspace, batch: str, computed: PredictionBatch | None = None) -> PredictionBatch:
-    """Predictions for an upload batch, kept in this session until the model, labels, categories or
-    items change (selecting a row or downloading must not re-run the whole batch). ``computed``:
-    the predictions an upload just made for ``batch``, kept instead of predicting it again."""
-    key = (batch, ws.version())  # the workspace's one key: model, labels, items, categories, settings
-    cached = st.session_state.get("_batch_predictions")
-    if computed is not None and len(computed.items) == ws.store.batches().set_index("batch")["items"].get(batch, -1):
-        cached = (key, computed)
-        st.session_state["_batch_predictions"] = cached
-    elif cached is None or cached[0] != key:
-        cached = (key, ws.predict_batch(batch))
-        st.session_state["_batch_predictions"] = cached
-    return cached[1]
 
 
 # -- onboarding: empty states that say what to do next and offer it in place -------------------
@@ -286,7 +270,7 @@ def start_here(ws: Workspace, message: str, key: str) -> None:
         file = st.file_uploader("Categories or taxonomy file", type=["txt", *_TABLE_TYPES], key=f"{key}-categories-file")
         depth = st.number_input("Taxonomy depth (deeper levels join their ancestor)", 1, 10, 3, key=f"{key}-depth")
         if file is not None and st.button("Import categories", key=f"{key}-categories", type="primary"):
-            _run_step(lambda: ws.import_category_file(file.getvalue(), file.name, int(depth)), "Imported",
+            _run_step(lambda: ws.catalog.import_category_file(file.getvalue(), file.name, int(depth)), "Imported",
                       lambda n: f" {n} categories")
     with one:
         category_form(ws, key=f"{key}-add")
@@ -304,7 +288,7 @@ def catalog_import(ws: Workspace, key: str) -> None:
 
         def step() -> dict[str, int]:
             table = read_table(file.getvalue(), file.name, ws.settings.upload_limits())
-            return ws.import_catalog(table, file.name, progress=progress_callback("Embedding"))
+            return ws.imports.import_catalog(table, file.name, progress=progress_callback("Embedding"))
 
         _run_step(step, "Imported the catalog",
                   lambda c: f": {c['items']:,} items, {c['categories']} new categories, {c['labels']:,} labels")
@@ -331,7 +315,7 @@ def category_form(ws: Workspace, key: str) -> None:
         description = st.text_input("One-line description (zero-shot prediction reads it)", max_chars=300)
         path = st.text_input("Parent path (optional)", placeholder="Home & Kitchen > Kitchen", max_chars=300)
         if st.form_submit_button("Add category"):
-            _run_step(lambda: ws.add_category(name, description, path), "Added category ", str)
+            _run_step(lambda: ws.catalog.add_category(name, description, path), "Added category ", str)
 
 
 def multiselect(label: str, options: list, default: list | None = None, **kwargs) -> list:

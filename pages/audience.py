@@ -17,7 +17,7 @@ st.caption(
     "favour its category, weighed by a blend fitted on "
     "this shop's own held-out purchases. Scores are purchase probabilities calibrated on held-out items."
 )
-model = ws.audience()
+model = ws.audience.model()
 if model is None:
     # Only what adds the user's own file: no page advises a command that changes their data unasked.
     st.info("No purchase history yet: import this shop's purchases (user_id, item_id, …) below.")
@@ -25,15 +25,15 @@ with st.expander("Import purchases (CSV, Excel, JSON or Parquet: user_id, item_i
     uploaded = st.file_uploader("Purchases file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"], key="purchases")
     if uploaded is not None and st.button("Import purchases"):
         try:
-            added = ws.import_interactions(uploaded.getvalue(), uploaded.name)
+            added = ws.imports.import_interactions(uploaded.getvalue(), uploaded.name)
             st.success(f"Imported {added:,} new purchases (already stored ones are skipped)")
-            model = ws.audience()
+            model = ws.audience.model()
         except ColdrecError as exc:
             ui.error(exc)
 if model is None:
     st.stop()
 
-items = ws.store.items()
+items = ws.catalog.items()
 titles = items.set_index("item_id")["title"]
 uploads = items[items["source"] == "upload"]
 new_tab, user_tab = st.tabs(["Who should see a new product", "What suits a shopper"])
@@ -57,13 +57,13 @@ def _reasons(table: pd.DataFrame) -> pd.DataFrame:
 with new_tab:
     typed = st.text_input("Describe a product, or pick an uploaded one below", placeholder="Organic matcha green tea powder 100g")
     if typed.strip():
-        target = ws.predict_text(typed)
+        target = ws.predictor.predict_text(typed)
     elif uploads.empty:
         st.info("Upload new products on the Upload & predict page, or describe one above.")
         st.stop()
     else:
         choice = st.selectbox("New product", uploads["item_id"], format_func=lambda i: f"{titles[i]} ({i})")
-        target = ws.predict(uploads[uploads["item_id"] == choice])
+        target = ws.predictor.predict(uploads[uploads["item_id"] == choice])
     vector = target.vectors[0]
     text = item_text(target.items["title"].iloc[0], target.items["description"].iloc[0])
     n = st.slider("Shoppers to list", 5, 100, 20)
@@ -108,10 +108,10 @@ with new_tab:
 
 with user_tab:
     user = st.selectbox("Shopper", model.user_ids)
-    bought = ws.store.purchases_of(user)
+    bought = ws.audience.purchases_of(user)
     left, right = st.columns(2)
     with left:
-        affinity = ws.store.category_affinity(user)
+        affinity = ws.audience.category_affinity(user)
         st.caption("Category affinity (share of purchases)")
         st.dataframe(
             affinity, hide_index=True,
@@ -123,7 +123,7 @@ with user_tab:
         if uploads.empty:
             st.info("No new arrivals uploaded yet.")
         else:
-            vectors = ws.embed_items(uploads)
+            vectors = ws.vectors.embed_items(uploads)
             texts = [item_text(t, d) for t, d in zip(uploads["title"], uploads["description"])]
             ranked = model.items_for_user(user, uploads["item_id"].tolist(), vectors, n=10, texts=texts)
             st.caption("New arrivals that suit this shopper best (score: calibrated purchase probability)" if model.blend else "New arrivals that suit this shopper best")

@@ -18,7 +18,7 @@ if not ready["categories"]:
     ui.start_here(ws, "No categories yet. Load the demo, import a catalog (a category column brings its "
                   "categories), import a list of categories or a taxonomy, or add them one by one:", key="categories-start")
 st.caption("The name and description are what zero-shot prediction reads: a clear description helps.")
-cats = ws.store.categories().set_index("name")
+cats = ws.catalog.categories().set_index("name")
 edited = st.data_editor(
     cats.fillna(""), key="categories-editor", width="stretch", disabled=["name"],
     column_config={"description": st.column_config.TextColumn("description", width="large"),
@@ -28,7 +28,7 @@ if st.button("Save category descriptions", disabled=cats.empty):
     changed = edited[(edited.fillna("") != cats.fillna("")).any(axis=1)]
     try:
         if len(changed):
-            ws.import_categories(changed.reset_index(), "category table")
+            ws.catalog.import_categories(changed.reset_index(), "category table")
         st.toast(f"Saved {len(changed)} categor{'y' if len(changed) == 1 else 'ies'}")
     except ColdrecError as exc:
         ui.error(exc)
@@ -42,7 +42,7 @@ with st.expander("Import categories from a CSV (name, description, optional path
     uploaded = st.file_uploader("Categories file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"])
     if uploaded is not None and st.button("Import"):
         try:
-            count = ws.import_categories(read_table(uploaded.getvalue(), uploaded.name), uploaded.name)
+            count = ws.catalog.import_categories(read_table(uploaded.getvalue(), uploaded.name), uploaded.name)
             st.success(f"Imported {count} categories")
         except ColdrecError as exc:
             ui.error(exc)
@@ -108,7 +108,7 @@ def targets_editor() -> None:
         changed = [c for c in table.index if not (pd.isna(before[c]) and pd.isna(after[c])) and before[c] != after[c]]
         try:
             for category in changed:
-                ws.store.set_category_target(category, None if pd.isna(after[category]) else float(after[category]))
+                ws.catalog.set_category_target(category, None if pd.isna(after[category]) else float(after[category]))
             st.toast(f"Saved {len(changed)} target(s)")
             st.rerun()
         except ColdrecError as exc:
@@ -125,8 +125,8 @@ else:
     st.caption("Switch on to see each category's confidence threshold and coverage and to set target precisions.")
 
 st.subheader("Model")
-stats = ws.store.stats()
-coverage = ws.embedding_coverage()
+stats = ws.catalog.stats()
+coverage = ws.vectors.embedding_coverage()
 enc = ws.encoder
 a, b, c, d = st.columns(4)
 a.metric("Device", enc.device)
@@ -135,13 +135,13 @@ c.metric("Items embedded", f"{coverage['embedded']:,} / {coverage['items']:,}")
 d.metric("Cached vectors", f"{stats['cached_vectors']:,}")
 st.caption(f"Model {ui.md_escape(enc.name)} · pooling {getattr(enc, 'pooling', '?')} · max length {getattr(enc, 'max_length', '?')} tokens")
 ui.model_choice(ws)
-st.dataframe(ws.store.embedding_counts(), hide_index=True)
+st.dataframe(ws.vectors.embedding_counts(), hide_index=True)
 missing = coverage["items"] - coverage["embedded"]
 if missing:
     st.warning(f"{missing:,} items have no vector for this model yet (the model changed, or they were never embedded).")
 if st.button("Embed all items with this model", disabled=not missing):
     with st.status("Embedding…", expanded=True) as status:
-        ws.embed_all(progress=ui.progress_callback("Embedding"))
+        ws.predictor.embed_all(progress=ui.progress_callback("Embedding"))
         status.update(label="All items embedded", state="complete")
     st.rerun()
 
@@ -228,7 +228,7 @@ else:
 
 versions = versions.list_versions(versions.models_dir(ws.settings.db_path))
 if versions:
-    active = ws.store.get_meta("model_version") or ""
+    active = ws.models.active_version()
     table = pd.DataFrame(versions).reindex(columns=[
         "name", "method", "labels_used", "accuracy_before", "accuracy_after", "gained", "lost", "p_value", "better", "date"])
     table.insert(1, "active", table["name"] == active)

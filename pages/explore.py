@@ -6,11 +6,10 @@ import streamlit as st
 from coldrec.errors import ColdrecError, NotReadyError
 from coldrec import charts, explore, labelling, ui
 from coldrec.projection import available_methods
-from coldrec.sqlbox import SQLRefused, result_summary, run_readonly
+from coldrec.sqlbox import SQLRefused, result_summary
 
 ws = ui.workspace()
 st.title("Explore")
-model_name = ws.encoder.name
 COLOURS = {
     "predicted category": "predicted",
     "label": "label",
@@ -44,7 +43,7 @@ with st.spinner(f"Computing the {method.upper()} map (stored for next time)…")
         st.stop()
 
 picked = st.session_state.get("explore_picked")
-neighbours = explore.neighbours_of(ws, picked) if picked and ws.item_positions([picked])[0] >= 0 else None
+neighbours = explore.neighbours_of(ws, picked) if picked and ws.catalog.item_positions([picked])[0] >= 0 else None
 highlight = tuple([picked] + neighbours["item_id"].tolist()) if neighbours is not None else ()
 figure, drawn, total = explore.map_figure(
     ws, method, COLOURS[colour] if ready["categories"] or colour != "predicted category" else "origin", highlight, max_points
@@ -66,7 +65,7 @@ else:
     unlabelled = chosen.loc[chosen["label"] == "(not labelled)", "item_id"].tolist()
     already = len(chosen) - len(unlabelled)
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
-    category = left.selectbox("Label all selected as", ws.store.category_names(), index=None, placeholder="Choose a category")
+    category = left.selectbox("Label all selected as", ws.catalog.category_names(), index=None, placeholder="Choose a category")
     # Labels are people's work: a lasso over a crowded area must not overwrite them by default.
     relabel = left.checkbox(f"Also relabel the {already:,} already labelled", value=False, disabled=not already)
     targets = chosen["item_id"].tolist() if relabel else unlabelled
@@ -99,12 +98,12 @@ st.header("Analytics", anchor=False)
 summary, health, drift_tab, clusters_tab, dupes_tab, sql_tab = st.tabs(
     ["Per category", "Category health", "Drift", "Emerging clusters", "Near-duplicates", "SQL"]
 )
-items = ws.items()
+items = ws.catalog.items()
 
 with summary:
     st.caption("Predictions are the current model's (every label counts at once); labelled items count under their label.")
     ui.table(explore.category_summary(ws))
-    colours = charts.category_colours(ws.store.category_names())
+    colours = charts.category_colours(ws.catalog.category_names())
     hist = explore.confidence_histogram(ws)
     if not hist.empty:
         st.plotly_chart(charts.confidence_histogram_chart(hist, colours), width="stretch")
@@ -121,7 +120,7 @@ with health:
         ui.table(health_table)
 
 with drift_tab:
-    batches = ws.store.batches()["batch"].tolist()
+    batches = ws.catalog.batch_names()
     if not batches:
         st.info("Drift compares an upload batch with the catalog: upload one on **Upload & predict**.")
     else:
@@ -152,7 +151,7 @@ with clusters_tab:
         # renumbered, so the pick is cleared rather than left pointing at another cluster.
         picked_cluster = ui.table(
             clusters[["name", "size", "example_titles"]], on_select="rerun", selection_mode="single-row",
-            key=f"cluster-table-{k}-{ws.store.label_version()}",
+            key=f"cluster-table-{k}-{ws.labels.version()}",
             column_config={"name": st.column_config.TextColumn("cluster (its keywords)", width="medium")},
         )
         rows = picked_cluster.selection.rows if picked_cluster else []
@@ -172,7 +171,7 @@ with clusters_tab:
                                "title": st.column_config.TextColumn("title", width="large"),
                                "similarity": st.column_config.NumberColumn("similarity to the centre", format="%.2f"),
                                "item_id": st.column_config.TextColumn("id")},
-                key=f"cluster-members-{cluster}-{cut}-{ws.store.label_version()}",
+                key=f"cluster-members-{cluster}-{cut}-{ws.labels.version()}",
             )
             with st.form("cluster-to-category", clear_on_submit=True):
                 name = st.text_input("New category name", max_chars=100)
@@ -207,7 +206,7 @@ with sql_tab:
         sql = st.text_area("SQL", "SELECT category, count(*) AS items FROM labels GROUP BY category ORDER BY items DESC", height=120)
         if st.form_submit_button("Run"):
             try:
-                result = run_readonly(ws.store, model_name, sql)
+                result = explore.run_sql(ws, sql)
                 if len(result.frame.columns) and (len(result.frame) or not result.truncated):
                     st.dataframe(result.frame, hide_index=True, width="stretch")  # the analyst's own columns, as asked
                 summary = result_summary(result)

@@ -11,7 +11,7 @@ ws = ui.workspace()
 st.title("Label")
 st.caption("Every saved label is a few-shot example: predictions on the other pages use it right away.")
 
-categories = ws.store.category_names()
+categories = ws.catalog.category_names()
 if not categories:
     ui.start_here(ws, "Labels name categories, and there are none yet. Load the demo, import a catalog or a "
                   "list of categories, or add the first one here:", key="label-start")
@@ -19,7 +19,7 @@ if not categories:
 left, right = st.columns([3, 1])
 with right:
     st.subheader("Examples per category", anchor=False)
-    counts = ws.store.label_counts()
+    counts = ws.labels.counts()
     st.plotly_chart(charts.example_counts(counts), width="stretch", config={"displayModeBar": False})
     st.subheader("New category", anchor=False)
     ui.category_form(ws, key="new-category")
@@ -28,8 +28,7 @@ if st.button("Undo my last action", help="Reverts your newest labelling action (
     ui.undo_last_action(ws)
 
 with st.expander("Label history: who labelled what, and when (newest first)"):
-    history = ws.store.label_history().head(500)
-    history.insert(0, "title", history["item_id"].map(ws.store.items_by_id(history["item_id"].tolist())["title"]))
+    history = ws.labels.history(500)
     ui.table(history.rename(columns={"category": "label"}))
 
 with st.expander("Export or import labels (CSV)"):
@@ -77,7 +76,7 @@ def likely_mistakes() -> None:
 
 
 def _fix(item_id: str, category: str) -> None:
-    ws.label(item_id, category, who=ui.who(), source="manual")
+    ws.labels.label(item_id, category, who=ui.who(), source="manual")
     st.session_state.setdefault("dismissed_issues", set()).add(item_id)
     ui.flash(f"Changed to {ui.md_escape(category)}")
 
@@ -89,15 +88,15 @@ with left:
     mode = st.radio("Show", ["Upload batch", "Category"], horizontal=True)
     if mode == "Category":
         chosen = st.selectbox("Category", categories)
-        subset = ws.store.items(category=chosen)
+        subset = ws.catalog.find(category=chosen)
     else:
-        batches = ws.store.batches()["batch"].tolist()
+        batches = ws.catalog.batch_names()
         if not batches:
             st.info("No uploads yet: upload products on the Upload & predict page.")
             st.stop()
         chosen = st.selectbox("Batch", batches)
         only_unlabelled = st.toggle("Only unlabelled", value=True)
-        subset = ws.store.items(source="upload", batch=chosen, unlabelled=only_unlabelled)
+        subset = ws.catalog.find(source="upload", batch=chosen, unlabelled=only_unlabelled)
     if subset.empty:
         st.info("Nothing to label here.")
         st.stop()
@@ -110,7 +109,7 @@ with left:
     edited = st.data_editor(
         frame,
         # Edits are kept by row position: a new key after each save stops them landing on other rows.
-        key=f"editor-{mode}-{chosen}-{ws.store.label_version()}",
+        key=f"editor-{mode}-{chosen}-{ws.labels.version()}",
         disabled=["title", "description"],
         column_config={
             "_index": st.column_config.TextColumn("id", width="small"),
@@ -121,7 +120,7 @@ with left:
         width="stretch",
     )
     if st.button("Save labels", type="primary"):
-        changed = ws.save_label_edits(ui.label_editor_result(frame["label"]), ui.label_editor_result(edited["label"]),
+        changed = ws.labels.save_label_edits(ui.label_editor_result(frame["label"]), ui.label_editor_result(edited["label"]),
                                       who=ui.who())
         st.toast(f"Saved {changed} label(s)" if changed else "No changes to save")
         if changed:

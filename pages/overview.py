@@ -48,10 +48,10 @@ with right:
         height=120,
     )
     if text.strip():
-        batch = ws.predict_text(text)
+        batch = ws.predictor.predict_text(text)
         ui.prediction_detail(ws, batch, 0)
     st.subheader("Latest uploads", anchor=False)
-    batches = ws.store.batches()
+    batches = ws.catalog.batches()
     if batches.empty:
         st.caption("No uploads yet.")
     else:

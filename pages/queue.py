@@ -45,10 +45,10 @@ strategy = left.selectbox(
     format_func=lambda s: f"{s} — {STRATEGY_HELP.get(s, '')}",
 )
 ALL = "All unlabelled items"
-batch = right.selectbox("Items", [ALL, *ws.store.batches()["batch"].tolist()])
+batch = right.selectbox("Items", [ALL, *ws.catalog.batch_names()])
 batch_arg = None if batch == ALL else batch
 
-has_targets = bool(ws.store.category_targets())
+has_targets = bool(ws.catalog.category_targets())
 if st.button(
     "Auto-accept predictions that meet their category's target precision",
     disabled=not has_targets,
@@ -66,7 +66,7 @@ QUEUE_BLOCK = 20
 # result (a st.rerun after the write would run the fragment twice).
 def _label(item_id: str, category: str | None, source: str) -> None:
     if category:
-        ws.label(item_id, category, who=ui.who(), source=source)
+        ws.labels.label(item_id, category, who=ui.who(), source=source)
         st.session_state["last_labelled"] = item_id
 
 
@@ -130,7 +130,7 @@ def card() -> None:
                           args=(item_id, category, "accepted" if rank == 1 else "manual"))
             st.button("Skip for now", shortcut="S", width="stretch", on_click=_skip, args=(item_id,))
         with other:
-            categories = ws.store.category_names()
+            categories = ws.catalog.category_names()
             st.selectbox(
                 "None of these: pick any category", categories, index=None, key=f"other-{item_id}",
                 placeholder=f"Type to search {len(categories)} categories…",

@@ -55,27 +55,26 @@ if raw is not None:
         try:
             items = prepare_items(raw, source, mapping)
             with st.status(f"Predicting {len(items):,} products…", expanded=True) as status:
-                batch, warnings = ws.upload_and_predict(
+                _, warnings = ws.predictor.upload_and_predict(  # it keeps the batch it computed for the table below
                     items, batch_name, who=ui.who(), progress=ui.progress_callback("Embedding")
                 )
                 status.update(label=f"Predicted {len(items):,} products", state="complete")
             for warning in warnings:
                 st.warning(ui.md_escape(warning))
             st.session_state["batch"] = batch_name
-            ui.batch_predictions(ws, batch_name, computed=batch)  # shown below without predicting again
         except ColdrecError as exc:
             ui.error(exc)
             st.stop()
 
-batches = ws.store.batches()["batch"].tolist()
+batches = ws.catalog.batch_names()
 if not batches:
     st.info("Upload a file or paste products to see predictions.")
     st.stop()
 current = st.session_state.get("batch")
 chosen = st.selectbox("Batch", batches, index=batches.index(current) if current in batches else 0)
-batch = ui.batch_predictions(ws, chosen)
+batch = ws.predictor.batch_predictions(chosen)
 table = batch.frame()
-labels = ws.store.labels().set_index("item_id")["category"]
+labels = ws.labels.current().set_index("item_id")["category"]
 table["label"] = table["item_id"].map(labels).fillna("")
 # The flags and the second guess right after the prediction: on a laptop screen they stay in view.
 shown = ["title", "top1", "top1_probability", "unsure", "top2", "top2_probability", "label", "novel",

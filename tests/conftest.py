@@ -122,7 +122,18 @@ def workspace(tmp_path: Path, tiny_encoder, small_catalog):
     from coldrec.store import Store
 
     ws = Workspace(Store(settings.db_path), tiny_encoder, settings)
-    ws.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+    ws.imports.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def empty(tmp_path, tiny_encoder):
+    """A workspace on a new, empty database (the onboarding steps start here)."""
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    ws = Workspace(Store(tmp_path / "new.duckdb"), tiny_encoder)
     yield ws
     ws.close()
 
@@ -137,7 +148,7 @@ def app_env(monkeypatch, tmp_path, tiny_model_dir, tiny_encoder, small_catalog):
     catalog.to_csv(tmp_path / "catalog.csv", index=False)
     categories.to_csv(tmp_path / "categories.csv", index=False)
     ws = Workspace(Store(tmp_path / "app.duckdb"), tiny_encoder)
-    ws.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+    ws.imports.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
     ws.close()
     yield from dashboard_on(monkeypatch, tmp_path / "app.duckdb", tiny_model_dir, tmp_path)
 
@@ -183,6 +194,6 @@ def uploaded(app_env, tiny_encoder):
     from tests.test_pages_loop import NEW
 
     ws = Workspace(Store(app_env / "app.duckdb"), tiny_encoder)
-    ws.upload_and_predict(NEW, batch="new")
+    ws.predictor.upload_and_predict(NEW, batch="new")
     ws.close()
     return app_env

@@ -120,17 +120,17 @@ def test_cold_start_protocol_scores_far_above_random_when_content_drives_purchas
 
 
 def test_workspace_builds_audiences_from_stored_purchases(workspace):
-    assert workspace.audience() is None
-    workspace.import_interactions(b"user_id,item_id\nu1,C1\nu1,C2\nu2,P1\n", "p.csv")
-    model = workspace.audience()
+    assert workspace.audience.model() is None
+    workspace.imports.import_interactions(b"user_id,item_id\nu1,C1\nu1,C2\nu2,P1\n", "p.csv")
+    model = workspace.audience.model()
     assert model is not None and model.user_ids == ["u1", "u2"]
     with pytest.raises(IngestError, match="not in the catalog"):
-        workspace.import_interactions(b"user_id,item_id\nu3,NOPE\n", "bad.csv")
+        workspace.imports.import_interactions(b"user_id,item_id\nu3,NOPE\n", "bad.csv")
     assert workspace.store.stats()["interactions"] == 3
 
 
 def test_category_affinity_is_the_share_of_purchases_per_category(workspace):
-    workspace.import_interactions(b"user_id,item_id\nu1,C1\nu1,C2\nu1,F1\nu1,P1\nu2,P1\n", "p.csv")
+    workspace.imports.import_interactions(b"user_id,item_id\nu1,C1\nu1,C2\nu1,F1\nu1,P1\nu2,P1\n", "p.csv")
     affinity = workspace.store.category_affinity("u1").set_index("category")
     assert affinity.loc["Cookware", "purchases"] == 2 and affinity.loc["Cookware", "share"] == 0.5
     assert affinity["share"].sum() == 1.0 and list(affinity.index)[0] == "Cookware"

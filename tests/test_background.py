@@ -57,9 +57,9 @@ def test_a_failing_task_is_logged_and_frees_its_key(caplog):
 
 
 def test_closing_a_workspace_stops_its_refit(workspace, monkeypatch):
-    import coldrec.workspace as workspace_module
+    import coldrec.services.predictor as predictor_module
 
-    monkeypatch.setattr(workspace_module, "EXACT_MAX_ITEMS", 0)  # a large workspace: refits in the background
-    workspace.classifier()
+    monkeypatch.setattr(predictor_module, "EXACT_MAX_ITEMS", 0)  # a large workspace: refits in the background
+    workspace.predictor.classifier()
     workspace.close()
     assert not workspace.background.running("refit")

@@ -92,9 +92,9 @@ def test_init_with_vectors_embeds_no_catalog_text_again(tmp_path, tiny_model_dir
     try:
         read, added = load_vectors(ws.store, tmp_path / "vectors", tiny_encoder.name, tiny_encoder.dim)
         assert read == 60 and added == len(set(_expected(tiny_encoder, catalog)[0]))
-        ws.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+        ws.imports.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
         assert calls == []  # every catalog vector came from the shards
-        _, vectors = ws.item_vectors()
+        _, vectors = ws.vectors.item_vectors()
         np.testing.assert_allclose(vectors, _expected(tiny_encoder, catalog)[1], atol=1e-5)
     finally:
         ws.close()

@@ -76,13 +76,14 @@ def shop(env):
 
 
 def test_audience_of_an_unknown_id_is_refused_before_any_model_is_built(shop, monkeypatch, capsys):
+    from coldrec.services.audience import AudienceService
     from coldrec.workspace import Workspace
 
     def never(*args, **kwargs):
         raise AssertionError("the model was loaded for an id the database does not hold")
 
     monkeypatch.setattr(Workspace, "open", classmethod(never))
-    monkeypatch.setattr(Workspace, "audience", never)
+    monkeypatch.setattr(AudienceService, "model", never)
     capsys.readouterr()
     assert main(["audience", "NO-SUCH-ID"]) == 2
     err = capsys.readouterr().err
@@ -97,7 +98,7 @@ def test_audience_of_an_unknown_id_as_a_subprocess_is_a_clear_fast_error(shop):
 
 
 def _batch_predictions(ws) -> tuple[np.ndarray, list[bool], list[str]]:
-    batch = ws.predict_batch("monday")
+    batch = ws.predictor.predict_batch("monday")
     return (np.array([p.probability for p in batch.predictions]), [p.unsure for p in batch.predictions],
             [p.category for p in batch.predictions])
 
@@ -117,11 +118,11 @@ def test_cli_and_dashboard_give_the_same_predictions_on_the_same_database(env, t
         "description": [""] * 12,
     })
     dashboard = Workspace.open(settings, encoder=tiny_encoder)
-    dashboard.classifier()
-    dashboard.upload_and_predict(new, batch="monday")  # the graph grows in place
+    dashboard.predictor.classifier()
+    dashboard.predictor.upload_and_predict(new, batch="monday")  # the graph grows in place
     for item_id, category in [("n0", "Cookware"), ("n2", "Footwear")]:  # labels warm-start it
-        dashboard.label(item_id, category, who="ana")
-        dashboard.classifier()
+        dashboard.labels.label(item_id, category, who="ana")
+        dashboard.predictor.classifier()
     live = _batch_predictions(dashboard)
     dashboard.close()
 

@@ -18,7 +18,7 @@ NEW = pd.DataFrame(
 
 
 def test_item_table_has_every_item_with_label_and_prediction(workspace):
-    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
     table = explore.item_table(workspace)
     assert len(table) == len(workspace.store.items())
     assert table.loc[table["item_id"] == "C1", "category"].item() == "Cookware"
@@ -34,7 +34,7 @@ def test_map_frame_is_stored_once_per_item_set(workspace):
     assert stored.loc[0, "n"] == 12 and stored.loc[0, "keys"] == 1
     explore.map_frame(workspace, "pca")
     assert workspace.store.query_df("SELECT count(DISTINCT key) AS keys FROM projections").loc[0, "keys"] == 1
-    workspace.upload_and_predict(NEW, batch="b1")  # a new item set gets its own map
+    workspace.predictor.upload_and_predict(NEW, batch="b1")  # a new item set gets its own map
     assert len(explore.map_frame(workspace, "pca")) == 18
 
 
@@ -45,7 +45,7 @@ def test_neighbours_of_excludes_the_item_and_is_sorted(workspace):
 
 
 def test_cluster_to_category_creates_it_and_labels_members_undoably(workspace):
-    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
     report = explore.emerging_clusters(workspace, 2)
     assert report.members["item_id"].isin(NEW["item_id"]).all() and len(report.members) == 6
     members = report.members[report.members["cluster"] == report.clusters["cluster"].iloc[0]]["item_id"].tolist()
@@ -59,7 +59,7 @@ def test_cluster_to_category_creates_it_and_labels_members_undoably(workspace):
 def test_near_duplicates_search_once_and_filter_by_threshold(workspace, monkeypatch):
     import coldrec.analytics as analytics
 
-    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
     calls = []
     real = analytics.near_duplicates_indexed
     monkeypatch.setattr(analytics, "near_duplicates_indexed", lambda *a, **k: calls.append(k) or real(*a, **k))
@@ -69,19 +69,19 @@ def test_near_duplicates_search_once_and_filter_by_threshold(workspace, monkeypa
     assert (strict["similarity"] >= 0.99).all()
     assert len(strict) == (loose["similarity"] >= 0.99).sum()
     # From the item index, the same pairs as the exact all-pairs search over every item.
-    items, vectors = workspace.item_vectors()
+    items, vectors = workspace.vectors.item_vectors()
     exact = analytics.near_duplicates(workspace.store, items["item_id"].tolist(), vectors, threshold=0.80)
     pd.testing.assert_frame_equal(loose, exact)
 
 
 def test_category_overview_counts_new_arrivals_by_current_prediction(workspace):
-    workspace.upload_and_predict(NEW, batch="b1")
-    workspace.label("n6", "Footwear", who="t")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
+    workspace.labels.label("n6", "Footwear", who="t")
     counts = explore.category_overview(workspace).set_index("category")
     assert counts["catalog"].to_dict() == {"Cookware": 4, "Footwear": 4, "Pet Supplies": 4}
     assert counts.loc["Footwear", "labelled"] == 1
     assert counts[["labelled", "confident", "unsure"]].to_numpy().sum() == len(NEW)
-    current = workspace.current_predictions().set_index("item_id").loc[["n1", "n2", "n3", "n4", "n5"], "predicted"]
+    current = workspace.predictor.current_predictions().set_index("item_id").loc[["n1", "n2", "n3", "n4", "n5"], "predicted"]
     guessed = counts["confident"] + counts["unsure"]
     assert guessed.to_dict() == current.value_counts().reindex(counts.index).fillna(0).astype(int).to_dict()
 
@@ -91,9 +91,9 @@ def test_drift_without_a_catalog_is_none_not_an_error(tmp_path, tiny_encoder):
     from coldrec.workspace import Workspace
 
     with Workspace(Store(tmp_path / "x.duckdb"), tiny_encoder) as ws:
-        ws.add_category("Garden", "hoses and mowers")
-        ws.add_category("Footwear", "shoes and boots")
-        ws.upload_and_predict(NEW, batch="b1")
+        ws.catalog.add_category("Garden", "hoses and mowers")
+        ws.catalog.add_category("Footwear", "shoes and boots")
+        ws.predictor.upload_and_predict(NEW, batch="b1")
         assert explore.drift(ws, "b1") is None
         assert explore.map_frame(ws, "pca")["item_id"].tolist() == NEW["item_id"].tolist()
 
@@ -109,7 +109,7 @@ def test_map_frame_of_an_empty_workspace_is_empty(tmp_path, tiny_encoder):
 
 
 def test_clusters_are_named_by_keywords_and_members_sorted_by_similarity(workspace):
-    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
     report = explore.emerging_clusters(workspace, 2)
     names = explore.cluster_names(report)
     assert len(names) == 2 and names["name"].is_unique
@@ -122,13 +122,13 @@ def test_clusters_are_named_by_keywords_and_members_sorted_by_similarity(workspa
 
 def test_item_details_has_the_text_and_attributes(workspace):
     frame = NEW.assign(brand=["Acme"] + [""] * 5, price=[9.5] + [None] * 5)
-    workspace.upload_and_predict(frame, batch="b1")
+    workspace.predictor.upload_and_predict(frame, batch="b1")
     details = explore.item_details(workspace, "n1")
     assert (details["title"], details["brand"], details["price"], details["batch"]) == ("garden hose", "Acme", 9.5, "b1")
     assert details["category"] is None
-    workspace.label("n1", "Cookware", who="t")
+    workspace.labels.label("n1", "Cookware", who="t")
     assert explore.item_details(workspace, "n1")["category"] == "Cookware"
-    workspace.label("n1", None, who="t")  # a removed label is no label
+    workspace.labels.label("n1", None, who="t")  # a removed label is no label
     assert explore.item_details(workspace, "n1")["category"] is None
     with pytest.raises(NotReadyError):
         explore.item_details(workspace, "nope")
@@ -139,7 +139,7 @@ def test_a_lasso_selects_every_item_inside_it_even_those_not_drawn(workspace):
 
     from coldrec.projection import points_in_polygon
 
-    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
     xy = explore.map_positions(workspace, "pca")
     figure, drawn, total = explore.map_figure(workspace, "pca", "predicted", max_points=5)
     assert (drawn, total) == (5, 18)
@@ -164,8 +164,8 @@ def test_a_clicked_point_is_selected_and_unknown_ids_from_the_browser_are_droppe
 
 
 def test_is_novel_agrees_with_the_current_predictions(workspace):
-    workspace.upload_and_predict(NEW, batch="b1")
-    current = workspace.current_predictions().set_index("item_id")["novel"]
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
+    current = workspace.predictor.current_predictions().set_index("item_id")["novel"]
     assert {i: explore.is_novel(workspace, i) for i in current.index} == current.to_dict()
     with pytest.raises(NotReadyError):
         explore.is_novel(workspace, "nope")
@@ -174,12 +174,12 @@ def test_is_novel_agrees_with_the_current_predictions(workspace):
 def test_drift_keeps_the_nearest_catalog_items_across_labels(workspace, monkeypatch):
     import coldrec.analytics as analytics
 
-    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
     calls = []
     real = analytics.nearest_catalog
     monkeypatch.setattr(analytics, "nearest_catalog", lambda *a, **k: calls.append(1) or real(*a, **k))
     before = explore.drift(workspace, "b1")
-    workspace.label("n1", "Footwear", who="t")
+    workspace.labels.label("n1", "Footwear", who="t")
     after = explore.drift(workspace, "b1")
     assert len(calls) == 1 and after is not before  # regrouped after the label, the search kept
     pd.testing.assert_frame_equal(after.new_category_candidates[["item_id", "nearest_catalog_id"]],
@@ -192,9 +192,9 @@ def test_near_duplicates_run_in_the_background_above_the_exact_size(workspace, m
     import coldrec.analytics as analytics
     import coldrec.neighbours as neighbours
 
-    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
     expected = explore.near_duplicates(workspace, 0.80)
-    workspace._memo.pop("near_duplicates")
+    workspace.state.drop("near_duplicates")
     monkeypatch.setattr(neighbours, "EXACT_MAX_ITEMS", 5)  # this workspace counts as large
     release, calls = threading.Event(), []
     real = analytics.near_duplicates_indexed

@@ -62,14 +62,14 @@ def labelled_ws(tmp_path: Path, word_model_dir: Path):
     )
     settings = Settings(db_path=tmp_path / "ws.duckdb", model=str(word_model_dir), device="cpu")
     ws = Workspace(Store(settings.db_path), load_encoder(str(word_model_dir), device="cpu", batch_size=8), settings)
-    ws.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
+    ws.imports.init_catalog(tmp_path / "catalog.csv", tmp_path / "categories.csv")
     yield ws
     ws.close()
 
 
 def _item_vectors(ws: Workspace) -> np.ndarray:
     items = ws.store.items().sort_values("item_id")
-    return ws.embed_items(items)
+    return ws.vectors.embed_items(items)
 
 
 def test_contrastive_loss_is_lower_when_labels_match_the_geometry() -> None:
@@ -171,7 +171,7 @@ def test_version_is_saved_with_its_card_loads_and_switching_back_uses_the_cache(
     ws.encoder.encode = lambda batch, progress=None: calls.append(len(batch)) or original(batch, progress)  # type: ignore[method-assign]
     assert ws.encoder.name == base_name and not ws.store.get_meta("model_version")
     assert np.allclose(_item_vectors(ws), base_vectors)
-    ws.classifier()
+    ws.predictor.classifier()
     assert calls == [] and ws.store.stats()["cached_vectors"] == cached
 
 
@@ -183,7 +183,7 @@ def test_a_better_version_is_activated_and_reopening_the_workspace_loads_it(labe
         finetune.switch_version(ws, card["name"])
     name = ws.store.get_meta("model_version")
     items = ws.store.items()
-    assert ws.embedding_coverage()["embedded"] == len(items) or not card["better"]
+    assert ws.vectors.embedding_coverage()["embedded"] == len(items) or not card["better"]
     reopened = versions.active_encoder(ws.store, ws.settings)
     assert reopened.name == ws.encoder.name and reopened.name.endswith(f"+{name}")
     # A version trained from another base model is not applied to this configuration.

@@ -76,7 +76,7 @@ def _plant(monkeypatch, ws: Workspace, spoil_base: dict[str, np.ndarray], spoil_
     base = copy.copy(true)
     base.name = f"{true.name}-planted"
     base.encode = _Planted(true, spoil_base, base.name).encode
-    ws.use_encoder(base)
+    ws.models.use_encoder(base)
     monkeypatch.setattr(finetune, "fit", lambda encoder, *a, **k: finetune.FitResult(
         "contrastive", copy.deepcopy(encoder._model), 1, 1, 0.0, False))
     monkeypatch.setattr(finetune, "tuned_encoder", lambda b, result, name: _Planted(true, spoil_new, name))

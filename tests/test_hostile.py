@@ -292,7 +292,7 @@ def test_typed_odd_category_names_survive_export_and_import(workspace):
     from coldrec.labelling import export_labels, import_labels
 
     typed = [unicodedata.normalize("NFD", "Crème brûlée"), "Zero\u200bwidth", "Bell\x07", "'=quoted", "'-dash", "=formula"]
-    stored = [workspace.add_category(name) for name in typed]
+    stored = [workspace.catalog.add_category(name) for name in typed]
     assert stored == ["Crème brûlée", "Zerowidth", "Bell", "'=quoted", "'-dash", "=formula"]
     items = workspace.store.items()["item_id"].tolist()[: len(stored)]
     workspace.store.add_labels(items, typed, who="ana")  # labelled with the names as typed

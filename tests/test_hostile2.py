@@ -113,9 +113,9 @@ def test_json_lines_with_unicode_line_separators_inside_strings_are_read():
 # -- item 6: the Label and Audience pages' uploads have limits that fit what they read ------------
 def test_labels_and_purchases_uploads_default_to_upload_limits():
     from coldrec.labelling import import_labels
-    from coldrec.workspace import Workspace
+    from coldrec.services.imports import ImportService
 
-    for function in (import_labels, Workspace.import_interactions):
+    for function in (import_labels, ImportService.import_interactions):
         limits = inspect.signature(function).parameters["limits"].default
         assert limits.max_rows <= 1_000_000 and limits.max_bytes <= 50 * 1024 * 1024 and limits.max_columns <= 50
     assert PURCHASE_UPLOADS.max_field_chars <= 1_000 and LABEL_UPLOADS.max_field_chars <= 20_000

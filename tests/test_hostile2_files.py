@@ -225,7 +225,7 @@ def test_an_init_killed_after_the_catalog_is_resumed_by_if_missing(monkeypatch, 
     real = Workspace.add_demo_arrivals
 
     def killed(self, progress=None):  # the catalog is in and "initialised" is set: then a kill
-        self.add_upload(load_items(PROJECT / "data" / "demo" / "new_arrivals.csv"), batch=Workspace.DEMO_BATCH)
+        self.imports.add_upload(load_items(PROJECT / "data" / "demo" / "new_arrivals.csv"), batch=Workspace.DEMO_BATCH)
         raise KeyboardInterrupt  # mid-batch: items stored, no predictions yet
 
     monkeypatch.setattr(Workspace, "add_demo_arrivals", killed)

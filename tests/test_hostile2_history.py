@@ -60,21 +60,21 @@ def test_predictions_after_uploads_equal_those_after_a_rebuild(workspace):
     from coldrec.store import Store
     from coldrec.workspace import Workspace
 
-    workspace.prepare()
+    workspace.vectors.prepare()
     words = ["steel pan", "leather boot", "dog toy", "cast iron pot", "cat food", "wool sandal", "pet bed", "wok set"]
     for part in range(3):
         batch = pd.DataFrame({"item_id": [f"u{part}-{i}" for i in range(len(words))],
                               "title": [f"{w} {part}" for w in words], "description": ""})
-        workspace.upload_and_predict(batch, f"batch {part}", who="t")
+        workspace.predictor.upload_and_predict(batch, f"batch {part}", who="t")
     queries = pd.DataFrame({"item_id": ["Q1", "Q2", "Q3"], "title": ["steel pot", "boot", "cat toy"], "description": ""})
 
     def answers(ws):
-        frame = ws.predict(queries.copy()).frame()
+        frame = ws.predictor.predict(queries.copy()).frame()
         return frame["top1"].tolist(), frame["top1_probability"].round(6).tolist()
 
     running = answers(workspace)
     path, encoder, settings = workspace.store.path, workspace.encoder, workspace.settings
-    folder = workspace._index_folder()
+    folder = workspace.vectors.index_folder()
     workspace.close()
     shutil.rmtree(folder)
     with Workspace(Store(path), encoder, settings) as rebuilt:

@@ -17,7 +17,7 @@ QUERIES = pd.DataFrame({"item_id": ["Q1", "Q2", "Q3"], "title": ["steel pan for 
 
 
 def _answers(ws) -> tuple[list, list]:
-    batch = ws.predict(QUERIES.copy())
+    batch = ws.predictor.predict(QUERIES.copy())
     frame = batch.frame()
     return frame["top1"].tolist(), [[i for i, _ in hits] for hits in batch.neighbours]
 
@@ -99,18 +99,18 @@ TAMPERINGS = {
 
 @pytest.mark.parametrize("case", sorted(TAMPERINGS))
 def test_a_tampered_index_is_rebuilt_with_a_notice_and_answers_as_before(workspace, case):
-    workspace.prepare()
+    workspace.vectors.prepare()
     expected = _answers(workspace)
-    folder = workspace._index_folder()
+    folder = workspace.vectors.index_folder()
     TAMPERINGS[case](folder)
     ws = _reopen(workspace)
     try:
         assert _answers(ws) == expected
         if case != "no_manifest":
-            assert ws.index_notice and "rebuilt" in ws.index_notice, ws.index_notice
+            assert ws.vectors.index_notice and "rebuilt" in ws.vectors.index_notice, ws.vectors.index_notice
         again = _reopen(ws)  # the rebuilt index was saved: the next start loads it quietly
         ws = again
-        assert _answers(ws) == expected and ws.index_notice is None
+        assert _answers(ws) == expected and ws.vectors.index_notice is None
     finally:
         ws.close()
 
@@ -120,7 +120,7 @@ def test_another_workspaces_index_of_the_same_shape_is_not_used(workspace, tmp_p
     from coldrec.store import Store
     from coldrec.workspace import Workspace
 
-    workspace.prepare()
+    workspace.vectors.prepare()
     expected = _answers(workspace)
     catalog, categories = small_catalog
     other_catalog = catalog.assign(title=catalog["title"].iloc[::-1].tolist())  # same ids, other texts
@@ -128,16 +128,16 @@ def test_another_workspaces_index_of_the_same_shape_is_not_used(workspace, tmp_p
     other_catalog.to_csv(tmp_path / "other" / "catalog.csv", index=False)
     categories.to_csv(tmp_path / "other" / "categories.csv", index=False)
     other = Workspace(Store(tmp_path / "other" / "ws.duckdb"), tiny_encoder, Settings(db_path=tmp_path / "other" / "ws.duckdb"))
-    other.init_catalog(tmp_path / "other" / "catalog.csv", tmp_path / "other" / "categories.csv")
-    other.prepare()
-    theirs = other._index_folder()
+    other.imports.init_catalog(tmp_path / "other" / "catalog.csv", tmp_path / "other" / "categories.csv")
+    other.vectors.prepare()
+    theirs = other.vectors.index_folder()
     other.close()
-    mine = workspace._index_folder()
+    mine = workspace.vectors.index_folder()
     for name in ("knn_rows.npy", "knn_sims.npy", "vectors.npy", "manifest.json"):
         shutil.copy(theirs / name, mine / name)
     ws = _reopen(workspace)
     try:
-        assert _answers(ws) == expected and "another database" in ws.index_notice
+        assert _answers(ws) == expected and "another database" in ws.vectors.index_notice
     finally:
         ws.close()
     # even with the binding forged, the vectors are compared with the database's
@@ -152,7 +152,7 @@ def test_another_workspaces_index_of_the_same_shape_is_not_used(workspace, tmp_p
     _forge_digest(mine)  # their vectors under our ids, text hashes, binding and a valid digest
     ws = _reopen(workspace)
     try:
-        assert _answers(ws) == expected and "not this database's" in ws.index_notice
+        assert _answers(ws) == expected and "not this database's" in ws.vectors.index_notice
     finally:
         ws.close()
 

@@ -1,4 +1,4 @@
-"""The labelling loop over a real workspace (tiny model): queue, propagation, undo, label files,
+"""The labelling loop over a real workspace (tiny model): queue, propagation, label files,
 auto-accept routing and taxonomy levels in predictions."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ NEW = pd.DataFrame(
 
 @pytest.fixture
 def ws(workspace):
-    workspace.upload_and_predict(NEW, batch="b1")
+    workspace.predictor.upload_and_predict(NEW, batch="b1")
     return workspace
 
 
@@ -33,7 +33,7 @@ def test_queue_lists_only_unlabelled_items_ordered_by_margin(ws):
     gaps = (queue["probability"] - queue["second_probability"]).to_numpy()
     assert np.all(np.diff(gaps) >= -1e-9), "margin queue must start with the closest calls"
     assert set(queue["suggestion"]) <= set(ws.store.category_names())
-    ws.label("n1", "Cookware", who="ana")
+    ws.labels.label("n1", "Cookware", who="ana")
     assert "n1" not in set(labelling.queue(ws, "margin", n=10)["item_id"])  # a label leaves the queue at once
 
 
@@ -45,7 +45,7 @@ def test_queue_of_one_batch_and_unknown_strategy(ws):
 
 
 def test_propagation_preview_label_and_undo(ws):
-    ws.label("n1", "Cookware", who="ana")
+    ws.labels.label("n1", "Cookware", who="ana")
     preview = labelling.propagation_preview(ws, "n1", min_similarity=0.0, limit=3)
     assert len(preview) == 3
     assert "n1" not in set(preview["item_id"]) and preview["item_id"].isin(["n2", "n3", "n4", "n5"]).all()
@@ -59,7 +59,7 @@ def test_propagation_preview_label_and_undo(ws):
     assert (labels.loc[preview["item_id"], "source"] == "propagated").all()
 
     # One undo reverts the whole propagation, and only it.
-    assert labelling.undo(ws, "ana") == {"reverted": 3, "kept": 0}
+    assert ws.labels.undo("ana") == {"reverted": 3, "kept": 0}
     labels = ws.store.labels().set_index("item_id")
     assert not set(preview["item_id"]) & set(labels.index)
     assert labels.loc["n1", "category"] == "Cookware"
@@ -73,18 +73,8 @@ def test_propagation_needs_a_labelled_item(ws):
         labelling.propagation_preview(ws, "zzz")
 
 
-def test_undo_is_per_person_and_keeps_newer_labels_of_others(ws):
-    labelling.bulk_label(ws, ["n1", "n2"], "Cookware", who="ana")
-    ws.label("n2", "Footwear", who="bo")
-    assert labelling.undo(ws, "ana") == {"reverted": 1, "kept": 1}
-    labels = ws.store.labels().set_index("item_id")["category"]
-    assert "n1" not in labels and labels["n2"] == "Footwear"
-    assert labelling.undo(ws, "ana") == {"reverted": 0, "kept": 0}  # nothing left for ana
-    assert labelling.undo(ws, "bo")["reverted"] == 1
-
-
 def test_label_export_import_round_trip_is_lossless(ws):
-    ws.add_category("=Risky name")
+    ws.catalog.add_category("=Risky name")
     labelling.bulk_label(ws, ["n1", "n3"], "=Risky name", who="ana")
     exported = labelling.export_labels(ws)
     data = to_csv_bytes(exported)
@@ -124,7 +114,7 @@ def test_auto_accept_only_takes_predictions_above_their_category_threshold(ws, m
 
 
 def test_predictions_carry_per_level_probabilities(ws):
-    batch = ws.predict_batch("b1")
+    batch = ws.predictor.predict_batch("b1")
     frame = batch.frame()
     assert {"level1", "level1_probability", "level2", "level2_probability"} <= set(frame.columns)
     for row in range(len(frame)):
@@ -158,6 +148,7 @@ def test_bulk_label_refuses_more_than_the_limit_and_writes_nothing(workspace, mo
     assert workspace.store.labels().equals(before)
     assert labelling_module.bulk_label(workspace, ["C1", "C2"], "Footwear", who="ana") == 2
 
+
 def test_review_runs_automatically_only_in_small_workspaces(workspace, monkeypatch):
     assert labelling.review_runs_automatically(workspace)  # 12 items, 12 labels
     monkeypatch.setattr(labelling, "REVIEW_AUTOMATICALLY_MAX_ITEMS", 11)
@@ -172,7 +163,7 @@ def test_the_queue_of_a_large_workspace_equals_the_full_ranking(workspace, monke
     new = pd.DataFrame({"item_id": [f"q{i}" for i in range(30)],
                         "title": [f"{w} {i}" for i, w in enumerate(["pan", "boot", "dog bed", "wok", "sock"] * 6)],
                         "description": [""] * 30})
-    workspace.add_upload(new, batch="b")
+    workspace.imports.add_upload(new, batch="b")
     full = labelling._queue(workspace, strategy, None, 2, 0)
     monkeypatch.setattr(labelling, "PREFILTER_ABOVE", 5)  # the large-workspace path on small data
     kept = labelling._prefiltered(workspace, strategy, None, 2)

@@ -73,7 +73,7 @@ def test_label_editor_saves_to_duckdb_and_changes_the_next_prediction(app_env):
     at = _upload(_page("pages/upload.py"))
     ws = ui._open_workspace()
     items = ws.store.items(batch=ws.store.batches()["batch"][0])
-    before = ws.predict(items).predictions[0]
+    before = ws.predictor.predict(items).predictions[0]
     target = next(c for c in ws.store.category_names() if c != before.category)
 
     at = at.switch_page("pages/label.py").run()
@@ -85,7 +85,7 @@ def test_label_editor_saves_to_duckdb_and_changes_the_next_prediction(app_env):
     at = save.click().run()
     assert not at.exception, at.exception
     assert ws.store.labels().set_index("item_id").loc["n1", "category"] == target
-    after = ws.predict(items).predictions[0]
+    after = ws.predictor.predict(items).predictions[0]
     assert after.top[0][0] == target and after.top[0][1] > 0.9
     assert all(e[0] != "n1" for e in after.evidence)
 
@@ -182,3 +182,43 @@ def test_large_workspaces_cross_validate_the_labels_only_when_asked(app_env, mon
     at = at.switch_page("pages/label.py").run()
     assert not at.exception, at.exception
     assert at.toggle(key="check-labels").value is False
+
+
+#: What a page may not reach past the services for: the database, the cache, SQL and the model's libraries.
+_PAGE_FORBIDDEN_ATTRIBUTES = {"store", "memo", "_memo"}
+_PAGE_FORBIDDEN_IMPORTS = {"duckdb", "torch", "transformers", "coldrec.store", "coldrec.services.state"}
+
+
+def _page_sources() -> list:
+    return sorted((PROJECT / "pages").glob("*.py")) + [PROJECT / "app.py", PROJECT / "coldrec" / "ui.py"]
+
+
+def _reaches_past_services(source: str) -> list[str]:
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and (
+            node.attr in _PAGE_FORBIDDEN_ATTRIBUTES
+            or (node.attr == "state" and isinstance(node.value, ast.Name) and node.value.id == "ws")
+        ):
+            found.append(f"line {node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            found += [f"line {node.lineno}: import {n}" for n in names if n.split(".")[0] in _PAGE_FORBIDDEN_IMPORTS
+                      or n in _PAGE_FORBIDDEN_IMPORTS]
+    return found
+
+
+def test_pages_call_services_never_the_store_or_the_cache():
+    offenders = {path.name: hits for path in _page_sources() if (hits := _reaches_past_services(path.read_text()))}
+    assert offenders == {}, "pages, app.py and ui.py go through ws.<service> (see README, Architecture)"
+
+
+def test_the_page_check_catches_a_store_call_and_a_memo():
+    # the check itself: each way a page used to reach past the services is caught
+    assert _reaches_past_services("ws.store.set_category_target('a', None)") == ["line 1: .store"]
+    assert _reaches_past_services("x = ws.memo('k', 1, f)") == ["line 1: .memo"]
+    assert _reaches_past_services("ws.state.version()") == ["line 1: .state"]
+    assert _reaches_past_services("import duckdb") == ["line 1: import duckdb"]
+    assert _reaches_past_services("ws.catalog.set_category_target('a', None)") == []

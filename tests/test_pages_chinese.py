@@ -65,7 +65,7 @@ def test_a_chinese_catalogue_end_to_end(fresh_dashboard):
     ws = ui._open_workspace()
     assert sorted(ws.store.category_names()) == sorted(CATALOG["category"].unique())
     assert ws.store.items().set_index("item_id").loc["z1", "title"] == CATALOG["title"][0]
-    assert ws.encoder.name == MULTILINGUAL_MODEL_NAME and ws.encoder_choice()["source"] == "auto"
+    assert ws.encoder.name == MULTILINGUAL_MODEL_NAME and ws.models.encoder_choice()["source"] == "auto"
     shown = _text(at)
     home = AppTest.from_file(str(PROJECT / "app.py"), default_timeout=240).run()  # a new session's sidebar
     sidebar = re.sub(r"\\(.)", r"\1", "\n".join(c.value for c in home.sidebar.caption))

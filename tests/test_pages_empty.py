@@ -208,12 +208,12 @@ def test_explore_shows_the_current_models_predictions_not_the_stored_ones(demo_e
     at = _page("pages/explore.py")
     ws = _ws()
     item = ws.store.items(batch=Workspace.DEMO_BATCH)["item_id"].iloc[0]
-    before = ws.current_predictions().set_index("item_id").loc[item, "predicted"]
-    ws.label(item, next(c for c in ws.store.category_names() if c != before), who="test")
+    before = ws.predictor.current_predictions().set_index("item_id").loc[item, "predicted"]
+    ws.labels.label(item, next(c for c in ws.store.category_names() if c != before), who="test")
     at.run()
     assert not at.exception, at.exception
     summary = next(d.value for d in at.dataframe if "labelled_uploads" in d.value.columns).set_index("category")
-    current = ws.current_predictions()["predicted"].value_counts()
+    current = ws.predictor.current_predictions()["predicted"].value_counts()
     # Every item counts with the current model's prediction (the stored ones cover the upload only).
     assert summary["predicted"].sum() == len(ws.store.items()) > stored
     assert (summary["predicted"] == current.reindex(summary.index).fillna(0)).all()
@@ -236,7 +236,7 @@ def test_with_categories_but_no_items_every_page_works_and_try_a_product_predict
 
 
 def test_one_category_and_no_items_reads_one_category(empty_env):
-    _ws().add_category("Garden Tools", "Spades, rakes and hoses", "")
+    _ws().catalog.add_category("Garden Tools", "Spades, rakes and hoses", "")
     at = _page("pages/overview.py")
     assert not at.exception, at.exception
     captions = [shown(c.value) for c in at.caption]

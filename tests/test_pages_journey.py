@@ -174,7 +174,7 @@ def test_load_the_demo_warns_when_the_database_already_holds_items(monkeypatch, 
 
     db = tmp_path / "shop.duckdb"
     with Workspace(Store(db), tiny_encoder) as ws:  # a catalog without categories: pages show their empty state
-        ws.import_catalog(pd.DataFrame({"title": ["steel pan", "leather boot"]}), "catalog.csv")
+        ws.imports.import_catalog(pd.DataFrame({"title": ["steel pan", "leather boot"]}), "catalog.csv")
     gen = dashboard_on(monkeypatch, db, tiny_model_dir, tmp_path)
     next(gen)
     try:

@@ -44,7 +44,7 @@ def large_env(tmp_path_factory, tiny_model_dir, tiny_encoder):
     store.add_labels([f"C{i}" for i in labelled], [f"group {cluster[i]}" for i in labelled], who="setup", source="import")
     store.set_meta("initialised", "1")
     with Workspace(store, tiny_encoder) as ws:
-        ws.prepare()  # what `coldrec init` does: the index and every item's neighbours, saved
+        ws.vectors.prepare()  # what `coldrec init` does: the index and every item's neighbours, saved
     return folder
 
 

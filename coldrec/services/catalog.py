@@ -1,0 +1,149 @@
+"""What the database holds about products: items with their current labels, upload batches,
+categories (and their edits), and the counts the pages show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import IngestError, StoreError
+from ..ingest import clean_text, format_rows, read_table
+from ..store import category_name
+from .state import Depends, State
+
+
+class CatalogService:
+    """Items, batches and categories: reads (cached where costly) and category edits."""
+
+    #: A taxonomy imported without choosing branches may create at most this many categories.
+    MAX_UNFILTERED_TAXONOMY = 2_000
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+        self.store = state.store
+
+    # -- items ------------------------------------------------------------------------------
+    def items(self) -> pd.DataFrame:
+        """Every stored item with its current label, in store order (kept until items or labels
+        change: at a million items the query takes seconds). Read-only: pandas copies on write."""
+
+        def build() -> pd.DataFrame:
+            # The item text is read once per item set; a label only re-reads the labels.
+            base = self._item_text()
+            labels = self.store.current_labels()
+            category = np.full(len(base), None, dtype=object)
+            rows = self.item_positions(labels["item_id"].tolist())
+            category[rows[rows >= 0]] = labels["category"].to_numpy()[rows >= 0]
+            return base.assign(category=category)
+
+        return self._state.memo("items", Depends.ITEMS | Depends.LABELS, build)
+
+    def item_positions(self, item_ids: list[str]) -> np.ndarray:
+        """Each id's row in :meth:`items` (and the item vectors), ``-1`` for an unknown id."""
+        where = self._state.memo("item_positions", Depends.ITEMS, lambda: pd.Index(self._item_text()["item_id"]))
+        return where.get_indexer([str(i) for i in item_ids])
+
+    def _item_text(self) -> pd.DataFrame:
+        """Every item as stored (its label as read then), once per item set."""
+        return self._state.memo("items_text", Depends.ITEMS, lambda: self.store.items().reset_index(drop=True))
+
+    def find(self, source: str | None = None, batch: str | None = None, category: str | None = None,
+             unlabelled: bool = False) -> pd.DataFrame:
+        """Stored items (with their label) of one source, upload batch or category."""
+        return self.store.items(source=source, batch=batch, category=category, unlabelled=unlabelled)
+
+    def items_by_id(self, item_ids: list[str]) -> pd.DataFrame:
+        """The stored items with these ids (title, category, ...), indexed by item_id."""
+        return self.store.items_by_id(item_ids)
+
+    def batches(self) -> pd.DataFrame:
+        """The upload batches: batch, items, and when each arrived."""
+        return self.store.batches()
+
+    def batch_names(self) -> list[str]:
+        """The upload batches' names."""
+        return self.batches()["batch"].tolist()
+
+    def stats(self) -> dict[str, int]:
+        """Counts of categories, catalog, uploaded and labelled items, purchases and stored vectors."""
+        return self.store.stats()
+
+    # -- categories -------------------------------------------------------------------------
+    def categories(self) -> pd.DataFrame:
+        """Every category: name, description, path, target precision."""
+        return self.store.categories()
+
+    def category_names(self) -> list[str]:
+        """The categories' names, in store order."""
+        return self.store.category_names()
+
+    def category_targets(self) -> dict[str, float]:
+        """The precision each category's auto-accept must reach, where one is set."""
+        return self.store.category_targets()
+
+    def set_category_target(self, name: str, target_precision: float | None) -> None:
+        """Set (or with ``None`` clear) a category's auto-accept precision target."""
+        self.store.set_category_target(name, target_precision)
+
+    def add_category(self, name: str, description: str = "", path: str = "") -> str:
+        """Create a category under an optional parent ``path`` ("Home > Kitchen"; the stored path ends
+        with the name). Raises :class:`StoreError` for a blank, over-long or existing name."""
+        name = category_name(name or "")
+        if not name:
+            raise StoreError("a category needs a name")
+        if len(name) > 100:
+            raise StoreError("category names are limited to 100 characters")
+        if name.casefold() in {n.casefold() for n in self.store.category_names()}:
+            raise StoreError(f"category {name!r} already exists")
+        parents = " > ".join(p.strip() for p in (path or "").split(">") if p.strip())
+        full_path = f"{parents} > {name}" if parents and not parents.endswith(name) else parents or None
+        self.store.upsert_categories(
+            pd.DataFrame({"name": [name], "description": [description.strip() or None], "path": [full_path]})
+        )
+        return name
+
+    def import_categories(self, table: pd.DataFrame, filename: str = "categories") -> int:
+        """Validate and upsert categories (``name``, optional ``description``, ``path``).
+
+        Rejects, naming rows: no ``name`` column, blank or over-long names, and names repeated
+        in the file (ignoring case).
+        """
+        if "name" not in table.columns:
+            raise IngestError(f"{filename}: needs a 'name' column (and optionally description, path); "
+                              f"columns are {', '.join(map(str, table.columns))}")
+        frame = table.copy()
+        for column in ("name", "description", "path"):
+            if column in frame:
+                frame[column] = frame[column].map(lambda v: clean_text(v, 1_000))
+        blank = [r for r, n in enumerate(frame["name"], start=1) if not n]
+        if blank:
+            raise IngestError(f"{filename}: empty name in row(s) {format_rows(blank)}")
+        long = [r for r, n in enumerate(frame["name"], start=1) if len(n) > 100]
+        if long:
+            raise IngestError(f"{filename}: names over 100 characters in row(s) {format_rows(long)}")
+        folded = frame["name"].str.casefold()
+        repeated = folded[folded.duplicated(keep=False)]
+        if len(repeated):
+            names = list(dict.fromkeys(frame.loc[repeated.index, "name"]))
+            raise IngestError(f"{filename}: repeated category name(s): " + ", ".join(repr(n) for n in names[:5]))
+        return self.store.upsert_categories(frame)
+
+    def import_category_file(self, data: bytes, filename: str, max_depth: int = 3) -> int:
+        """Categories from a file: a table with a ``name`` column (optional description, path),
+        or a taxonomy (Google's text file, or a table of paths / level columns) cut at
+        ``max_depth``. Returns how many categories were created or updated."""
+        from ..taxonomy import read_taxonomy, taxonomy_categories
+
+        if not filename.lower().endswith(".txt"):
+            table = read_table(data, filename)
+            if "name" in table.columns:
+                return self.import_categories(table, filename)
+        frame = taxonomy_categories(read_taxonomy(data, filename), include=[], max_depth=max_depth)
+        if frame.empty:
+            raise IngestError(f"{filename}: no categories found (expected a 'name' column or category paths)")
+        if len(frame) > self.MAX_UNFILTERED_TAXONOMY:
+            raise IngestError(
+                f"{filename}: {len(frame):,} categories at depth {max_depth}; pick the branches you need "
+                "under 'Import a taxonomy' on the Categories & model page"
+            )
+        return self.import_categories(frame, filename)
