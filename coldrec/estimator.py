@@ -215,6 +215,77 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
                 "novel_label_cut": None if fit.novel_label_cut is None else float(fit.novel_label_cut),
                 "novel_prompt_cut": float(fit.novel_prompt_cut)}
 
+    def fitted_arrays(self) -> dict[str, np.ndarray]:
+        """Everything the fit learned, as plain arrays (no objects: saved and loaded without
+        pickle by :mod:`coldrec.predictor_state`); :meth:`from_fitted_arrays` turns them back into
+        this model over the same index. The items' vectors and ids are the index's, not copied."""
+        fit = self._require_fit()
+        out: dict[str, np.ndarray] = {
+            "classes": np.array([str(c) for c in self.classes_], dtype=str),
+            "prompt_vectors": np.asarray(self.prompt_vectors_, dtype=np.float32),
+            "labelled_rows": fit.labelled_rows, "labelled_classes": fit.labelled_classes,
+            "prior": fit.prior, "state": fit.state, "logits": fit.logits, "centre": np.asarray(fit.graph.centre, np.float32),
+            "scalars": np.array([fit.beta, float(fit.beta_fitted), np.nan if fit.novel_label_cut is None else fit.novel_label_cut,
+                                 fit.novel_prompt_cut], dtype=np.float64),
+        }
+        for name, matrix in (("graph", fit.graph.matrix), ("weights", fit.graph.weights)):
+            if matrix is not None:
+                matrix = matrix.tocsr()
+                out.update({f"{name}_data": matrix.data, f"{name}_indices": matrix.indices, f"{name}_indptr": matrix.indptr})
+        if fit.bias is not None:
+            out["bias"] = fit.bias
+        if fit.out_of_fold is not None:
+            out["out_of_fold"] = fit.out_of_fold
+        if fit.nearest is not None:  # each item's best cosine to a prompt and a label (minutes of products at 1M)
+            done, known, best_prompt, best_label = fit.nearest
+            out.update(nearest_done=np.array([done]), nearest_known=np.array(sorted(known), dtype=np.int64),
+                       nearest_prompt=best_prompt, nearest_label=best_label)
+            cached = fit.predicted  # the calibrated predictions of the current state (seconds at 1M)
+            if cached is not None and cached[1] is fit.state and cached[2] is best_prompt and cached[3] is best_label:
+                out.update(predicted_inputs=np.array([np.nan if v is None else v for v in cached[0]], dtype=np.float64),
+                           predicted_best=cached[4], predicted_confidence=cached[5], predicted_novel=cached[6],
+                           predicted_second=cached[7])
+        return out
+
+    @classmethod
+    def from_fitted_arrays(
+        cls, arrays: Mapping[str, np.ndarray], index: VectorIndex, encoder: object | None = None,
+        transductive: bool = True, alpha: float = ALPHA,
+    ) -> "ColdStartClassifier":
+        """The model :meth:`fitted_arrays` described, over ``index`` (which must hold the same rows,
+        first to last: :mod:`coldrec.predictor_state` checks that before calling this)."""
+        import scipy.sparse as sp
+
+        model = cls(encoder=encoder, transductive=transductive, alpha=alpha)
+        model.classes_ = np.array([str(c) for c in arrays["classes"]], dtype=object)
+        model.prompt_vectors_ = np.asarray(arrays["prompt_vectors"], dtype=np.float32)
+        state = np.asarray(arrays["state"], dtype=np.float32)
+        n = len(state)
+
+        def matrix(name: str) -> sp.csr_matrix | None:
+            if f"{name}_data" not in arrays:
+                return None
+            return sp.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]), shape=(n, n))
+
+        graph = ItemGraph(matrix("graph"), np.asarray(arrays["centre"], dtype=np.float32), matrix("weights"))  # type: ignore[arg-type]
+        beta, fitted, label_cut, prompt_cut = (float(v) for v in arrays["scalars"])
+        fit = _Fit(index.vectors, list(index.ids), index, graph, np.asarray(arrays["labelled_rows"], np.int64),
+                   np.asarray(arrays["labelled_classes"], np.int64), np.asarray(arrays["prior"], np.float32), state,
+                   np.asarray(arrays["logits"], np.float32), beta, bool(fitted),
+                   None if np.isnan(label_cut) else label_cut, prompt_cut,
+                   out_of_fold=arrays["out_of_fold"] if "out_of_fold" in arrays else None,
+                   bias=np.asarray(arrays["bias"], np.float32) if "bias" in arrays else None)
+        if "nearest_done" in arrays:
+            fit.nearest = (int(arrays["nearest_done"][0]), frozenset(arrays["nearest_known"].tolist()),
+                           arrays["nearest_prompt"], arrays["nearest_label"])
+            if "predicted_inputs" in arrays:
+                b, p, cut, rows = arrays["predicted_inputs"].tolist()
+                fit.predicted = ((b, p, None if np.isnan(cut) else cut, int(rows)), state, fit.nearest[2], fit.nearest[3],
+                                 arrays["predicted_best"], arrays["predicted_confidence"], arrays["predicted_novel"],
+                                 arrays["predicted_second"])
+        model._fit = fit
+        return model
+
     def _graph(self, vectors: np.ndarray, index: VectorIndex, centre: np.ndarray | None = None) -> ItemGraph:
         if not self.transductive or len(vectors) < 2:
             return empty_graph(vectors)

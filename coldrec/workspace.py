@@ -28,6 +28,7 @@ from .ingest import (
     OPERATOR_FILES, PURCHASE_UPLOADS, IngestError, Limits, clean_text, format_rows, item_text, load_items, prepare_items, read_table,
 )
 from .neighbours import EXACT_MAX_ITEMS, VectorIndex
+from . import predictor_state
 from .errors import DataImportError, StoreError
 from .store import Store, category_name
 from .versions import models_dir, open_encoder
@@ -391,7 +392,13 @@ class Workspace:
             # up to 20k items an upload refits in full (a second or two), so predictions equal a rebuild's
             and (fitted.index_rows == len(index.ids) or len(index.ids) > EXACT_MAX_ITEMS)
         )
-        if incremental:
+        # A start (nothing fitted in this process): the state the last process saved, if it was
+        # fitted on exactly these items, labels, categories and model (coldrec/predictor_state.py).
+        restored = None if fitted is not None else self._restore_predictor(index, categories_key, label_version, rows_a, classes_a)
+        if restored is not None:
+            model, calibrated, finish_later = restored.model, restored.calibrated_labels, restored.pending
+            self._fit_centre_items = restored.centre_items
+        elif incremental:
             assert fitted is not None
             model = fitted.model.snapshot()  # sessions reading the current model are not disturbed
             if len(index.ids) > fitted.index_rows:
@@ -436,6 +443,8 @@ class Workspace:
             )
         # beta still to come from the background: stored as "not calibrated", so a new process fits it.
         self._store_fit(categories_key, model, -1 if finish_later[1] else calibrated)
+        if restored is None and not incremental:  # a fresh fit: the next start loads it instead
+            self._save_predictor(self._classifier, finish_later)
         if any(finish_later):  # after the model is current, so the result lands on it
             self._refit_in_background(*finish_later)
         return model
@@ -501,6 +510,7 @@ class Workspace:
                     if do_state:
                         twin.set_state(twin.propagated_state())
                     beta = twin.calibration() if do_calibration else None
+                    landed = None
                     with self._lock:
                         newest = self._classifier.model if self._classifier is not None else None
                         if newest is not None and newest.same_labels(twin):
@@ -519,15 +529,41 @@ class Workspace:
                             self._refit_epoch += 1
                             self._pending_state &= not do_state
                             self._pending_calibration &= not do_calibration
-                            if not (self._pending_state or self._pending_calibration):
-                                self._refitting = False
-                                return
+                            landed, still = self._classifier, (self._pending_state, self._pending_calibration)
+                    if landed is not None:  # the next start loads this (written outside the lock: seconds at 1M)
+                        self._save_predictor(landed, still)
+                    with self._lock:
+                        if not (self._pending_state or self._pending_calibration):
+                            self._refitting = False
+                            return
             except Exception:  # a bug: keep the traceback in the log, keep serving the last model
                 logging.getLogger("coldrec").exception("background refit failed")
             with self._lock:
                 self._refitting = False
 
         self.background.start("refit", run)
+
+    def _predictor_key(self, fitted_index: VectorIndex, rows: int, label_version: int,
+                       categories_key: object) -> "predictor_state.StateKey":
+        return predictor_state.StateKey.of(self._index_binding(), self.encoder.name, self.encoder.dim, fitted_index, rows,
+                                           label_version, categories_key)
+
+    def _restore_predictor(self, index: VectorIndex, categories_key: object, label_version: int,
+                           rows: np.ndarray, classes: np.ndarray) -> "predictor_state.Restored | None":
+        """The saved predictor state for exactly these inputs (``None``: fit)."""
+        folder = self._index_folder()
+        if folder is None:
+            return None
+        key = self._predictor_key(index, len(index.ids), label_version, categories_key)
+        return predictor_state.load(folder, key, index, rows, classes, encoder=self.encoder)
+
+    def _save_predictor(self, fitted: "_FittedState | None", pending: tuple[bool, bool]) -> None:
+        """Keep ``fitted``'s model beside the index for the next start (with the work still pending)."""
+        folder = self._index_folder()
+        if folder is None or fitted is None or self.store.read_only:
+            return
+        key = self._predictor_key(fitted.index, fitted.index_rows, fitted.label_version, fitted.categories_key)
+        predictor_state.save(folder, key, fitted.model, fitted.calibrated_labels, self._fit_centre_items, pending)
 
     def refitting(self) -> bool:
         """Whether a large workspace is still finishing its last refit in the background (the
