@@ -15,7 +15,7 @@ are updated (:func:`propagate` with ``changed``), warm-started from the previous
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,6 +175,7 @@ def propagate(
     changed: np.ndarray | None = None,
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
+    pause: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, int]:
     """The propagation's fixed point ``F`` (``(n, n_classes)``, not normalised: pass it back as
     ``start``; :func:`distributions` turns it into probabilities) and the iterations used.
@@ -182,7 +183,8 @@ def propagate(
     ``prior``: each item's own distribution ``Y0``. Labelled rows are clamped to their class.
     ``start``: a previous solution to warm-start from. ``changed``: rows whose prior or label
     changed since ``start``; then only rows reachable from them are recomputed, frontier by
-    frontier, until nothing moves by more than ``tolerance``.
+    frontier, until nothing moves by more than ``tolerance``. ``pause()`` is called before each
+    sweep (a background refit waits there while a click is being served).
     """
     prior = np.asarray(prior, dtype=np.float32)
     n, c = prior.shape
@@ -200,6 +202,8 @@ def propagate(
     if start is None or changed is None:
         iterations = 0
         for iterations in range(1, max_iterations + 1):
+            if pause is not None:
+                pause()
             new = alpha * (s @ f) + base
             new[is_labelled] = y0[is_labelled]
             moved = float(np.abs(new - f).max()) if n else 0.0
@@ -213,6 +217,8 @@ def propagate(
     iterations = 0
     while len(frontier) and iterations < max_iterations:
         iterations += 1
+        if pause is not None:
+            pause()
         if len(frontier) > n // 8:
             new = alpha * (s @ f) + base
             new[is_labelled] = y0[is_labelled]

@@ -317,3 +317,40 @@ def _parquet(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
     return buffer.getvalue()
+
+
+def test_a_background_refit_waits_while_a_click_is_being_served(workspace, monkeypatch):
+    import time
+
+    import coldrec.workspace as workspace_module
+    from coldrec.workspace import Workspace
+
+    monkeypatch.setattr(workspace_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
+    asked = []
+    real = Workspace._refit_in_background
+    monkeypatch.setattr(Workspace, "_refit_in_background", lambda self, state, calibration: asked.append((state, calibration)))
+    workspace.classifier()
+    workspace.label("C2", "Footwear", who="ana")
+    workspace.classifier()
+    epoch = workspace._refit_epoch
+    with workspace.background.foreground():  # a click in progress (another session's rerun)
+        real(workspace, True, True)
+        time.sleep(1.0)
+        assert workspace.refitting() and workspace._refit_epoch == epoch  # it waits for the click
+    deadline = time.time() + 30
+    while workspace.refitting() and time.time() < deadline:
+        time.sleep(0.05)
+    assert workspace._refit_epoch == epoch + 1  # and lands once the click is done
+
+
+def test_closing_stops_a_background_refit_mid_way(workspace, monkeypatch):
+    import coldrec.workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "EXACT_MAX_ITEMS", 0)
+    workspace.classifier()
+    workspace.background.close(timeout=5)  # the refit the fit asked for (beta), if still running
+    with workspace.background.foreground():  # held at its first step ...
+        workspace._refit_in_background(True, True)
+        assert workspace.refitting()
+        workspace.background.close(timeout=5)  # ... until the close cancels it
+    assert not workspace.background.running("refit") and not workspace.refitting()
