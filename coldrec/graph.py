@@ -202,9 +202,7 @@ def propagate(
     if start is None or changed is None:
         iterations = 0
         for iterations in range(1, max_iterations + 1):
-            if pause is not None:
-                pause()
-            new = alpha * (s @ f) + base
+            new = _sweep(s, f, base, alpha, pause)
             new[is_labelled] = y0[is_labelled]
             moved = float(np.abs(new - f).max()) if n else 0.0
             f = new
@@ -220,7 +218,7 @@ def propagate(
         if pause is not None:
             pause()
         if len(frontier) > n // 8:
-            new = alpha * (s @ f) + base
+            new = _sweep(s, f, base, alpha, pause)
             new[is_labelled] = y0[is_labelled]
             moved = np.abs(new - f).max(axis=1)
             f = new
@@ -233,6 +231,23 @@ def propagate(
         f[rows] = new
         frontier = rows[moved > tolerance]
     return f, iterations
+
+
+#: Rows per block of a sweep made with a ``pause`` (a sweep over a million rows takes a second or more).
+_PAUSE_ROWS = 131_072
+
+
+def _sweep(s: sp.csr_matrix, f: np.ndarray, base: np.ndarray, alpha: float, pause: Callable[[], None] | None) -> np.ndarray:
+    """``alpha * S @ F + base``; with ``pause``, in blocks of rows with ``pause()`` before each,
+    so that a click waits for one block of a background refit, not a whole sweep."""
+    if pause is None:
+        return alpha * (s @ f) + base
+    out = np.empty_like(f)
+    for start in range(0, s.shape[0], _PAUSE_ROWS):
+        pause()
+        stop = min(start + _PAUSE_ROWS, s.shape[0])
+        out[start:stop] = alpha * (s[start:stop] @ f) + base[start:stop]
+    return out
 
 
 def distributions(f: np.ndarray) -> np.ndarray:
