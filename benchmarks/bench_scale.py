@@ -331,7 +331,8 @@ def near_duplicate_recall(data: Synthetic, store, sample: int) -> dict[str, obje
 
 
 def run(
-    n: int, model: str | None, seed: int, recall_sample: int, folder: Path, timeout: float, shoppers: int = 0
+    n: int, model: str | None, seed: int, recall_sample: int, folder: Path, timeout: float, shoppers: int = 0,
+    init_only: bool = False,
 ) -> dict[str, object]:
     """Build, init and measure an ``n``-item workspace under ``folder``; returns the result dict."""
     import streamlit as st
@@ -353,6 +354,9 @@ def run(
     init_s, init_out, init_rss = timer("init --vectors (subprocess)", lambda: run_init(db, inputs, model))  # type: ignore[misc]
     result.update(init_s=round(init_s, 3), init_output=init_out.strip().splitlines()[-6:], init_peak_rss_mb=init_rss)
     shard_bytes = sum(p.stat().st_size for p in inputs["vectors"].glob("*.parquet"))
+    if init_only:  # a prepared workspace for bench_label_refresh.py (restart and labels)
+        result.update(seconds=timer.seconds, model=name, load_average_end=list(os.getloadavg()))
+        return result
 
     saved_env = {k: os.environ.get(k) for k in ("COLDREC_DB", "COLDREC_MODEL", "COLDREC_DEVICE")}
     os.environ.update(COLDREC_DB=str(db), COLDREC_DEVICE="cpu")
@@ -466,7 +470,11 @@ def main(argv: list[str] | None = None) -> int:
                              "so the Audience page only offers the import)")
     parser.add_argument("--page-timeout", type=float, default=3600.0, help="seconds one page run may take")
     parser.add_argument("--keep", help="build the workspace in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--init-only", action="store_true",
+                        help="stop after init (with --keep: the workspace bench_label_refresh.py restarts)")
     args = parser.parse_args(argv)
+    if args.init_only and not args.keep:
+        parser.error("--init-only needs --keep DIR")
     if args.items < 100:
         parser.error("--items must be at least 100")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -476,7 +484,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.keep:
         folder = Path(args.keep)
         folder.mkdir(parents=True, exist_ok=False)
-        result = run(args.items, args.model, args.seed, recall, folder, args.page_timeout, args.shoppers)
+        result = run(args.items, args.model, args.seed, recall, folder, args.page_timeout, args.shoppers,
+                     init_only=args.init_only)
+        if args.init_only:
+            print(json.dumps({k: result[k] for k in ("items", "init_s", "init_peak_rss_mb")}, indent=1))
+            return 0
     else:
         with tempfile.TemporaryDirectory(prefix="coldrec-scale-") as tmp:
             result = run(args.items, args.model, args.seed, recall, Path(tmp), args.page_timeout, args.shoppers)

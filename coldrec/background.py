@@ -5,13 +5,21 @@ Work that must not hold up a click (a large workspace's refit, the near-duplicat
 (asking again while it runs is a no-op), each with a cancellation event it can poll, and
 :meth:`Background.close` cancels and joins them all, so a workspace closes without a thread
 still reading it. Nothing else in coldrec starts a thread.
+
+Clicks come first: while a caller is inside :meth:`Background.foreground` (a label being shown,
+a prediction), a task that calls :meth:`Background.yield_to_foreground` between its steps waits
+there. Lowering the thread's priority is not enough: numpy's OpenBLAS serialises concurrent
+matrix products, so a click's small product waited for the refit's large ones (a 2,000-row
+product took 1.0-4.9 s instead of 0.011 s beside a thread multiplying 200,000 rows, niced or not;
+BENCHMARKS.md, "Labels while a refit is pending").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 log = logging.getLogger("coldrec")
 
@@ -22,6 +30,33 @@ class Background:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tasks: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self._busy: dict[int, int] = {}  # thread id -> how deep it is inside foreground()
+        self._idle = threading.Condition(self._lock)
+
+    @contextlib.contextmanager
+    def foreground(self) -> Iterator[None]:
+        """While open (a click's work), tasks wait at their next :meth:`yield_to_foreground`."""
+        me = threading.get_ident()
+        with self._lock:
+            self._busy[me] = self._busy.get(me, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy[me] -= 1
+                if not self._busy[me]:
+                    del self._busy[me]
+                if not self._busy:
+                    self._idle.notify_all()
+
+    def yield_to_foreground(self, cancelled: threading.Event | None = None) -> None:
+        """Called by a task between steps: wait while any caller is inside :meth:`foreground`
+        (returns at once otherwise, or when ``cancelled`` is set). A foreground call made by a
+        task's own thread does not wait for itself."""
+        me = threading.get_ident()
+        with self._lock:
+            while (len(self._busy) - (me in self._busy)) and not (cancelled is not None and cancelled.is_set()):
+                self._idle.wait(0.5)  # a timeout, so a cancel is noticed without a notify
 
     def start(self, key: str, work: Callable[[threading.Event], object]) -> bool:
         """Run ``work(cancelled)`` in a thread unless a task under ``key`` is still running.
@@ -79,6 +114,8 @@ class Background:
             tasks = list(self._tasks.values())
         for _, cancelled in tasks:
             cancelled.set()
+        with self._lock:
+            self._idle.notify_all()
         for thread, _ in tasks:
             if thread is not threading.current_thread():
                 thread.join(timeout)

@@ -41,7 +41,7 @@ and ``label_distributions_`` its distribution.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +70,10 @@ CALIBRATION_FOLDS = 10
 #: example and every category prompt than this share of the labelled items are to theirs.
 NOVEL_QUANTILE = 0.05
 _BETA_GRID = np.geomspace(0.05, 20.0, 80)
+#: Rows per block of a product computed with a ``pause`` (about 0.1 s of OpenBLAS at 384 x 50).
+_PAUSE_ROWS = 65_536
+#: What a background computation calls between its steps (it may wait there).
+Pause = Callable[[], None]
 
 
 @dataclass
@@ -100,6 +104,11 @@ class _Fit:
     predicted: tuple[object, ...] | None = None
     #: Each category's bias on its cosines in the prior (:meth:`ColdStartClassifier._name_only_bias`).
     bias: np.ndarray | None = None
+    #: ``prior`` is the one ``state`` was propagated with, and labels given since (a local
+    #: update) moved ``logits``/``bias``: the new prior is computed by :meth:`propagated_state`.
+    prior_stale: bool = False
+    #: ``ids`` as an object array (the list it was made from, the array): built once per item list.
+    id_array: tuple[list[str], np.ndarray] | None = None
 
 
 class ColdStartClassifier(ClassifierMixin, BaseEstimator):
@@ -215,6 +224,77 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
                 "novel_label_cut": None if fit.novel_label_cut is None else float(fit.novel_label_cut),
                 "novel_prompt_cut": float(fit.novel_prompt_cut)}
 
+    def fitted_arrays(self) -> dict[str, np.ndarray]:
+        """Everything the fit learned, as plain arrays (no objects: saved and loaded without
+        pickle by :mod:`coldrec.predictor_state`); :meth:`from_fitted_arrays` turns them back into
+        this model over the same index. The items' vectors and ids are the index's, not copied."""
+        fit = self._require_fit()
+        out: dict[str, np.ndarray] = {
+            "classes": np.array([str(c) for c in self.classes_], dtype=str),
+            "prompt_vectors": np.asarray(self.prompt_vectors_, dtype=np.float32),
+            "labelled_rows": fit.labelled_rows, "labelled_classes": fit.labelled_classes,
+            "prior": fit.prior, "state": fit.state, "logits": fit.logits, "centre": np.asarray(fit.graph.centre, np.float32),
+            "scalars": np.array([fit.beta, float(fit.beta_fitted), np.nan if fit.novel_label_cut is None else fit.novel_label_cut,
+                                 fit.novel_prompt_cut, float(fit.prior_stale)], dtype=np.float64),
+        }
+        for name, matrix in (("graph", fit.graph.matrix), ("weights", fit.graph.weights)):
+            if matrix is not None:
+                matrix = matrix.tocsr()
+                out.update({f"{name}_data": matrix.data, f"{name}_indices": matrix.indices, f"{name}_indptr": matrix.indptr})
+        if fit.bias is not None:
+            out["bias"] = fit.bias
+        if fit.out_of_fold is not None:
+            out["out_of_fold"] = fit.out_of_fold
+        if fit.nearest is not None:  # each item's best cosine to a prompt and a label (minutes of products at 1M)
+            done, known, best_prompt, best_label = fit.nearest
+            out.update(nearest_done=np.array([done]), nearest_known=np.array(sorted(known), dtype=np.int64),
+                       nearest_prompt=best_prompt, nearest_label=best_label)
+            cached = fit.predicted  # the calibrated predictions of the current state (seconds at 1M)
+            if cached is not None and cached[1] is fit.state and cached[2] is best_prompt and cached[3] is best_label:
+                out.update(predicted_inputs=np.array([np.nan if v is None else v for v in cached[0]], dtype=np.float64),
+                           predicted_best=cached[4], predicted_confidence=cached[5], predicted_novel=cached[6],
+                           predicted_second=cached[7])
+        return out
+
+    @classmethod
+    def from_fitted_arrays(
+        cls, arrays: Mapping[str, np.ndarray], index: VectorIndex, encoder: object | None = None,
+        transductive: bool = True, alpha: float = ALPHA,
+    ) -> "ColdStartClassifier":
+        """The model :meth:`fitted_arrays` described, over ``index`` (which must hold the same rows,
+        first to last: :mod:`coldrec.predictor_state` checks that before calling this)."""
+        import scipy.sparse as sp
+
+        model = cls(encoder=encoder, transductive=transductive, alpha=alpha)
+        model.classes_ = np.array([str(c) for c in arrays["classes"]], dtype=object)
+        model.prompt_vectors_ = np.asarray(arrays["prompt_vectors"], dtype=np.float32)
+        state = np.asarray(arrays["state"], dtype=np.float32)
+        n = len(state)
+
+        def matrix(name: str) -> sp.csr_matrix | None:
+            if f"{name}_data" not in arrays:
+                return None
+            return sp.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]), shape=(n, n))
+
+        graph = ItemGraph(matrix("graph"), np.asarray(arrays["centre"], dtype=np.float32), matrix("weights"))  # type: ignore[arg-type]
+        beta, fitted, label_cut, prompt_cut, stale = (float(v) for v in arrays["scalars"])
+        fit = _Fit(index.vectors, list(index.ids), index, graph, np.asarray(arrays["labelled_rows"], np.int64),
+                   np.asarray(arrays["labelled_classes"], np.int64), np.asarray(arrays["prior"], np.float32), state,
+                   np.asarray(arrays["logits"], np.float32), beta, bool(fitted),
+                   None if np.isnan(label_cut) else label_cut, prompt_cut,
+                   out_of_fold=arrays["out_of_fold"] if "out_of_fold" in arrays else None,
+                   bias=np.asarray(arrays["bias"], np.float32) if "bias" in arrays else None, prior_stale=bool(stale))
+        if "nearest_done" in arrays:
+            fit.nearest = (int(arrays["nearest_done"][0]), frozenset(arrays["nearest_known"].tolist()),
+                           arrays["nearest_prompt"], arrays["nearest_label"])
+            if "predicted_inputs" in arrays:
+                b, p, cut, rows = arrays["predicted_inputs"].tolist()
+                fit.predicted = ((b, p, None if np.isnan(cut) else cut, int(rows)), state, fit.nearest[2], fit.nearest[3],
+                                 arrays["predicted_best"], arrays["predicted_confidence"], arrays["predicted_novel"],
+                                 arrays["predicted_second"])
+        model._fit = fit
+        return model
+
     def _graph(self, vectors: np.ndarray, index: VectorIndex, centre: np.ndarray | None = None) -> ItemGraph:
         if not self.transductive or len(vectors) < 2:
             return empty_graph(vectors)
@@ -222,16 +302,28 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         return build_graph(vectors, neighbours=index.neighbour_table(GRAPH_K + 1, rows=np.arange(len(vectors))),
                            centre=centre)
 
-    def _logits(self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray) -> np.ndarray:
-        """Cosine of each item to each category's vector (the prior before its softmax)."""
-        return vectors @ self._class_vectors(example_vectors, example_classes).T
+    def _logits(
+        self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray, pause: Pause | None = None,
+    ) -> np.ndarray:
+        """Cosine of each item to each category's vector (the prior before its softmax). With
+        ``pause`` (a background refit), in blocks of rows with ``pause()`` between them: one
+        product over a million rows holds OpenBLAS for seconds, and a click's products wait for it."""
+        class_vectors = self._class_vectors(example_vectors, example_classes).T
+        if pause is None:
+            return vectors @ class_vectors
+        out = np.empty((len(vectors), class_vectors.shape[1]), dtype=np.float32)
+        for start in range(0, len(vectors), _PAUSE_ROWS):
+            pause()
+            out[start : start + _PAUSE_ROWS] = vectors[start : start + _PAUSE_ROWS] @ class_vectors
+        return out
 
     def _prior(
         self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray, bias: np.ndarray | None = None,
+        pause: Pause | None = None,
     ) -> np.ndarray:
         """Each item's own distribution over the categories (step 1 of the module docstring);
         ``bias``: :meth:`_name_only_bias` of these examples when already known."""
-        logits = self._logits(vectors, example_vectors, example_classes)
+        logits = self._logits(vectors, example_vectors, example_classes, pause)
         if bias is None:
             bias = self._name_only_bias(example_vectors, example_classes)
         return _softmax(PRIOR_SCALE * (logits + bias))
@@ -262,25 +354,27 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
 
     def _propagate(
         self, graph: ItemGraph, prior: np.ndarray, rows: np.ndarray, classes: np.ndarray,
-        start: np.ndarray | None = None, changed: np.ndarray | None = None, **options: float,
+        start: np.ndarray | None = None, changed: np.ndarray | None = None, pause: Pause | None = None,
+        **options: float,
     ) -> np.ndarray:
         if not self.transductive:
             state = prior.copy()
             state[rows] = 0.0
             state[rows, classes] = 1.0
             return state
-        return propagate(graph, prior, rows, classes, alpha=self.alpha, start=start, changed=changed, **options)[0]
+        return propagate(graph, prior, rows, classes, alpha=self.alpha, start=start, changed=changed, pause=pause,
+                         **options)[0]
 
     def _calibrate(
         self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray,
-        state: np.ndarray, prior: np.ndarray,
+        state: np.ndarray, prior: np.ndarray, pause: Pause | None = None,
     ) -> tuple[float, bool, np.ndarray | None]:
         """beta (step 3 of the module docstring), whether it was fitted on labels, and the
-        out-of-fold distributions it was fitted on."""
+        out-of-fold distributions it was fitted on. ``pause``: called between steps (see :meth:`calibration`)."""
         floor = self._label_free_beta(graph, state, prior, rows) if self.transductive else 1.0
         if len(rows) < MIN_LABELS_TO_CALIBRATE or len(np.unique(classes)) < 2:
             return floor, False, None
-        oof = self._out_of_fold(vectors, graph, rows, classes, state)
+        oof = self._out_of_fold(vectors, graph, rows, classes, state, pause)
         held = np.isfinite(oof[:, 0])
         if held.sum() < MIN_LABELS_TO_CALIBRATE or len(np.unique(classes[held])) < 2:
             return floor, False, oof
@@ -297,7 +391,8 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         return confidence_matching_beta(distributions(state[unlabelled]), combined[unlabelled])
 
     def _out_of_fold(
-        self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray, state: np.ndarray | None = None
+        self, vectors: np.ndarray, graph: ItemGraph, rows: np.ndarray, classes: np.ndarray, state: np.ndarray | None = None,
+        pause: Pause | None = None,
     ) -> np.ndarray:
         """Each labelled row's distribution from a fit without its fold's labels
         (:func:`calibration_folds`; a category's only label is never hidden, its row stays NaN;
@@ -311,12 +406,12 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             if not test.any():
                 continue
             train = ~test
-            prior = self._prior(vectors, vectors[rows[train]], classes[train])
+            prior = self._prior(vectors, vectors[rows[train]], classes[train], pause=pause)
             start = None
             if state is not None:
                 start = state.copy()
                 start[rows[test]] = prior[rows[test]]  # unclamped: start from its own distribution
-            fold_state = self._propagate(graph, prior, rows[train], classes[train], start=start,
+            fold_state = self._propagate(graph, prior, rows[train], classes[train], start=start, pause=pause,
                                          tolerance=1e-3, max_iterations=30)
             oof[test] = distributions(fold_state[rows[test]])
         return oof
@@ -401,14 +496,20 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             class_vectors = self._class_vectors(fit.vectors[rows], classes)[cols]
             fit.logits[:, cols] = fit.vectors @ class_vectors.T
             fit.bias = self._name_only_bias(fit.vectors[rows], classes)
-            prior = _softmax(PRIOR_SCALE * (fit.logits + fit.bias))
             if not local:
-                drift = np.abs(prior - fit.prior).max(axis=1)
+                prior = _softmax(PRIOR_SCALE * (fit.logits + fit.bias))
+                drift = np.abs(prior - fit.prior).max(axis=1)  # against the prior the state was propagated with
                 moved = np.union1d(moved, np.flatnonzero(drift > TOLERANCE))
-        # Local: propagate the label change alone, over the prior the state was computed with;
-        # with the new prior every recomputed row would move a little and the frontier would
-        # spread over the whole graph. The new prior waits for propagated_state().
-        state = self._propagate(fit.graph, fit.prior if local else prior, rows, classes, start=fit.state, changed=moved)
+                fit.prior_stale = False
+            else:
+                fit.prior_stale = True
+        # Local: propagate the label change alone, over the prior the state was computed with
+        # (kept in fit.prior until propagated_state()): with the new prior every recomputed row
+        # would move a little and the frontier would spread over the whole graph. That held for
+        # the first label after a refit only: the next one found the new prior in fit.prior (a
+        # label while a refit was pending at 1M took 79 s). The new prior's softmax (1.7 s over
+        # 1M x 50) is left to the background too.
+        state = self._propagate(fit.graph, prior, rows, classes, start=fit.state, changed=moved)
         fit.labelled_rows, fit.labelled_classes, fit.prior, fit.state = rows, classes, prior, state
         fit.out_of_fold = None
         if recalibrate:
@@ -416,19 +517,36 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             fit.novel_label_cut, fit.novel_prompt_cut = self._novelty_cuts(fit.vectors, rows)
         return len(moved)
 
-    def propagated_state(self) -> np.ndarray:
+    def propagated_state(self, pause: Pause | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The propagation's fixed point for the current prior and labels, warm-started from the
         current state and swept over every row (what :meth:`update_labels` with ``local`` left
-        out); apply it with :meth:`set_state`."""
+        out), and that prior; apply both with :meth:`set_state`. ``pause()`` is called between
+        sweeps (see :meth:`calibration`)."""
         fit = self._require_fit()
-        return self._propagate(fit.graph, fit.prior, fit.labelled_rows, fit.labelled_classes, start=fit.state)
+        prior = self._current_prior(fit, pause)
+        state = self._propagate(fit.graph, prior, fit.labelled_rows, fit.labelled_classes, start=fit.state, pause=pause)
+        return state, prior
 
-    def set_state(self, state: np.ndarray) -> None:
-        """Use ``state`` (from :meth:`propagated_state` of a model with the same items and labels)."""
+    @staticmethod
+    def _current_prior(fit: _Fit, pause: Pause | None = None) -> np.ndarray:
+        """The prior of the current labels (``fit.prior`` unless a local update left it stale)."""
+        if not fit.prior_stale:
+            return fit.prior
+        logits = fit.logits + (fit.bias if fit.bias is not None else 0.0)
+        out = np.empty_like(fit.prior)
+        for start in range(0, len(out), _PAUSE_ROWS):  # in blocks: a click may come meanwhile
+            if pause is not None:
+                pause()
+            out[start : start + _PAUSE_ROWS] = _softmax(PRIOR_SCALE * logits[start : start + _PAUSE_ROWS])
+        return out
+
+    def set_state(self, state: np.ndarray, prior: np.ndarray) -> None:
+        """Use ``state`` and the ``prior`` it was propagated with (both from
+        :meth:`propagated_state` of a model with the same items and labels)."""
         fit = self._require_fit()
-        if state.shape != fit.state.shape:
+        if state.shape != fit.state.shape or prior.shape != fit.state.shape:
             raise ValueError(f"a state of shape {state.shape} for a fit of shape {fit.state.shape}")
-        fit.state = state
+        fit.state, fit.prior, fit.prior_stale = state, prior, False
 
     def same_labels(self, other: "ColdStartClassifier") -> bool:
         """Whether ``other`` is fitted on the same items and labels (so its state applies here)."""
@@ -436,11 +554,15 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         return (mine.state.shape == theirs.state.shape and np.array_equal(mine.labelled_rows, theirs.labelled_rows)
                 and np.array_equal(mine.labelled_classes, theirs.labelled_classes))
 
-    def calibration(self) -> tuple[float, bool, np.ndarray | None]:
+    def calibration(self, pause: Pause | None = None) -> tuple[float, bool, np.ndarray | None]:
         """beta for the current labels, whether it was fitted on them, and the out-of-fold
-        distributions (computed without changing the model: apply with :meth:`set_calibration`)."""
+        distributions (computed without changing the model: apply with :meth:`set_calibration`).
+
+        ``pause``: called between steps (propagation sweeps, blocks of rows of a product), so
+        that a caller computing this in the background can let other work go first there."""
         fit = self._require_fit()
-        return self._calibrate(fit.vectors, fit.graph, fit.labelled_rows, fit.labelled_classes, fit.state, fit.prior)
+        return self._calibrate(fit.vectors, fit.graph, fit.labelled_rows, fit.labelled_classes, fit.state,
+                               self._current_prior(fit, pause), pause=pause)
 
     def set_calibration(self, beta: float, fitted: bool) -> None:
         """Use ``beta`` from now on (and refresh the novelty cut-offs for the current labels)."""
@@ -626,8 +748,10 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         best, confidence, novel = self._prediction_arrays(fit)
         rows = np.flatnonzero(fit.index.alive[: len(fit.ids)])
         best, confidence, novel = best[rows], confidence[rows], novel[rows]
+        if fit.id_array is None or fit.id_array[0] is not fit.ids:  # a list comprehension took 0.9 s at 1M
+            fit.id_array = (fit.ids, np.array(fit.ids, dtype=object))
         return pd.DataFrame({
-            "item_id": [fit.ids[r] for r in rows],
+            "item_id": fit.id_array[1][rows],
             "predicted": self.classes_[best].astype(object),
             "confidence": confidence.astype(float),
             "unsure": (confidence < unsure_below) | novel,

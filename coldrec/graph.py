@@ -15,7 +15,7 @@ are updated (:func:`propagate` with ``changed``), warm-started from the previous
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,6 +175,7 @@ def propagate(
     changed: np.ndarray | None = None,
     tolerance: float = TOLERANCE,
     max_iterations: int = MAX_ITERATIONS,
+    pause: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, int]:
     """The propagation's fixed point ``F`` (``(n, n_classes)``, not normalised: pass it back as
     ``start``; :func:`distributions` turns it into probabilities) and the iterations used.
@@ -182,7 +183,8 @@ def propagate(
     ``prior``: each item's own distribution ``Y0``. Labelled rows are clamped to their class.
     ``start``: a previous solution to warm-start from. ``changed``: rows whose prior or label
     changed since ``start``; then only rows reachable from them are recomputed, frontier by
-    frontier, until nothing moves by more than ``tolerance``.
+    frontier, until nothing moves by more than ``tolerance``. ``pause()`` is called before each
+    sweep (a background refit waits there while a click is being served).
     """
     prior = np.asarray(prior, dtype=np.float32)
     n, c = prior.shape
@@ -200,7 +202,7 @@ def propagate(
     if start is None or changed is None:
         iterations = 0
         for iterations in range(1, max_iterations + 1):
-            new = alpha * (s @ f) + base
+            new = _sweep(s, f, base, alpha, pause)
             new[is_labelled] = y0[is_labelled]
             moved = float(np.abs(new - f).max()) if n else 0.0
             f = new
@@ -213,8 +215,10 @@ def propagate(
     iterations = 0
     while len(frontier) and iterations < max_iterations:
         iterations += 1
+        if pause is not None:
+            pause()
         if len(frontier) > n // 8:
-            new = alpha * (s @ f) + base
+            new = _sweep(s, f, base, alpha, pause)
             new[is_labelled] = y0[is_labelled]
             moved = np.abs(new - f).max(axis=1)
             f = new
@@ -227,6 +231,23 @@ def propagate(
         f[rows] = new
         frontier = rows[moved > tolerance]
     return f, iterations
+
+
+#: Rows per block of a sweep made with a ``pause`` (a sweep over a million rows takes a second or more).
+_PAUSE_ROWS = 131_072
+
+
+def _sweep(s: sp.csr_matrix, f: np.ndarray, base: np.ndarray, alpha: float, pause: Callable[[], None] | None) -> np.ndarray:
+    """``alpha * S @ F + base``; with ``pause``, in blocks of rows with ``pause()`` before each,
+    so that a click waits for one block of a background refit, not a whole sweep."""
+    if pause is None:
+        return alpha * (s @ f) + base
+    out = np.empty_like(f)
+    for start in range(0, s.shape[0], _PAUSE_ROWS):
+        pause()
+        stop = min(start + _PAUSE_ROWS, s.shape[0])
+        out[start:stop] = alpha * (s[start:stop] @ f) + base[start:stop]
+    return out
 
 
 def distributions(f: np.ndarray) -> np.ndarray:

@@ -63,3 +63,40 @@ def test_closing_a_workspace_stops_its_refit(workspace, monkeypatch):
     workspace.predictor.classifier()
     workspace.close()
     assert not workspace.background.running("refit")
+
+
+def test_a_task_waits_at_its_yield_points_while_a_click_is_served():
+    import time
+
+    background = Background()
+    steps = []
+
+    def work(cancelled: threading.Event) -> None:
+        for step in range(3):
+            background.yield_to_foreground(cancelled)
+            steps.append(step)
+
+    with background.foreground():
+        with background.foreground():  # nested clicks (a prediction inside a label's rerun)
+            background.start("refit", work)
+            time.sleep(0.3)
+        time.sleep(0.2)
+        assert steps == []  # held at its first yield point while any click is in progress
+    background.wait("refit", 5)
+    assert steps == [0, 1, 2]
+    background.close()
+
+
+def test_a_cancelled_task_stops_waiting_and_a_thread_never_waits_for_itself():
+    background = Background()
+    cancelled = threading.Event()
+    with background.foreground():
+        background.yield_to_foreground()  # the click's own thread: returns at once
+        waiter = threading.Thread(target=background.yield_to_foreground, args=(cancelled,))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive()
+        cancelled.set()
+        waiter.join(2)
+        assert not waiter.is_alive()
+    background.close()

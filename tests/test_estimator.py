@@ -331,3 +331,37 @@ def test_calibration_holds_when_half_the_items_are_labelled():
     proba = model.predict_proba(x[~train])
     accuracy = (proba.argmax(1) == y[~train]).mean()
     assert abs(proba.max(1).mean() - accuracy) < 0.12
+
+
+def test_consecutive_local_updates_stay_local_until_the_full_propagation():
+    """A local update (a large workspace, a refit pending) propagates the new label over the prior
+    the state was computed with, label after label; the new prior waits for propagated_state()."""
+    rng = np.random.default_rng(8)
+    centres = unit_rows(rng, 40, 32)  # 40 tight clusters of 15: each item's look-alikes are its cluster's
+    cluster = np.repeat(np.arange(40), 15)
+    y = cluster % len(CATS)
+    x = centres[cluster] + 0.15 * rng.normal(size=(len(y), 32)).astype(np.float32)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    prompts = unit_rows(rng, len(CATS), 32)
+    ids = [f"i{i}" for i in range(len(y))]
+    rows = np.flatnonzero(np.isin(cluster, [0, 1, 2, 3, 4, 5, 6, 7]))[::5]  # labels in 8 clusters
+    clf = ColdStartClassifier().fit_rows(x, ids, rows, y[rows], CATS, prompts)
+    prior = clf._require_fit().prior
+    reached = []
+    for new in (300, 452, 587):  # three labels in a row in unlabelled clusters, no refit between
+        before = clf._require_fit().state.copy()
+        rows = np.append(rows, new)
+        clf.update_labels(rows, y[rows], local=True)
+        reached.append(int(np.any(np.abs(clf._require_fit().state - before) > 1e-4, axis=1).sum()))
+    assert clf._require_fit().prior is prior  # still the state's prior
+    # Each later label moves its neighbourhood, not the catalog: propagated over the new prior, the
+    # second and third moved 566 and 572 of the 600 rows (the first, which starts from the fit's
+    # own prior either way, also finishes what the fit's stopping tolerance left).
+    assert max(reached[1:]) < 0.25 * len(y), reached
+    state, new_prior = clf.propagated_state()
+    clf.set_state(state, new_prior)
+    full = ColdStartClassifier().fit_rows(x, ids, rows, y[rows], CATS, prompts)
+    np.testing.assert_allclose(new_prior, full._require_fit().prior, atol=1e-6)
+    from coldrec.graph import distributions  # beta aside (the full fit calibrates on the new labels)
+
+    np.testing.assert_allclose(distributions(clf._require_fit().state), distributions(full._require_fit().state), atol=2e-3)

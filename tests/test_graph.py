@@ -97,3 +97,20 @@ def test_tiny_inputs(n):
     assert graph.n == n
     f, _ = propagate(graph, np.full((n, 2), 0.5, np.float32), [], [])
     assert f.shape == (n, 2)
+
+
+def test_a_paused_propagation_equals_an_unpaused_one_and_pauses_between_blocks(monkeypatch):
+    import coldrec.graph as graph_module
+    from coldrec.graph import build_graph, propagate
+
+    monkeypatch.setattr(graph_module, "_PAUSE_ROWS", 7)  # several blocks per sweep
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    graph = build_graph(x, k=4)
+    prior = rng.dirichlet(np.ones(3), size=40).astype(np.float32)
+    pauses = []
+    plain, n_plain = propagate(graph, prior, [0, 5], [1, 2])
+    paused, n_paused = propagate(graph, prior, [0, 5], [1, 2], pause=lambda: pauses.append(1))
+    np.testing.assert_allclose(paused, plain, atol=1e-6)
+    assert n_paused == n_plain and len(pauses) == n_plain * 6  # 40 rows in blocks of 7: six per sweep

@@ -191,3 +191,42 @@ def test_uploading_a_product_again_moves_it_to_the_new_batch_and_says_so(workspa
     assert batches == {"n1": "tuesday", "n2": "monday", "n3": "tuesday"}
     _, warnings = workspace.predictor.upload_and_predict(again, "tuesday")  # the same file into the same batch
     assert warnings == []
+
+
+def test_a_background_refit_waits_while_a_click_is_being_served(workspace, monkeypatch):
+    import time
+
+    import coldrec.services.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
+    asked = []
+    service = predictor_module.PredictorService
+    real = service._refit_in_background
+    monkeypatch.setattr(service, "_refit_in_background", lambda self, state, calibration: asked.append((state, calibration)))
+    predictor = workspace.predictor
+    predictor.classifier()
+    workspace.labels.label("C2", "Footwear", who="ana")
+    predictor.classifier()
+    epoch = workspace.state.refit_epoch
+    with workspace.background.foreground():  # a click in progress (another session's rerun)
+        real(predictor, True, True)
+        time.sleep(1.0)
+        assert predictor.refitting() and workspace.state.refit_epoch == epoch  # it waits for the click
+    deadline = time.time() + 30
+    while predictor.refitting() and time.time() < deadline:
+        time.sleep(0.05)
+    assert workspace.state.refit_epoch == epoch + 1  # and lands once the click is done
+
+
+def test_closing_stops_a_background_refit_mid_way(workspace, monkeypatch):
+    import coldrec.services.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "EXACT_MAX_ITEMS", 0)
+    predictor = workspace.predictor
+    predictor.classifier()
+    workspace.background.close(timeout=5)  # the refit the fit asked for (beta), if still running
+    with workspace.background.foreground():  # held at its first step ...
+        predictor._refit_in_background(True, True)
+        assert predictor.refitting()
+        workspace.background.close(timeout=5)  # ... until the close cancels it
+    assert not workspace.background.running("refit") and not predictor.refitting()

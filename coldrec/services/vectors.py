@@ -81,7 +81,7 @@ class VectorService:
         index = kept[1] if kept is not None and kept[0][0] == key[0] and kept[1].dim == vectors.shape[1] else None  # type: ignore[index]
         folder = self.index_folder()
         if index is None and folder is not None:
-            index, why = VectorIndex.load_checked(folder, binding=self._index_binding())
+            index, why = VectorIndex.load_checked(folder, binding=self.index_binding())
             if index is not None:
                 why = _index_mismatch(index, ids, hashes, vectors)
                 index = None if why else index
@@ -106,11 +106,11 @@ class VectorService:
         if folder is None:
             return
         try:
-            index.save(folder, binding=self._index_binding())
+            index.save(folder, binding=self.index_binding())
         except OSError:  # a read-only location: the index still works, it is rebuilt next start
             pass
 
-    def _index_binding(self) -> str:
+    def index_binding(self) -> str:
         """The id that binds a saved index to this database (made once, kept in ``meta``); an index
         saved for another database file is never loaded for this one."""
         binding = self.store.get_meta("index_binding")
