@@ -296,7 +296,8 @@ _SEARCH_LOCK = threading.Lock()
 
 def cluster_to_category(ws: Workspace, name: str, item_ids: list[str], who: str, description: str = "") -> str:
     """Create a category from an emerging cluster and label its items with it (one undoable action)."""
-    created = ws.add_category(name, description)
+    ws.access.require(who, "label", count=len(item_ids))  # before the category exists: all or nothing
+    created = ws.add_category(name, description, actor=who)
     bulk_label(ws, item_ids, created, who)
     return created
 

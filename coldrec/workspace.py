@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .access import Access
 from .background import Background
 from .audience import AudienceModel, build_audience, load_interactions, segment_table
 from .classify import Prediction, category_prompt, predictions_frame
@@ -98,6 +99,8 @@ class Workspace:
         self.store = store
         self.encoder = encoder
         self.settings = settings or Settings()
+        #: Who may do what (coldrec.access): local mode unless the dashboard turns sign-in on.
+        self.access = Access(store)
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._classifier: _FittedState | None = None
@@ -149,6 +152,7 @@ class Workspace:
         categories: str | Path = DEMO_DIR / "categories.csv",
         progress: ProgressFn | None = None,
         interactions: str | Path | None = None,
+        actor: str | None = None,
     ) -> dict[str, int]:
         """Load a catalog (with its ``category`` column as imported labels), its categories and,
         optionally, purchases.
@@ -157,7 +161,8 @@ class Workspace:
         label did not come from a person; purchases already stored are skipped. Embeds the
         catalog so the first prediction is fast.
         """
-        n_categories = self.import_categories(read_table(categories, limits=OPERATOR_FILES), Path(categories).name)
+        self.access.require(actor, "import")
+        n_categories = self.import_categories(read_table(categories, limits=OPERATOR_FILES), Path(categories).name, actor)
         items = load_items(catalog, id_prefix="CAT", limits=OPERATOR_FILES)
         self.store.upsert_items(items, source="catalog")
         self.apply_language_rule()
@@ -174,14 +179,15 @@ class Workspace:
             todo = items[(items["category"] != "") & ~items["item_id"].isin(by_person)]
             todo = todo[[current["category"].get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
             if len(todo):
-                self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who="catalog", source="import")
+                self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who=actor or "catalog", source="import")
             labelled = len(todo)
-        purchases = self.import_interactions(interactions, limits=OPERATOR_FILES) if interactions is not None else 0
+        purchases = self.import_interactions(interactions, limits=OPERATOR_FILES, actor=actor) if interactions is not None else 0
         self.embed_items(items, progress=progress)
         self.store.set_meta("initialised", "1")
+        self.store.record_audit(actor, "import", subject=f"catalog {Path(catalog).name}", after=f"{len(items):,} items, {labelled:,} labels")
         return {"categories": n_categories, "items": len(items), "labels": labelled, "interactions": purchases}
 
-    def import_categories(self, table: pd.DataFrame, filename: str = "categories") -> int:
+    def import_categories(self, table: pd.DataFrame, filename: str = "categories", actor: str | None = None) -> int:
         """Validate and upsert categories (``name``, optional ``description``, ``path``).
 
         Rejects, naming rows: no ``name`` column, blank or over-long names, and names repeated
@@ -205,7 +211,10 @@ class Workspace:
         if len(repeated):
             names = list(dict.fromkeys(frame.loc[repeated.index, "name"]))
             raise IngestError(f"{filename}: repeated category name(s): " + ", ".join(repr(n) for n in names[:5]))
-        return self.store.upsert_categories(frame)
+        self.access.require(actor, "categories")
+        count = self.store.upsert_categories(frame)
+        self.store.record_audit(actor, "category", subject=f"categories from {filename}", after=f"{count:,} categories")
+        return count
 
     def add_upload(self, items: pd.DataFrame, batch: str) -> int:
         """Store validated upload rows (from :func:`coldrec.ingest.load_items`) as a batch."""
@@ -221,6 +230,7 @@ class Workspace:
 
         Checks that predicting is possible before anything is written.
         """
+        self.access.require(who, "import")
         self.classifier()  # raises NotReadyError when there are no categories yet
         warnings: list[str] = []
         self.add_upload(items, batch=batch)
@@ -238,18 +248,23 @@ class Workspace:
                 )
         result = self.predict(items, progress=progress)
         self.save_predictions(result)
+        self.store.record_audit(who, "import", subject=f"upload batch {batch}", after=f"{len(items):,} items")
         return result, warnings
 
     def import_interactions(
-        self, data: str | Path | bytes, filename: str | None = None, limits: Limits = PURCHASE_UPLOADS
+        self, data: str | Path | bytes, filename: str | None = None, limits: Limits = PURCHASE_UPLOADS,
+        actor: str | None = None,
     ) -> int:
         """Validate purchases against the stored items and append the new ones (nothing on error).
 
         Returns how many were added; purchases already stored are skipped. ``limits`` default to an
         upload's (the Audience page); ``init`` reads the operator's file with the wide ones.
         """
+        self.access.require(actor, "import")
         frame = load_interactions(data, filename, known_items=self.store.items()["item_id"].tolist(), limits=limits)
-        return self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
+        added = self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
+        self.store.record_audit(actor, "import", subject=f"purchases {filename or Path(str(data)).name}", after=f"{added:,} purchases")
+        return added
 
     def memo(self, name: str, key: object, build: Callable[[], object]) -> object:
         """``build()``'s result, kept under ``name`` until ``key`` changes (e.g. the label version).
@@ -756,10 +771,11 @@ class Workspace:
         """Keep the latest prediction of each (stored) item for analytics and audit."""
         self.store.save_predictions(self.encoder.name, batch.frame())
 
-    def save_label_edits(self, before: pd.Series, after: pd.Series, who: str) -> int:
+    def save_label_edits(self, before: pd.Series, after: pd.Series, who: str, since: int | None = None) -> int:
         """Record the labels that differ between two item_id-indexed series (blank = no label).
 
-        Returns how many labels changed. This is what a data-editor "Save" calls.
+        Returns how many labels changed. This is what a data-editor "Save" calls. ``since``: see
+        :meth:`label`.
         """
         old = before.fillna("").astype(str)
         new = after.reindex(old.index).fillna("").astype(str)
@@ -767,13 +783,15 @@ class Workspace:
         if len(changed) == 0:
             return 0
         categories = [new[i] or None for i in changed]
-        self.store.add_labels([str(i) for i in changed], categories, who=who, source="manual")
+        self.access.require(who, "label", count=len(changed))
+        self.store.add_labels([str(i) for i in changed], categories, who=who, source="manual", since=since)
         return len(changed)
 
-    def add_category(self, name: str, description: str = "", path: str = "") -> str:
+    def add_category(self, name: str, description: str = "", path: str = "", actor: str | None = None) -> str:
         """Create a category under an optional parent ``path`` ("Home > Kitchen"; the stored path ends
         with the name). Raises :class:`StoreError` for a blank, over-long or existing name."""
         name = category_name(name or "")
+        self.access.require(actor, "categories")
         if not name:
             raise StoreError("a category needs a name")
         if len(name) > 100:
@@ -785,19 +803,26 @@ class Workspace:
         self.store.upsert_categories(
             pd.DataFrame({"name": [name], "description": [description.strip() or None], "path": [full_path]})
         )
+        self.store.record_audit(actor, "category", subject=name, after=full_path or name)
         return name
 
-    def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
-        """Record a label; the next prediction uses it."""
-        self.store.label(item_id, category, who=who, source=source)
+    def label(self, item_id: str, category: str | None, who: str, source: str = "manual", since: int | None = None) -> None:
+        """Record a label; the next prediction uses it. ``since``: the label version when the person
+        saw the item; someone else's different label given after it raises
+        :class:`~coldrec.errors.LabelConflict` instead of being overwritten."""
+        self.access.require(who, "label")
+        self.store.label(item_id, category, who=who, source=source, since=since)
 
     # -- model versions (issue 13: coldrec/finetune.py switches versions through this) ----
-    def use_encoder(self, encoder: TextEncoder) -> None:
+    def use_encoder(self, encoder: TextEncoder, actor: str | None = None, record: bool = True) -> None:
         """Serve every session from ``encoder`` from now on (a fine-tuned version or the base).
 
         Every model-derived cache is dropped; vectors come from the embedding cache keyed by the
-        encoder's name, so switching back to a model already used embeds nothing.
+        encoder's name, so switching back to a model already used embeds nothing. The switch is
+        in the audit trail (``actor`` ``None``: the language rule or the CLI) unless ``record`` is false.
         """
+        if record and encoder.name != self.encoder.name:
+            self.store.record_audit(actor or "automatic", "model", subject="model in use", before=self.encoder.name, after=encoder.name)
         with self._build_lock, self._lock:
             self.encoder = encoder
             self._classifier = None
@@ -836,26 +861,28 @@ class Workspace:
             self._switch_base(mix.choice, store=store)
         return mix.choice
 
-    def set_encoder_choice(self, choice: str) -> None:
+    def set_encoder_choice(self, choice: str, actor: str | None = None) -> None:
         """Pick the bundled model on the page: ``minilm``, ``multilingual`` or ``both`` (kept for this
         workspace whatever its language), or ``auto`` (back to the language rule)."""
+        self.access.require(actor, "model")
         if choice not in (*language.CHOICES, "auto"):
             raise ValueError(f"choice must be auto, {' or '.join(language.CHOICES)}, got {choice!r}")
+        self.store.record_audit(actor, "model", subject="model choice", before=self.encoder_choice()["choice"], after=choice)
         if choice == "auto":
             self.store.set_meta("encoder_choice_source", "auto")
             self.store.set_meta("encoder_choice", "")  # the rule decides afresh
             if self.apply_language_rule() is None and _choice_of(self.encoder) != language.MINILM:
-                self._switch_base(language.MINILM)  # nothing stored yet: the default
+                self._switch_base(language.MINILM, actor=actor)  # nothing stored yet: the default
             return
         self.store.set_meta("encoder_choice_source", "override")
         self.store.set_meta("encoder_choice_reason", "chosen on Categories & model")
         self.store.set_meta("encoder_choice", choice)
         if choice != _choice_of(self.encoder):
-            self._switch_base(choice)
+            self._switch_base(choice, actor=actor)
 
-    def _switch_base(self, choice: str, store: bool = True) -> None:
+    def _switch_base(self, choice: str, store: bool = True, actor: str | None = None) -> None:
         encoder = load_encoder(bundled_source(choice), self.settings.device)
-        self.use_encoder(encoder)
+        self.use_encoder(encoder, actor=actor, record=store)
         if store:
             self.store.set_meta("model_version", "")  # a fine-tuned version belongs to the model left
 
@@ -875,17 +902,17 @@ class Workspace:
             "unlabelled_items": int(stats["catalog_items"] + stats["uploaded_items"] - stats["labelled_items"]),
         }
 
-    def load_demo(self, progress: ProgressFn | None = None) -> dict[str, int]:
+    def load_demo(self, progress: ProgressFn | None = None, actor: str | None = None) -> dict[str, int]:
         """Load the bundled demo (catalog, categories, purchases) and its new arrivals as the upload
         batch :attr:`DEMO_BATCH`, predicted. Safe to run again: nothing is duplicated."""
         counts = self.init_catalog(
             DEMO_DIR / "catalog.csv", DEMO_DIR / "categories.csv", progress=progress,
-            interactions=DEMO_DIR / "interactions.csv",
+            interactions=DEMO_DIR / "interactions.csv", actor=actor,
         )
-        counts["arrivals"] = self.add_demo_arrivals(progress=progress)
+        counts["arrivals"] = self.add_demo_arrivals(progress=progress, actor=actor)
         return counts
 
-    def add_demo_arrivals(self, progress: ProgressFn | None = None) -> int:
+    def add_demo_arrivals(self, progress: ProgressFn | None = None, actor: str | None = None) -> int:
         """Upload ``data/demo/new_arrivals.csv`` as :attr:`DEMO_BATCH` and predict it; 0 when the
         batch is already there with every item predicted (a batch cut short by a kill is finished)."""
         items = load_items(DEMO_DIR / "new_arrivals.csv", limits=OPERATOR_FILES)
@@ -896,11 +923,12 @@ class Workspace:
             )["n"].iloc[0]
             if int(predicted) >= len(items):
                 return 0
-        self.upload_and_predict(items, self.DEMO_BATCH, who="demo", progress=progress)
+        self.upload_and_predict(items, self.DEMO_BATCH, who=actor or "demo", progress=progress)
         return len(items)
 
     def import_catalog(
-        self, table: pd.DataFrame, filename: str = "catalog", progress: ProgressFn | None = None
+        self, table: pd.DataFrame, filename: str = "catalog", progress: ProgressFn | None = None,
+        actor: str | None = None,
     ) -> dict[str, int]:
         """Store a table of products already on sale as catalog items (columns as for an upload:
         title and/or description, optional id, brand, price, category).
@@ -910,6 +938,7 @@ class Workspace:
         ignoring case), so a catalog with categories is all a new workspace needs. Returns
         items, labels and categories created. Nothing is written when a row is rejected.
         """
+        self.access.require(actor, "import")
         items = prepare_items(table, filename, id_prefix="CAT")
         created = labelled = 0
         new: list[str] = []
@@ -926,7 +955,7 @@ class Workspace:
         self.store.upsert_items(items, source="catalog")
         self.apply_language_rule()
         if new:
-            created = self.import_categories(pd.DataFrame({"name": new}), filename)
+            created = self.import_categories(pd.DataFrame({"name": new}), filename, actor)
         if "category" in items.columns:
             current = self.store.labels().set_index("item_id")
             by_person = set(current.index[current["source"] != "import"])
@@ -934,16 +963,17 @@ class Workspace:
             todo = todo[[current["category"].get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
             if len(todo):
                 labelled = self.store.add_labels(
-                    todo["item_id"].tolist(), todo["category"].tolist(), who="catalog", source="import"
+                    todo["item_id"].tolist(), todo["category"].tolist(), who=actor or "catalog", source="import"
                 )
         self.embed_items(items, progress=progress)
         self.store.set_meta("initialised", "1")
+        self.store.record_audit(actor, "import", subject=f"catalog {filename}", after=f"{len(items):,} items, {labelled:,} labels")
         return {"items": len(items), "labels": labelled, "categories": created}
 
     #: A taxonomy imported without choosing branches may create at most this many categories.
     MAX_UNFILTERED_TAXONOMY = 2_000
 
-    def import_category_file(self, data: bytes, filename: str, max_depth: int = 3) -> int:
+    def import_category_file(self, data: bytes, filename: str, max_depth: int = 3, actor: str | None = None) -> int:
         """Categories from a file: a table with a ``name`` column (optional description, path),
         or a taxonomy (Google's text file, or a table of paths / level columns) cut at
         ``max_depth``. Returns how many categories were created or updated."""
@@ -952,7 +982,7 @@ class Workspace:
         if not filename.lower().endswith(".txt"):
             table = read_table(data, filename)
             if "name" in table.columns:
-                return self.import_categories(table, filename)
+                return self.import_categories(table, filename, actor)
         frame = taxonomy_categories(read_taxonomy(data, filename), include=[], max_depth=max_depth)
         if frame.empty:
             raise IngestError(f"{filename}: no categories found (expected a 'name' column or category paths)")
@@ -961,7 +991,7 @@ class Workspace:
                 f"{filename}: {len(frame):,} categories at depth {max_depth}; pick the branches you need "
                 "under 'Import a taxonomy' on the Categories & model page"
             )
-        return self.import_categories(frame, filename)
+        return self.import_categories(frame, filename, actor)
 
 
 def check_audience_request(store: Store, item_id: str) -> None:
