@@ -12,17 +12,19 @@ from datetime import datetime
 
 import pandas as pd
 
-#: How a label's source reads in the trail (the store says ``propagated`` for look-alikes).
-SOURCE_NAMES = {"manual": "manual", "accepted": "accepted", "bulk": "bulk", "propagated": "look-alikes",
-                "import": "import", "undo": "undo"}
 AUDIT_COLUMNS = ["done_at", "who", "action", "source", "subject", "title", "before", "after"]
 #: Rows the Audit page shows at most (the export holds every row that matches).
 SHOWN = 2_000
 
-_LOG_SQL = """
+#: A label event's source as the trail says it: the store's ``propagated`` is ``look-alikes``, and a
+#: manual action on several items (a bulk label on Explore, a label table saved) is ``bulk``.
+_SOURCE = """CASE WHEN e.source = 'propagated' THEN 'look-alikes'
+                 WHEN e.source = 'manual' AND e.action_id IS NOT NULL
+                      AND count(*) OVER (PARTITION BY e.action_id) > 1 THEN 'bulk'
+                 ELSE e.source END"""
+_LOG_SQL = f"""
 WITH labels AS (
-    SELECT e.event_id, e.labelled_at AS done_at, e.who, 'label' AS action,
-           CASE e.source WHEN 'propagated' THEN 'look-alikes' ELSE e.source END AS source,
+    SELECT e.event_id, e.labelled_at AS done_at, e.who, 'label' AS action, {_SOURCE} AS source,
            e.item_id AS subject, i.title,
            lag(e.category) OVER (PARTITION BY e.item_id ORDER BY e.event_id) AS before,
            e.category AS after
@@ -72,9 +74,9 @@ def audit_log(
 def audit_filters(store: object) -> dict[str, list[str]]:
     """The values each filter can take: who, action, source (sorted)."""
     rows = store.query_df(  # type: ignore[attr-defined]
-        """SELECT 'who' AS f, who AS v FROM label_events UNION SELECT 'who', who FROM audit_events
-           UNION SELECT 'source', CASE source WHEN 'propagated' THEN 'look-alikes' ELSE source END FROM label_events
-           UNION SELECT 'action', action FROM audit_events UNION SELECT 'source', action FROM audit_events"""
+        f"""SELECT 'who' AS f, who AS v FROM label_events UNION SELECT 'who', who FROM audit_events
+            UNION SELECT DISTINCT 'source', {_SOURCE} FROM label_events e
+            UNION SELECT 'action', action FROM audit_events UNION SELECT 'source', action FROM audit_events"""
     )
     out = {f: sorted(rows.loc[rows["f"] == f, "v"].astype(str)) for f in ("who", "action", "source")}
     if store.label_version():  # type: ignore[attr-defined]  # any label event at all
@@ -83,7 +85,7 @@ def audit_filters(store: object) -> dict[str, list[str]]:
 
 
 #: Label sources that are one person's judgement of the item (not a file, not an undo).
-JUDGEMENTS = ("manual", "accepted", "bulk", "propagated")
+JUDGEMENTS = ("manual", "accepted", "propagated")
 
 
 def agreement(store: object) -> pd.DataFrame:
@@ -113,4 +115,4 @@ def agreement(store: object) -> pd.DataFrame:
     )
 
 
-__all__ = ["AUDIT_COLUMNS", "JUDGEMENTS", "SHOWN", "SOURCE_NAMES", "agreement", "audit_filters", "audit_log"]
+__all__ = ["AUDIT_COLUMNS", "JUDGEMENTS", "SHOWN", "agreement", "audit_filters", "audit_log"]

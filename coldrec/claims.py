@@ -16,9 +16,10 @@ CLAIM_SECONDS = 120
 
 def next_card(ws: object, item_ids: Sequence[str], who: str) -> str | None:
     """The first of ``item_ids`` (the queue, best first) that nobody else has claimed, now claimed
-    by ``who``; ``None`` when others hold them all. In local mode, simply the first."""
-    if not ws.access.sign_in:  # type: ignore[attr-defined]
-        return str(item_ids[0]) if len(item_ids) else None
+    by ``who``; ``None`` when others hold them all. In local mode, or for someone who may not label
+    (a viewer), simply the first."""
+    if not ws.access.sign_in or not ws.access.allows(who, "label"):  # type: ignore[attr-defined]
+        return str(item_ids[0]) if len(item_ids) else None  # one person, or a viewer: nothing to reserve
     return ws.store.claim_first([str(i) for i in item_ids], who, CLAIM_SECONDS)  # type: ignore[attr-defined]
 
 

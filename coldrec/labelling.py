@@ -159,14 +159,15 @@ BULK_LABEL_MAX = 10_000
 
 def bulk_label(ws: Workspace, item_ids: list[str], category: str, who: str) -> int:
     """Label many items (at most :data:`BULK_LABEL_MAX`; a labeller at most
-    :data:`coldrec.access.LABELLER_BULK_MAX`) with one category, as one undoable action (source ``bulk``)."""
+    :data:`coldrec.access.LABELLER_BULK_MAX`) with one category, as one undoable manual action
+    (the audit trail calls a manual action on several items ``bulk``)."""
     if category not in ws.store.category_names():
         raise StoreError(f"unknown category {category!r}")
     ids = list(dict.fromkeys(map(str, item_ids)))
     if len(ids) > BULK_LABEL_MAX:
         raise StoreError(f"{len(ids):,} items at once is more than {BULK_LABEL_MAX:,}: select fewer and label again")
     ws.access.require(who, "label", count=len(ids))
-    return ws.store.add_labels(ids, [category] * len(ids), who=who, source="bulk") if ids else 0
+    return ws.store.add_labels(ids, [category] * len(ids), who=who, source="manual") if ids else 0
 
 
 def undo(ws: Workspace, who: str) -> dict[str, int]:

@@ -32,9 +32,8 @@ MAX_ORDER_NUMBER = 2**31 - 1
 
 #: Where a label came from.
 #: manual: typed or picked by a person; accepted: a person accepted the model's suggestion;
-#: import: from a file; propagated: copied to look-alikes in one action; bulk: one category given to
-#: many selected items at once; undo: an undone action.
-LABEL_SOURCES = ("manual", "accepted", "import", "propagated", "bulk", "undo")
+#: import: from a file; propagated: copied to look-alikes in one action; undo: an undone action.
+LABEL_SOURCES = ("manual", "accepted", "import", "propagated", "undo")
 ITEM_SOURCES = ("catalog", "upload")
 
 #: Statements that may change what a version counter reads (conservative: a false match only
