@@ -996,8 +996,10 @@ class Store:
         return self.query_df("SELECT email, role, granted_by, granted_at FROM roles ORDER BY email")
 
     def role_of(self, email: str) -> str | None:
-        """The role granted to ``email`` (compared in lower case), or ``None``."""
-        value = self._scalar("SELECT role FROM roles WHERE email = ?", [(email or "").strip().lower()])
+        """The role granted to ``email`` (compared in lower case), or ``None``. Asked several times a
+        rerun (every check): read once per write of this file, like the version counters."""
+        email = (email or "").strip().lower()
+        value = self._reading(("role", email), lambda: self._scalar("SELECT role FROM roles WHERE email = ?", [email]))
         return None if value is None else str(value)
 
     def set_role(self, email: str, role: str | None, by: str) -> None:
@@ -1026,18 +1028,24 @@ class Store:
 
     def claim_first(self, item_ids: Sequence[str], who: str, seconds: float) -> str | None:
         """Claim, for ``seconds``, the first of ``item_ids`` nobody else holds an unexpired claim on,
-        and give up ``who``'s other claims (one card each). Returns it, or ``None`` when all are held."""
+        and give up ``who``'s other claims (one card each). Returns it, or ``None`` when all are held.
+        A claim of ``who`` on it with more than half its time left is kept as it is: a rerun of the
+        same card writes nothing (a write makes every cached reading of this file read again)."""
         if not item_ids:
             return None
         now = _now()
         with self._write_lock:
-            held = {r[0] for r in self._exec(
-                "SELECT item_id FROM claims WHERE who <> ? AND expires_at > ? AND item_id IN (SELECT unnest(?::VARCHAR[]))",
-                [who, now, [str(i) for i in item_ids]],
-            )}
+            rows = self._exec(
+                "SELECT item_id, who, expires_at FROM claims WHERE expires_at > ? AND item_id IN (SELECT unnest(?::VARCHAR[]))",
+                [now, [str(i) for i in item_ids]],
+            )
+            held = {r[0] for r in rows if r[1] != who}
             free = next((str(i) for i in item_ids if str(i) not in held), None)
             if free is None:
                 return None
+            half = pd.Timedelta(seconds=float(seconds) / 2).to_pytimedelta()
+            if any(r[0] == free and r[1] == who and r[2] > now + half for r in rows):
+                return free
             self._exec("DELETE FROM claims WHERE who = ? OR expires_at <= ?", [who, now])
             self._exec("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
                        [free, who, now + pd.Timedelta(seconds=float(seconds)).to_pytimedelta()])
