@@ -90,6 +90,11 @@ class Access:
             return "admin"
         return self.store.role_of(email)  # type: ignore[attr-defined]
 
+    def recorded_as(self, actor: str | None, default: str) -> str:
+        """Whom labels an import writes are recorded under: the signed-in ``actor``, or in local
+        mode ``default`` ("catalog", "demo"), as before sign-in existed."""
+        return actor if self.sign_in and actor else default
+
     def allows(self, who: str | None, action: str, count: int = 1) -> bool:
         """Whether ``who`` may do ``action`` (on ``count`` items at once)."""
         try:

@@ -179,7 +179,7 @@ class Workspace:
             todo = items[(items["category"] != "") & ~items["item_id"].isin(by_person)]
             todo = todo[[current["category"].get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
             if len(todo):
-                self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who=actor or "catalog", source="import")
+                self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who=self.access.recorded_as(actor, "catalog"), source="import")
             labelled = len(todo)
         purchases = self.import_interactions(interactions, limits=OPERATOR_FILES, actor=actor) if interactions is not None else 0
         self.embed_items(items, progress=progress)
@@ -923,7 +923,7 @@ class Workspace:
             )["n"].iloc[0]
             if int(predicted) >= len(items):
                 return 0
-        self.upload_and_predict(items, self.DEMO_BATCH, who=actor or "demo", progress=progress)
+        self.upload_and_predict(items, self.DEMO_BATCH, who=self.access.recorded_as(actor, "demo"), progress=progress)
         return len(items)
 
     def import_catalog(
@@ -963,7 +963,7 @@ class Workspace:
             todo = todo[[current["category"].get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
             if len(todo):
                 labelled = self.store.add_labels(
-                    todo["item_id"].tolist(), todo["category"].tolist(), who=actor or "catalog", source="import"
+                    todo["item_id"].tolist(), todo["category"].tolist(), who=self.access.recorded_as(actor, "catalog"), source="import"
                 )
         self.embed_items(items, progress=progress)
         self.store.set_meta("initialised", "1")

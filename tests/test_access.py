@@ -102,6 +102,9 @@ def test_an_admin_does_everything_and_roles_are_guarded(team):
     team.add_category("Toys", actor=ADMIN)
     access.set_category_target(team, ADMIN, "Toys", 0.9)
     assert labelling.bulk_label(team, ["n1", "n2", "n3"], "Toys", who=ADMIN) == 3
+    team.import_catalog(pd.DataFrame({"item_id": ["S1"], "title": ["wooden spoon"], "category": ["Cookware"]}), "more.csv",
+                        actor=ADMIN)
+    assert team.store.labels().set_index("item_id").loc["S1", "who"] == ADMIN  # not "catalog": who imported it
     access.set_role(team, ADMIN, VIEWER, "labeller")
     assert team.access.role_of(VIEWER) == "labeller"
     access.set_role(team, ADMIN, VIEWER, None)
