@@ -251,14 +251,24 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
         st.success(f"Labelled: {md_escape(current)}", icon="🏷️")
     accept, correct = st.columns([1, 1])
     if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary", width="stretch"):
-        _run_step(lambda: ws.label(item_id, predicted, who=who(), source="accepted"), f"Saved label {predicted}")
+        _save_label(ws, item_id, predicted, "accepted")
     with correct:
         choice = st.selectbox(
             "Correct to", categories, index=categories.index(current or predicted) if (current or predicted) in categories else 0,
             key=f"{key}-choice",
         )
         if st.button("Save correction", key=f"{key}-save"):
-            _run_step(lambda: ws.label(item_id, choice, who=who(), source="manual"), f"Saved label {choice}")
+            _save_label(ws, item_id, choice, "manual")
+
+
+def _save_label(ws: Workspace, item_id: str, category: str, source: str) -> None:
+    try:
+        ws.label(item_id, category, who=who(), source=source)
+    except ColdrecError as exc:  # a viewer's click: the library refuses it and says why
+        error(exc)
+        return
+    st.toast(f"Saved label {md_escape(category)}")
+    st.rerun()
 
 
 def undo_last_action(ws: Workspace) -> None:
