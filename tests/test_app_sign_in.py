@@ -77,3 +77,31 @@ def test_a_viewer_cannot_add_a_category_on_the_page(app_env):
     ws = ui._open_workspace()  # the dashboard's cached workspace (it holds the database file)
     assert "Toys" not in ws.store.category_names()
     assert ws.store.role_of("vic@shop.test") == "viewer"
+
+
+def test_a_label_someone_gave_meanwhile_is_shown_on_the_card_not_overwritten(app_env, tiny_encoder):
+    import pandas as pd
+
+    from coldrec import access, ui
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    with Workspace(Store(app_env / "app.duckdb"), tiny_encoder) as ws:
+        ws.upload_and_predict(pd.DataFrame({"item_id": ["n1", "n2"], "title": ["steel pan", "leather boot"],
+                                            "description": ["", ""]}), batch="b1")
+        ws.access.configure(sign_in=True, admins=["lead@shop.test"])
+        for email in ("ana@shop.test", "bo@shop.test"):
+            access.set_role(ws, "lead@shop.test", email, "labeller")
+    at = _app({"is_logged_in": True, "email": "ana@shop.test"}, "pages/queue.py").run()
+    assert not at.exception
+    item = ui._open_workspace().store.claims().set_index("who").loc["ana@shop.test", "item_id"]  # ana's card
+    ui._open_workspace().label(item, "Pet Supplies", who="bo@shop.test")  # bo, in another session, meanwhile
+    next(b for b in at.button if b.label.startswith("1 · ")).click().run()
+    said = _everything_said(at).replace("**", "")
+    assert "bo@shop.test labelled" in said and "as Pet Supplies while you were looking at it" in said, said
+    labels = ui._open_workspace().store.labels().set_index("item_id")
+    assert labels.loc[item, "who"] == "bo@shop.test"  # not overwritten
+    next(b for b in at.button if b.label.startswith("Save ") and b.label.endswith(" anyway")).click().run()
+    assert not at.exception
+    labels = ui._open_workspace().store.labels().set_index("item_id")
+    assert labels.loc[item, "who"] == "ana@shop.test"  # her choice, saved knowingly
