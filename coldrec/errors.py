@@ -68,6 +68,20 @@ class NotReadyError(ColdrecError):
     """The workspace lacks something this step needs (e.g. no categories yet); the message says what to do."""
 
 
+class PermissionDenied(ColdrecError):
+    """The signed-in person's role does not allow this action (:mod:`coldrec.access`); nothing was written."""
+
+
+class LabelConflict(ColdrecError):
+    """Someone else labelled the item after this person's card was drawn; nothing was written.
+
+    ``theirs`` holds, per item, ``(who, category)`` of the label now in force."""
+
+    def __init__(self, message: str, theirs: dict[str, tuple[str, str | None]]) -> None:
+        super().__init__(message)
+        self.theirs = theirs
+
+
 __all__ = [
     "ColdrecError",
     "ConfigError",
@@ -75,8 +89,10 @@ __all__ = [
     "DiskFullError",
     "ExportError",
     "IngestError",
+    "LabelConflict",
     "ModelError",
     "NotReadyError",
+    "PermissionDenied",
     "QueryError",
     "StoreError",
     "StoreLockedError",

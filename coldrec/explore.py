@@ -303,7 +303,8 @@ def run_sql(ws: Workspace, sql: str) -> SQLResult:
 
 def cluster_to_category(ws: Workspace, name: str, item_ids: list[str], who: str, description: str = "") -> str:
     """Create a category from an emerging cluster and label its items with it (one undoable action)."""
-    created = ws.catalog.add_category(name, description)
+    ws.access.require(who, "label", count=len(item_ids))  # before the category exists: all or nothing
+    created = ws.catalog.add_category(name, description, actor=who)
     bulk_label(ws, item_ids, created, who)
     return created
 

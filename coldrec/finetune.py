@@ -393,6 +393,7 @@ def improve_model(
     progress: PhaseProgress | None = None,
     cancelled: Callable[[], bool] | None = None,
     force: bool = False,
+    actor: str | None = None,
 ) -> dict[str, object]:
     """Fine-tune the workspace's model on its labels, save a version, and switch to it when the
     held-out check says it is better.
@@ -407,6 +408,7 @@ def improve_model(
     """
     from .ingest import item_text
 
+    ws.access.require(actor, "model")
     state = readiness(ws)
     if not state["ready"] and not (force and state["held_out"] >= MIN_HELD_OUT and isinstance(concrete(ws.encoder), Encoder)):
         raise NotReadyError(f"fine-tuning is not offered yet: {state['reason']}")
@@ -460,13 +462,14 @@ def improve_model(
                     progress=(lambda done, total: progress("re-embedding items", done, total)) if progress else None)
         if cancelled is not None and cancelled():
             raise Cancelled("fine-tuning was cancelled (the version is saved; the active model is unchanged)")
-        switch_version(ws, name, encoder=tuned)
+        switch_version(ws, name, encoder=tuned, actor=actor)
     return card
 
 
-def switch_version(ws, name: str | None, encoder: Encoder | None = None) -> None:  # noqa: ANN001 - Workspace
+def switch_version(ws, name: str | None, encoder: Encoder | None = None, actor: str | None = None) -> None:  # noqa: ANN001 - Workspace
     """Make version ``name`` (``None`` = the configured base model) the workspace's model for every
     session; vectors already cached for it are reused."""
+    ws.access.require(actor, "model")
     if name:
         folder = models_dir(ws.settings.db_path) / name
         if not (folder / CARD).is_file():
@@ -474,7 +477,7 @@ def switch_version(ws, name: str | None, encoder: Encoder | None = None) -> None
         encoder = encoder or load_version(folder, ws.settings.device)
     else:
         encoder = encoder or load_encoder(ws.models.base_source(), ws.settings.device)
-    ws.models.use_encoder(encoder)
+    ws.models.use_encoder(encoder, actor=actor)
     ws.store.set_meta("model_version", name or "")
 
 

@@ -149,6 +149,7 @@ def propagate(ws: Workspace, item_id: str, targets: list[str], who: str) -> int:
     targets = [t for t in dict.fromkeys(map(str, targets)) if t != item_id]
     if not targets:
         return 0
+    ws.access.require(who, "label", count=len(targets))
     return ws.store.add_labels(targets, [label] * len(targets), who=who, source="propagated")
 
 
@@ -158,12 +159,15 @@ BULK_LABEL_MAX = 10_000
 
 
 def bulk_label(ws: Workspace, item_ids: list[str], category: str, who: str) -> int:
-    """Label many items (at most :data:`BULK_LABEL_MAX`) with one category, as one undoable manual action."""
+    """Label many items (at most :data:`BULK_LABEL_MAX`; a labeller at most
+    :data:`coldrec.access.LABELLER_BULK_MAX`) with one category, as one undoable manual action
+    (the audit trail calls a manual action on several items ``bulk``)."""
     if category not in ws.store.category_names():
         raise StoreError(f"unknown category {category!r}")
     ids = list(dict.fromkeys(map(str, item_ids)))
     if len(ids) > BULK_LABEL_MAX:
         raise StoreError(f"{len(ids):,} items at once is more than {BULK_LABEL_MAX:,}: select fewer and label again")
+    ws.access.require(who, "label", count=len(ids))
     return ws.store.add_labels(ids, [category] * len(ids), who=who, source="manual") if ids else 0
 
 
@@ -268,6 +272,7 @@ def auto_accept(ws: Workspace, who: str, batch: str | None = None) -> dict[str, 
     predicted = [cands.categories[j] for j in best]
     ok = _routes(ws, predicted, cands.proba.max(axis=1))
     ids = cands.items["item_id"][ok].tolist()
+    ws.access.require(who, "label", count=len(ids))
     if ids:
         ws.store.add_labels(ids, [p for p, keep in zip(predicted, ok) if keep], who=who, source="accepted")
     return {"accepted": len(ids), "queued": int((~ok).sum())}
@@ -318,6 +323,7 @@ def import_labels(ws: Workspace, data: bytes | str | Path, filename: str, who: s
     Cells escaped by coldrec's own export are restored. Nothing is written when any row names an
     unknown item or category; the error names the rows. Returns how many labels changed.
     """
+    ws.access.require(who, "import")
     table = read_table(data, filename, limits=limits)
     missing = [c for c in ("item_id", "category") if c not in table.columns]
     if missing:
@@ -339,11 +345,13 @@ def import_labels(ws: Workspace, data: bytes | str | Path, filename: str, who: s
     changed = [(i, c or None) for i, c in zip(ids, cats) if current.get(i) != (c or None)]
     if changed:
         ws.store.add_labels([i for i, _ in changed], [c for _, c in changed], who=who, source="import")
+    ws.store.record_audit(who, "import", subject=f"labels {filename}", after=f"{len(changed):,} labels changed")
     return len(changed)
 
 
 def import_taxonomy(
-    ws: Workspace, data: bytes | str | Path, filename: str, include: list[str], max_depth: int | None = None
+    ws: Workspace, data: bytes | str | Path, filename: str, include: list[str], max_depth: int | None = None,
+    actor: str | None = None,
 ) -> int:
     """Create categories from a taxonomy file (Google's format or a CSV of paths), keeping the
     branches in ``include`` (all when empty). Existing categories of the same name are updated."""
@@ -352,4 +360,4 @@ def import_taxonomy(
     frame = taxonomy_categories(read_taxonomy(data, filename), include=include, max_depth=max_depth)
     if frame.empty:
         raise IngestError(f"{filename}: no categories under the chosen branches")
-    return ws.catalog.import_categories(frame, filename)
+    return ws.catalog.import_categories(frame, filename, actor)

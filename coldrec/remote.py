@@ -95,7 +95,10 @@ def _answer(conn: socket.socket, ws: object) -> None:
     except (ValueError, KeyError, TypeError):
         _send(conn, {"status": 2, "stdout": "", "stderr": _b64(b"error: a malformed request to the dashboard\n")})
         return
-    status, out, err = run_hosted(argv, ws)
+    from .access import local_operator
+
+    with local_operator():  # the dashboard's own OS user, who may open the database file anyway
+        status, out, err = run_hosted(argv, ws)
     _send(conn, {"status": status, "stdout": _b64(out), "stderr": _b64(err)})
 
 

@@ -21,10 +21,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import DataImportError, DiskFullError, StoreError, StoreLockedError, disk_full_message, is_disk_full
+from .errors import (
+    DataImportError, DiskFullError, LabelConflict, StoreError, StoreLockedError, disk_full_message, is_disk_full,
+)
 from .ingest import clean_text
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The largest order number the ``interactions`` table holds (a 32-bit INTEGER).
 MAX_ORDER_NUMBER = 2**31 - 1
 
@@ -116,6 +118,28 @@ CREATE TABLE IF NOT EXISTS interactions (
     ts TIMESTAMP,
     order_number INTEGER,
     quantity DOUBLE
+);
+-- Schema 4 (issue 24): who may do what, what was done besides labelling, who is looking at which card.
+CREATE TABLE IF NOT EXISTS roles (
+    email VARCHAR PRIMARY KEY,   -- lower case
+    role VARCHAR NOT NULL,       -- viewer, labeller or admin (coldrec.access.ROLES)
+    granted_by VARCHAR NOT NULL,
+    granted_at TIMESTAMP NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS audit_event_id;
+CREATE TABLE IF NOT EXISTS audit_events (  -- every write but labels (those are label_events)
+    event_id BIGINT PRIMARY KEY DEFAULT nextval('audit_event_id'),
+    done_at TIMESTAMP NOT NULL,
+    who VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,     -- import, category, model, target, role
+    subject VARCHAR,             -- what it acted on (a file, a category, a model, an email)
+    before VARCHAR,
+    after VARCHAR
+);
+CREATE TABLE IF NOT EXISTS claims (  -- the card a labeller is looking at, for a short while
+    item_id VARCHAR PRIMARY KEY,
+    who VARCHAR NOT NULL,
+    expires_at TIMESTAMP NOT NULL
 );
 """
 
@@ -576,12 +600,15 @@ class Store:
 
     # -- labels -----------------------------------------------------------------------------
     def add_labels(
-        self, item_ids: Sequence[str], categories: Sequence[str | None], who: str, source: str = "manual"
+        self, item_ids: Sequence[str], categories: Sequence[str | None], who: str, source: str = "manual",
+        since: int | None = None,
     ) -> int:
         """Append label events (``None`` as a category removes the label) as one undoable action.
         All or nothing. Returns how many events were written.
 
-        Raises :class:`StoreError` naming unknown items or categories.
+        Raises :class:`StoreError` naming unknown items or categories. With ``since`` (the
+        :meth:`label_version` when the person saw the items), raises :class:`LabelConflict` when
+        someone else gave one of them another label after that, instead of overwriting it.
         """
         if source not in LABEL_SOURCES:
             raise StoreError(f"unknown label source {source!r}")
@@ -608,8 +635,34 @@ class Store:
             )
             if unknown:
                 raise StoreError("unknown category(ies): " + ", ".join(repr(r[0]) for r in unknown))
+            if since is not None:
+                self._refuse_conflicts(events, who, since)
             self._insert_events(events, who, source)
         return events.num_rows
+
+    def _refuse_conflicts(self, events: pa.Table, who: str, since: int) -> None:
+        """Raise :class:`LabelConflict` for items whose label in force was given by someone else after
+        event ``since`` and differs from the one ``events`` would give. Hold the write lock."""
+        rows = self._exec(
+            """SELECT l.item_id, l.who, l.category FROM events e
+               JOIN (SELECT item_id, who, category, event_id,
+                            row_number() OVER (PARTITION BY item_id ORDER BY event_id DESC) AS rn
+                     FROM label_events WHERE item_id IN (SELECT item_id FROM events)) l
+                 ON l.item_id = e.item_id AND l.rn = 1
+               WHERE l.event_id > ? AND l.who <> ? AND l.category IS DISTINCT FROM e.category
+               ORDER BY l.item_id LIMIT 100""",
+            [int(since), who],
+            tables={"events": events},
+        )
+        if rows:
+            theirs = {str(i): (str(w), None if c is None else str(c)) for i, w, c in rows}
+            first, (by, label) = next(iter(theirs.items()))
+            raise LabelConflict(
+                f"{by} labelled item {first!r} as {label or '(no label)'} while you were looking at it"
+                + (f" (and {len(theirs) - 1} more item(s))" if len(theirs) > 1 else "")
+                + ": your label was not saved",
+                theirs,
+            )
 
     def _insert_events(self, events: pa.Table, who: str, source: str) -> int:
         """Write ``events`` (item_id, category) as one action; returns its id. Hold the write lock."""
@@ -669,9 +722,9 @@ class Store:
             self._exec("INSERT INTO undone_actions VALUES (?, ?)", [int(action["action_id"].iloc[0]), _now()])
         return {"reverted": len(still), "kept": len(action) - len(still)}
 
-    def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
+    def label(self, item_id: str, category: str | None, who: str, source: str = "manual", since: int | None = None) -> None:
         """Label one item (see :meth:`add_labels`)."""
-        self.add_labels([item_id], [category], who=who, source=source)
+        self.add_labels([item_id], [category], who=who, source=source, since=since)
 
     def current_labels(self) -> pd.DataFrame:
         """item_id and category of every labelled item (no text: cheap at a million items)."""
@@ -945,6 +998,76 @@ class Store:
         row = rows[0] if rows else None
         keys = ("catalog_items", "uploaded_items", "labelled_items", "categories", "cached_vectors", "interactions")
         return dict(zip(keys, (int(v) for v in row or (0,) * 6)))
+
+    # -- team: roles, audit trail, card claims (issue 24; the rules are in coldrec.access) ---------
+    def roles(self) -> pd.DataFrame:
+        """Every granted role: email, role, granted_by, granted_at, by email."""
+        return self.query_df("SELECT email, role, granted_by, granted_at FROM roles ORDER BY email")
+
+    def role_of(self, email: str) -> str | None:
+        """The role granted to ``email`` (compared in lower case), or ``None``. Asked several times a
+        rerun (every check): read once per write of this file, like the version counters."""
+        email = (email or "").strip().lower()
+        value = self._reading(("role", email), lambda: self._scalar("SELECT role FROM roles WHERE email = ?", [email]))
+        return None if value is None else str(value)
+
+    def set_role(self, email: str, role: str | None, by: str) -> None:
+        """Grant ``role`` to ``email`` (``None`` removes it); the caller checked both."""
+        email = (email or "").strip().lower()
+        with self._write_lock:
+            if role is None:
+                self._exec("DELETE FROM roles WHERE email = ?", [email])
+            else:
+                self._exec("INSERT OR REPLACE INTO roles VALUES (?, ?, ?, ?)", [email, role, by, _now()])
+
+    def record_audit(self, who: str, action: str, subject: object = None, before: object = None, after: object = None) -> None:
+        """Append one row to the audit trail (writes other than labels: imports, categories, models, roles)."""
+        if self.read_only:  # nothing is written there, so nothing happened to record
+            return
+        text = lambda v: None if v is None else str(v)[:2_000]  # noqa: E731
+        with self._write_lock:
+            self._exec(
+                "INSERT INTO audit_events (done_at, who, action, subject, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+                [_now(), (who or "").strip() or "local", action, text(subject), text(before), text(after)],
+            )
+
+    def audit_events(self) -> pd.DataFrame:
+        """The audit trail's rows, newest first: event_id, done_at, who, action, subject, before, after."""
+        return self.query_df("SELECT event_id, done_at, who, action, subject, before, after FROM audit_events ORDER BY event_id DESC")
+
+    def claim_first(self, item_ids: Sequence[str], who: str, seconds: float) -> str | None:
+        """Claim, for ``seconds``, the first of ``item_ids`` nobody else holds an unexpired claim on,
+        and give up ``who``'s other claims (one card each). Returns it, or ``None`` when all are held.
+        A claim of ``who`` on it with more than half its time left is kept as it is: a rerun of the
+        same card writes nothing (a write makes every cached reading of this file read again)."""
+        if not item_ids:
+            return None
+        now = _now()
+        with self._write_lock:
+            rows = self._exec(
+                "SELECT item_id, who, expires_at FROM claims WHERE expires_at > ? AND item_id IN (SELECT unnest(?::VARCHAR[]))",
+                [now, [str(i) for i in item_ids]],
+            )
+            held = {r[0] for r in rows if r[1] != who}
+            free = next((str(i) for i in item_ids if str(i) not in held), None)
+            if free is None:
+                return None
+            half = pd.Timedelta(seconds=float(seconds) / 2).to_pytimedelta()
+            if any(r[0] == free and r[1] == who and r[2] > now + half for r in rows):
+                return free
+            self._exec("DELETE FROM claims WHERE who = ? OR expires_at <= ?", [who, now])
+            self._exec("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)",
+                       [free, who, now + pd.Timedelta(seconds=float(seconds)).to_pytimedelta()])
+            return free
+
+    def release_claims(self, who: str) -> None:
+        """Give up ``who``'s claims (after labelling or skipping the card)."""
+        with self._write_lock:
+            self._exec("DELETE FROM claims WHERE who = ?", [who])
+
+    def claims(self) -> pd.DataFrame:
+        """Unexpired claims: item_id, who, expires_at."""
+        return self.query_df("SELECT item_id, who, expires_at FROM claims WHERE expires_at > ? ORDER BY item_id", [_now()])
 
 
 def _first_line(exc: BaseException) -> str:

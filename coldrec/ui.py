@@ -12,6 +12,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 from threadpoolctl import threadpool_limits
 
 from . import remote
+from .access import normal_email
 from .config import Settings
 from .errors import ColdrecError
 from .services.predictor import PredictionBatch
@@ -43,13 +44,62 @@ def _open_workspace() -> Workspace:
 
 
 def workspace() -> Workspace:
-    """The process-wide workspace (model + database), or a clear error and stop."""
+    """The process-wide workspace (model + database), or a clear error and stop. With sign-in
+    configured its checks run in sign-in mode (coldrec.access); a page reached before sign-in stops."""
+    if sign_in_configured() and not st.user.is_logged_in:
+        st.stop()  # app.py drew the sign-in screen; nothing of the workspace is shown
     try:
-        return _open_workspace()
+        ws = _open_workspace()
     except ColdrecError as exc:
         st.error("coldrec cannot start: " + md_escape(exc))
         st.stop()
         raise  # unreachable; st.stop() raises
+    ws.access.configure(sign_in_configured(), configured_admins())
+    return ws
+
+
+# -- sign-in (issue 24): Streamlit's st.login with the [auth] section of .streamlit/secrets.toml ---
+def sign_in_configured() -> bool:
+    """Whether ``.streamlit/secrets.toml`` has an ``[auth]`` section (else: single-user local mode)."""
+    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+
+
+def configured_admins() -> list[str]:
+    """``[coldrec] admins`` of secrets.toml: always admins (the first one grants the other roles)."""
+    if not st.secrets.load_if_toml_exists():
+        return []
+    admins = st.secrets.get("coldrec", {}).get("admins", [])
+    return [str(a) for a in admins] if isinstance(admins, (list, tuple)) else [str(admins)]
+
+
+def may_enter() -> bool:
+    """Whether this session may see the dashboard: always in local mode; with sign-in, once signed in
+    with a role (an email without one sees only :func:`sign_in_screen`)."""
+    if not sign_in_configured():
+        return True
+    return bool(st.user.is_logged_in) and workspace().access.role_of(who()) is not None
+
+
+def sign_in_screen() -> None:
+    """All a session sees before sign-in (no item, label or count), or, signed in without a role,
+    whom to ask for one."""
+    st.title("coldrec")
+    if not st.user.is_logged_in:
+        st.write("Sign in to see and label the catalog.")
+        st.button("Sign in", type="primary", on_click=st.login, key="sign-in")
+        return
+    st.warning(f"You are signed in as {md_escape(who() or 'an account without an email address')}, "
+               "but you have no role on this dashboard yet.", icon="🔒")
+    admins = configured_admins()
+    if admins:
+        st.write("Ask an admin to add you on the Roles page: " + md_escape(", ".join(admins)))
+    st.button("Sign out", on_click=st.logout, key="sign-out")
+
+
+def can(ws: Workspace, action: str, count: int = 1) -> bool:
+    """Whether the person at this session may do ``action`` (to disable what they may not; the
+    library checks again on every write)."""
+    return ws.access.allows(who(), action, count)
 
 
 def sidebar(ws: Workspace) -> None:
@@ -67,7 +117,12 @@ def sidebar(ws: Workspace) -> None:
         if ws.predictor.refitting():
             st.caption("⏳ Your latest labels' look-alikes are updated; the rest of the catalog is catching up "
                        "in the background (minutes at a million items); the next page view shows it once done.")
-        st.text_input("Your name (recorded with labels)", key="who", placeholder="e.g. ana")
+        if sign_in_configured():
+            st.caption(f"Signed in as **{md_escape(who())}** · {md_escape(ws.access.role_of(who()) or 'no role')}")
+            st.button("Sign out", on_click=st.logout, key="sidebar-sign-out")
+        else:
+            st.caption("Single-user local mode: no sign-in is configured (README, “A team on one dashboard”).")
+            st.text_input("Your name (recorded with labels)", key="who", placeholder="e.g. ana")
 
 
 def sidebar_counts(ws: Workspace) -> None:
@@ -113,7 +168,7 @@ def model_choice(ws: Workspace) -> None:
     if st.button("Use this model", key="model-choice-apply", disabled=pick == current):
         with st.spinner("Switching model and embedding the catalog…"):
             try:
-                ws.models.set_encoder_choice(pick)
+                ws.models.set_encoder_choice(pick, actor=who())
                 ws.predictor.embed_all(progress=progress_callback("Embedding"))
             except ColdrecError as exc:
                 error(exc)
@@ -123,7 +178,10 @@ def model_choice(ws: Workspace) -> None:
 
 
 def who() -> str:
-    """The name entered in the sidebar, for label history."""
+    """Who acts in this session: the signed-in email (lower case) with sign-in on, else the name
+    entered in the sidebar."""
+    if sign_in_configured():
+        return normal_email(st.user.get("email") if st.user.is_logged_in else "")
     return str(st.session_state.get("who") or "anonymous")
 
 
@@ -194,18 +252,24 @@ def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> Non
         st.success(f"Labelled: {md_escape(current)}", icon="🏷️")
     accept, correct = st.columns([1, 1])
     if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary", width="stretch"):
-        ws.labels.label(item_id, predicted, who=who(), source="accepted")
-        st.toast(f"Saved label {md_escape(predicted)}")
-        st.rerun()
+        _save_label(ws, item_id, predicted, "accepted")
     with correct:
         choice = st.selectbox(
             "Correct to", categories, index=categories.index(current or predicted) if (current or predicted) in categories else 0,
             key=f"{key}-choice",
         )
         if st.button("Save correction", key=f"{key}-save"):
-            ws.labels.label(item_id, choice, who=who(), source="manual")
-            st.toast(f"Saved label {md_escape(choice)}")
-            st.rerun()
+            _save_label(ws, item_id, choice, "manual")
+
+
+def _save_label(ws: Workspace, item_id: str, category: str, source: str) -> None:
+    try:
+        ws.labels.label(item_id, category, who=who(), source=source)
+    except ColdrecError as exc:  # a viewer's click: the library refuses it and says why
+        error(exc)
+        return
+    st.toast(f"Saved label {md_escape(category)}")
+    st.rerun()
 
 
 def undo_last_action(ws: Workspace) -> None:
@@ -219,7 +283,11 @@ def undo_last_action(ws: Workspace) -> None:
 def undo_now(ws: Workspace) -> None:
     """Undo this person's last labelling action and say what happened, without a rerun: as a
     button's ``on_click`` it runs before the (fragment) rerun the click starts."""
-    done = ws.labels.undo(who())
+    try:
+        done = ws.labels.undo(who())
+    except ColdrecError as exc:
+        flash_error(exc)
+        return
     st.session_state.pop("last_labelled", None)  # its look-alike offer no longer applies
     if done["reverted"] or done["kept"]:
         kept = f"; {done['kept']} labelled again since by someone were kept" if done["kept"] else ""
@@ -234,11 +302,19 @@ def flash(message: str) -> None:
     st.session_state["_flash"] = message
 
 
+def flash_error(exc: BaseException) -> None:
+    """An error box to show on the next run (see :func:`flash`)."""
+    st.session_state["_flash_error"] = str(exc)
+
+
 def show_flash() -> None:
-    """Show the message a callback left with :func:`flash`, once."""
+    """Show the message a callback left with :func:`flash` or :func:`flash_error`, once."""
     message = st.session_state.pop("_flash", None)
     if message:
         st.toast(message)
+    problem = st.session_state.pop("_flash_error", None)
+    if problem:
+        error(problem)
 
 
 # -- onboarding: empty states that say what to do next and offer it in place -------------------
@@ -259,7 +335,7 @@ def start_here(ws: Workspace, message: str, key: str) -> None:
             st.warning(f"This database already holds {held['catalog_items'] + held['uploaded_items']:,} items: "
                        "the demo would be added to them. Open an empty database for the demo instead.", icon="⚠️")
         if st.button("Load the demo", key=f"{key}-demo", type="primary"):
-            _run_step(lambda: ws.load_demo(progress=progress_callback("Embedding")), "Loaded the demo")
+            _run_step(lambda: ws.load_demo(progress=progress_callback("Embedding"), actor=who()), "Loaded the demo")
     with catalog:
         catalog_import(ws, key=f"{key}-catalog")
     with categories:
@@ -270,7 +346,7 @@ def start_here(ws: Workspace, message: str, key: str) -> None:
         file = st.file_uploader("Categories or taxonomy file", type=["txt", *_TABLE_TYPES], key=f"{key}-categories-file")
         depth = st.number_input("Taxonomy depth (deeper levels join their ancestor)", 1, 10, 3, key=f"{key}-depth")
         if file is not None and st.button("Import categories", key=f"{key}-categories", type="primary"):
-            _run_step(lambda: ws.catalog.import_category_file(file.getvalue(), file.name, int(depth)), "Imported",
+            _run_step(lambda: ws.catalog.import_category_file(file.getvalue(), file.name, int(depth), actor=who()), "Imported",
                       lambda n: f" {n} categories")
     with one:
         category_form(ws, key=f"{key}-add")
@@ -288,7 +364,7 @@ def catalog_import(ws: Workspace, key: str) -> None:
 
         def step() -> dict[str, int]:
             table = read_table(file.getvalue(), file.name, ws.settings.upload_limits())
-            return ws.imports.import_catalog(table, file.name, progress=progress_callback("Embedding"))
+            return ws.imports.import_catalog(table, file.name, progress=progress_callback("Embedding"), actor=who())
 
         _run_step(step, "Imported the catalog",
                   lambda c: f": {c['items']:,} items, {c['categories']} new categories, {c['labels']:,} labels")
@@ -315,7 +391,7 @@ def category_form(ws: Workspace, key: str) -> None:
         description = st.text_input("One-line description (zero-shot prediction reads it)", max_chars=300)
         path = st.text_input("Parent path (optional)", placeholder="Home & Kitchen > Kitchen", max_chars=300)
         if st.form_submit_button("Add category"):
-            _run_step(lambda: ws.catalog.add_category(name, description, path), "Added category ", str)
+            _run_step(lambda: ws.catalog.add_category(name, description, path, actor=who()), "Added category ", str)
 
 
 def multiselect(label: str, options: list, default: list | None = None, **kwargs) -> list:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from .access import Access
 from .background import Background
 from .config import DEMO_DIR, Settings
 from .encoder import ProgressFn, TextEncoder
@@ -44,12 +45,16 @@ class Workspace:
         #: Every thread this workspace starts (the refit, the near-duplicate search, the CLI server).
         self.background = Background()
         self.state = State(store, encoder)
-        self.models = ModelService(self.state, self.settings)
-        self.catalog = CatalogService(self.state)
+        #: Who may do what (coldrec.access): local mode unless the dashboard turns sign-in on. Every
+        #: service that writes checks it, so a page that forgets to hide a button still cannot write.
+        self.access = Access(store)
+        self.models = ModelService(self.state, self.settings, self.access)
+        self.catalog = CatalogService(self.state, self.access)
         self.vectors = VectorService(self.state, self.catalog)
-        self.imports = ImportService(self.state, self.catalog, self.models, self.vectors)
-        self.predictor = PredictorService(self.state, self.settings, self.background, self.catalog, self.vectors, self.imports)
-        self.labels = LabelService(self.state)
+        self.imports = ImportService(self.state, self.catalog, self.models, self.vectors, self.access)
+        self.predictor = PredictorService(self.state, self.settings, self.background, self.catalog, self.vectors,
+                                          self.imports, self.access)
+        self.labels = LabelService(self.state, self.access)
         self.audience = AudienceService(self.state, self.catalog, self.vectors)
 
     @property
@@ -106,17 +111,17 @@ class Workspace:
             "unlabelled_items": int(stats["catalog_items"] + stats["uploaded_items"] - stats["labelled_items"]),
         }
 
-    def load_demo(self, progress: ProgressFn | None = None) -> dict[str, int]:
+    def load_demo(self, progress: ProgressFn | None = None, actor: str | None = None) -> dict[str, int]:
         """Load the bundled demo (catalog, categories, purchases) and its new arrivals as the upload
         batch :attr:`DEMO_BATCH`, predicted. Safe to run again: nothing is duplicated."""
         counts = self.imports.init_catalog(
             DEMO_DIR / "catalog.csv", DEMO_DIR / "categories.csv", progress=progress,
-            interactions=DEMO_DIR / "interactions.csv",
+            interactions=DEMO_DIR / "interactions.csv", actor=actor,
         )
-        counts["arrivals"] = self.add_demo_arrivals(progress=progress)
+        counts["arrivals"] = self.add_demo_arrivals(progress=progress, actor=actor)
         return counts
 
-    def add_demo_arrivals(self, progress: ProgressFn | None = None) -> int:
+    def add_demo_arrivals(self, progress: ProgressFn | None = None, actor: str | None = None) -> int:
         """Upload ``data/demo/new_arrivals.csv`` as :attr:`DEMO_BATCH` and predict it; 0 when the
         batch is already there with every item predicted (a batch cut short by a kill is finished)."""
         items = load_items(DEMO_DIR / "new_arrivals.csv", limits=OPERATOR_FILES)
@@ -127,7 +132,8 @@ class Workspace:
             )["n"].iloc[0]
             if int(predicted) >= len(items):
                 return 0
-        self.predictor.upload_and_predict(items, self.DEMO_BATCH, who="demo", progress=progress)
+        self.predictor.upload_and_predict(items, self.DEMO_BATCH, who=self.access.recorded_as(actor, "demo"),
+                                          progress=progress)
         return len(items)
 
 

@@ -25,7 +25,7 @@ with st.expander("Import purchases (CSV, Excel, JSON or Parquet: user_id, item_i
     uploaded = st.file_uploader("Purchases file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"], key="purchases")
     if uploaded is not None and st.button("Import purchases"):
         try:
-            added = ws.imports.import_interactions(uploaded.getvalue(), uploaded.name)
+            added = ws.imports.import_interactions(uploaded.getvalue(), uploaded.name, actor=ui.who())
             st.success(f"Imported {added:,} new purchases (already stored ones are skipped)")
             model = ws.audience.model()
         except ColdrecError as exc:

@@ -28,7 +28,7 @@ if st.button("Save category descriptions", disabled=cats.empty):
     changed = edited[(edited.fillna("") != cats.fillna("")).any(axis=1)]
     try:
         if len(changed):
-            ws.catalog.import_categories(changed.reset_index(), "category table")
+            ws.catalog.import_categories(changed.reset_index(), "category table", actor=ui.who())
         st.toast(f"Saved {len(changed)} categor{'y' if len(changed) == 1 else 'ies'}")
     except ColdrecError as exc:
         ui.error(exc)
@@ -42,7 +42,7 @@ with st.expander("Import categories from a CSV (name, description, optional path
     uploaded = st.file_uploader("Categories file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"])
     if uploaded is not None and st.button("Import"):
         try:
-            count = ws.catalog.import_categories(read_table(uploaded.getvalue(), uploaded.name), uploaded.name)
+            count = ws.catalog.import_categories(read_table(uploaded.getvalue(), uploaded.name), uploaded.name, actor=ui.who())
             st.success(f"Imported {count} categories")
         except ColdrecError as exc:
             ui.error(exc)
@@ -63,7 +63,7 @@ with st.expander("Import a taxonomy (Google product taxonomy file, or a CSV with
             st.dataframe(preview.head(200)[["name", "path"]], hide_index=True, width="stretch")
             if st.button(f"Import {len(preview):,} categories", disabled=preview.empty or len(preview) > 2000):
                 try:
-                    count = labelling.import_taxonomy(ws, tax_file.getvalue(), tax_file.name, include, int(depth))
+                    count = labelling.import_taxonomy(ws, tax_file.getvalue(), tax_file.name, include, int(depth), actor=ui.who())
                     st.success(f"Imported {count} categories")
                 except ColdrecError as exc:
                     ui.error(exc)
@@ -108,7 +108,7 @@ def targets_editor() -> None:
         changed = [c for c in table.index if not (pd.isna(before[c]) and pd.isna(after[c])) and before[c] != after[c]]
         try:
             for category in changed:
-                ws.catalog.set_category_target(category, None if pd.isna(after[category]) else float(after[category]))
+                ws.catalog.set_category_target(category, None if pd.isna(after[category]) else float(after[category]), actor=ui.who())
             st.toast(f"Saved {len(changed)} target(s)")
             st.rerun()
         except ColdrecError as exc:
@@ -165,9 +165,12 @@ ready = finetune.readiness(ws)
 
 
 def _start_finetune(method: str, minutes: float) -> None:
+    who = ui.who()  # read here: the job runs on another thread, outside this session
+    ws.access.require(who, "model")  # refused here, not minutes later in the job
     jobs.start(
         "Improve the model on your labels",
-        lambda job: finetune.improve_model(ws, method=method, max_minutes=minutes, progress=job.progress, cancelled=job.cancelled),
+        lambda job: finetune.improve_model(ws, method=method, max_minutes=minutes, progress=job.progress, cancelled=job.cancelled,
+                                           actor=who),
         cancelled_errors=(finetune.Cancelled,),
     )
 
@@ -237,7 +240,7 @@ if versions:
     pick = st.selectbox("Use version", choices, index=choices.index(active) if active in choices else 0)
     if st.button("Switch model", disabled=running or pick == (active or "base model")):
         try:
-            finetune.switch_version(ws, None if pick == "base model" else pick)
+            finetune.switch_version(ws, None if pick == "base model" else pick, actor=ui.who())
             st.toast(f"Now using {ui.md_escape(pick)}")
         except ColdrecError as exc:
             ui.error(exc)

@@ -74,9 +74,13 @@ else:
         left.warning(f"{len(targets):,} items is more than {labelling.BULK_LABEL_MAX:,} at once: draw a smaller "
                      "box or lasso (a label should be a judgement, not a sweep).")
     if mid.button(f"Label {len(targets):,} item(s)", type="primary", disabled=category is None or not targets or too_many):
-        count = labelling.bulk_label(ws, targets, category, who=ui.who())
-        st.toast(f"Labelled {count:,} item(s) as {ui.md_escape(category)} — undo on Label or Label next")
-        st.rerun()
+        try:
+            count = labelling.bulk_label(ws, targets, category, who=ui.who())
+        except ColdrecError as exc:
+            ui.error(exc)
+        else:
+            st.toast(f"Labelled {count:,} item(s) as {ui.md_escape(category)} — undo on Label or Label next")
+            st.rerun()
     # Clicking one point shows its neighbours at once; with more, pick one (from the first shown).
     options = chosen["item_id"].head(SHOWN).tolist()
     titles = dict(zip(chosen["item_id"].head(SHOWN), chosen["title"].head(SHOWN)))

@@ -4,7 +4,7 @@ undo, label files, and a review of likely mistakes."""
 import streamlit as st
 
 from coldrec import charts, labelling, ui
-from coldrec.errors import ColdrecError
+from coldrec.errors import ColdrecError, LabelConflict
 from coldrec.export import to_csv_bytes
 
 ws = ui.workspace()
@@ -76,7 +76,11 @@ def likely_mistakes() -> None:
 
 
 def _fix(item_id: str, category: str) -> None:
-    ws.labels.label(item_id, category, who=ui.who(), source="manual")
+    try:
+        ws.labels.label(item_id, category, who=ui.who(), source="manual")
+    except ColdrecError as exc:
+        ui.flash_error(exc)
+        return
     st.session_state.setdefault("dismissed_issues", set()).add(item_id)
     ui.flash(f"Changed to {ui.md_escape(category)}")
 
@@ -106,10 +110,11 @@ with left:
     frame = ui.shorten(subset.set_index("item_id")[["title", "category", "description"]].fillna(""), limit=200)
     frame = frame.rename(columns={"category": "label"})
     frame["label"], options = ui.label_editor_values(frame["label"], categories)  # never a grey "None"
+    seen = ws.labels.version()  # a label someone else saves after this is shown, not overwritten
     edited = st.data_editor(
         frame,
         # Edits are kept by row position: a new key after each save stops them landing on other rows.
-        key=f"editor-{mode}-{chosen}-{ws.labels.version()}",
+        key=f"editor-{mode}-{chosen}-{seen}",
         disabled=["title", "description"],
         column_config={
             "_index": st.column_config.TextColumn("id", width="small"),
@@ -120,8 +125,15 @@ with left:
         width="stretch",
     )
     if st.button("Save labels", type="primary"):
-        changed = ws.labels.save_label_edits(ui.label_editor_result(frame["label"]), ui.label_editor_result(edited["label"]),
-                                      who=ui.who())
+        try:
+            changed = ws.labels.save_label_edits(ui.label_editor_result(frame["label"]), ui.label_editor_result(edited["label"]),
+                                          who=ui.who(), since=seen if ws.access.sign_in else None)
+        except LabelConflict as exc:
+            ui.error(f"{exc}. Nothing was saved: the table now shows their labels; make your changes again.")
+            st.stop()
+        except ColdrecError as exc:
+            ui.error(exc)
+            st.stop()
         st.toast(f"Saved {changed} label(s)" if changed else "No changes to save")
         if changed:
             st.rerun()

@@ -7,8 +7,9 @@ fragment: a click reruns the card alone, not the guidance and charts below it.
 
 import streamlit as st
 
-from coldrec import charts, explore, labelling, ui
+from coldrec import charts, claims, explore, labelling, ui
 from coldrec.active import STRATEGIES
+from coldrec.errors import ColdrecError, LabelConflict
 
 ws = ui.workspace()
 st.title("Label next")
@@ -55,27 +56,44 @@ if st.button(
     help="Predictions below their category's target stay in this queue."
     + ("" if has_targets else " No category has a target precision yet: set them on the Categories & model page."),
 ):
-    result = labelling.auto_accept(ws, ui.who(), batch_arg)
-    st.toast(f"Accepted {result['accepted']} prediction(s); {result['queued']} left to review")
-    st.rerun()
+    try:
+        result = labelling.auto_accept(ws, ui.who(), batch_arg)
+    except ColdrecError as exc:
+        ui.error(exc)
+    else:
+        st.toast(f"Accepted {result['accepted']} prediction(s); {result['queued']} left to review")
+        st.rerun()
 
 
 QUEUE_BLOCK = 20
 
 # Clicks act in on_click callbacks: they run before the fragment reruns, so one run shows the
 # result (a st.rerun after the write would run the fragment twice).
-def _label(item_id: str, category: str | None, source: str) -> None:
+def _label(item_id: str, category: str | None, source: str, since: int | None = None) -> None:
     if category:
-        ws.labels.label(item_id, category, who=ui.who(), source=source)
+        st.session_state.pop("conflict", None)
+        try:  # ``since``: the labels when the card was drawn; someone else's label since is shown, not overwritten
+            ws.labels.label(item_id, category, who=ui.who(), source=source, since=since)
+        except LabelConflict as exc:
+            st.session_state["conflict"] = (item_id, category, source, exc.theirs[item_id])
+            return
+        except ColdrecError as exc:
+            ui.flash_error(exc)
+            return
         st.session_state["last_labelled"] = item_id
 
 
 def _skip(item_id: str) -> None:
     st.session_state.setdefault("skipped", set()).add(item_id)
+    claims.release(ws, ui.who())
 
 
 def _propagate(item_id: str, targets: list[str], label: str) -> None:
-    count = labelling.propagate(ws, item_id, targets, who=ui.who())
+    try:
+        count = labelling.propagate(ws, item_id, targets, who=ui.who())
+    except ColdrecError as exc:
+        ui.flash_error(exc)
+        return
     st.session_state.pop("last_labelled", None)
     ui.flash(f"Labelled {count} look-alike(s) as {ui.md_escape(label)} — undo with U")
 
@@ -86,6 +104,7 @@ def card() -> None:
     ui.show_flash()
     ui.sidebar_counts(ws)  # a click reruns this card alone: the sidebar's labelled count moves with it
     st.button("Undo my last action", shortcut="U", on_click=ui.undo_now, args=(ws,))
+    conflict()
     last = st.session_state.get("last_labelled")
     if last:
         lookalikes(last)
@@ -100,7 +119,13 @@ def card() -> None:
         if skipped:
             st.button("Show skipped items again", on_click=skipped.clear)
         return
-    item = queue.iloc[0]
+    # Signed-in labellers each get a card nobody else is looking at (a short claim; coldrec/claims.py).
+    seen = ws.labels.version() if ws.access.sign_in else None
+    mine = claims.next_card(ws, queue["item_id"].tolist(), ui.who())
+    if mine is None:
+        st.info("Everything left here is on someone else's screen right now: try again in a minute.")
+        return
+    item = queue[queue["item_id"] == mine].iloc[0]
     item_id = str(item["item_id"])
     details = explore.item_details(ws, item_id)
     with st.container(border=True):
@@ -127,7 +152,7 @@ def card() -> None:
                 share = "" if novel else f" — {probability:.0%}"  # no percentage for a product like none of them
                 st.button(f"{rank} · {ui.md_escape(category)}{share}", key=f"pick-{rank}",
                           shortcut=str(rank), width="stretch", on_click=_label,
-                          args=(item_id, category, "accepted" if rank == 1 else "manual"))
+                          args=(item_id, category, "accepted" if rank == 1 else "manual", seen))
             st.button("Skip for now", shortcut="S", width="stretch", on_click=_skip, args=(item_id,))
         with other:
             categories = ws.catalog.category_names()
@@ -136,9 +161,25 @@ def card() -> None:
                 placeholder=f"Type to search {len(categories)} categories…",
             )
             st.button("Save this category", key="save-other", on_click=lambda: _label(
-                item_id, st.session_state.get(f"other-{item_id}"), "manual"))
+                item_id, st.session_state.get(f"other-{item_id}"), "manual", seen))
     with st.expander(f"The queue ({len(queue)} shown)"):
         ui.table(queue.drop(columns=["description"]))
+
+
+def conflict() -> None:
+    """Someone else labelled the item while this person looked at it: show both, let them choose."""
+    held = st.session_state.get("conflict")
+    if not held:
+        return
+    item_id, mine, source, (by, theirs) = held
+    title = explore.item_details(ws, item_id)["title"]
+    st.warning(f"**{ui.md_escape(by)}** labelled “{ui.md_escape(title)}” as **{ui.md_escape(theirs or '(no label)')}** "
+               f"while you were looking at it; your {ui.md_escape(mine)} was not saved.", icon="⚠️")
+    keep, overwrite = st.columns(2)
+    keep.button(f"Keep {ui.md_escape(theirs or '(no label)')}", key="conflict-keep",
+                on_click=lambda: st.session_state.pop("conflict", None))
+    overwrite.button(f"Save {ui.md_escape(mine)} anyway", key="conflict-overwrite", on_click=_label,
+                     args=(item_id, mine, source, None))
 
 
 def lookalikes(last: str) -> None:

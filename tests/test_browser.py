@@ -51,10 +51,11 @@ def _tail(path: Path, chars: int = 3000) -> str:
         return ""
 
 
-def _serve(tmp_path: Path, db: Path):
-    """A Streamlit server over ``db`` on a free port: yields (url, log path), stops it after."""
-    env = {**os.environ, "COLDREC_DB": str(db), "HF_HUB_OFFLINE": "1"}
-    port = _free_port()
+def _serve(tmp_path: Path, db: Path, port: int | None = None, args: tuple[str, ...] = (), env: dict | None = None):
+    """A Streamlit server over ``db`` on a free port (or ``port``) with extra command-line ``args``
+    and environment ``env``: yields (url, log path), stops it after."""
+    env = {**os.environ, "COLDREC_DB": str(db), "HF_HUB_OFFLINE": "1", **(env or {})}
+    port = port or _free_port()
     log_path = tmp_path / "streamlit.log"
     with open(log_path, "w") as log:
         server = subprocess.Popen(
@@ -64,6 +65,7 @@ def _serve(tmp_path: Path, db: Path):
                 "--server.port", str(port),
                 "--server.address", "127.0.0.1",
                 "--browser.gatherUsageStats", "false",
+                *args,
             ],
             cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

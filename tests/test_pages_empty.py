@@ -15,10 +15,11 @@ from tests.test_pages import shown
 
 PAGES = [
     "pages/overview.py", "pages/upload.py", "pages/queue.py", "pages/label.py", "pages/explore.py",
-    "pages/audience.py", "pages/categories.py",
+    "pages/audience.py", "pages/categories.py", "pages/audit.py", "pages/roles.py",
 ]
-#: Pages whose empty state offers the onboarding steps in place (Audience has its own).
-ONBOARDING_PAGES = [p for p in PAGES if p != "pages/audience.py"]
+#: Pages whose empty state offers the onboarding steps in place (Audience has its own; Audit and
+#: Roles say what they will hold).
+ONBOARDING_PAGES = [p for p in PAGES if p not in ("pages/audience.py", "pages/audit.py", "pages/roles.py")]
 
 
 @pytest.fixture

@@ -357,7 +357,7 @@ def test_a_schema_2_database_gains_updated_at_on_open(tmp_path):
                    INSERT INTO items VALUES ('x', 'old', NULL, NULL, NULL, NULL, 'catalog', NULL, now(), 0);""")
     con.close()
     with Store(path) as store:
-        assert store.get_meta("schema_version") == "3"
+        assert store.get_meta("schema_version") == "4"  # the current schema (4 since issue 24)
         before = store.catalog_fingerprint()
         assert before[1] is not None
         store.upsert_items(pd.DataFrame({"item_id": ["x"], "title": ["new"]}), source="catalog")

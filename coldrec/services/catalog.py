@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..access import Access
 from ..errors import IngestError, StoreError
 from ..ingest import clean_text, format_rows, read_table
 from ..store import category_name
@@ -18,9 +19,10 @@ class CatalogService:
     #: A taxonomy imported without choosing branches may create at most this many categories.
     MAX_UNFILTERED_TAXONOMY = 2_000
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, access: Access) -> None:
         self._state = state
         self.store = state.store
+        self._access = access
 
     # -- items ------------------------------------------------------------------------------
     def items(self) -> pd.DataFrame:
@@ -81,14 +83,18 @@ class CatalogService:
         """The precision each category's auto-accept must reach, where one is set."""
         return self.store.category_targets()
 
-    def set_category_target(self, name: str, target_precision: float | None) -> None:
-        """Set (or with ``None`` clear) a category's auto-accept precision target."""
+    def set_category_target(self, name: str, target_precision: float | None, actor: str | None = None) -> None:
+        """Set (or with ``None`` clear) a category's auto-accept precision target (admins; in the audit trail)."""
+        self._access.require(actor, "categories")
+        before = self.store.category_targets().get(name)
         self.store.set_category_target(name, target_precision)
+        self.store.record_audit(actor, "target", subject=name, before=before, after=target_precision)
 
-    def add_category(self, name: str, description: str = "", path: str = "") -> str:
+    def add_category(self, name: str, description: str = "", path: str = "", actor: str | None = None) -> str:
         """Create a category under an optional parent ``path`` ("Home > Kitchen"; the stored path ends
         with the name). Raises :class:`StoreError` for a blank, over-long or existing name."""
         name = category_name(name or "")
+        self._access.require(actor, "categories")
         if not name:
             raise StoreError("a category needs a name")
         if len(name) > 100:
@@ -100,9 +106,10 @@ class CatalogService:
         self.store.upsert_categories(
             pd.DataFrame({"name": [name], "description": [description.strip() or None], "path": [full_path]})
         )
+        self.store.record_audit(actor, "category", subject=name, after=full_path or name)
         return name
 
-    def import_categories(self, table: pd.DataFrame, filename: str = "categories") -> int:
+    def import_categories(self, table: pd.DataFrame, filename: str = "categories", actor: str | None = None) -> int:
         """Validate and upsert categories (``name``, optional ``description``, ``path``).
 
         Rejects, naming rows: no ``name`` column, blank or over-long names, and names repeated
@@ -126,9 +133,12 @@ class CatalogService:
         if len(repeated):
             names = list(dict.fromkeys(frame.loc[repeated.index, "name"]))
             raise IngestError(f"{filename}: repeated category name(s): " + ", ".join(repr(n) for n in names[:5]))
-        return self.store.upsert_categories(frame)
+        self._access.require(actor, "categories")
+        count = self.store.upsert_categories(frame)
+        self.store.record_audit(actor, "category", subject=f"categories from {filename}", after=f"{count:,} categories")
+        return count
 
-    def import_category_file(self, data: bytes, filename: str, max_depth: int = 3) -> int:
+    def import_category_file(self, data: bytes, filename: str, max_depth: int = 3, actor: str | None = None) -> int:
         """Categories from a file: a table with a ``name`` column (optional description, path),
         or a taxonomy (Google's text file, or a table of paths / level columns) cut at
         ``max_depth``. Returns how many categories were created or updated."""
@@ -137,7 +147,7 @@ class CatalogService:
         if not filename.lower().endswith(".txt"):
             table = read_table(data, filename)
             if "name" in table.columns:
-                return self.import_categories(table, filename)
+                return self.import_categories(table, filename, actor)
         frame = taxonomy_categories(read_taxonomy(data, filename), include=[], max_depth=max_depth)
         if frame.empty:
             raise IngestError(f"{filename}: no categories found (expected a 'name' column or category paths)")
@@ -146,4 +156,4 @@ class CatalogService:
                 f"{filename}: {len(frame):,} categories at depth {max_depth}; pick the branches you need "
                 "under 'Import a taxonomy' on the Categories & model page"
             )
-        return self.import_categories(frame, filename)
+        return self.import_categories(frame, filename, actor)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..access import Access
 from ..audience import load_interactions
 from ..config import DEMO_DIR
 from ..encoder import ProgressFn
@@ -21,8 +22,10 @@ from .vectors import VectorService
 class ImportService:
     """Validated writes of items, catalog labels and purchases."""
 
-    def __init__(self, state: State, catalog: CatalogService, models: ModelService, vectors: VectorService) -> None:
+    def __init__(self, state: State, catalog: CatalogService, models: ModelService, vectors: VectorService,
+                 access: Access) -> None:
         self.store = state.store
+        self._access = access
         self._catalog = catalog
         self._models = models
         self._vectors = vectors
@@ -33,6 +36,7 @@ class ImportService:
         categories: str | Path = DEMO_DIR / "categories.csv",
         progress: ProgressFn | None = None,
         interactions: str | Path | None = None,
+        actor: str | None = None,
     ) -> dict[str, int]:
         """Load a catalog (with its ``category`` column as imported labels), its categories and,
         optionally, purchases.
@@ -41,7 +45,9 @@ class ImportService:
         label did not come from a person; purchases already stored are skipped. Embeds the
         catalog so the first prediction is fast.
         """
-        n_categories = self._catalog.import_categories(read_table(categories, limits=OPERATOR_FILES), Path(categories).name)
+        self._access.require(actor, "import")
+        n_categories = self._catalog.import_categories(read_table(categories, limits=OPERATOR_FILES), Path(categories).name,
+                                                       actor)
         items = load_items(catalog, id_prefix="CAT", limits=OPERATOR_FILES)
         self.store.upsert_items(items, source="catalog")
         self._models.apply_language_rule()
@@ -53,14 +59,18 @@ class ImportService:
                     f"{Path(catalog).name}: categories not in {Path(categories).name}: "
                     + ", ".join(repr(c) for c in unknown[:5])
                 )
-            labelled = self._label_from_catalog(items)
-        purchases = self.import_interactions(interactions, limits=OPERATOR_FILES) if interactions is not None else 0
+            labelled = self._label_from_catalog(items, actor)
+        purchases = (self.import_interactions(interactions, limits=OPERATOR_FILES, actor=actor)
+                     if interactions is not None else 0)
         self._vectors.embed_items(items, progress=progress)
         self.store.set_meta("initialised", "1")
+        self.store.record_audit(actor, "import", subject=f"catalog {Path(catalog).name}",
+                                after=f"{len(items):,} items, {labelled:,} labels")
         return {"categories": n_categories, "items": len(items), "labels": labelled, "interactions": purchases}
 
     def import_catalog(
-        self, table: pd.DataFrame, filename: str = "catalog", progress: ProgressFn | None = None
+        self, table: pd.DataFrame, filename: str = "catalog", progress: ProgressFn | None = None,
+        actor: str | None = None,
     ) -> dict[str, int]:
         """Store a table of products already on sale as catalog items (columns as for an upload:
         title and/or description, optional id, brand, price, category).
@@ -70,6 +80,7 @@ class ImportService:
         ignoring case), so a catalog with categories is all a new workspace needs. Returns
         items, labels and categories created. Nothing is written when a row is rejected.
         """
+        self._access.require(actor, "import")
         items = prepare_items(table, filename, id_prefix="CAT")
         created = labelled = 0
         new: list[str] = []
@@ -86,14 +97,15 @@ class ImportService:
         self.store.upsert_items(items, source="catalog")
         self._models.apply_language_rule()
         if new:
-            created = self._catalog.import_categories(pd.DataFrame({"name": new}), filename)
+            created = self._catalog.import_categories(pd.DataFrame({"name": new}), filename, actor)
         if "category" in items.columns:
-            labelled = self._label_from_catalog(items)
+            labelled = self._label_from_catalog(items, actor)
         self._vectors.embed_items(items, progress=progress)
         self.store.set_meta("initialised", "1")
+        self.store.record_audit(actor, "import", subject=f"catalog {filename}", after=f"{len(items):,} items, {labelled:,} labels")
         return {"items": len(items), "labels": labelled, "categories": created}
 
-    def _label_from_catalog(self, items: pd.DataFrame) -> int:
+    def _label_from_catalog(self, items: pd.DataFrame, actor: str | None) -> int:
         """Apply a catalog's ``category`` column as imported labels, except where a person labelled
         the item or the label is already that category. Returns how many labels were written."""
         current = self.store.labels().set_index("item_id")
@@ -102,7 +114,8 @@ class ImportService:
         todo = todo[[current["category"].get(i) != c for i, c in zip(todo["item_id"], todo["category"])]]
         if not len(todo):
             return 0
-        return self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(), who="catalog", source="import")
+        return self.store.add_labels(todo["item_id"].tolist(), todo["category"].tolist(),
+                                     who=self._access.recorded_as(actor, "catalog"), source="import")
 
     def add_upload(self, items: pd.DataFrame, batch: str) -> int:
         """Store validated upload rows (from :func:`coldrec.ingest.load_items`) as a batch."""
@@ -111,12 +124,17 @@ class ImportService:
         return count
 
     def import_interactions(
-        self, data: str | Path | bytes, filename: str | None = None, limits: Limits = PURCHASE_UPLOADS
+        self, data: str | Path | bytes, filename: str | None = None, limits: Limits = PURCHASE_UPLOADS,
+        actor: str | None = None,
     ) -> int:
         """Validate purchases against the stored items and append the new ones (nothing on error).
 
         Returns how many were added; purchases already stored are skipped. ``limits`` default to an
         upload's (the Audience page); ``init`` reads the operator's file with the wide ones.
         """
+        self._access.require(actor, "import")
         frame = load_interactions(data, filename, known_items=self.store.items()["item_id"].tolist(), limits=limits)
-        return self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
+        added = self.store.add_interactions(frame.rename(columns={"timestamp": "ts"}))
+        self.store.record_audit(actor, "import", subject=f"purchases {filename or Path(str(data)).name}",
+                                after=f"{added:,} purchases")
+        return added

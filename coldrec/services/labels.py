@@ -5,23 +5,29 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..access import Access
 from .state import State
 
 
 class LabelService:
     """Label writes (each an undoable action) and label reads."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, access: Access) -> None:
         self.store = state.store
+        self._access = access
 
-    def label(self, item_id: str, category: str | None, who: str, source: str = "manual") -> None:
-        """Record a label; the next prediction uses it."""
-        self.store.label(item_id, category, who=who, source=source)
+    def label(self, item_id: str, category: str | None, who: str, source: str = "manual", since: int | None = None) -> None:
+        """Record a label; the next prediction uses it. ``since``: the label version when the person
+        saw the item; someone else's different label given after it raises
+        :class:`~coldrec.errors.LabelConflict` instead of being overwritten."""
+        self._access.require(who, "label")
+        self.store.label(item_id, category, who=who, source=source, since=since)
 
-    def save_label_edits(self, before: pd.Series, after: pd.Series, who: str) -> int:
+    def save_label_edits(self, before: pd.Series, after: pd.Series, who: str, since: int | None = None) -> int:
         """Record the labels that differ between two item_id-indexed series (blank = no label).
 
-        Returns how many labels changed. This is what a data-editor "Save" calls.
+        Returns how many labels changed. This is what a data-editor "Save" calls. ``since``: see
+        :meth:`label`.
         """
         old = before.fillna("").astype(str)
         new = after.reindex(old.index).fillna("").astype(str)
@@ -29,11 +35,13 @@ class LabelService:
         if len(changed) == 0:
             return 0
         categories = [new[i] or None for i in changed]
-        self.store.add_labels([str(i) for i in changed], categories, who=who, source="manual")
+        self._access.require(who, "label", count=len(changed))
+        self.store.add_labels([str(i) for i in changed], categories, who=who, source="manual", since=since)
         return len(changed)
 
     def undo(self, who: str) -> dict[str, int]:
         """Undo ``who``'s last labelling action (see :meth:`coldrec.store.Store.undo_last`)."""
+        self._access.require(who, "label")
         return self.store.undo_last(who)
 
     def current(self) -> pd.DataFrame:

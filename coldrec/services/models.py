@@ -3,6 +3,7 @@ language or on the page), its fine-tuned versions, and switching between them.""
 
 from __future__ import annotations
 
+from ..access import Access
 from ..config import Settings
 from ..encoder import TextEncoder, bundled_source, load_encoder
 from .. import language
@@ -13,23 +14,28 @@ from .state import State
 class ModelService:
     """The serving model and the rules that pick it."""
 
-    def __init__(self, state: State, settings: Settings) -> None:
+    def __init__(self, state: State, settings: Settings, access: Access) -> None:
         self._state = state
         self.store = state.store
         self.settings = settings
+        self._access = access
 
     @property
     def encoder(self) -> TextEncoder:
         """The model every session is served from."""
         return self._state.encoder
 
-    def use_encoder(self, encoder: TextEncoder) -> None:
+    def use_encoder(self, encoder: TextEncoder, actor: str | None = None, record: bool = True) -> None:
         """Serve every session from ``encoder`` from now on (a fine-tuned version or the base).
 
         Every model-derived value is dropped (:meth:`State.switch_encoder`); vectors come from the
         embedding cache keyed by the encoder's name, so switching back to a model already used
-        embeds nothing.
+        embeds nothing. The switch is in the audit trail (``actor`` ``None``: the language rule or
+        the CLI) unless ``record`` is false.
         """
+        if record and encoder.name != self.encoder.name:
+            self.store.record_audit(actor or "automatic", "model", subject="model in use", before=self.encoder.name,
+                                    after=encoder.name)
         self._state.switch_encoder(encoder)
 
     def active_version(self) -> str:
@@ -66,26 +72,28 @@ class ModelService:
             self._switch_base(mix.choice, store=store)
         return mix.choice
 
-    def set_encoder_choice(self, choice: str) -> None:
+    def set_encoder_choice(self, choice: str, actor: str | None = None) -> None:
         """Pick the bundled model on the page: ``minilm``, ``multilingual`` or ``both`` (kept for this
         workspace whatever its language), or ``auto`` (back to the language rule)."""
+        self._access.require(actor, "model")
         if choice not in (*language.CHOICES, "auto"):
             raise ValueError(f"choice must be auto, {' or '.join(language.CHOICES)}, got {choice!r}")
+        self.store.record_audit(actor, "model", subject="model choice", before=self.encoder_choice()["choice"], after=choice)
         if choice == "auto":
             self.store.set_meta("encoder_choice_source", "auto")
             self.store.set_meta("encoder_choice", "")  # the rule decides afresh
             if self.apply_language_rule() is None and _choice_of(self.encoder) != language.MINILM:
-                self._switch_base(language.MINILM)  # nothing stored yet: the default
+                self._switch_base(language.MINILM, actor=actor)  # nothing stored yet: the default
             return
         self.store.set_meta("encoder_choice_source", "override")
         self.store.set_meta("encoder_choice_reason", "chosen on Categories & model")
         self.store.set_meta("encoder_choice", choice)
         if choice != _choice_of(self.encoder):
-            self._switch_base(choice)
+            self._switch_base(choice, actor=actor)
 
-    def _switch_base(self, choice: str, store: bool = True) -> None:
+    def _switch_base(self, choice: str, store: bool = True, actor: str | None = None) -> None:
         encoder = load_encoder(bundled_source(choice), self.settings.device)
-        self.use_encoder(encoder)
+        self.use_encoder(encoder, actor=actor, record=store)
         if store:
             self.store.set_meta("model_version", "")  # a fine-tuned version belongs to the model left
 

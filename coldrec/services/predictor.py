@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ..access import Access
 from ..background import Background
 from ..classify import Prediction, category_prompt, predictions_frame
 from ..config import Settings
@@ -69,7 +70,7 @@ class PredictorService:
     """The fitted classifier (one per model, categories and labels) and its predictions."""
 
     def __init__(self, state: State, settings: Settings, background: Background, catalog: CatalogService,
-                 vectors: VectorService, imports: ImportService) -> None:
+                 vectors: VectorService, imports: ImportService, access: Access) -> None:
         self._state = state
         self.store = state.store
         self.settings = settings
@@ -77,6 +78,7 @@ class PredictorService:
         self._catalog = catalog
         self._vectors = vectors
         self._imports = imports
+        self._access = access
         self._lock = state.lock  # the fitted state and the refit hand-off change under the cache's lock
         self._refitting = False  # a background refit is running (see _refit_in_background)
         self._pending_state = False
@@ -421,6 +423,7 @@ class PredictorService:
 
         Checks that predicting is possible before anything is written.
         """
+        self._access.require(who, "import")
         self.classifier()  # raises NotReadyError when there are no categories yet
         warnings: list[str] = []
         earlier = {i: b for i, b in self.store.upload_batches_of(items["item_id"].tolist()).items() if b != batch}
@@ -448,6 +451,7 @@ class PredictorService:
         if len(result.items) == self._catalog.batches().set_index("batch")["items"].get(batch, -1):
             # the whole batch (not rows added to an existing one): the page shows it without predicting again
             self._state.put(f"batch_predictions:{batch}", Depends.PREDICTIONS, result)
+        self.store.record_audit(who, "import", subject=f"upload batch {batch}", after=f"{len(items):,} items")
         return result, warnings
 
 
