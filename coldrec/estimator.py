@@ -872,12 +872,28 @@ def calibration_folds(classes: np.ndarray, n_folds: int = CALIBRATION_FOLDS) -> 
 
 
 def fit_beta(dist: np.ndarray, y: np.ndarray) -> float:
-    """The exponent ``beta`` maximising the likelihood of ``y`` under ``softmax(beta * log dist)``."""
+    """The exponent ``beta`` maximising the likelihood of ``y`` under ``softmax(beta * log dist)``,
+    but no larger than where the mean top probability reaches ``(n + 1) / (n + 2)`` for ``n``
+    labels: Laplace's rule of succession, the accuracy ``n`` right answers out of ``n`` support
+    (the target Platt 1999 gives a label).
+
+    Without the bound, labels that are all predicted right (two easy categories) have no finite
+    maximum-likelihood beta: it ran to the grid's end and every item, products of neither
+    category too, came out at 0.99+ (a QA finding). With an error or two among the labels the
+    likelihood's own optimum is already below the bound (a calibrated mean confidence is the
+    accuracy, under ``n / (n + 1)``), so it changes nothing there."""
     logd = np.log(np.maximum(np.asarray(dist, dtype=np.float64), 1e-12))
-    rows = np.arange(len(y))
-    best, best_nll = DEFAULT_BETA, np.inf
+    n = len(logd)
+    if n == 0:
+        return DEFAULT_BETA
+    bound = (n + 1) / (n + 2)
+    rows = np.arange(n)
+    best, best_nll = float(_BETA_GRID[0]), np.inf
     for beta in _BETA_GRID:
-        nll = -_log_softmax(beta * logd)[rows, y].mean()
+        log_p = _log_softmax(beta * logd)
+        if np.exp(log_p.max(axis=1)).mean() > bound and np.isfinite(best_nll):
+            break  # the mean top probability only grows with beta: the rest of the grid is out too
+        nll = -log_p[rows, y].mean()
         if nll < best_nll:
             best, best_nll = float(beta), nll
     return best

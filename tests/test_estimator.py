@@ -108,6 +108,38 @@ def test_fit_beta_recovers_a_known_exponent():
     assert fit_beta(dist, y1) == pytest.approx(1.0, rel=0.1)
 
 
+def test_fit_beta_stops_at_the_rule_of_succession_when_every_label_is_right():
+    # 18 held-out labels, all predicted right at 0.8: maximum likelihood has no finite beta (it
+    # ran to the grid's end). The rule of succession bounds the mean confidence at 19/20:
+    # 1 / (1 + 0.25^beta) = 0.95 at beta = ln 19 / ln 4 = 2.12.
+    dist = np.tile([0.8, 0.2], (18, 1))
+    beta = fit_beta(dist, np.zeros(18, dtype=np.int64))
+    assert beta == pytest.approx(np.log(19) / np.log(4), rel=0.05)
+
+
+def test_two_easy_categories_leave_products_of_neither_unsure():
+    # QA finding: a workspace with two well separated categories (10 labels each, every one
+    # predicted right out of fold) fitted beta to its grid's end (20), so a product of neither
+    # ("garden hose reel" -> Cookware 0.999) was sure; here the third kind came out at 1.000.
+    rng = np.random.default_rng(5)
+    dim = 32
+    centres = unit_rows(rng, 3, dim)  # Cookware, Footwear, and a third kind of product nobody named
+    y = np.repeat([0, 1, 2], 60)
+    x = centres[y] + 0.2 * rng.normal(size=(len(y), dim)).astype(np.float32)
+    x[y == 2] += 0.3 * centres[0]  # the third kind leans a little towards Cookware
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    sup = np.concatenate([np.flatnonzero(y == 0)[:10], np.flatnonzero(y == 1)[:10]])
+    clf = ColdStartClassifier().fit(x[sup], [CATS[i] for i in y[sup]], categories=CATS[:2],
+                                    prompt_vectors=centres[:2], unlabelled=np.delete(x, sup, axis=0))
+    assert clf._require_fit().beta_fitted
+    assert clf.beta_ < 2.0  # plain maximum likelihood: 20.0, the grid's end (0.61 with the bound)
+    outsiders = clf.predict_proba(x[y == 2]).max(axis=1)
+    assert np.median(outsiders) < 0.95  # plain maximum likelihood: 1.000 (0.887 with the bound)
+    insiders = np.setdiff1d(np.flatnonzero(y < 2), sup)
+    proba = clf.predict_proba(x[insiders])
+    assert (proba.argmax(axis=1) == y[insiders]).mean() > 0.95 and proba.max(axis=1).mean() > 0.9
+
+
 def test_confidence_matching_beta_finds_the_exponent_that_matches_a_target_confidence():
     rng = np.random.default_rng(8)
     flat = rng.dirichlet(np.ones(6), size=500)
