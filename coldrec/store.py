@@ -33,7 +33,7 @@ MAX_ORDER_NUMBER = 2**31 - 1
 #: Where a label came from.
 #: manual: typed or picked by a person; accepted: a person accepted the model's suggestion;
 #: import: from a file; propagated: copied to look-alikes in one action; undo: an undone action.
-LABEL_SOURCES = ("manual", "accepted", "import", "propagated", "undo")
+LABEL_SOURCES = ("manual", "accepted", "import", "propagated", "undo", "rename", "merge")
 ITEM_SOURCES = ("catalog", "upload")
 
 #: Statements that may change what a version counter reads (conservative: a false match only
@@ -465,6 +465,66 @@ class Store:
                 tables={"rows": rows},
             )
         return len(rows)
+
+    def rename_category(self, old: str, new: str, who: str) -> int:
+        """Rename category ``old`` to ``new`` (validated by the caller), in one transaction: its row
+        (the path's last step too), the paths of categories below it, its target, the stored
+        predictions, and its items' labels (new label events, source ``rename``). Returns how many
+        labels moved. The label events carry no action id: a rename is undone by renaming back."""
+        return self._recategorise([old], new, who, "rename")
+
+    def merge_categories(self, sources: Sequence[str], into: str, who: str) -> int:
+        """Merge the categories ``sources`` into the existing category ``into``, in one transaction:
+        their items are labelled ``into`` (label events, source ``merge``), stored predictions follow,
+        their rows and targets are deleted, and categories below them move under ``into``. Returns
+        how many labels moved."""
+        return self._recategorise(list(sources), into, who, "merge")
+
+    def _recategorise(self, sources: list[str], target: str, who: str, source: str) -> int:
+        known = {n: True for n in self.category_names()}
+        missing = [n for n in sources + ([target] if source == "merge" else []) if n not in known]
+        if missing:
+            raise StoreError("unknown category(ies): " + ", ".join(repr(n) for n in missing[:5]))
+        who = (who or "").strip() or "local"
+        cats = self.categories().set_index("name")
+        with self._write_lock, self._cursor() as cur, self._counting_writes("UPDATE"):
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                moved = cur.execute(
+                    "SELECT count(*) FROM labels WHERE category IN (SELECT unnest(?::VARCHAR[]))", [sources]
+                ).fetchone()[0]
+                cur.execute(
+                    """INSERT INTO label_events (item_id, category, who, source, labelled_at)
+                       SELECT item_id, ?, ?, ?, ? FROM labels WHERE category IN (SELECT unnest(?::VARCHAR[]))""",
+                    [target, who, source, _now(), sources],
+                )
+                cur.execute("UPDATE predictions SET category = ? WHERE category IN (SELECT unnest(?::VARCHAR[]))",
+                            [target, sources])
+                if source == "rename":
+                    old = sources[0]
+                    path = cats.loc[old, "path"]
+                    parents = str(path).rsplit(" > ", 1)[0] if isinstance(path, str) and " > " in path else None
+                    new_path = f"{parents} > {target}" if parents else (target if isinstance(path, str) and path else None)
+                    cur.execute("INSERT INTO categories SELECT ?, description, ?, created_at FROM categories WHERE name = ?",
+                                [target, new_path, old])
+                    cur.execute("UPDATE category_targets SET name = ? WHERE name = ?", [target, old])
+                    moves = [(path, new_path)] if isinstance(path, str) and path else []
+                else:
+                    into_path = cats.loc[target, "path"]
+                    into_path = into_path if isinstance(into_path, str) and into_path else target
+                    cur.execute("DELETE FROM category_targets WHERE name IN (SELECT unnest(?::VARCHAR[]))", [sources])
+                    moves = [(p, into_path) for p in cats.loc[sources, "path"] if isinstance(p, str) and p]
+                cur.execute("DELETE FROM categories WHERE name IN (SELECT unnest(?::VARCHAR[]))", [sources])
+                for before, after in moves:  # the categories below a moved one keep their place under it
+                    cur.execute(
+                        "UPDATE categories SET path = ? || substr(path, ?) WHERE starts_with(path, ?)",
+                        [after, len(before) + 1, before + " > "],
+                    )
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+        return int(moved)
 
     def categories(self) -> pd.DataFrame:
         """All categories (name, description, path), by name."""

@@ -394,6 +394,34 @@ def category_form(ws: Workspace, key: str) -> None:
             _run_step(lambda: ws.catalog.add_category(name, description, path, actor=who()), "Added category ", str)
 
 
+def rename_merge_forms(ws: Workspace, key: str) -> None:
+    """Rename a category, or merge several into one (admins): labels, targets and paths follow."""
+    names = ws.catalog.category_names()
+    counts = ws.labels.counts().set_index("category")["examples"].to_dict()
+    shown = lambda n: f"{n} ({counts.get(n, 0):,} labels)"  # noqa: E731
+    rename, merge = st.columns(2)
+    with rename, st.form(f"{key}-rename", clear_on_submit=True):
+        old = st.selectbox("Category to rename", names, index=None, format_func=shown, placeholder="Choose…")
+        new = st.text_input("New name", max_chars=100)
+        if st.form_submit_button("Rename", disabled=not names):
+            if old is None:
+                error("choose the category to rename")
+            else:
+                _run_step(lambda: ws.catalog.rename_category(old, new, actor=who()), f"Renamed {old} to {new.strip()}",
+                          lambda n: f" ({n:,} labels moved)")
+    with merge, st.form(f"{key}-merge", clear_on_submit=True):
+        sources = st.multiselect("Categories to merge", names, format_func=shown, placeholder="Choose…")
+        into = st.selectbox("Into", names, index=None, format_func=shown, placeholder="Choose the one kept…")
+        st.caption("Their items are labelled with the one kept and they are deleted (in the audit trail; "
+                   "undo by importing or renaming, not with the label undo).")
+        if st.form_submit_button("Merge", disabled=len(names) < 2):
+            if into is None:
+                error("choose the category the others are merged into")
+            else:
+                _run_step(lambda: ws.catalog.merge_categories(sources, into, actor=who()), f"Merged into {into}",
+                          lambda n: f" ({n:,} labels moved)")
+
+
 def multiselect(label: str, options: list, default: list | None = None, **kwargs) -> list:
     """``st.multiselect`` whose default is always a subset of its options: a default the options
     do not hold (a category just added has a hint but no learning curve yet) is dropped, where

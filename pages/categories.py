@@ -35,6 +35,8 @@ if st.button("Save category descriptions", disabled=cats.empty):
 
 with st.expander("Add a category"):
     ui.category_form(ws, key="categories-add")
+with st.expander("Rename or merge categories"):
+    ui.rename_merge_forms(ws, key="categories-edit")
 with st.expander("Import a catalog (products you already sell, with or without a category column)"):
     ui.catalog_import(ws, key="categories-catalog")
 

@@ -133,6 +133,23 @@ def test_new_category_from_the_label_page(app_env):
     assert "Garden" in ws.store.category_names()
 
 
+def test_rename_then_merge_categories_on_the_categories_page(app_env):
+    at = _page("pages/categories.py")
+    next(s for s in at.selectbox if s.label == "Category to rename").set_value("Cookware")
+    next(t for t in at.text_input if t.label == "New name").input("Pots & <b>Pans</b>")
+    at = next(b for b in at.button if b.label == "Rename").click().run()
+    assert not at.exception, at.exception
+    ws = ui._open_workspace()
+    assert "Pots & <b>Pans</b>" in ws.catalog.category_names() and "Cookware" not in ws.catalog.category_names()
+    assert "Pots & <b>Pans</b> (4 labels)" in next(s for s in at.selectbox if s.label == "Into").options
+    next(m for m in at.multiselect if m.label == "Categories to merge").set_value(["Footwear"])
+    next(s for s in at.selectbox if s.label == "Into").set_value("Pet Supplies")
+    at = next(b for b in at.button if b.label == "Merge").click().run()
+    assert not at.exception, at.exception
+    assert ws.catalog.category_names() == ["Pet Supplies", "Pots & <b>Pans</b>"]
+    assert (ws.labels.counts().set_index("category")["examples"] == 8).tolist() == [True, False]
+
+
 def test_audience_page_lists_shoppers_with_reasons_and_exports(app_env):
     import pandas as pd
 

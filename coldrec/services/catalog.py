@@ -109,6 +109,38 @@ class CatalogService:
         self.store.record_audit(actor, "category", subject=name, after=full_path or name)
         return name
 
+    def rename_category(self, old: str, new: str, actor: str | None = None) -> int:
+        """Rename a category (admins): its labels, target, stored predictions and the paths below it
+        follow. Returns how many labels moved. Raises :class:`StoreError` for an unknown category
+        or a blank, over-long or taken new name (a change of case only is allowed)."""
+        self._access.require(actor, "categories")
+        name = category_name(new or "")
+        if old not in self.store.category_names():
+            raise StoreError(f"unknown category {old!r}")
+        if not name:
+            raise StoreError("a category needs a name")
+        if len(name) > 100:
+            raise StoreError("category names are limited to 100 characters")
+        if name == old:
+            return 0
+        if name.casefold() in {n.casefold() for n in self.store.category_names() if n != old}:
+            raise StoreError(f"category {name!r} already exists: merge into it instead")
+        moved = self.store.rename_category(old, name, who=self._access.recorded_as(actor, "local"))
+        self.store.record_audit(actor, "category", subject=f"renamed {old}", before=old, after=f"{name} ({moved:,} labels)")
+        return moved
+
+    def merge_categories(self, sources: list[str], into: str, actor: str | None = None) -> int:
+        """Merge categories into another (admins): their items are labelled ``into`` and they are
+        deleted. Returns how many labels moved."""
+        self._access.require(actor, "categories")
+        sources = [s for s in dict.fromkeys(sources) if s != into]
+        if not sources:
+            raise StoreError("choose at least one category to merge other than the one kept")
+        moved = self.store.merge_categories(sources, into, who=self._access.recorded_as(actor, "local"))
+        self.store.record_audit(actor, "category", subject=f"merged into {into}", before=", ".join(sources),
+                                after=f"{into} ({moved:,} labels)")
+        return moved
+
     def import_categories(self, table: pd.DataFrame, filename: str = "categories", actor: str | None = None) -> int:
         """Validate and upsert categories (``name``, optional ``description``, ``path``).
 
