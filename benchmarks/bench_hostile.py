@@ -171,7 +171,7 @@ def round2_cases() -> dict[str, list[tuple[str, str, str]]]:
                "from coldrec.ingest import load_items", "load_items(data, filename)") for i in (2, 10**6)]
     excel.append(("zero_padded_ids", "filename, data = hostile_files.xlsx_zero_padded_ids()\n"
                   "from coldrec.ingest import load_items", "assert load_items(data, filename)['item_id'][0] == '00042'"))
-    fuzz = [(f"round2_{i}", f"from tests.test_hostile2 import ROUND2\nfilename, data = ROUND2[{i}]\n"
+    fuzz = [(f"round2_{i}", f"from tests.test_hostile import _round2_cases\nfilename, data = _round2_cases()[{i}]\n"
              "from coldrec.ingest import load_items", "load_items(data, filename)") for i in range(50)]
     paste = [
         ("paste_3M_lines", "from coldrec.ingest import parse_pasted\ntext = hostile_files.paste_many_lines()",

@@ -76,7 +76,7 @@ def test_a_label_given_while_closed_invalidates_the_saved_state(workspace, propa
     encoder, settings = workspace.encoder, workspace.settings
     workspace.close()
     with Store(path) as store:  # another process (the CLI) labels in between
-        store.labels.label("C2", "Footwear", who="cli")
+        store.label("C2", "Footwear", who="cli")
     propagations.clear()
     with caplog.at_level(logging.INFO, logger="coldrec"), Workspace(Store(path), encoder, settings) as again:
         shown = again.predictor.current_predictions().set_index("item_id")
