@@ -111,26 +111,6 @@ def empty_app_url(tmp_path: Path):
     yield from _serve(tmp_path, tmp_path / "new.duckdb")
 
 
-def _click_nav_link(page, name: str, heading, where: str) -> None:  # noqa: ANN001 - Playwright objects
-    """Click the sidebar link to page ``name`` until ``heading`` shows (at most three clicks).
-
-    Seen once in four traced runs (websocket frames logged): a page link clicked in the second
-    between a run that ended with st.rerun() (an onboarding step) and that rerun is answered with
-    the old page: Streamlit folds the click's rerun request into the script's own. The request was
-    sent and the server was idle afterwards, so the click is made again."""
-
-    link = page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"{re.escape(name)}$"))
-    for attempt in range(3):
-        link.click()
-        try:
-            expect(heading).to_be_visible(timeout=30_000 if attempt < 2 else 90_000)
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise AssertionError(f"no title of page {name!r} {where}") from None
-    page.wait_for_timeout(300)  # the run starts after the title of the new page arrives
-
-
 def test_upload_predict_label_in_browser(app_url) -> None:
     url, log_path = app_url
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -140,7 +120,20 @@ def test_upload_predict_label_in_browser(app_url) -> None:
         return page.locator("h1", has_text=re.compile(rf"^{re.escape(text)}$"))
 
     def open_page(name: str, heading: str) -> None:
-        _click_nav_link(page, name, title(heading), where)
+        # Seen once in four traced runs (websocket frames logged): a page link clicked in the second
+        # between a run that ended with st.rerun() (an onboarding step) and that rerun is answered
+        # with the old page: Streamlit folds the click's rerun request into the script's own. The
+        # request was sent and the server was idle afterwards, so the click is made again.
+        link = page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"{re.escape(name)}$"))
+        for attempt in range(3):
+            link.click()
+            try:
+                expect(title(heading)).to_be_visible(timeout=30_000 if attempt < 2 else 90_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise AssertionError(f"no '{heading}' title {where}") from None
+        page.wait_for_timeout(300)  # the run starts after the title of the new page arrives
         settle(name)
 
     def no_exception(name: str) -> None:
@@ -321,7 +314,19 @@ def test_from_an_empty_database_to_labels_and_a_map_in_browser(empty_app_url) ->
         )
 
     def open_page(name: str, heading: str) -> None:
-        _click_nav_link(page, name, title(heading), where)
+        # A navigation click made while the previous page was still finishing is sometimes lost
+        # (seen in about one run in three since this round's merges, not yet understood: the
+        # server is idle, no script runs): click again, at most three times.
+        link = page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"{re.escape(name)}$"))
+        for attempt in range(3):
+            link.click()
+            try:
+                expect(title(heading)).to_be_visible(timeout=30_000 if attempt < 2 else 90_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise AssertionError(f"no '{heading}' title {where}") from None
+        page.wait_for_timeout(300)  # the run starts after the title of the new page arrives
         settle(name)
 
     def no_exception(name: str) -> None:
