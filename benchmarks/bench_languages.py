@@ -14,6 +14,7 @@ project (the level-2 label file is written to a temporary folder). Usage:
     nice python benchmarks/bench_languages.py english   # Flipkart titles: the default must not move
     nice python benchmarks/bench_languages.py mixed     # Chinese + English titles in one catalogue
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py graph-words [--seeds 5]
+    OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py text-view [--seeds 5] [--variants ...]
 
 ``graph-words`` (issue 20's missed 8-shot goal): on JD level 1 and 2 and Flipkart titles level 1 and
 2, each with the encoder the rule picks, the protocol of ``evaluate`` (same splits) for the default
@@ -308,6 +309,87 @@ def graph_words(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph_on_candidates(vectors, texts, width: int):
+    """The text-view graph as a workspace above EXACT_MAX_ITEMS builds it: the embedding index's
+    ``width`` nearest items re-weighted by the mixed similarity (no search on the mixed one)."""
+    from coldrec.graph import build_graph
+    from coldrec.neighbours import VectorIndex
+    from coldrec.text_features import CharTopics
+
+    index = VectorIndex.build([str(i) for i in range(len(vectors))], vectors)
+    features = CharTopics.fit(texts).transform(texts)
+    return index, build_graph(vectors, neighbours=index.neighbour_table(width), features=features)
+
+
+def text_view(args: argparse.Namespace) -> int:
+    """The shipped text view (coldrec's default now) against the embedding-only graph, on JD level
+    1 and 2 and Flipkart titles level 1 and 2, the protocol of ``evaluate`` (same splits, paired);
+    plus how a large workspace builds it (embedding candidates re-weighted)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from _harness import finish, result  # noqa: PLC0415
+    from coldrec import language
+    from coldrec.encoder import bundled_source, load_encoder
+    from coldrec.evaluate import _embed, _shared_graph, expected_calibration_error, load_labelled, make_splits, predictor_proba
+    from coldrec.graph import GRAPH_K
+    from coldrec.store import Store
+
+    shots = (0, 1, 4, 8, 16)
+    variants = args.variants.split(",")
+    record = result("bench_languages text-view", seeds=args.seeds, shots=list(shots), test_size=2000, rows=[])
+    cache = Store(CACHE)
+    encoders: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        catalogues = [("jd_l1", *_jd_file("l1", Path(tmp)), "title"), ("jd_l2", *_jd_file("l2", Path(tmp)), "title"),
+                      ("flipkart_l1_titles", FLIPKART, "category", 10, "title"),
+                      ("flipkart_l2_titles", FLIPKART, "category_l2", 30, "title")]
+        for name, path, label, min_per_class, text in catalogues:
+            if args.data and name not in args.data.split(","):
+                continue
+            data = load_labelled(path, [text], label, min_per_class=min_per_class)
+            choice = language.choose_encoder(data.texts)
+            encoder = encoders.setdefault(choice, load_encoder(bundled_source(choice)))
+            splits = make_splits(data, shots, args.seeds, 2000)
+            vectors, prompts, _ = _embed(data, encoder, [np.arange(len(data.texts))], None, lambda m: None, cache)
+            builders = {
+                "coldrec (default: embedding + char topics)": lambda: _shared_graph(vectors, data.texts),
+                "coldrec, embedding graph only": lambda: _shared_graph(vectors),
+                "text view on the index's 11 embedding neighbours (above 20k items)":
+                    lambda: _graph_on_candidates(vectors, data.texts, GRAPH_K + 1),
+                "text view on the index's 31 embedding neighbours":
+                    lambda: _graph_on_candidates(vectors, data.texts, 3 * GRAPH_K + 1),
+            }
+            for method, build in builders.items():
+                if not any(method.startswith(v) for v in variants):
+                    continue
+                started = time.perf_counter()
+                shared = build()
+                graph_s = time.perf_counter() - started
+                for k in shots:
+                    per_seed = []
+                    for split in splits:
+                        proba = predictor_proba(data, vectors, prompts, split.support[k], np.arange(len(vectors)),
+                                                shared=shared)
+                        proba, y = proba[split.test], data.labels[split.test]
+                        pred = proba.argmax(axis=1)
+                        per_seed.append({"accuracy": float((pred == y).mean()),
+                                         "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro",
+                                                                    zero_division=0)),
+                                         "ece": expected_calibration_error(y, proba)})
+                    row = {"data": name, "classes": len(data.classes), "items": len(data.texts), "encoder": choice,
+                           "method": method, "shots": k, "graph_s": round(graph_s, 2),
+                           **{m: round(float(np.mean([r[m] for r in per_seed])), 4) for m in ("accuracy", "macro_f1", "ece")},
+                           "accuracy_std": round(float(np.std([r["accuracy"] for r in per_seed])), 4),
+                           "accuracy_per_seed": [round(r["accuracy"], 4) for r in per_seed]}
+                    record["rows"].append(row)  # type: ignore[union-attr]
+                    print(f"{name:20} {method[:50]:50} k={k:<2} acc {row['accuracy']:.3f} ± {row['accuracy_std']:.3f}"
+                          f"  F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}", file=sys.stderr, flush=True)
+    cache.close()
+    finish(record, OUT / f"languages_{args.out}_seeds{args.seeds}.json")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,6 +403,11 @@ def main() -> int:
     sub.add_parser("mixed")
     g = sub.add_parser("graph-words")
     g.add_argument("--seeds", type=int, default=5)
+    t = sub.add_parser("text-view")
+    t.add_argument("--seeds", type=int, default=5)
+    t.add_argument("--data", default="")
+    t.add_argument("--variants", default="coldrec,text view")
+    t.add_argument("--out", default="text_view")
     args = parser.parse_args()
     if not JD.is_file():
         print(f"{JD} not found: the shared datasets are not beside this checkout", file=sys.stderr)
@@ -328,7 +415,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(ROOT))
     return {"quality": quality, "speed": speed, "english": english, "mixed": mixed,
-            "graph-words": graph_words}[args.command](args)
+            "graph-words": graph_words, "text-view": text_view}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,12 @@ What it does, in order (each step measured in BENCHMARKS.md, "Predictor"):
    every product than an average of product texts, so without it such a category is never
    predicted.
 2. **Propagation** (:mod:`coldrec.graph`): ``Y0`` smoothed over the k-nearest-neighbour graph
-   of every item the classifier was given (labelled and unlabelled), labels clamped.
+   of every item the classifier was given (labelled and unlabelled), labels clamped. Given the
+   items' texts, the graph has a second view: a character n-gram LSA fitted on those texts
+   (:mod:`coldrec.text_features`), whose cosine is mixed with the embedding's on every edge;
+   the neighbours are searched on the mixed similarity up to :data:`~coldrec.neighbours.EXACT_MAX_ITEMS`
+   items, above it the index's embedding neighbours are re-weighted (BENCHMARKS.md, "Catalogues
+   in other languages").
 3. **Calibration**: probabilities are ``softmax(beta * log F)``. Propagation averages an item's
    distribution with its look-alikes', which flattens it, so ``beta`` > 1 sharpens it again.
    Without labels, ``beta`` is set so that the workspace's mean confidence equals that of each
@@ -51,8 +56,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .classify import Prediction, category_prompt
 from .errors import NotReadyError
-from .graph import ALPHA, GRAPH_K, TOLERANCE, ItemGraph, build_graph, distributions, empty_graph, extend_graph, propagate
-from .neighbours import VectorIndex, top_k_cosine
+from .graph import (ALPHA, GRAPH_K, TOLERANCE, ItemGraph, build_graph, centre_vectors, distributions, empty_graph, extend_graph,
+                    mixed_vectors, propagate)
+from .neighbours import EXACT_MAX_ITEMS, VectorIndex, top_k_cosine
+from .text_features import CharTopics
 
 #: Softmax scale of cosines for an item's own distribution: 20 is the scale (1 / temperature
 #: 0.05) sentence-transformers trains its embedding models with, so it matches how far apart
@@ -109,6 +116,12 @@ class _Fit:
     prior_stale: bool = False
     #: ``ids`` as an object array (the list it was made from, the array): built once per item list.
     id_array: tuple[list[str], np.ndarray] | None = None
+    #: The graph's second view (:mod:`coldrec.text_features`), fitted on the items' texts; ``None``
+    #: when the fit was given no texts (or too few to fit it).
+    topics: CharTopics | None = None
+    #: Each row's text when the fit was given texts (``None`` for a restored fit: its caller
+    #: passes them to :meth:`ColdStartClassifier.add_index_rows`).
+    texts: Sequence[str] | None = None
 
 
 class ColdStartClassifier(ClassifierMixin, BaseEstimator):
@@ -118,13 +131,16 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
     ``classes_``. ``X`` is a list of product texts (embedded with ``encoder``; unless given, the
     bundled model the language rule picks for the first texts embedded: all-MiniLM-L6-v2 for
     English, the multilingual USE for Chinese, see :mod:`coldrec.language`) or an array of unit vectors. ``transductive=False`` turns the
-    graph off (the ``coldrec-inductive`` row of ``evaluate``).
+    graph off (the ``coldrec-inductive`` row of ``evaluate``). ``char_topics=False`` builds the
+    graph on the embedding alone, without the texts' character n-gram LSA.
     """
 
-    def __init__(self, encoder: object | None = None, transductive: bool = True, alpha: float = ALPHA) -> None:
+    def __init__(self, encoder: object | None = None, transductive: bool = True, alpha: float = ALPHA,
+                 char_topics: bool = True) -> None:
         self.encoder = encoder
         self.transductive = transductive
         self.alpha = alpha
+        self.char_topics = char_topics
 
     def __sklearn_clone__(self) -> "ColdStartClassifier":
         """An unfitted copy with the same parameters, sharing the encoder (a loaded model is a
@@ -164,8 +180,11 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         label_ids = [str(i) for i in (ids if ids is not None else [f"labelled:{j}" for j in range(len(labelled))])]
         other_ids = [str(i) for i in (unlabelled_ids if unlabelled_ids is not None else [f"item:{j}" for j in range(len(others))])]
         vectors = np.vstack([labelled, others]) if len(others) else labelled
+        texts = None
+        if _are_texts(X) and (unlabelled is None or not len(unlabelled) or _are_texts(unlabelled)):
+            texts = [str(t) for t in (X if X is not None else [])] + [str(t) for t in (unlabelled if unlabelled is not None else [])]
         self._fit = self._fit_graph(
-            vectors, label_ids + other_ids, keep, np.array([index_of[y[i]] for i in keep], dtype=np.int64)
+            vectors, label_ids + other_ids, keep, np.array([index_of[y[i]] for i in keep], dtype=np.int64), texts=texts,
         )
         return self
 
@@ -173,7 +192,7 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         self, vectors: np.ndarray, ids: Sequence[str], labelled_rows: np.ndarray, labelled_classes: np.ndarray,
         categories: Sequence[str], prompt_vectors: np.ndarray, graph: ItemGraph | None = None,
         index: VectorIndex | None = None, calibrate: bool = True, centre: np.ndarray | None = None,
-        calibration: Mapping[str, object] | None = None,
+        calibration: Mapping[str, object] | None = None, texts: Sequence[str] | None = None,
     ) -> "ColdStartClassifier":
         """Fit on ``vectors`` of which ``labelled_rows`` have classes ``labelled_classes``
         (positions in ``categories``). What the workspace calls: it passes its stored ``graph``
@@ -181,23 +200,27 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         (fit the labelled one later with :meth:`calibration`: ten propagations over every item).
         ``centre`` centres the graph's cosines (default: the items' mean) and ``calibration``
         (from :meth:`fit_state`) is used instead of fitting beta and the novelty cut-offs: a
-        workspace passes both from its stored fit, so a fresh fit equals the one updated in place."""
+        workspace passes both from its stored fit, so a fresh fit equals the one updated in place.
+        ``texts``: each row's text ("" for a retired row), for the graph's second view."""
         self.classes_ = np.array(list(categories), dtype=object)
         self.prompt_vectors_ = np.asarray(prompt_vectors, dtype=np.float32)
         self._fit = self._fit_graph(np.asarray(vectors, dtype=np.float32), list(map(str, ids)),
                                     np.asarray(labelled_rows, dtype=np.int64), np.asarray(labelled_classes, dtype=np.int64),
-                                    graph=graph, index=index, calibrate=calibrate, centre=centre, calibration=calibration)
+                                    graph=graph, index=index, calibrate=calibrate, centre=centre, calibration=calibration,
+                                    texts=texts)
         return self
 
     def _fit_graph(
         self, vectors: np.ndarray, ids: list[str], rows: np.ndarray, classes: np.ndarray,
         graph: ItemGraph | None = None, index: VectorIndex | None = None, calibrate: bool = True,
         centre: np.ndarray | None = None, calibration: Mapping[str, object] | None = None,
+        texts: Sequence[str] | None = None,
     ) -> _Fit:
         if index is None:
             index = VectorIndex.build(ids, vectors)
+        topics = self._fit_topics(texts, len(vectors)) if graph is None else None
         if graph is None:
-            graph = self._graph(vectors, index, centre)
+            graph = self._graph(vectors, index, centre, None if topics is None else topics.transform(texts))  # type: ignore[arg-type]
         logits = self._logits(vectors, vectors[rows], classes)
         bias = self._name_only_bias(vectors[rows], classes)
         prior = _softmax(PRIOR_SCALE * (logits + bias))
@@ -206,14 +229,15 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             beta, fitted, oof = float(calibration["beta"]), bool(calibration["beta_fitted"]), None  # type: ignore[arg-type]
             cut = calibration["novel_label_cut"]
             label_cut, prompt_cut = (None if cut is None else float(cut)), float(calibration["novel_prompt_cut"])  # type: ignore[arg-type]
-            return _Fit(vectors, ids, index, graph, rows, classes, prior, state, logits, beta, fitted, label_cut, prompt_cut, oof)
+            return _Fit(vectors, ids, index, graph, rows, classes, prior, state, logits, beta, fitted, label_cut, prompt_cut, oof,
+                        topics=topics, texts=texts if topics is not None else None)
         if calibrate:
             beta, fitted, oof = self._calibrate(vectors, graph, rows, classes, state, prior)
         else:
             beta, fitted, oof = self._calibrate(vectors, graph, rows[:0], classes[:0], state, prior)
         label_cut, prompt_cut = self._novelty_cuts(vectors, rows)
         return _Fit(vectors, ids, index, graph, rows, classes, prior, state, logits, beta, fitted, label_cut, prompt_cut, oof,
-                    bias=bias)
+                    bias=bias, topics=topics, texts=texts if topics is not None else None)
 
     def fit_state(self) -> dict[str, object]:
         """What a fresh fit needs to equal this one besides the items and labels: the graph's
@@ -243,6 +267,8 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
                 out.update({f"{name}_data": matrix.data, f"{name}_indices": matrix.indices, f"{name}_indptr": matrix.indptr})
         if fit.bias is not None:
             out["bias"] = fit.bias
+        if fit.topics is not None:
+            out.update({f"topics_{name}": array for name, array in fit.topics.arrays().items()})
         if fit.out_of_fold is not None:
             out["out_of_fold"] = fit.out_of_fold
         if fit.nearest is not None:  # each item's best cosine to a prompt and a label (minutes of products at 1M)
@@ -259,13 +285,13 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def from_fitted_arrays(
         cls, arrays: Mapping[str, np.ndarray], index: VectorIndex, encoder: object | None = None,
-        transductive: bool = True, alpha: float = ALPHA,
+        transductive: bool = True, alpha: float = ALPHA, char_topics: bool = True,
     ) -> "ColdStartClassifier":
         """The model :meth:`fitted_arrays` described, over ``index`` (which must hold the same rows,
         first to last: :mod:`coldrec.predictor_state` checks that before calling this)."""
         import scipy.sparse as sp
 
-        model = cls(encoder=encoder, transductive=transductive, alpha=alpha)
+        model = cls(encoder=encoder, transductive=transductive, alpha=alpha, char_topics=char_topics)
         model.classes_ = np.array([str(c) for c in arrays["classes"]], dtype=object)
         model.prompt_vectors_ = np.asarray(arrays["prompt_vectors"], dtype=np.float32)
         state = np.asarray(arrays["state"], dtype=np.float32)
@@ -283,7 +309,9 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
                    np.asarray(arrays["logits"], np.float32), beta, bool(fitted),
                    None if np.isnan(label_cut) else label_cut, prompt_cut,
                    out_of_fold=arrays["out_of_fold"] if "out_of_fold" in arrays else None,
-                   bias=np.asarray(arrays["bias"], np.float32) if "bias" in arrays else None, prior_stale=bool(stale))
+                   bias=np.asarray(arrays["bias"], np.float32) if "bias" in arrays else None, prior_stale=bool(stale),
+                   topics=CharTopics.from_arrays({k[len("topics_"):]: v for k, v in arrays.items() if k.startswith("topics_")})
+                   if "topics_ngrams" in arrays else None)
         if "nearest_done" in arrays:
             fit.nearest = (int(arrays["nearest_done"][0]), frozenset(arrays["nearest_known"].tolist()),
                            arrays["nearest_prompt"], arrays["nearest_label"])
@@ -295,12 +323,39 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         model._fit = fit
         return model
 
-    def _graph(self, vectors: np.ndarray, index: VectorIndex, centre: np.ndarray | None = None) -> ItemGraph:
+    def item_graph(
+        self, vectors: np.ndarray, index: VectorIndex, texts: Sequence[str] | None = None, centre: np.ndarray | None = None,
+    ) -> ItemGraph:
+        """The graph :meth:`fit_rows` builds over ``vectors`` (rows of ``index``; ``texts``: each
+        row's text, for the text view): built once and passed to many fits (``evaluate``)."""
+        topics = self._fit_topics(texts, len(vectors))
+        return self._graph(vectors, index, centre, None if topics is None else topics.transform(texts))  # type: ignore[arg-type]
+
+    def _fit_topics(self, texts: Sequence[str] | None, n: int) -> CharTopics | None:
+        """The graph's second view fitted on ``texts`` (``None`` without texts, for an inductive fit
+        or with ``char_topics=False``)."""
+        if texts is None or not self.char_topics or not self.transductive or n < 2:
+            return None
+        if len(texts) != n:
+            raise ValueError(f"{len(texts)} texts for {n} rows")
+        return CharTopics.fit([t for t in texts if t])
+
+    def _graph(
+        self, vectors: np.ndarray, index: VectorIndex, centre: np.ndarray | None = None, features: np.ndarray | None = None,
+    ) -> ItemGraph:
         if not self.transductive or len(vectors) < 2:
             return empty_graph(vectors)
+        if features is not None and len(vectors) <= EXACT_MAX_ITEMS:  # exact search on the mixed similarity
+            centre = vectors.mean(axis=0) if centre is None else np.asarray(centre, dtype=np.float32)
+            live = np.flatnonzero(index.alive[: len(vectors)])  # retired rows take no part, as below
+            joined = mixed_vectors(centre_vectors(vectors[live], centre), features[live])
+            found, _ = top_k_cosine(joined, joined, GRAPH_K + 1)
+            table = np.full((len(vectors), found.shape[1]), -1, dtype=np.int64)
+            table[live] = live[found]
+            return build_graph(vectors, neighbours=(table, None), centre=centre, features=features)  # type: ignore[arg-type]
         # Retired rows (items re-embedded since) come back without neighbours and take no part.
         return build_graph(vectors, neighbours=index.neighbour_table(GRAPH_K + 1, rows=np.arange(len(vectors))),
-                           centre=centre)
+                           centre=centre, features=features)
 
     def _logits(
         self, vectors: np.ndarray, example_vectors: np.ndarray, example_classes: np.ndarray, pause: Pause | None = None,
@@ -570,15 +625,24 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         fit.beta, fit.beta_fitted = float(beta), bool(fitted)
         fit.novel_label_cut, fit.novel_prompt_cut = self._novelty_cuts(fit.vectors, fit.labelled_rows)
 
-    def add_items(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
-        """Append unlabelled items to the graph (an upload) without rebuilding it."""
+    def add_items(self, vectors: np.ndarray, ids: Sequence[str], texts: Sequence[str] | None = None) -> None:
+        """Append unlabelled items to the graph (an upload) without rebuilding it; ``texts``:
+        theirs, needed when the graph has its second view (the fit was given texts)."""
         fit = self._require_fit()
+        n_old = len(fit.index.ids)
         fit.index.update(list(map(str, ids)), np.asarray(vectors, dtype=np.float32))
-        self.add_index_rows()
+        row_texts = None
+        if texts is not None:
+            by_id = dict(zip(map(str, ids), map(str, texts)))
+            row_texts = {row: by_id.get(fit.index.ids[row], "") for row in range(n_old, len(fit.index.ids))}
+        self.add_index_rows(row_texts)
 
-    def add_index_rows(self) -> None:
+    def add_index_rows(self, texts: Mapping[int, str] | Sequence[str] | None = None) -> None:
         """Extend the graph with the rows appended to the fitted index since the fit (its new
-        items link to their nearest items; warm-started propagation from them)."""
+        items link to their nearest items; warm-started propagation from them). ``texts``: the
+        text of each index row (a sequence over every row, or a mapping of rows to texts), needed
+        for the new rows when the graph has its second view, and for the rows they link to when
+        the fit does not hold its texts (a restored fit)."""
         fit = self._require_fit()
         n_old, index = len(fit.vectors), fit.index
         if len(index.ids) <= n_old:
@@ -587,7 +651,17 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         new_rows = np.arange(n_old, len(all_vectors))
         if self.transductive:
             nb, _ = index.neighbour_table(GRAPH_K + 1, rows=new_rows)
-            fit.graph = extend_graph(fit.graph, all_vectors, nb)
+            features = None
+            if fit.topics is not None:
+                text_of = _row_texts(texts, fit.texts)
+                # Only the new rows and the rows they link to are read (np.zeros leaves the other
+                # pages unwritten: at a million rows the full array would be a gigabyte).
+                needed = np.union1d(new_rows, nb[nb >= 0])
+                features = np.zeros((len(all_vectors), fit.topics.dims), dtype=np.float32)
+                features[needed] = fit.topics.transform([text_of(int(r)) for r in needed])
+                if fit.texts is not None:
+                    fit.texts = [*fit.texts, *(text_of(int(r)) for r in new_rows)]
+            fit.graph = extend_graph(fit.graph, all_vectors, nb, features=features)
         else:
             fit.graph = empty_graph(all_vectors)
         fit.vectors, fit.ids = all_vectors, list(index.ids)
@@ -841,6 +915,27 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         from .encoder import embed_texts
 
         return embed_texts(encoder, texts)  # type: ignore[arg-type]
+
+
+def _row_texts(given: Mapping[int, str] | Sequence[str] | None, held: Sequence[str] | None) -> Callable[[int], str]:
+    """The text of an index row: from ``given`` (every row's, or a mapping), else from the fit's
+    own ``held`` texts; a row in neither is an error (the text view cannot weigh its edges)."""
+
+    def text_of(row: int) -> str:
+        if isinstance(given, Mapping) and row in given:
+            return str(given[row])
+        if given is not None and not isinstance(given, Mapping) and row < len(given):
+            return str(given[row])
+        if held is not None and row < len(held):
+            return str(held[row])
+        raise ValueError(f"this graph has a text view: add_index_rows needs the text of row {row}")
+
+    return text_of
+
+
+def _are_texts(X: object) -> bool:
+    """Whether ``X`` is a list of texts (not vectors)."""
+    return X is not None and not (isinstance(X, np.ndarray) and X.dtype != object)
 
 
 def _max_cosine(vectors: np.ndarray, others: np.ndarray) -> np.ndarray:

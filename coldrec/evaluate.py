@@ -176,7 +176,7 @@ def run_evaluation(
         parts.append(np.arange(len(data.texts)))
     vectors, prompts, per_s = _embed(data, encoder, parts, descriptions, log, cache)
 
-    shared = _shared_graph(vectors) if "coldrec" in methods else None
+    shared = _shared_graph(vectors, data.texts) if "coldrec" in methods else None
     results = []
     for method in methods:
         for k in shots:
@@ -230,14 +230,14 @@ def run_evaluation(
     return {**header, "results": results}
 
 
-def _shared_graph(vectors: np.ndarray) -> tuple[object, object]:
+def _shared_graph(vectors: np.ndarray, texts: Sequence[str] | None = None) -> tuple[object, object]:
     """The index and graph over every row, built once: every seed and k fits on the same items,
-    as a workspace keeps one graph while labels change."""
-    from .graph import GRAPH_K, build_graph
+    as a workspace keeps one graph while labels change. ``texts`` (every row's): the graph has
+    the text view the workspace's has (:mod:`coldrec.text_features`); without, the embedding's alone."""
     from .neighbours import VectorIndex
 
     index = VectorIndex.build([str(i) for i in range(len(vectors))], vectors)
-    return index, build_graph(vectors, neighbours=index.neighbour_table(GRAPH_K + 1))
+    return index, ColdStartClassifier().item_graph(vectors, index, texts)
 
 
 def predictor_proba(
@@ -323,7 +323,7 @@ def run_active_learning(
     splits = make_splits(data, [], seeds, test_size)
     vectors, prompts, per_s = _embed(data, encoder, [np.arange(len(data.texts))], descriptions, log, cache)
     all_ids = [str(i) for i in range(len(vectors))]
-    shared = _shared_graph(vectors)
+    shared = _shared_graph(vectors, data.texts)
 
     curves: dict[str, list[list[dict[str, float]]]] = {s: [[] for _ in counts] for s in strategies}
     for split in splits:

@@ -9,7 +9,10 @@ neighbour graph of all items (catalog and uploads), with labelled items clamped 
 ``S = D^-1/2 W D^-1/2`` is the symmetrised, normalised graph; ``W`` holds ``max(cos, 0)^3`` of the
 ``k`` nearest neighbours on vectors centred on the workspace mean (centring removes the direction
 every product shares, so cosines spread over [-1, 1] and the cube keeps only close look-alikes);
-``Y0`` is each item's own (inductive) distribution. After a label only the rows the change reaches
+``Y0`` is each item's own (inductive) distribution. With a second view of the items (``features``:
+unit rows of the workspace's character n-gram topics, :mod:`coldrec.text_features`), an edge's
+cosine is ``(1 - FEATURE_WEIGHT) * cos(embeddings) + FEATURE_WEIGHT * cos(features)`` and the
+exact neighbour search runs on that mixed similarity. After a label only the rows the change reaches
 are updated (:func:`propagate` with ``changed``), warm-started from the previous solution.
 """
 
@@ -31,6 +34,9 @@ ALPHA = 0.9
 #: Propagation stops when no probability moves by more than this.
 TOLERANCE = 1e-4
 MAX_ITERATIONS = 60
+#: Share of an edge's cosine from the second view when there is one: the two views weigh the
+#: same (not tuned; 0.35 and 0.5 measured within 0.003 of each other, BENCHMARKS.md).
+FEATURE_WEIGHT = 0.5
 
 
 @dataclass
@@ -70,6 +76,7 @@ def build_graph(
     neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     k: int = GRAPH_K,
     centre: np.ndarray | None = None,
+    features: np.ndarray | None = None,
 ) -> ItemGraph:
     """The normalised kNN graph of ``vectors`` (unit rows).
 
@@ -78,6 +85,8 @@ def build_graph(
     re-scored on centred vectors, so an approximate index only needs to find them. ``centre``:
     the vector the cosines are centred on (default: the mean of ``vectors``); a workspace passes
     the one its graph was first built with, so a rebuild equals a graph extended in place.
+    ``features``: the second view (unit rows, one per item; see the module docstring); without
+    ``neighbours`` the exact search then runs on the mixed similarity.
     """
     from .neighbours import top_k_cosine
 
@@ -87,20 +96,39 @@ def build_graph(
         return empty_graph(vectors)
     centre = vectors.mean(axis=0) if centre is None else np.asarray(centre, dtype=np.float32)
     centred = centre_vectors(vectors, centre)
-    if neighbours is None:
+    if neighbours is None and features is None:
         neighbours = top_k_cosine(vectors, vectors, min(n, k + 1))
+    elif neighbours is None:
+        joined = mixed_vectors(centred, features)
+        neighbours = top_k_cosine(joined, joined, min(n, k + 1))
+        del joined
     rows_idx = neighbours[0]
-    weights = _edge_weights(centred, centred, rows_idx)
+    weights = _edge_weights(centred, centred, rows_idx, features, features)
     w = _symmetric(n, rows_idx, weights, k)
     return ItemGraph(_normalise(w), centre, w)
 
 
-def _edge_weights(queries: np.ndarray, centred: np.ndarray, neighbour_rows: np.ndarray) -> np.ndarray:
-    """``max(cos, 0)^GRAPH_POWER`` between each centred query and its candidate rows of ``centred``."""
+def mixed_vectors(centred: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Rows whose dot products are the mixed similarity of the module docstring: centred unit
+    embeddings and unit features side by side, scaled by the square roots of their weights."""
+    return np.hstack([np.sqrt(1.0 - FEATURE_WEIGHT) * centred, np.sqrt(FEATURE_WEIGHT) * features]).astype(np.float32)
+
+
+def _edge_weights(
+    queries: np.ndarray, centred: np.ndarray, neighbour_rows: np.ndarray,
+    query_features: np.ndarray | None = None, features: np.ndarray | None = None,
+) -> np.ndarray:
+    """``max(cos, 0)^GRAPH_POWER`` between each centred query and its candidate rows of
+    ``centred``; with ``query_features`` and ``features`` (the second view of the queries and of
+    ``centred``'s rows) the cosine is the mixed one."""
     out = np.empty(neighbour_rows.shape, dtype=np.float32)
     for start in range(0, len(neighbour_rows), 20_000):
         rows = neighbour_rows[start : start + 20_000]
-        cos = np.einsum("id,ijd->ij", queries[start : start + len(rows)], centred[np.clip(rows, 0, None)])
+        targets = np.clip(rows, 0, None)
+        cos = np.einsum("id,ijd->ij", queries[start : start + len(rows)], centred[targets])
+        if features is not None and query_features is not None:
+            cos = (1.0 - FEATURE_WEIGHT) * cos + FEATURE_WEIGHT * np.einsum(
+                "id,ijd->ij", query_features[start : start + len(rows)], features[targets])
         out[start : start + len(rows)] = np.maximum(cos, 0.0) ** GRAPH_POWER
     out[neighbour_rows < 0] = 0.0  # an index returns -1 when it found fewer neighbours
     return out
@@ -126,9 +154,14 @@ def _normalise(w: sp.csr_matrix) -> sp.csr_matrix:
     return (d @ w @ d).tocsr().astype(np.float32)
 
 
-def extend_graph(graph: ItemGraph, vectors: np.ndarray, new_neighbours: np.ndarray, k: int = GRAPH_K) -> ItemGraph:
+def extend_graph(
+    graph: ItemGraph, vectors: np.ndarray, new_neighbours: np.ndarray, k: int = GRAPH_K,
+    features: np.ndarray | None = None,
+) -> ItemGraph:
     """``graph`` with items appended. ``vectors``: every item's vector, old rows first and the new
-    ones last; ``new_neighbours``: rows (into ``vectors``) of each new item's nearest items.
+    ones last; ``new_neighbours``: rows (into ``vectors``) of each new item's nearest items;
+    ``features``: the second view, when the graph was built with one (only the new rows and the
+    rows they link to are read; the old edges keep their weights).
 
     Old items keep their edges (and the old centre); each new item links to its ``k`` nearest and,
     by symmetry, they to it. Equals :func:`build_graph` with the old centre whenever no new item
@@ -146,6 +179,8 @@ def extend_graph(graph: ItemGraph, vectors: np.ndarray, new_neighbours: np.ndarr
         for start in range(0, len(data), 1_000_000):
             r, c = old_w.row[start : start + 1_000_000], old_w.col[start : start + 1_000_000]
             cos = np.einsum("ij,ij->i", centre_vectors(vectors[r], graph.centre), centre_vectors(vectors[c], graph.centre))
+            if features is not None:
+                cos = (1.0 - FEATURE_WEIGHT) * cos + FEATURE_WEIGHT * np.einsum("ij,ij->i", features[r], features[c])
             data[start : start + len(r)] = np.maximum(cos, 0.0) ** GRAPH_POWER
         old_w = sp.coo_matrix((data, (old_w.row, old_w.col)), shape=old_w.shape)
     # Only the new items and the rows they link to are centred (not every item).
@@ -154,8 +189,12 @@ def extend_graph(graph: ItemGraph, vectors: np.ndarray, new_neighbours: np.ndarr
     weights = np.zeros(new_neighbours.shape, dtype=np.float32)
     for start in range(0, len(own), 20_000):
         rows = new_neighbours[start : start + 20_000]
-        targets = centre_vectors(vectors[np.clip(rows, 0, None).ravel()], graph.centre).reshape(*rows.shape, -1)
+        flat = np.clip(rows, 0, None).ravel()
+        targets = centre_vectors(vectors[flat], graph.centre).reshape(*rows.shape, -1)
         cos = np.einsum("id,ijd->ij", queries[start : start + len(rows)], targets)
+        if features is not None:
+            cos = (1.0 - FEATURE_WEIGHT) * cos + FEATURE_WEIGHT * np.einsum(
+                "id,ijd->ij", features[own[start : start + len(rows)]], features[flat].reshape(*rows.shape, -1))
         weights[start : start + len(rows)] = np.where(rows >= 0, np.maximum(cos, 0.0) ** GRAPH_POWER, 0.0)
     rows = np.vstack([np.full((n_old, new_neighbours.shape[1]), -1, dtype=np.int64), new_neighbours])
     weights = np.vstack([np.zeros((n_old, new_neighbours.shape[1]), dtype=np.float32), weights])

@@ -9,7 +9,8 @@ label; BENCHMARKS.md, "Scale"). :func:`save` writes what that fit learned
 index's binding), the model's name and dimension, every fitted row's item id, text hash and
 liveness, the label event it was fitted at and the labelled rows and classes themselves, the
 categories (names, descriptions, paths), the estimator's parameters and the constants of the
-graph and prior. A file that is missing, half-written, altered or for anything else is ignored
+graph, its text view and the prior. The text view's fitted model (:mod:`coldrec.text_features`)
+is saved with the rest: an upload after a restart extends the graph with the same model. A file that is missing, half-written, altered or for anything else is ignored
 with the reason in the log, never trusted.
 
 The file is written to a temporary name and renamed over the old one (an atomic step on POSIX),
@@ -32,14 +33,15 @@ from pathlib import Path
 import numpy as np
 
 from .estimator import MIN_LABELS_TO_CALIBRATE, PRIOR_SCALE, PROMPT_WEIGHT, ColdStartClassifier
-from .graph import ALPHA, GRAPH_K, GRAPH_POWER, TOLERANCE
+from .graph import ALPHA, FEATURE_WEIGHT, GRAPH_K, GRAPH_POWER, TOLERANCE
+from . import text_features
 from .neighbours import VectorIndex
 
 log = logging.getLogger("coldrec")
 
 FILE_NAME = "predictor.npz"
 #: Bumped whenever what is saved or how it is read changes: a file of another format is refitted.
-FORMAT = 1
+FORMAT = 2  # 2: the graph's text view (character n-gram topics) and its fitted model
 _META = "meta"
 _save_lock = threading.Lock()  # the refit thread and a click may both save: one writer at a time
 
@@ -60,11 +62,13 @@ class StateKey:
     @classmethod
     def of(
         cls, binding: str, model: str, dim: int, index: VectorIndex, rows: int, label_version: int, categories: object,
-        transductive: bool = True, alpha: float = ALPHA,
+        transductive: bool = True, alpha: float = ALPHA, char_topics: bool = True,
     ) -> "StateKey":
         """The key of a fit of the first ``rows`` rows of ``index``."""
+        topics = (bool(char_topics), FEATURE_WEIGHT, text_features.MAX_FIT_TEXTS, text_features.MAX_NGRAMS,
+                  text_features.MAX_DIMS, text_features.NGRAM_RANGE, text_features.MIN_DF)
         estimator = repr((bool(transductive), float(alpha), GRAPH_K, GRAPH_POWER, TOLERANCE, PRIOR_SCALE, PROMPT_WEIGHT,
-                          MIN_LABELS_TO_CALIBRATE))
+                          MIN_LABELS_TO_CALIBRATE, topics))
         return cls(binding, model, int(dim), items_digest(index, rows), int(rows), int(label_version),
                    _digest(categories), _digest(estimator))
 
@@ -198,6 +202,10 @@ def _check(arrays: dict[str, np.ndarray], rows: int, dim: int) -> str:
         if len(indptr) != rows + 1 or indptr[0] != 0 or indptr[-1] != len(indices) \
                 or len(indices) != len(arrays[f"{name}_data"]) or (len(indices) and (indices.min() < 0 or indices.max() >= rows)) or np.any(np.diff(indptr) < 0):
             return f"its {name} is not a graph over {rows:,} items"
+    if "topics_ngrams" in arrays:
+        ngrams, dims = len(arrays["topics_ngrams"]), len(arrays.get("topics_mean", ()))
+        if arrays.get("topics_components", np.zeros(0)).shape != (dims, ngrams) or arrays.get("topics_idf", np.zeros(0)).shape != (ngrams,):
+            return "its text view's arrays do not fit together"
     labelled, of = arrays.get("labelled_rows", np.zeros(0, np.int64)), arrays.get("labelled_classes", np.zeros(0, np.int64))
     if len(labelled) != len(of) or (len(labelled) and (labelled.min() < 0 or labelled.max() >= rows
                                                        or of.min() < 0 or of.max() >= classes)):

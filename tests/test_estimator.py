@@ -58,8 +58,8 @@ def test_scikit_learn_estimator_rules():
 
     marker = object()  # stands in for a loaded encoder: must be shared, never copied
     clf = ColdStartClassifier(encoder=marker, transductive=False, alpha=0.8)
-    assert vars(clf) == {"encoder": marker, "transductive": False, "alpha": 0.8}
-    assert clf.get_params() == {"encoder": marker, "transductive": False, "alpha": 0.8}
+    assert vars(clf) == {"encoder": marker, "transductive": False, "alpha": 0.8, "char_topics": True}
+    assert clf.get_params() == {"encoder": marker, "transductive": False, "alpha": 0.8, "char_topics": True}
     assert clf.set_params(alpha=0.7).alpha == 0.7
     rng = np.random.default_rng(0)
     x, y, prompts = _clusters(rng, 20)
@@ -397,3 +397,79 @@ def test_consecutive_local_updates_stay_local_until_the_full_propagation():
     from coldrec.graph import distributions  # beta aside (the full fit calibrates on the new labels)
 
     np.testing.assert_allclose(distributions(clf._require_fit().state), distributions(full._require_fit().state), atol=2e-3)
+
+
+def _coded_titles(rng, per_class=30):
+    """Titles whose class is only in their text: each class has its own model codes, the vectors
+    (given separately) are noise, and the prompts know nothing."""
+    codes = [["KX-1", "KX-2"], ["Vp9 q", "Vp8 q"], ["zt_m", "zt_n"], ["电饭煲", "电饭锅"]]
+    texts, y = [], []
+    for c, options in enumerate(codes):
+        for _ in range(per_class):
+            texts.append(f"{rng.choice(options)} item {rng.integers(100, 999)} {rng.choice(['red', 'blue'])}")
+            y.append(c)
+    return texts, np.array(y)
+
+
+def test_the_text_view_carries_labels_to_titles_that_share_their_ngrams():
+    """Known answer: with noise vectors, labels reach the unlabelled items only through the
+    character n-gram view; without it the fit is near chance."""
+    rng = np.random.default_rng(11)
+    texts, y = _coded_titles(rng)
+    x = unit_rows(rng, len(y), 256)  # noise: cosines of about +-0.06
+    prompts = unit_rows(rng, len(CATS), 256)
+    sup = _support(y, 2, rng)
+    ids = [str(i) for i in range(len(y))]
+    with_text = ColdStartClassifier().fit_rows(x, ids, sup, y[sup], CATS, prompts, texts=texts)
+    without = ColdStartClassifier(char_topics=False).fit_rows(x, ids, sup, y[sup], CATS, prompts, texts=texts)
+    rest = np.setdiff1d(np.arange(len(y)), sup)
+    accuracy = (with_text.label_distributions_[rest].argmax(axis=1) == y[rest]).mean()
+    assert accuracy > 0.85  # 0.91 (seed 11)
+    assert (without.label_distributions_[rest].argmax(axis=1) == y[rest]).mean() < 0.45  # chance: 0.25
+    assert with_text._require_fit().topics is not None and without._require_fit().topics is None
+
+
+def test_fit_on_texts_fits_the_text_view_and_vectors_alone_do_not(tiny_encoder):
+    texts, y = _coded_titles(np.random.default_rng(12), per_class=6)
+    labels = [CATS[i] for i in y]
+    on_texts = ColdStartClassifier(encoder=tiny_encoder).fit(texts[::2], labels[::2], categories=CATS, unlabelled=texts[1::2])
+    assert on_texts._require_fit().topics is not None
+    vectors = on_texts._embed(texts)
+    on_vectors = ColdStartClassifier().fit(vectors[::2], labels[::2], categories=CATS, unlabelled=vectors[1::2],
+                                           prompt_vectors=on_texts.prompt_vectors_)
+    assert on_vectors._require_fit().topics is None
+
+
+def test_a_restored_text_view_extends_the_graph_as_the_original_does():
+    from coldrec.neighbours import VectorIndex
+
+    rng = np.random.default_rng(13)
+    texts, y = _coded_titles(rng)
+    x = unit_rows(rng, len(y), 16)
+    prompts = unit_rows(rng, len(CATS), 16)
+    sup = _support(y, 2, rng)
+    ids = [str(i) for i in range(len(y) - 4)]
+    n = len(ids)
+    sup = sup[sup < n]
+    def fitted() -> ColdStartClassifier:
+        return ColdStartClassifier().fit_rows(x[:n], ids, sup, y[sup], CATS, prompts, texts=texts[:n])
+
+    model = fitted()
+    arrays = model.fitted_arrays()
+    assert "topics_components" in arrays
+
+    def restored() -> ColdStartClassifier:
+        return ColdStartClassifier.from_fitted_arrays(arrays, VectorIndex.build(ids, x[:n]))
+
+    new_ids = [f"n{i}" for i in range(4)]
+    with pytest.raises(ValueError, match="text of row"):
+        fitted().add_items(x[n:], new_ids)  # a text view needs the new items' texts
+    model.add_items(x[n:], new_ids, texts=texts[n:])  # the fit holds the others'
+    with pytest.raises(ValueError, match="text of row"):  # a restored fit does not: every row's is given
+        restored().add_items(x[n:], new_ids, texts=texts[n:])
+    loaded = restored()
+    loaded._require_fit().index.update(new_ids, x[n:])
+    loaded.add_index_rows(texts)
+    np.testing.assert_allclose(loaded._require_fit().graph.weights.toarray(),
+                               model._require_fit().graph.weights.toarray(), atol=1e-6)
+    np.testing.assert_allclose(loaded.label_distributions_, model.label_distributions_, atol=1e-5)

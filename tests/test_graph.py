@@ -114,3 +114,45 @@ def test_a_paused_propagation_equals_an_unpaused_one_and_pauses_between_blocks(m
     paused, n_paused = propagate(graph, prior, [0, 5], [1, 2], pause=lambda: pauses.append(1))
     np.testing.assert_allclose(paused, plain, atol=1e-6)
     assert n_paused == n_plain and len(pauses) == n_plain * 6  # 40 rows in blocks of 7: six per sweep
+
+
+def test_a_second_view_mixes_its_cosine_into_every_edge():
+    """Four items: the embedding pairs 0 with 1, the features pair 0 with 2; with equal weights an
+    edge's weight is max((cos_embedding + cos_features) / 2, 0)^3, computed here by hand."""
+    from coldrec.graph import FEATURE_WEIGHT, GRAPH_POWER, centre_vectors
+
+    rng = np.random.default_rng(3)
+    x = unit_rows(rng, 4, 6)
+    features = unit_rows(rng, 4, 5)
+    graph = build_graph(x, k=3, features=features)  # k = n - 1: every pair is an edge candidate
+    c = centre_vectors(x, x.mean(axis=0))
+    mixed = (1 - FEATURE_WEIGHT) * (c @ c.T) + FEATURE_WEIGHT * (features @ features.T)
+    expected = np.maximum(mixed, 0.0) ** GRAPH_POWER
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(graph.weights.toarray(), expected, atol=1e-5)
+    # Features that copy the embedding's centred view change nothing.
+    same = build_graph(x, k=3, features=c)
+    np.testing.assert_allclose(same.weights.toarray(), build_graph(x, k=3).weights.toarray(), atol=1e-5)
+
+
+def test_the_exact_search_runs_on_the_mixed_similarity():
+    """Items whose embeddings are noise but whose features come in pairs: each item's one
+    neighbour (k = 1) is its pair, found only by searching the mixed similarity."""
+    rng = np.random.default_rng(4)
+    x = unit_rows(rng, 8, 32)
+    pair = unit_rows(rng, 4, 16)
+    features = np.repeat(pair, 2, axis=0)
+    graph = build_graph(x, k=1, features=features)
+    partner = np.arange(8) ^ 1
+    assert (graph.weights.toarray().argmax(axis=1) == partner).all()
+
+
+def test_extending_a_mixed_graph_equals_building_it():
+    rng = np.random.default_rng(5)
+    x = unit_rows(rng, 12, 6)
+    features = unit_rows(rng, 12, 5)
+    old = build_graph(x[:8], k=11, features=features[:8])
+    nb = np.array([[r for r in range(12) if r != own] for own in range(8, 12)])
+    grown = extend_graph(old, x, nb, k=11, features=features)
+    full = build_graph(x, k=11, centre=old.centre, features=features)
+    np.testing.assert_allclose(grown.weights.toarray(), full.weights.toarray(), atol=1e-5)

@@ -189,7 +189,7 @@ class PredictorService:
             assert fitted is not None
             model = fitted.model.snapshot()  # sessions reading the current model are not disturbed
             if len(index.ids) > fitted.index_rows:
-                model.add_index_rows()
+                model.add_index_rows(self._row_texts(index))
             recalibrate = _needs_recalibration(fitted.calibrated_labels, len(rows_a))
             # Small workspaces refit at once (a second or two). Large ones update the labelled
             # items' look-alikes at once and finish in the background (the prototype shift over
@@ -216,7 +216,7 @@ class PredictorService:
             in_place = len(index.ids) <= EXACT_MAX_ITEMS
             model = ColdStartClassifier(encoder=self.encoder).fit_rows(
                 index.vectors, index.ids, rows_a, classes_a, names, prompts, index=index, calibrate=in_place,
-                centre=centre, calibration=stored["calibration"] if reuse else None,
+                centre=centre, calibration=stored["calibration"] if reuse else None, texts=self._row_texts(index),
             )
             finish_later = (False, not reuse and not in_place and len(rows_a) >= MIN_LABELS_TO_CALIBRATE)
             calibrated = int(stored["calibrated_labels"]) if reuse else len(rows_a)
@@ -235,6 +235,15 @@ class PredictorService:
         if any(finish_later):  # after the model is current, so the result lands on it
             self._refit_in_background(*finish_later)
         return model
+
+    def _row_texts(self, index: VectorIndex) -> list[str]:
+        """The text (title + description) of each row of ``index``, "" for a retired row: what the
+        graph's text view is fitted on (:mod:`coldrec.text_features`)."""
+        from ..ingest import item_text
+
+        items = self._catalog.items()
+        text_of = dict(zip(items["item_id"].astype(str), map(item_text, items["title"], items["description"])))
+        return [text_of.get(item_id, "") if alive else "" for item_id, alive in zip(index.ids, index.alive)]
 
     # -- the fitted model's state beyond items and labels, kept in the database ----------------
     _FIT_META = "fit_state"
