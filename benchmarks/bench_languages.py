@@ -9,12 +9,19 @@ Speed: one subprocess per backend embeds the same 2,000 JD and 2,000 Flipkart ti
 benchmarks/results/languages_speed.json (the runs in BENCHMARKS.md are kept as languages_speed_run<N>.json). The data is read where it lies, never copied into the
 project (the level-2 label file is written to a temporary folder). Usage:
 
-    nice python benchmarks/bench_languages.py quality [--seeds 5] [--data l1,l2] [--encoders auto,minilm]
+    nice python benchmarks/bench_languages.py quality [--seeds 5] [--data l1,l2] [--encoders auto,minilm] [--methods ...] [--tag _x]
     nice python benchmarks/bench_languages.py speed
     nice python benchmarks/bench_languages.py english   # Flipkart titles: the default must not move
     nice python benchmarks/bench_languages.py mixed     # Chinese + English titles in one catalogue
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py graph-words [--seeds 5]
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py text-view [--seeds 5] [--variants ...]
+    OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py text-view-cost [--items 1000000]
+
+``text-view``: the graph's text view (coldrec/text_features.py, the default since issue 20's second
+round) against the embedding-only graph, same splits, per-seed accuracies; plus the large-workspace
+variant (the index's embedding neighbours re-weighted). ``text-view-cost``: fitting the text view on
+its bounded sample and transforming a catalogue of ``--items`` titles (real JD and Flipkart titles,
+repeated with a distinct number appended), seconds and peak memory, and the fitted model's size.
 
 ``graph-words`` (issue 20's missed 8-shot goal): on JD level 1 and 2 and Flipkart titles level 1 and
 2, each with the encoder the rule picks, the protocol of ``evaluate`` (same splits) for the default
@@ -65,7 +72,7 @@ def quality(args: argparse.Namespace) -> int:
         for level in args.data.split(","):
             path, label, min_per_class = _jd_file(level, Path(tmp))
             for encoder in args.encoders.split(","):
-                out = OUT / f"languages_jd_{level}_{encoder}_seeds{args.seeds}.json"
+                out = OUT / f"languages_jd_{level}_{encoder}{args.tag}_seeds{args.seeds}.json"
                 env = {**os.environ, "HF_HUB_OFFLINE": "1"}
                 env.pop("COLDREC_MODEL", None)
                 env.pop("COLDREC_ENCODER", None)
@@ -76,7 +83,7 @@ def quality(args: argparse.Namespace) -> int:
                 subprocess.run(
                     [sys.executable, "-m", "coldrec", "evaluate", str(path), "--text-col", "title", "--label-col", label,
                      "--min-per-class", str(min_per_class), "--seeds", str(args.seeds), "--shots", "0,1,4,8,16",
-                     "--methods", "coldrec,coldrec-inductive,prototype,tfidf-logreg", "--cache", str(CACHE),
+                     "--methods", args.methods, "--cache", str(CACHE),
                      "--json", str(out)],
                     check=True, cwd=ROOT, env=env,
                 )
@@ -321,6 +328,33 @@ def _graph_on_candidates(vectors, texts, width: int):
     return index, build_graph(vectors, neighbours=index.neighbour_table(width), features=features)
 
 
+def _patched(module, name: str, value, build):
+    """``build()`` with ``module.name`` set to ``value`` (a constant tried, then put back)."""
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        return build()
+    finally:
+        setattr(module, name, old)
+
+
+def _prior_with_topics(data, vectors, prompts, weight: float, prompt_topics: bool):
+    """Item and prompt vectors for a prior on ``[sqrt(1 - w) embedding, sqrt(w) topics]``: the
+    prompts' own topics, or none (a category's topic part then comes from its labels alone)."""
+    import numpy as np
+
+    from coldrec.classify import category_prompt
+    from coldrec.text_features import CharTopics
+
+    topics = CharTopics.fit(data.texts)
+    features = topics.transform(data.texts)
+    prompt_features = topics.transform([category_prompt(c) for c in data.classes]) if prompt_topics else \
+        np.zeros((len(data.classes), topics.dims), np.float32)
+    vec = np.hstack([np.sqrt(1 - weight) * vectors, np.sqrt(weight) * features]).astype(np.float32)
+    pro = np.hstack([np.sqrt(1 - weight) * prompts, np.sqrt(weight) * prompt_features]).astype(np.float32)
+    return vec, pro / np.linalg.norm(pro, axis=1, keepdims=True)
+
+
 def text_view(args: argparse.Namespace) -> int:
     """The shipped text view (coldrec's default now) against the embedding-only graph, on JD level
     1 and 2 and Flipkart titles level 1 and 2, the protocol of ``evaluate`` (same splits, paired);
@@ -332,7 +366,9 @@ def text_view(args: argparse.Namespace) -> int:
     from coldrec import language
     from coldrec.encoder import bundled_source, load_encoder
     from coldrec.evaluate import _embed, _shared_graph, expected_calibration_error, load_labelled, make_splits, predictor_proba
+    from coldrec import graph as graph_module, text_features
     from coldrec.graph import GRAPH_K
+    from coldrec.neighbours import VectorIndex
     from coldrec.store import Store
 
     shots = (0, 1, 4, 8, 16)
@@ -359,6 +395,14 @@ def text_view(args: argparse.Namespace) -> int:
                     lambda: _graph_on_candidates(vectors, data.texts, GRAPH_K + 1),
                 "text view on the index's 31 embedding neighbours":
                     lambda: _graph_on_candidates(vectors, data.texts, 3 * GRAPH_K + 1),
+                **{f"tried: feature weight {w}": (lambda w=w: _patched(graph_module, "FEATURE_WEIGHT", w,
+                                                                        lambda: _shared_graph(vectors, data.texts)))
+                   for w in (0.25, 0.75)},
+                **{f"tried: {d} topics at most": (lambda d=d: _patched(text_features, "MAX_DIMS", d,
+                                                                        lambda: _shared_graph(vectors, data.texts)))
+                   for d in (128, 512)},
+                "tried: topics in the prior too (weight 0.3, prompts' topics)": lambda: "prior",
+                "tried: topics in the prior too (weight 0.3, labels' topics only)": lambda: "prior-labels",
             }
             for method, build in builders.items():
                 if not any(method.startswith(v) for v in variants):
@@ -366,10 +410,15 @@ def text_view(args: argparse.Namespace) -> int:
                 started = time.perf_counter()
                 shared = build()
                 graph_s = time.perf_counter() - started
+                vec, pro = vectors, prompts
+                if isinstance(shared, str):  # the prior on [embedding, topics]; the default graph
+                    vec, pro = _prior_with_topics(data, vectors, prompts, 0.3, prompt_topics=shared == "prior")
+                    shared = _shared_graph(vectors, data.texts)
+                    shared = (VectorIndex.build([str(i) for i in range(len(vec))], vec), shared[1])
                 for k in shots:
                     per_seed = []
                     for split in splits:
-                        proba = predictor_proba(data, vectors, prompts, split.support[k], np.arange(len(vectors)),
+                        proba = predictor_proba(data, vec, pro, split.support[k], np.arange(len(vectors)),
                                                 shared=shared)
                         proba, y = proba[split.test], data.labels[split.test]
                         pred = proba.argmax(axis=1)
@@ -390,6 +439,38 @@ def text_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def text_view_cost(args: argparse.Namespace) -> int:
+    """Seconds and memory of the text view at scale (see the module docstring)."""
+    import numpy as np
+    import pandas as pd
+
+    from _harness import finish, result  # noqa: PLC0415
+    from coldrec import text_features
+
+    base = pd.read_csv(JD)["title"].astype(str).tolist() + pd.read_csv(FLIPKART)["title"].dropna().astype(str).tolist()
+    texts = [f"{base[i % len(base)]} {i // len(base)}" for i in range(args.items)]
+    record = result("bench_languages text-view-cost", items=args.items, base_titles=len(base),
+                    max_fit_texts=text_features.MAX_FIT_TEXTS, max_ngrams=text_features.MAX_NGRAMS)
+    rss = lambda: round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # noqa: E731
+    record["peak_rss_mb_before"] = rss()
+    started = time.perf_counter()
+    topics = text_features.CharTopics.fit(texts)
+    record["fit_s"] = round(time.perf_counter() - started, 1)
+    record["dims"], record["ngrams"] = topics.dims, len(topics.ngrams)
+    record["model_mb"] = round(sum(a.nbytes for a in topics.arrays().values()) / 2**20, 1)
+    record["peak_rss_mb_after_fit"] = rss()
+    started = time.perf_counter()
+    features = topics.transform(texts)
+    record["transform_s"] = round(time.perf_counter() - started, 1)
+    record["transform_titles_per_s"] = round(len(texts) / max(record["transform_s"], 1e-9))
+    record["features_mb"] = round(features.nbytes / 2**20, 1)
+    record["peak_rss_mb_after_transform"] = rss()
+    record["finite"] = bool(np.isfinite(features).all())
+    print(json.dumps(record, indent=2), file=sys.stderr)
+    finish(record, OUT / f"languages_text_view_cost_{args.items}.json")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -397,6 +478,8 @@ def main() -> int:
     q.add_argument("--seeds", type=int, default=5)
     q.add_argument("--data", default="l1,l2")
     q.add_argument("--encoders", default="auto,minilm")
+    q.add_argument("--methods", default="coldrec,coldrec-inductive,prototype,tfidf-logreg")
+    q.add_argument("--tag", default="", help="appended to the result file's name (e.g. _textview)")
     s = sub.add_parser("speed")
     s.add_argument("--n", type=int, default=2000)
     sub.add_parser("english")
@@ -408,6 +491,8 @@ def main() -> int:
     t.add_argument("--data", default="")
     t.add_argument("--variants", default="coldrec,text view")
     t.add_argument("--out", default="text_view")
+    c = sub.add_parser("text-view-cost")
+    c.add_argument("--items", type=int, default=1_000_000)
     args = parser.parse_args()
     if not JD.is_file():
         print(f"{JD} not found: the shared datasets are not beside this checkout", file=sys.stderr)
@@ -415,7 +500,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(ROOT))
     return {"quality": quality, "speed": speed, "english": english, "mixed": mixed,
-            "graph-words": graph_words, "text-view": text_view}[args.command](args)
+            "graph-words": graph_words, "text-view": text_view, "text-view-cost": text_view_cost}[args.command](args)
 
 
 if __name__ == "__main__":

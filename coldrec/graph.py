@@ -35,7 +35,7 @@ ALPHA = 0.9
 TOLERANCE = 1e-4
 MAX_ITERATIONS = 60
 #: Share of an edge's cosine from the second view when there is one: the two views weigh the
-#: same (not tuned; 0.35 and 0.5 measured within 0.003 of each other, BENCHMARKS.md).
+#: same (not tuned: 0.25 and 0.75 measured within 0.011 of 0.5 at every k on both JD levels, BENCHMARKS.md).
 FEATURE_WEIGHT = 0.5
 
 
