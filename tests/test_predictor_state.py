@@ -209,3 +209,25 @@ def test_pending_background_work_is_resumed_after_a_restart(workspace, monkeypat
     assert asked == [(False, True), (False, True)]  # still to do: asked again after the restart
     assert restored._fit.beta == first._fit.beta
     again.close()
+
+
+def test_the_graphs_text_view_is_saved_restored_and_its_settings_bind_the_state(workspace, monkeypatch, propagations):
+    """The workspace fits the text view on its items' texts; a restart restores the same fitted
+    model (no refit); a change to how the view is built (a constant of coldrec.text_features)
+    invalidates the saved state."""
+    from coldrec import text_features
+
+    topics = workspace.predictor.classifier()._require_fit().topics
+    assert topics is not None and topics.dims >= 2
+    propagations.clear()
+    with _restart(workspace) as again:
+        restored = again.predictor.classifier()._require_fit().topics
+        assert propagations == []
+        np.testing.assert_array_equal(restored.components, topics.components)
+        assert list(restored.ngrams) == list(topics.ngrams)
+        key = lambda: again.predictor._predictor_key(  # noqa: E731
+            again.predictor._classifier.index, len(again.predictor._classifier.index.ids),
+            again.predictor._classifier.label_version, again.predictor._classifier.categories_key)
+        before = key()
+        monkeypatch.setattr(text_features, "MAX_DIMS", 8)
+        assert key().estimator != before.estimator and replace(key(), estimator=before.estimator) == before
