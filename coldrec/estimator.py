@@ -180,9 +180,10 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         label_ids = [str(i) for i in (ids if ids is not None else [f"labelled:{j}" for j in range(len(labelled))])]
         other_ids = [str(i) for i in (unlabelled_ids if unlabelled_ids is not None else [f"item:{j}" for j in range(len(others))])]
         vectors = np.vstack([labelled, others]) if len(others) else labelled
-        texts = None
-        if _are_texts(X) and (unlabelled is None or not len(unlabelled) or _are_texts(unlabelled)):
-            texts = [str(t) for t in (X if X is not None else [])] + [str(t) for t in (unlabelled if unlabelled is not None else [])]
+        given = [part for part in (X, unlabelled) if part is not None and len(part)]
+        texts = None  # the graph's text view needs every item's text: not when any part came as vectors
+        if given and all(_are_texts(part) for part in given):
+            texts = [str(t) for part in given for t in part]
         self._fit = self._fit_graph(
             vectors, label_ids + other_ids, keep, np.array([index_of[y[i]] for i in keep], dtype=np.int64), texts=texts,
         )

@@ -438,6 +438,8 @@ def test_fit_on_texts_fits_the_text_view_and_vectors_alone_do_not(tiny_encoder):
     on_vectors = ColdStartClassifier().fit(vectors[::2], labels[::2], categories=CATS, unlabelled=vectors[1::2],
                                            prompt_vectors=on_texts.prompt_vectors_)
     assert on_vectors._require_fit().topics is None
+    zero_shot = ColdStartClassifier(encoder=tiny_encoder).fit(None, categories=CATS, unlabelled=texts)
+    assert zero_shot._require_fit().topics is not None and len(zero_shot._require_fit().texts) == len(texts)
 
 
 def test_a_restored_text_view_extends_the_graph_as_the_original_does():
