@@ -5,6 +5,7 @@ titles). Prints a table and the machine; writes benchmarks/results/hostile.json.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_hostile.py
     OMP_NUM_THREADS=1 python benchmarks/bench_hostile.py --round2   # issue 25's families: hostile2.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_hostile.py --round2 --only excel   # rerun one family
 """
 
 from __future__ import annotations
@@ -279,6 +280,9 @@ def main_round2() -> None:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv):  # a full run takes minutes and rewrites the results
+        print(__doc__)
+        return
     if "--round2" in sys.argv:
         main_round2()
         return
