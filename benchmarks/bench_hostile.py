@@ -5,6 +5,7 @@ titles). Prints a table and the machine; writes benchmarks/results/hostile.json.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_hostile.py
     OMP_NUM_THREADS=1 python benchmarks/bench_hostile.py --round2   # issue 25's families: hostile2.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_hostile.py --round2 --only excel   # rerun one family
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _CHILD = textwrap.dedent(
     import json, resource, sys, time
     sys.path.insert(0, {root!r})
     import pandas, openpyxl, pyarrow.parquet, duckdb  # imports are not the case's cost
-    from tests import hostile_files
+    from coldrec.testing import hostile_files
     from coldrec.errors import ColdrecError
     {setup}
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -59,7 +60,7 @@ def _case(setup: str, action: str) -> dict:
 
 def cases() -> dict[str, list[tuple[str, str, str]]]:
     """Area -> (name, setup, action) run in a child process."""
-    from tests import hostile_files
+    from coldrec.testing import hostile_files
 
     uploads = [
         (name, f"filename, data = hostile_files.UPLOADS[{name!r}]()\nfrom coldrec.ingest import load_items",
@@ -103,7 +104,7 @@ def cases() -> dict[str, list[tuple[str, str, str]]]:
 def cli_predict_cases(folder: Path) -> list[dict]:
     """``python -m coldrec predict FILE -o out.csv`` on each attack file: exit status, wall seconds,
     the process's peak RSS, the first line of its message."""
-    from tests import hostile_files
+    from coldrec.testing import hostile_files
 
     out = []
     env = {**os.environ, "COLDREC_DB": str(folder / "cli.duckdb"), "HF_HUB_OFFLINE": "1"}
@@ -171,7 +172,7 @@ def round2_cases() -> dict[str, list[tuple[str, str, str]]]:
                "from coldrec.ingest import load_items", "load_items(data, filename)") for i in (2, 10**6)]
     excel.append(("zero_padded_ids", "filename, data = hostile_files.xlsx_zero_padded_ids()\n"
                   "from coldrec.ingest import load_items", "assert load_items(data, filename)['item_id'][0] == '00042'"))
-    fuzz = [(f"round2_{i}", f"from tests.test_hostile import _round2_cases\nfilename, data = _round2_cases()[{i}]\n"
+    fuzz = [(f"round2_{i}", f"filename, data = hostile_files.round2_cases()[{i}]\n"
              "from coldrec.ingest import load_items", "load_items(data, filename)") for i in range(50)]
     paste = [
         ("paste_3M_lines", "from coldrec.ingest import parse_pasted\ntext = hostile_files.paste_many_lines()",
@@ -279,6 +280,9 @@ def main_round2() -> None:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv):  # a full run takes minutes and rewrites the results
+        print(__doc__)
+        return
     if "--round2" in sys.argv:
         main_round2()
         return

@@ -75,7 +75,8 @@ chosen = st.selectbox("Batch", batches, index=batches.index(current) if current 
 batch = ws.predictor.batch_predictions(chosen)
 table = batch.frame()
 labels = ws.labels.current().set_index("item_id")["category"]
-table["label"] = table["item_id"].map(labels).fillna("")
+# Before the first label the map gives float NaNs, which take no "" (cast first, then fill).
+table["label"] = table["item_id"].map(labels).astype("str").fillna("")
 # The flags and the second guess right after the prediction: on a laptop screen they stay in view.
 shown = ["title", "top1", "top1_probability", "unsure", "top2", "top2_probability", "label", "novel",
          "top3", "top3_probability", "item_id"]

@@ -16,14 +16,13 @@ import sys
 import textwrap
 import zipfile
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pandas as pd
 import pytest
 
 from coldrec.errors import ColdrecError, IngestError
 from coldrec.ingest import Limits, load_items, parse_pasted, prepare_items, read_table
-from tests import hostile_files
+from coldrec.testing import hostile_files
 
 PROJECT = Path(__file__).resolve().parent.parent
 SEED = 20261201
@@ -114,50 +113,12 @@ def _fuzz_cases() -> list[tuple[str, bytes]]:
     return cases
 
 
-# Round 2 (issue 25): generated workbooks and JSON Lines with odd line separators.
-ROUND2_SEED = 20261206
-
-
-def _random_workbook(rng: random.Random) -> bytes:
-    strings = [rng.choice(["mug", "x" * rng.randrange(1, 5000), "é", "", "=1+1"]) for _ in range(rng.randrange(1, 5))]
-    tags = ["row", "row\t", "row\n", "x:row"]
-    rows = ['<row r="1">' + hostile_files._cell("A1", "title") + hostile_files._cell("B1", "id") + "</row>"]
-    for r in range(2, rng.randrange(3, 12)):
-        cells = []
-        for column in rng.sample("ABCDEZ", rng.randrange(0, 4)):
-            kind = rng.randrange(4)
-            if kind == 0:
-                cells.append(f'<c r="{column}{r}" t="s"><v>{rng.randrange(-2, len(strings) + 2)}</v></c>')
-            elif kind == 1:
-                cells.append(f'<c r="{column}{r}"><v>{rng.choice(["1", "1e308", "-0", "nan", "12.5"])}</v></c>')
-            elif kind == 2:
-                cells.append(hostile_files._cell(f"{column}{r}", escape(rng.choice(["a\u2028b", "\x85", "'=x", "ok"]))))
-            else:
-                cells.append(f'<c r="{column}{r}" t="{rng.choice(["b", "e", "str", "d"])}"><v>1</v></c>')
-        tag = rng.choice(tags)
-        rows.append(f'<{tag} r="{rng.choice([r, r, r, r - 1, 10**7])}">' + "".join(cells) + f"</{tag.strip()}>")
-    prolog = rng.choice(["", "", '<!DOCTYPE x [<!ENTITY e "y">]>'])
-    return hostile_files._xlsx(rows, shared=hostile_files._shared(strings), styles=hostile_files._STYLES,
-                               sheet_prolog=prolog)
-
-
-def _round2_cases() -> list[tuple[str, bytes]]:
-    rng = random.Random(ROUND2_SEED)
-    cases = [(f"round2_{i}.xlsx", _random_workbook(rng)) for i in range(30)]
-    breaks = ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
-    for i in range(20):
-        records = [{"id": f"A{j}", "title": rng.choice(breaks).join(["Red", "mug"])} for j in range(rng.randrange(1, 5))]
-        lines = [json.dumps(r, ensure_ascii=rng.random() < 0.5) for r in records]
-        cases.append((f"round2_{i}.jsonl", rng.choice(["\n", "\r\n", "\r"]).join(lines).encode()))
-    return cases
-
-
-FUZZ = _fuzz_cases() + _round2_cases()
+FUZZ = _fuzz_cases() + hostile_files.round2_cases()
 
 
 def test_the_fuzz_corpus_is_deterministic_and_bounded():
     assert 60 <= len(FUZZ) <= 400
-    assert [d for _, d in FUZZ] == [d for _, d in _fuzz_cases() + _round2_cases()]
+    assert [d for _, d in FUZZ] == [d for _, d in _fuzz_cases() + hostile_files.round2_cases()]
 
 
 @pytest.mark.parametrize("index", range(len(FUZZ)))
@@ -200,7 +161,7 @@ _MEASURE = textwrap.dedent(
     """
     import json, resource, sys, time
     sys.path.insert(0, {project!r})
-    from tests import hostile_files
+    from coldrec.testing import hostile_files
     from coldrec.errors import ColdrecError
     from coldrec.ingest import read_table
     name, data = hostile_files.UPLOADS[{case!r}]()

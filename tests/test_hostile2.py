@@ -2,7 +2,7 @@
 
 Excel amplification and entities, a linear pre-scan, paste and JSON Lines line breaks, upload
 limits for labels and purchases, silent value changes, lossless export round trips, Parquet text
-limits in characters. The hostile files are generated here or in ``tests/hostile_files.py``.
+limits in characters. The hostile files are generated here or in ``coldrec/testing/hostile_files.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from coldrec.errors import IngestError
 from coldrec.ingest import (
     LABEL_UPLOADS, PURCHASE_UPLOADS, Limits, load_items, parse_price, parse_pasted, prepare_items, read_table,
 )
-from tests import hostile_files
+from coldrec.testing import hostile_files
 from tests.test_hostile import MAX_RSS_GROWTH_MB, measure
 
 #: Seconds one attack file may take on the shared 2-core test machine (the attack run saw 11-60 s).
@@ -130,7 +130,7 @@ def test_a_large_purchases_upload_is_refused_in_bounded_memory():
     script = (
         "import json, resource, sys, time\n"
         f"sys.path.insert(0, {str(PROJECT)!r})\n"
-        "from tests import hostile_files\n"
+        "from coldrec.testing import hostile_files\n"
         "from coldrec.audience import load_interactions\n"
         "from coldrec.errors import ColdrecError\n"
         "from coldrec.ingest import PURCHASE_UPLOADS\n"

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from coldrec.cli import main
-from tests import hostile_files
+from coldrec.testing import hostile_files
 
 PROJECT = Path(__file__).resolve().parent.parent
 

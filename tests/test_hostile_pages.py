@@ -9,7 +9,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests import hostile_files
+from coldrec.testing import hostile_files
 from tests.conftest import PROJECT
 
 REFUSED = sorted(set(hostile_files.UPLOADS) - {"json_lone_surrogate"})

@@ -220,6 +220,18 @@ def test_explore_shows_the_current_models_predictions_not_the_stored_ones(demo_e
     assert (summary["predicted"] == current.reindex(summary.index).fillna(0)).all()
 
 
+@pytest.mark.filterwarnings("error::pandas.errors.Pandas4Warning")
+def test_predictions_before_any_label_show_an_empty_label_column(empty_env):
+    """Filling the labels of a batch when none exist yet put "" into float NaNs (a pandas 4 error)."""
+    for name in ("Cookware", "Footwear"):
+        _ws().catalog.add_category(name, "", "")
+    at = _page("pages/upload.py")
+    at.file_uploader[0].set_value(("new.csv", b"title\nsteel pot set\nwool socks\n", "text/csv")).run()
+    at = _button(at, "Predict").click().run()
+    assert not at.exception, at.exception
+    assert at.dataframe[-1].value["label"].tolist() == ["", ""]
+
+
 def test_with_categories_but_no_items_every_page_works_and_try_a_product_predicts(empty_env):
     at = _page("pages/overview.py")
     at.tabs  # noqa: B018 - the empty state's tabs are drawn

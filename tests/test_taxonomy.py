@@ -229,7 +229,7 @@ def test_prediction_path_follows_the_top_category_and_sums_its_subtree():
 
 # -- hostile taxonomies (issue 12) ---------------------------------------------------------------
 def test_a_deep_taxonomy_is_refused_before_splitting_naming_the_line():
-    from tests.hostile_files import taxonomy_deep
+    from coldrec.testing.hostile_files import taxonomy_deep
 
     name, data = taxonomy_deep(paths=3_000, depth=302)
     with pytest.raises(IngestError, match=r"^deep\.txt: line 1: 302 levels, over the 20-level limit"):

@@ -1,13 +1,15 @@
-"""Hostile upload files from the attack run (issue 12), built in memory, deterministic.
+"""Hostile upload files from the attack runs (issues 12 and 25), built in memory, deterministic.
 
 Shared by the hostile-input tests and ``benchmarks/bench_hostile.py``. Each builder returns
 ``(filename, bytes)``; sizes are those of the attack unless a test asks for fewer rows.
+``round2_cases`` is round 2's generated fuzz corpus (workbooks and JSON Lines, fixed seed).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import random
 import zipfile
 
 _CONTENT_TYPES = (
@@ -296,6 +298,46 @@ def csv_purchases(rows: int = 3_000_000) -> tuple[str, bytes]:
 def csv_labels(rows: int = 2_000_000) -> tuple[str, bytes]:
     body = "".join(f"C{i},Cookware\n" for i in range(rows))
     return "labels.csv", ("item_id,category\n" + body).encode()
+
+
+#: Round 2's fuzz corpus (issue 25): generated workbooks and JSON Lines with odd line separators.
+ROUND2_SEED = 20261206
+
+
+def _random_workbook(rng: random.Random) -> bytes:
+    from xml.sax.saxutils import escape
+
+    strings = [rng.choice(["mug", "x" * rng.randrange(1, 5000), "é", "", "=1+1"]) for _ in range(rng.randrange(1, 5))]
+    tags = ["row", "row\t", "row\n", "x:row"]
+    rows = ['<row r="1">' + _cell("A1", "title") + _cell("B1", "id") + "</row>"]
+    for r in range(2, rng.randrange(3, 12)):
+        cells = []
+        for column in rng.sample("ABCDEZ", rng.randrange(0, 4)):
+            kind = rng.randrange(4)
+            if kind == 0:
+                cells.append(f'<c r="{column}{r}" t="s"><v>{rng.randrange(-2, len(strings) + 2)}</v></c>')
+            elif kind == 1:
+                cells.append(f'<c r="{column}{r}"><v>{rng.choice(["1", "1e308", "-0", "nan", "12.5"])}</v></c>')
+            elif kind == 2:
+                cells.append(_cell(f"{column}{r}", escape(rng.choice(["a\u2028b", "\x85", "'=x", "ok"]))))
+            else:
+                cells.append(f'<c r="{column}{r}" t="{rng.choice(["b", "e", "str", "d"])}"><v>1</v></c>')
+        tag = rng.choice(tags)
+        rows.append(f'<{tag} r="{rng.choice([r, r, r, r - 1, 10**7])}">' + "".join(cells) + f"</{tag.strip()}>")
+    prolog = rng.choice(["", "", '<!DOCTYPE x [<!ENTITY e "y">]>'])
+    return _xlsx(rows, shared=_shared(strings), styles=_STYLES, sheet_prolog=prolog)
+
+
+def round2_cases() -> list[tuple[str, bytes]]:
+    """30 generated workbooks and 20 JSON Lines files, byte-for-byte the same on every call."""
+    rng = random.Random(ROUND2_SEED)
+    cases = [(f"round2_{i}.xlsx", _random_workbook(rng)) for i in range(30)]
+    breaks = ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+    for i in range(20):
+        records = [{"id": f"A{j}", "title": rng.choice(breaks).join(["Red", "mug"])} for j in range(rng.randrange(1, 5))]
+        lines = [json.dumps(r, ensure_ascii=rng.random() < 0.5) for r in records]
+        cases.append((f"round2_{i}.jsonl", rng.choice(["\n", "\r\n", "\r"]).join(lines).encode()))
+    return cases
 
 
 #: Product uploads that must be refused with an IngestError (or read cleanly), fast and small.
