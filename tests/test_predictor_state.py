@@ -209,3 +209,33 @@ def test_pending_background_work_is_resumed_after_a_restart(workspace, monkeypat
     assert asked == [(False, True), (False, True)]  # still to do: asked again after the restart
     assert restored._fit.beta == first._fit.beta
     again.close()
+
+
+def test_labels_given_before_a_close_are_saved_with_the_refit_still_pending(workspace, monkeypatch, propagations):
+    """A large workspace's labels update the model locally and leave the full refit to the
+    background; closing before it lands saves that model, so the next start loads it (no fit from
+    scratch: two minutes at a million items) and resumes the refit."""
+    import coldrec.services.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "EXACT_MAX_ITEMS", 0)  # a large workspace: labels update locally
+    asked = []
+    monkeypatch.setattr(predictor_module.PredictorService, "_refit_in_background",
+                        lambda self, state, calibration: (asked.append((state, calibration)),
+                                                          setattr(self, "_pending_state", self._pending_state or state)))
+    now = workspace.predictor.current_predictions().set_index("item_id")["predicted"]
+    items = workspace.catalog.items()
+    names = workspace.store.category_names()
+    given = {item_id: next(c for c in names if c != now[item_id]) for item_id in items["item_id"][:2]}
+    for item_id, category in given.items():
+        workspace.labels.label(item_id, category, who="test")
+        workspace.predictor.classifier()
+    before = workspace.predictor.current_predictions()
+    assert len(given) == 2 and before.set_index("item_id")["predicted"][list(given)].tolist() == list(given.values())
+    assert asked[-1][0] is True  # the labels left the full propagation to the background
+    asked.clear()
+    again = _restart(workspace)
+    propagations.clear()
+    pd.testing.assert_frame_equal(again.predictor.current_predictions(), before)
+    assert propagations == []  # loaded, not fitted again
+    assert asked and asked[0][0] is True  # the full propagation the labels left is asked for again
+    again.close()

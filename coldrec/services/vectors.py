@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..background import Background
 from ..encoder import ProgressFn, TextEncoder, embed_texts, text_hash
 from ..ingest import item_text
 from ..neighbours import VectorIndex
@@ -22,14 +23,21 @@ from .state import Depends, State
 class VectorService:
     """Item vectors and the item index (one thread updates the index at a time)."""
 
-    def __init__(self, state: State, catalog: CatalogService) -> None:
+    def __init__(self, state: State, catalog: CatalogService, background: Background | None = None) -> None:
         self._state = state
         self.store = state.store
         self._catalog = catalog
+        self._background = background
         # One thread brings the index up to date at a time; searches read it under its own lock.
         self._index_lock = threading.Lock()
-        #: Why the saved neighbour index was rebuilt at the last load (``None``: it was not).
-        self.index_notice: str | None = None
+        self._load_notice: str | None = None
+
+    @property
+    def index_notice(self) -> str | None:
+        """Why the saved neighbour index (or its graph) was rebuilt at the last load (``None``: it was not)."""
+        held = self._state.held("item_index")
+        graph_notice = held[1].graph_notice if held is not None else None  # type: ignore[index]
+        return self._load_notice or graph_notice
 
     @property
     def encoder(self) -> TextEncoder:
@@ -107,8 +115,10 @@ class VectorService:
                 why = self._index_mismatch(index, items, ids, self.item_hashes())
                 index = None if why else index
             if why and why != "no saved index":
-                self.index_notice = f"the saved neighbour index was not used ({why}); it was rebuilt"
-                logging.getLogger("coldrec").warning("%s: %s", folder, self.index_notice)
+                self._load_notice = f"the saved neighbour index was not used ({why}); it was rebuilt"
+                logging.getLogger("coldrec").warning("%s: %s", folder, self._load_notice)
+            elif index is not None:
+                self._read_graph_in_background(index)
         if index is None:
             index = VectorIndex.build(ids, self.embed_items(items), self.item_hashes(), progress=progress)
             changed = len(ids)
@@ -145,6 +155,20 @@ class VectorService:
         if not np.allclose(index.vectors[rows], self.embed_items(items.iloc[sample]), atol=1e-5):
             return "its vectors are not this database's"
         return ""
+
+    def _read_graph_in_background(self, index: VectorIndex) -> None:
+        """Read the loaded index's graph file now, off the click's thread (the first prediction does
+        not wait for it; the first search would), and save a graph rebuilt because it was bad."""
+        def read(cancelled: object) -> None:
+            index.load_graph()  # a search may have read it first: its notice says what happened
+            if index.graph_notice:
+                logging.getLogger("coldrec").warning("%s: %s", self.index_folder(), index.graph_notice)
+                self.save_index(index)
+
+        if self._background is None:
+            read(None)
+        else:
+            self._background.start("index graph", read)
 
     def save_index(self, index: VectorIndex) -> None:
         """Save the index beside the database (nothing for an in-memory database or a read-only folder)."""
