@@ -4,7 +4,8 @@ Work that must not hold up a click (a large workspace's refit, the near-duplicat
 100k items, a fine-tuning job) runs through a :class:`Background`: one task per key at a time
 (asking again while it runs is a no-op), each with a cancellation event it can poll, and
 :meth:`Background.close` cancels and joins them all, so a workspace closes without a thread
-still reading it. Nothing else in coldrec starts a thread.
+still reading it. Nothing else in coldrec starts a thread that outlives its call (a call may split
+its own work over a pool it joins before returning, as ``VectorIndex.load_checked`` does).
 
 Clicks come first: while a caller is inside :meth:`Background.foreground` (a label being shown,
 a prediction), a task that calls :meth:`Background.yield_to_foreground` between its steps waits

@@ -46,11 +46,12 @@ and ``label_distributions_`` its distribution.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -114,6 +115,9 @@ class _Fit:
     #: ``prior`` is the one ``state`` was propagated with, and labels given since (a local
     #: update) moved ``logits``/``bias``: the new prior is computed by :meth:`propagated_state`.
     prior_stale: bool = False
+    #: Columns of ``logits`` whose class vectors labels moved since (a local update leaves them to
+    #: :meth:`propagated_state`: recomputing a column in place meant copying 1M x 50 logits per label).
+    stale_columns: frozenset = frozenset()
     #: ``ids`` as an object array (the list it was made from, the array): built once per item list.
     id_array: tuple[list[str], np.ndarray] | None = None
     #: The graph's second view (:mod:`coldrec.text_features`), fitted on the items' texts; ``None``
@@ -270,6 +274,8 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             out["bias"] = fit.bias
         if fit.topics is not None:
             out.update({f"topics_{name}": array for name, array in fit.topics.arrays().items()})
+        if fit.stale_columns:
+            out["stale_columns"] = np.array(sorted(fit.stale_columns), dtype=np.int64)
         if fit.out_of_fold is not None:
             out["out_of_fold"] = fit.out_of_fold
         if fit.nearest is not None:  # each item's best cosine to a prompt and a label (minutes of products at 1M)
@@ -312,7 +318,8 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
                    out_of_fold=arrays["out_of_fold"] if "out_of_fold" in arrays else None,
                    bias=np.asarray(arrays["bias"], np.float32) if "bias" in arrays else None, prior_stale=bool(stale),
                    topics=CharTopics.from_arrays({k[len("topics_"):]: v for k, v in arrays.items() if k.startswith("topics_")})
-                   if "topics_ngrams" in arrays else None)
+                   if "topics_ngrams" in arrays else None,
+                   stale_columns=frozenset(int(c) for c in arrays.get("stale_columns", ())))
         if "nearest_done" in arrays:
             fit.nearest = (int(arrays["nearest_done"][0]), frozenset(arrays["nearest_known"].tolist()),
                            arrays["nearest_prompt"], arrays["nearest_label"])
@@ -522,7 +529,7 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
 
         twin = copy.copy(self)
         if getattr(self, "_fit", None) is not None:
-            twin._fit = replace(self._fit, logits=self._fit.logits.copy())
+            twin._fit = replace(self._fit)  # its arrays are replaced by an update, never written in place
         return twin
 
     # -- updating after a label -------------------------------------------------------------
@@ -547,18 +554,17 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         prior = fit.prior
         moved = np.array(sorted(changed_rows), dtype=np.int64)
         if changed_classes:
-            # Only the changed categories' vectors move: recompute those logit columns alone.
-            cols = np.array(sorted(changed_classes), dtype=np.int64)
-            class_vectors = self._class_vectors(fit.vectors[rows], classes)[cols]
-            fit.logits[:, cols] = fit.vectors @ class_vectors.T
             fit.bias = self._name_only_bias(fit.vectors[rows], classes)
-            if not local:
+            if local:  # the changed categories' logit columns wait for propagated_state too
+                fit.stale_columns = fit.stale_columns | frozenset(changed_classes)
+                fit.prior_stale = True
+            else:
+                fit.logits = self._current_logits(fit, rows, classes, extra=changed_classes)
+                fit.stale_columns = frozenset()
                 prior = _softmax(PRIOR_SCALE * (fit.logits + fit.bias))
                 drift = np.abs(prior - fit.prior).max(axis=1)  # against the prior the state was propagated with
                 moved = np.union1d(moved, np.flatnonzero(drift > TOLERANCE))
                 fit.prior_stale = False
-            else:
-                fit.prior_stale = True
         # Local: propagate the label change alone, over the prior the state was computed with
         # (kept in fit.prior until propagated_state()): with the new prior every recomputed row
         # would move a little and the frontier would spread over the whole graph. That held for
@@ -573,22 +579,41 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             fit.novel_label_cut, fit.novel_prompt_cut = self._novelty_cuts(fit.vectors, rows)
         return len(moved)
 
-    def propagated_state(self, pause: Pause | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def propagated_state(self, pause: Pause | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The propagation's fixed point for the current prior and labels, warm-started from the
         current state and swept over every row (what :meth:`update_labels` with ``local`` left
-        out), and that prior; apply both with :meth:`set_state`. ``pause()`` is called between
+        out), that prior and its logits; apply them with :meth:`set_state`. ``pause()`` is called between
         sweeps (see :meth:`calibration`)."""
         fit = self._require_fit()
-        prior = self._current_prior(fit, pause)
+        logits = self._current_logits(fit, fit.labelled_rows, fit.labelled_classes, pause=pause)
+        prior = self._current_prior(fit, logits, pause)
         state = self._propagate(fit.graph, prior, fit.labelled_rows, fit.labelled_classes, start=fit.state, pause=pause)
-        return state, prior
+        return state, prior, logits
+
+    def _current_logits(
+        self, fit: _Fit, rows: np.ndarray, classes: np.ndarray, extra: Iterable[int] = (), pause: Pause | None = None,
+    ) -> np.ndarray:
+        """``fit.logits`` with the stale columns (and ``extra``) recomputed for labels ``rows``,
+        ``classes``: a new array (``fit.logits`` itself is shared with snapshots)."""
+        stale = sorted(fit.stale_columns | frozenset(extra))
+        if not stale:
+            return fit.logits
+        cols = np.array(stale, dtype=np.int64)
+        class_vectors = self._class_vectors(fit.vectors[rows], classes)[cols]
+        logits = fit.logits.copy()
+        for start in range(0, len(logits), _PAUSE_ROWS):  # in blocks: a click may come meanwhile
+            if pause is not None:
+                pause()
+            block = slice(start, start + _PAUSE_ROWS)
+            logits[block, cols] = fit.vectors[block] @ class_vectors.T
+        return logits
 
     @staticmethod
-    def _current_prior(fit: _Fit, pause: Pause | None = None) -> np.ndarray:
+    def _current_prior(fit: _Fit, logits: np.ndarray, pause: Pause | None = None) -> np.ndarray:
         """The prior of the current labels (``fit.prior`` unless a local update left it stale)."""
         if not fit.prior_stale:
             return fit.prior
-        logits = fit.logits + (fit.bias if fit.bias is not None else 0.0)
+        logits = logits + (fit.bias if fit.bias is not None else 0.0)
         out = np.empty_like(fit.prior)
         for start in range(0, len(out), _PAUSE_ROWS):  # in blocks: a click may come meanwhile
             if pause is not None:
@@ -596,13 +621,15 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             out[start : start + _PAUSE_ROWS] = _softmax(PRIOR_SCALE * logits[start : start + _PAUSE_ROWS])
         return out
 
-    def set_state(self, state: np.ndarray, prior: np.ndarray) -> None:
-        """Use ``state`` and the ``prior`` it was propagated with (both from
-        :meth:`propagated_state` of a model with the same items and labels)."""
+    def set_state(self, state: np.ndarray, prior: np.ndarray, logits: np.ndarray | None = None) -> None:
+        """Use ``state``, the ``prior`` it was propagated with and the ``logits`` of that prior
+        (from :meth:`propagated_state` of a model with the same items and labels)."""
         fit = self._require_fit()
         if state.shape != fit.state.shape or prior.shape != fit.state.shape:
             raise ValueError(f"a state of shape {state.shape} for a fit of shape {fit.state.shape}")
         fit.state, fit.prior, fit.prior_stale = state, prior, False
+        if logits is not None:
+            fit.logits, fit.stale_columns = logits, frozenset()
 
     def same_labels(self, other: "ColdStartClassifier") -> bool:
         """Whether ``other`` is fitted on the same items and labels (so its state applies here)."""
@@ -617,8 +644,9 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         ``pause``: called between steps (propagation sweeps, blocks of rows of a product), so
         that a caller computing this in the background can let other work go first there."""
         fit = self._require_fit()
+        logits = self._current_logits(fit, fit.labelled_rows, fit.labelled_classes, pause=pause)
         return self._calibrate(fit.vectors, fit.graph, fit.labelled_rows, fit.labelled_classes, fit.state,
-                               self._current_prior(fit, pause), pause=pause)
+                               self._current_prior(fit, logits, pause), pause=pause)
 
     def set_calibration(self, beta: float, fitted: bool) -> None:
         """Use ``beta`` from now on (and refresh the novelty cut-offs for the current labels)."""
@@ -823,11 +851,15 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         best, confidence, novel = self._prediction_arrays(fit)
         rows = np.flatnonzero(fit.index.alive[: len(fit.ids)])
         best, confidence, novel = best[rows], confidence[rows], novel[rows]
-        if fit.id_array is None or fit.id_array[0] is not fit.ids:  # a list comprehension took 0.9 s at 1M
-            fit.id_array = (fit.ids, np.array(fit.ids, dtype=object))
+        # Text columns built as Arrow arrays (pandas' own string type): from Python objects they
+        # took 0.4 s of a label's refresh at a million items, from an Arrow take 0.01 s.
+        if fit.id_array is None or fit.id_array[0] is not fit.ids:
+            fit.id_array = (fit.ids, pd.array(fit.ids, dtype="str"))
+        ids = fit.id_array[1] if len(rows) == len(fit.ids) else fit.id_array[1].take(rows)
+        names = pa.array([str(c) for c in self.classes_], pa.large_string())
         return pd.DataFrame({
-            "item_id": fit.id_array[1][rows],
-            "predicted": self.classes_[best].astype(object),
+            "item_id": ids,
+            "predicted": pd.array(names.take(pa.array(best)), dtype="str"),
             "confidence": confidence.astype(float),
             "unsure": (confidence < unsure_below) | novel,
             "novel": novel,

@@ -892,20 +892,35 @@ class Store:
                            "text_hash": pa.array(list(hashes), pa.string())})
         wrong = False
         with self._registered({"wanted": wanted}) as cur:
-            reader = cur.sql(
-                "SELECT w.row, e.vector FROM wanted w JOIN embeddings e USING (text_hash) WHERE e.model = $model",
-                params={"model": model},
-            ).to_arrow_reader(65_536)
-            for batch in reader:  # read to the end: an unfinished result blocks the cursor
-                if wrong or batch.num_rows == 0:
-                    continue
-                rows = batch.column(0).to_numpy()
-                flat = batch.column(1).flatten().to_numpy(zero_copy_only=False)
-                if len(flat) != len(rows) * dim:
-                    wrong = True
-                    continue
-                out[rows] = flat.reshape(len(rows), dim)
-                found[rows] = True
+            # Two steps in one snapshot: the wanted rows' row ids (reading hashes only), then their
+            # vectors by row id. One join read every stored vector to probe it (a 256-row sample
+            # took 0.9 s at a million vectors, now 0.1 s; all million 12.5 s, now 3.5 s).
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                located = cur.sql(
+                    "SELECT w.row, e.rowid AS stored_row FROM wanted w JOIN embeddings e USING (text_hash) "
+                    "WHERE e.model = $model",
+                    params={"model": model},
+                ).to_arrow_table()
+                cur.register("located", located)
+                try:
+                    reader = cur.sql(
+                        "SELECT l.row, e.vector FROM embeddings e JOIN located l ON e.rowid = l.stored_row"
+                    ).to_arrow_reader(65_536)
+                    for batch in reader:  # read to the end: an unfinished result blocks the cursor
+                        if wrong or batch.num_rows == 0:
+                            continue
+                        rows = batch.column(0).to_numpy()
+                        flat = batch.column(1).flatten().to_numpy(zero_copy_only=False)
+                        if len(flat) != len(rows) * dim:
+                            wrong = True
+                            continue
+                        out[rows] = flat.reshape(len(rows), dim)
+                        found[rows] = True
+                finally:
+                    cur.unregister("located")
+            finally:
+                cur.execute("ROLLBACK")  # it only read
         if wrong:
             raise StoreError(
                 f"the embedding cache holds vectors of model {model!r} that are not {dim}-dimensional: "

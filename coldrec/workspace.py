@@ -50,7 +50,7 @@ class Workspace:
         self.access = Access(store)
         self.models = ModelService(self.state, self.settings, self.access)
         self.catalog = CatalogService(self.state, self.access)
-        self.vectors = VectorService(self.state, self.catalog)
+        self.vectors = VectorService(self.state, self.catalog, self.background)
         self.imports = ImportService(self.state, self.catalog, self.models, self.vectors, self.access)
         self.predictor = PredictorService(self.state, self.settings, self.background, self.catalog, self.vectors,
                                           self.imports, self.access)
@@ -85,8 +85,10 @@ class Workspace:
         return cls(store, encoder, settings)
 
     def close(self) -> None:
-        """Stop the background work, then close the database."""
+        """Stop the background work, keep the serving model for the next start, close the database."""
         self.background.close()
+        if not self.store.read_only:
+            self.predictor.close()
         self.store.close()
 
     def __enter__(self) -> "Workspace":

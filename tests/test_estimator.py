@@ -390,9 +390,14 @@ def test_consecutive_local_updates_stay_local_until_the_full_propagation():
     # second and third moved 566 and 572 of the 600 rows (the first, which starts from the fit's
     # own prior either way, also finishes what the fit's stopping tolerance left).
     assert max(reached[1:]) < 0.25 * len(y), reached
-    state, new_prior = clf.propagated_state()
-    clf.set_state(state, new_prior)
+    stale_logits = clf._require_fit().logits
+    beta, _, _ = clf.calibration()  # what a background refit computes beside the state
+    assert np.isfinite(beta) and beta > 0
+    state, new_prior, logits = clf.propagated_state()
+    clf.set_state(state, new_prior, logits)
+    assert clf._require_fit().logits is not stale_logits  # the labels' columns were left to propagated_state
     full = ColdStartClassifier().fit_rows(x, ids, rows, y[rows], CATS, prompts)
+    np.testing.assert_allclose(logits, full._require_fit().logits, atol=1e-5)
     np.testing.assert_allclose(new_prior, full._require_fit().prior, atol=1e-6)
     from coldrec.graph import distributions  # beta aside (the full fit calibrates on the new labels)
 

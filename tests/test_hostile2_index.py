@@ -171,10 +171,21 @@ def test_a_foreign_or_garbage_faiss_graph_is_refused(tmp_path):
     assert ours.kind == "faiss-hnsw"
     ours.save(tmp_path / "a", binding="b")
     theirs.save(tmp_path / "b", binding="b")
-    assert VectorIndex.load_checked(tmp_path / "a", "b")[0] is not None
+    loaded = VectorIndex.load_checked(tmp_path / "a", "b")[0]
+    assert loaded is not None and loaded.load_graph() == "" and loaded.graph_notice is None
+    queries = ours.vectors[:50]
+
+    def finds_itself(index):
+        return float(np.mean(index.search_rows(queries, 1)[0][:, 0] == np.arange(50)))
+
+    # The graph is read after the start (load_graph); a foreign or garbage one is replaced by a
+    # graph of the index's own (digest-checked) vectors, with a notice.
     shutil.copy(tmp_path / "b" / "hnsw.faiss", tmp_path / "a" / "hnsw.faiss")
     index, why = VectorIndex.load_checked(tmp_path / "a", "b")
-    assert index is None and "other vectors" in why
+    assert index is not None and why == ""
+    assert "other vectors" in index.load_graph() and "rebuilt" in index.graph_notice
+    assert index.kind == "faiss-hnsw" and finds_itself(index) >= 0.9
     (tmp_path / "a" / "hnsw.faiss").write_bytes(b"\x00garbage" * 100_000)
     index, why = VectorIndex.load_checked(tmp_path / "a", "b")
-    assert index is None and "graph file" in why
+    assert index is not None and finds_itself(index) >= 0.9  # a search reads (and replaces) the graph first
+    assert "graph file" in index.graph_notice and index.load_graph() == ""

@@ -231,3 +231,33 @@ def test_the_graphs_text_view_is_saved_restored_and_its_settings_bind_the_state(
         before = key()
         monkeypatch.setattr(text_features, "MAX_DIMS", 8)
         assert key().estimator != before.estimator and replace(key(), estimator=before.estimator) == before
+
+
+def test_labels_given_before_a_close_are_saved_with_the_refit_still_pending(workspace, monkeypatch, propagations):
+    """A large workspace's labels update the model locally and leave the full refit to the
+    background; closing before it lands saves that model, so the next start loads it (no fit from
+    scratch: two minutes at a million items) and resumes the refit."""
+    import coldrec.services.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "EXACT_MAX_ITEMS", 0)  # a large workspace: labels update locally
+    asked = []
+    monkeypatch.setattr(predictor_module.PredictorService, "_refit_in_background",
+                        lambda self, state, calibration: (asked.append((state, calibration)),
+                                                          setattr(self, "_pending_state", self._pending_state or state)))
+    now = workspace.predictor.current_predictions().set_index("item_id")["predicted"]
+    items = workspace.catalog.items()
+    names = workspace.store.category_names()
+    given = {item_id: next(c for c in names if c != now[item_id]) for item_id in items["item_id"][:2]}
+    for item_id, category in given.items():
+        workspace.labels.label(item_id, category, who="test")
+        workspace.predictor.classifier()
+    before = workspace.predictor.current_predictions()
+    assert len(given) == 2 and before.set_index("item_id")["predicted"][list(given)].tolist() == list(given.values())
+    assert asked[-1][0] is True  # the labels left the full propagation to the background
+    asked.clear()
+    again = _restart(workspace)
+    propagations.clear()
+    pd.testing.assert_frame_equal(again.predictor.current_predictions(), before)
+    assert propagations == []  # loaded, not fitted again
+    assert asked and asked[0][0] is True  # the full propagation the labels left is asked for again
+    again.close()

@@ -69,3 +69,29 @@ def test_prepare_saves_the_index_with_every_neighbour_and_stores_the_map(workspa
     with Workspace(Store(path), tiny_encoder) as again:  # a restart loads the search instead of redoing it
         assert again.vectors.item_index().neighbours_searched == 12
         assert again.vectors.prepare()["searched"] == 0
+
+
+def test_a_start_on_an_unchanged_catalog_takes_the_saved_hashes_and_an_edited_one_re_embeds(workspace, tiny_encoder, monkeypatch):
+    from coldrec.services import vectors as vectors_module
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    workspace.vectors.prepare()
+    path, settings = workspace.store.path, workspace.settings
+    workspace.close()
+
+    def no_hashing(text):  # the saved index was made for exactly these items: nothing to hash
+        raise AssertionError("hashed an item text on an unchanged catalog")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(vectors_module, "text_hash", no_hashing)
+        with Workspace(Store(path), tiny_encoder, settings) as again:
+            assert len(again.vectors.item_index()) == 12 and again.vectors.index_notice is None
+    store = Store(path)  # another process edits one item's text
+    item = store.items().iloc[[0]][["item_id", "title", "description"]].assign(title="wool winter jacket")
+    store.upsert_items(item, source="catalog")
+    store.close()
+    with Workspace(Store(path), tiny_encoder, settings) as again:
+        _, vectors = again.vectors.item_vectors()
+        expected = again.vectors.embed_items(again.catalog.items().iloc[[0]])
+        np.testing.assert_allclose(vectors[0], expected[0], atol=1e-5)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..background import Background
 from ..encoder import ProgressFn, TextEncoder, embed_texts, text_hash
 from ..ingest import item_text
 from ..neighbours import VectorIndex
@@ -22,14 +23,21 @@ from .state import Depends, State
 class VectorService:
     """Item vectors and the item index (one thread updates the index at a time)."""
 
-    def __init__(self, state: State, catalog: CatalogService) -> None:
+    def __init__(self, state: State, catalog: CatalogService, background: Background | None = None) -> None:
         self._state = state
         self.store = state.store
         self._catalog = catalog
+        self._background = background
         # One thread brings the index up to date at a time; searches read it under its own lock.
         self._index_lock = threading.Lock()
-        #: Why the saved neighbour index was rebuilt at the last load (``None``: it was not).
-        self.index_notice: str | None = None
+        self._load_notice: str | None = None
+
+    @property
+    def index_notice(self) -> str | None:
+        """Why the saved neighbour index (or its graph) was rebuilt at the last load (``None``: it was not)."""
+        held = self._state.held("item_index")
+        graph_notice = held[1].graph_notice if held is not None else None  # type: ignore[index]
+        return self._load_notice or graph_notice
 
     @property
     def encoder(self) -> TextEncoder:
@@ -41,18 +49,32 @@ class VectorService:
         texts = [item_text(t, d) for t, d in zip(items["title"], descriptions)]
         return embed_texts(self.encoder, texts, cache=self.store, progress=progress)
 
-    def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
-        """Every stored item (with its current label) and its unit vector, in store order."""
-
+    def item_hashes(self) -> list[str]:
+        """Each stored item's text hash (the key of its vector), in store order (hashing a
+        million texts takes seconds: kept until the items change)."""
         items = self._catalog.items()
+        return self._state.memo("item_hashes", Depends.ITEMS,
+                                lambda: [text_hash(item_text(t, d)) for t, d in zip(items["title"], items["description"])])
 
-        def build() -> tuple[list[str], np.ndarray]:
-            return items["item_id"].tolist(), self.embed_items(items)
+    def item_vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """Every stored item (with its current label) and its unit vector, in store order.
 
-        ids, vectors = self._state.memo("item_vectors", Depends.MODEL | Depends.ITEMS, build)
-        if ids != items["item_id"].tolist():  # the cached vectors belong to another item list
-            ids, vectors = build()
-            self._state.put("item_vectors", Depends.MODEL | Depends.ITEMS, (ids, vectors))
+        The vectors are the item index's rows (the index holds every item), so a start maps
+        them from the saved index instead of reading a million vectors from the database."""
+        items = self._catalog.items()
+        index = self.item_index()
+
+        def build() -> tuple[VectorIndex, np.ndarray]:
+            ids = items["item_id"].tolist()
+            if len(index.ids) == len(ids) and bool(index.alive.all()) and index.ids == ids:
+                return index, index.vectors  # the usual case: the index's rows are the items, in order
+            rows = np.array([index.row_of(i) for i in ids], dtype=np.int64)
+            return index, index.vectors[rows]
+
+        held, vectors = self._state.memo("item_vectors", Depends.MODEL | Depends.ITEMS, build)
+        if held is not index:  # the index was updated in place since (same items key, new rows)
+            held, vectors = build()
+            self._state.put("item_vectors", Depends.MODEL | Depends.ITEMS, (held, vectors))
         return items, vectors
 
     def item_index(self, progress: ProgressFn | None = None) -> VectorIndex:
@@ -73,32 +95,80 @@ class VectorService:
         kept = self._state.held("item_index")
         if kept is not None and kept[0] == key:  # type: ignore[index]
             return kept[1]  # type: ignore[index]  # another thread brought it up to date meanwhile
-        items, vectors = self.item_vectors()
-        hashes = [text_hash(item_text(t, d)) for t, d in zip(items["title"], items["description"])]
+        items_key, stamp = self._state.key(Depends.ITEMS), _stamp(key)
+        items = self._catalog.items()
         ids = items["item_id"].tolist()
         # The in-memory index is updated in place only for the same model (items were added or
         # edited); another model's vectors must not survive in the rows whose text did not change.
-        index = kept[1] if kept is not None and kept[0][0] == key[0] and kept[1].dim == vectors.shape[1] else None  # type: ignore[index]
+        index = kept[1] if kept is not None and kept[0][0] == key[0] else None  # type: ignore[index]
         folder = self.index_folder()
+        unchanged = False  # the index holds exactly the stored items, as they are now
         if index is None and folder is not None:
             index, why = VectorIndex.load_checked(folder, binding=self.index_binding())
             if index is not None:
-                why = _index_mismatch(index, ids, hashes, vectors)
+                # Saved for this very catalog (its fingerprint, the key every cache of items uses)
+                # and these ids in this order: the saved text hashes are the items', and a start
+                # skips hashing a million texts and comparing them.
+                unchanged = index.stamp == stamp and bool(index.alive.all()) and index.ids == ids
+                if unchanged:
+                    self._state.put("item_hashes", Depends.ITEMS, list(index.hashes), key=items_key)
+                why = self._index_mismatch(index, items, ids, self.item_hashes())
                 index = None if why else index
             if why and why != "no saved index":
-                self.index_notice = f"the saved neighbour index was not used ({why}); it was rebuilt"
-                logging.getLogger("coldrec").warning("%s: %s", folder, self.index_notice)
+                self._load_notice = f"the saved neighbour index was not used ({why}); it was rebuilt"
+                logging.getLogger("coldrec").warning("%s: %s", folder, self._load_notice)
+            elif index is not None:
+                self._read_graph_in_background(index)
         if index is None:
-            index = VectorIndex.build(ids, vectors, hashes, progress=progress)
+            index = VectorIndex.build(ids, self.embed_items(items), self.item_hashes(), progress=progress)
             changed = len(ids)
-        else:
-            changed = index.update(ids, vectors, hashes)
-            gone = set(index.ids) - set(ids)
+        elif unchanged:
+            changed = 0
+        else:  # embed (through the cache) only the items the index lacks or holds an old text of
+            hashes = self.item_hashes()
+            todo = index.stale(ids, hashes)
+            changed = index.update([ids[i] for i in todo], self.embed_items(items.iloc[todo]),
+                                   [hashes[i] for i in todo]) if todo else 0
+            gone = set(index.ids) - set(ids) if len(index) != len(ids) or changed else set()
             changed += index.remove(sorted(gone)) if gone else 0
+        changed += index.stamp != stamp
+        index.stamp = stamp
         if changed:
             self.save_index(index)
         self._state.hold("item_index", (key, index))
         return index
+
+    def _index_mismatch(self, index: VectorIndex, items: pd.DataFrame, ids: list[str], hashes: list[str]) -> str:
+        """Why a loaded index disagrees with the database ("" when it agrees): its dimension must
+        be the model's, and a sample of its live rows whose item is still stored with the same text
+        must hold the vectors the database keeps for those texts. A sample, not every row: files
+        mixed in from another index differ everywhere, and comparing a million rows read them all."""
+        if index.dim != self.encoder.dim:
+            return f"its vectors have {index.dim} dimensions, the model's {self.encoder.dim}"
+        rng = np.random.default_rng(len(items))
+        picked = rng.permutation(len(items))[: 4 * _MISMATCH_SAMPLE]
+        sample = [int(p) for p in picked if (row := index.row_of(ids[p])) is not None and index.hashes[row] == hashes[p]]
+        sample = sorted(sample[:_MISMATCH_SAMPLE])
+        if not sample:
+            return ""
+        rows = [index.row_of(ids[p]) for p in sample]
+        if not np.allclose(index.vectors[rows], self.embed_items(items.iloc[sample]), atol=1e-5):
+            return "its vectors are not this database's"
+        return ""
+
+    def _read_graph_in_background(self, index: VectorIndex) -> None:
+        """Read the loaded index's graph file now, off the click's thread (the first prediction does
+        not wait for it; the first search would), and save a graph rebuilt because it was bad."""
+        def read(cancelled: object) -> None:
+            index.load_graph()  # a search may have read it first: its notice says what happened
+            if index.graph_notice:
+                logging.getLogger("coldrec").warning("%s: %s", self.index_folder(), index.graph_notice)
+                self.save_index(index)
+
+        if self._background is None:
+            read(None)
+        else:
+            self._background.start("index graph", read)
 
     def save_index(self, index: VectorIndex) -> None:
         """Save the index beside the database (nothing for an in-memory database or a read-only folder)."""
@@ -106,7 +176,7 @@ class VectorService:
         if folder is None:
             return
         try:
-            index.save(folder, binding=self.index_binding())
+            index.save(folder, binding=self.index_binding())  # with index.stamp: the items it holds
         except OSError:  # a read-only location: the index still works, it is rebuilt next start
             pass
 
@@ -191,10 +261,9 @@ class VectorService:
         """How many stored items already have a vector for the current model."""
 
         def build() -> dict[str, int]:
-            items = self._catalog.items()
-            hashes = [text_hash(item_text(t, d)) for t, d in zip(items["title"], items["description"])]
+            hashes = self.item_hashes()
             found = self.store.get_embeddings(self.encoder.name, hashes)
-            return {"items": len(items), "embedded": sum(h in found for h in hashes)}
+            return {"items": len(hashes), "embedded": sum(h in found for h in hashes)}
 
         # Kept until the items, the model or the cache's size change (another process may embed;
         # hashing a million texts takes seconds).
@@ -205,20 +274,12 @@ class VectorService:
         return self.store.embedding_counts()
 
 
-def _index_mismatch(index: VectorIndex, ids: list[str], hashes: list[str], vectors: np.ndarray) -> str:
-    """Why a loaded index disagrees with the database's items ("" when it agrees): each live row
-    of an item that is still stored with the same text must hold that item's stored vector."""
-    if index.dim != vectors.shape[1]:
-        return f"its vectors have {index.dim} dimensions, the model's {vectors.shape[1]}"
-    rows, positions = [], []
-    for position, (item_id, text) in enumerate(zip(ids, hashes)):
-        row = index.row_of(item_id)
-        if row is not None and index.hashes[row] == text:
-            rows.append(row)
-            positions.append(position)
-    step = 50_000  # compared in chunks: at a million items both matrices are 1.5 GB already
-    for start in range(0, len(rows), step):
-        mine, theirs = rows[start : start + step], positions[start : start + step]
-        if not np.allclose(index.vectors[mine], vectors[theirs], atol=1e-5):
-            return "its vectors are not this database's"
-    return ""
+def _stamp(key: tuple[object, ...]) -> str:
+    """What an index saved for the items of ``key`` (model, catalog fingerprint) records."""
+    import json
+
+    return json.dumps([str(part) for part in key])
+
+
+#: Rows of a loaded index compared with the database's vectors (see VectorService._index_mismatch).
+_MISMATCH_SAMPLE = 256
