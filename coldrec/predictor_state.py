@@ -216,8 +216,7 @@ def _mapped_members(target: Path) -> dict[str, np.ndarray]:
             else:
                 array = np.memmap(target, dtype=dtype, mode="c", offset=start + header_length, shape=shape,
                                   order="F" if fortran else "C")
-                crc = zlib.crc32(np.ascontiguousarray(array).reshape(-1).view(np.uint8), crc) if not fortran \
-                    else zlib.crc32(np.asfortranarray(array).reshape(-1, order="F").view(np.uint8), crc)
+                crc = zlib.crc32(array.reshape(-1, order="F" if fortran else "C").view(np.uint8), crc)  # in file order
             if crc != info.CRC:
                 raise ValueError(f"{info.filename} is damaged (its CRC-32 does not match)")
             out[info.filename.removesuffix(".npy")] = array

@@ -23,7 +23,7 @@ from .state import Depends, State
 class VectorService:
     """Item vectors and the item index (one thread updates the index at a time)."""
 
-    def __init__(self, state: State, catalog: CatalogService, background: Background | None = None) -> None:
+    def __init__(self, state: State, catalog: CatalogService, background: Background) -> None:
         self._state = state
         self.store = state.store
         self._catalog = catalog
@@ -165,10 +165,7 @@ class VectorService:
                 logging.getLogger("coldrec").warning("%s: %s", self.index_folder(), index.graph_notice)
                 self.save_index(index)
 
-        if self._background is None:
-            read(None)
-        else:
-            self._background.start("index graph", read)
+        self._background.start("index graph", read)
 
     def save_index(self, index: VectorIndex) -> None:
         """Save the index beside the database (nothing for an in-memory database or a read-only folder)."""

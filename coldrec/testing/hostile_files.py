@@ -11,6 +11,7 @@ import io
 import json
 import random
 import zipfile
+from collections.abc import Iterator
 
 _CONTENT_TYPES = (
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
@@ -117,13 +118,15 @@ def xlsx_far_cell_no_dimension() -> tuple[str, bytes]:
 
 def xlsx_zip_bomb(rows: int = 4_000_000) -> tuple[str, bytes]:
     """A workbook of ``rows`` identical tiny rows (no cell references): under 1 MB, about 200:1."""
-    def gen():
-        yield '<row r="1">' + _cell("A1", "title") + "</row>"
-        chunk = '<row><c t="inlineStr"><is><t>x</t></is></c></row>' * 10_000
-        for _ in range(rows // 10_000):
-            yield chunk
+    return "bomb.xlsx", _xlsx(_many_rows("<row>", rows))
 
-    return "bomb.xlsx", _xlsx(gen())
+
+def _many_rows(row_tag: str, rows: int) -> Iterator[str]:
+    """A header row, then ``rows`` one-cell rows opened by ``row_tag``, 10,000 per chunk."""
+    yield '<row r="1">' + _cell("A1", "title") + "</row>"
+    chunk = (row_tag + '<c t="inlineStr"><is><t>x</t></is></c></row>') * 10_000
+    for _ in range(rows // 10_000):
+        yield chunk
 
 
 def parquet_dictionary_bomb(rows: int = 150_000, chars: int = 20_000) -> tuple[str, bytes]:
@@ -239,13 +242,7 @@ def xlsx_unclosed_text(megabytes: int = 30) -> tuple[str, bytes]:
 
 def xlsx_tab_rows(rows: int = 4_000_000) -> tuple[str, bytes]:
     """Row tags written ``<row\t>`` (valid XML): they count as rows like ``<row>``."""
-    def gen():
-        yield '<row r="1">' + _cell("A1", "title") + "</row>"
-        chunk = '<row\t><c t="inlineStr"><is><t>x</t></is></c></row>' * 10_000
-        for _ in range(rows // 10_000):
-            yield chunk
-
-    return "tab_rows.xlsx", _xlsx(gen())
+    return "tab_rows.xlsx", _xlsx(_many_rows("<row\t>", rows))
 
 
 def xlsx_shared_index(index: int) -> tuple[str, bytes]:
