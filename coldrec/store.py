@@ -859,22 +859,30 @@ class Store:
     # -- embeddings -------------------------------------------------------------------------
     def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors of ``model`` for the given text hashes (missing ones are absent)."""
-        if not hashes:
+        unique = list(dict.fromkeys(hashes))
+        if not unique:
             return {}
-        wanted = pa.table({"text_hash": pa.array(list(dict.fromkeys(hashes)), pa.string())})
+        dim = self._scalar("SELECT len(vector) FROM embeddings WHERE model = $model LIMIT 1", {"model": model})
+        if dim is None:
+            return {}
+        matrix, found = self.embedding_matrix(model, unique, int(dim))  # type: ignore[arg-type]
+        return {h: matrix[i] for i, h in enumerate(unique) if found[i]}
+
+    def count_embedded(self, model: str, hashes: Sequence[str]) -> int:
+        """How many of ``hashes`` (each occurrence counted) have a cached vector of ``model``.
+
+        Reads the hashes only: fetching the vectors to count them read 1.5 GB at a million items.
+        """
+        if not len(hashes):
+            return 0
+        wanted = pa.table({"text_hash": pa.array(list(hashes), pa.string())})
         with self._registered({"wanted": wanted}) as cur:
-            table = cur.sql(
-                "SELECT e.text_hash, e.vector FROM embeddings e SEMI JOIN wanted w USING (text_hash) "
-                "WHERE e.model = $model",
-                params={"model": model},
-            ).to_arrow_table()
-        if table.num_rows == 0:
-            return {}
-        vectors = table.column("vector").combine_chunks()
-        dim = len(vectors[0])
-        flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        matrix = flat.reshape(-1, dim)
-        return dict(zip(table.column("text_hash").to_pylist(), matrix))
+            rows = cur.execute(
+                "SELECT count(*) FROM wanted w SEMI JOIN "
+                "(SELECT text_hash FROM embeddings WHERE model = $model) e USING (text_hash)",
+                {"model": model},
+            ).fetchall()
+        return int(rows[0][0])
 
     def embedding_matrix(self, model: str, hashes: Sequence[str], dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Cached vectors of ``model`` aligned with ``hashes``: a ``(len(hashes), dim)`` float32

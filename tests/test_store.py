@@ -151,6 +151,15 @@ def test_embeddings_round_trip_per_model(store):
     assert store.embedding_counts().set_index("model").loc["m1", "vectors"] == 3
 
 
+def test_count_embedded_counts_each_occurrence_of_the_models_own_vectors(store):
+    vectors = np.ones((2, 4), dtype=np.float32)
+    store.put_embeddings("m1", ["h1", "h2"], vectors)
+    store.put_embeddings("m2", ["h3"], vectors[:1])
+    assert store.count_embedded("m1", ["h1", "h1", "h3", "missing", "h2"]) == 3
+    assert store.count_embedded("m2", ["h1", "h3"]) == 1
+    assert store.count_embedded("m1", []) == 0
+
+
 def test_predictions_keep_the_latest_per_item(store):
     _seed(store)
     frame = pd.DataFrame(

@@ -259,8 +259,7 @@ class VectorService:
 
         def build() -> dict[str, int]:
             hashes = self.item_hashes()
-            found = self.store.get_embeddings(self.encoder.name, hashes)
-            return {"items": len(hashes), "embedded": sum(h in found for h in hashes)}
+            return {"items": len(hashes), "embedded": self.store.count_embedded(self.encoder.name, hashes)}
 
         # Kept until the items, the model or the cache's size change (another process may embed;
         # hashing a million texts takes seconds).
