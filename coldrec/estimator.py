@@ -631,6 +631,13 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         if logits is not None:
             fit.logits, fit.stale_columns = logits, frozenset()
 
+    def reuse_predictions(self, other: "ColdStartClassifier") -> None:
+        """Start from the prediction arrays ``other`` computed (:meth:`fitted_predictions`): a
+        refit finished in the background computes them before it lands, so the first page after
+        it redoes no row. Safe for any ``other``: each use checks them against this model's state,
+        beta, cut-offs and nearest similarities, and redoes the rows that differ."""
+        self._require_fit().predicted = other._require_fit().predicted
+
     def same_labels(self, other: "ColdStartClassifier") -> bool:
         """Whether ``other`` is fitted on the same items and labels (so its state applies here)."""
         mine, theirs = self._require_fit(), other._require_fit()

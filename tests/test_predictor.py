@@ -160,6 +160,36 @@ def test_large_workspaces_update_look_alikes_at_once_and_the_rest_in_the_backgro
     assert np.abs(distributions(local._fit.state) - distributions(fresh._fit.state)).max() == gap_before
 
 
+def test_a_landed_background_refit_brings_its_predictions_so_the_next_page_computes_none(workspace, monkeypatch):
+    import time
+
+    import coldrec.estimator as estimator_module
+    import coldrec.services.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "EXACT_MAX_ITEMS", 0)  # behave as a large workspace
+    items = pd.DataFrame({"item_id": [f"u{i}" for i in range(4)], "title": ["steel pan", "dog bed", "boot", "wok"],
+                          "description": [""] * 4})
+    workspace.imports.add_upload(items, batch="b")
+    first = workspace.predictor.classifier()  # a fresh fit with the label-free beta; the fitted one follows
+    workspace.predictor.current_predictions()
+    deadline = time.time() + 30
+    while workspace.predictor.refitting() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not workspace.predictor.refitting() and workspace.state.refit_epoch == 1
+    assert workspace.predictor.classifier()._fit.beta != first._fit.beta  # every row's probability moved
+    computed = []
+    real = estimator_module.distributions
+    monkeypatch.setattr(estimator_module, "distributions", lambda state: computed.append(len(state)) or real(state))
+    shown = workspace.predictor.current_predictions()
+    assert sum(computed) == 0  # every row's probability came with the refit
+    model = workspace.predictor.classifier()
+    model._fit.predicted = None  # the same model computing every row itself
+    again = model.fitted_predictions(unsure_below=workspace.settings.unsure_below)
+    assert sum(computed) == len(model._fit.state)
+    assert shown["predicted"].tolist() == again["predicted"].tolist()
+    np.testing.assert_allclose(shown["confidence"].to_numpy(), again["confidence"].to_numpy(), rtol=1e-6)
+
+
 def test_upload_with_a_category_column_imports_known_labels_and_warns_about_others(workspace):
     items = load_items(b"id,title,category\nn1,steel pan,Cookware\nn2,red kite,Kites\n", "new.csv")
     _, warnings = workspace.predictor.upload_and_predict(items, "b1", who="ana")
