@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_evaluate import DATA, OUT, run_evaluate
+from benchmarks.bench_evaluate import DATA, OUT, run_evaluate  # noqa: E402
 
 STRATEGIES = "random,least-confidence,margin,entropy,cluster-margin"
 PLOT = ROOT / "docs" / "active_learning.png"

@@ -28,10 +28,10 @@ def test_propagation_on_a_hand_checked_six_node_graph():
     f, _ = propagate(graph, prior, [0, 5], [0, 1], alpha=0.9, tolerance=1e-9, max_iterations=2000)
     # The closed form with clamping: solve F_u = alpha S_uu F_u + alpha S_ul Y_l + (1 - alpha) Y0_u.
     s = graph.matrix.toarray()
-    u, l = [1, 2, 3, 4], [0, 5]
+    unlabelled, labelled = [1, 2, 3, 4], [0, 5]
     y_l = np.array([[1, 0], [0, 1]], dtype=np.float64)
-    f_u = np.linalg.solve(np.eye(4) - 0.9 * s[np.ix_(u, u)], 0.9 * s[np.ix_(u, l)] @ y_l + 0.1 * prior[u])
-    np.testing.assert_allclose(f[u], f_u, atol=1e-5)
+    f_u = np.linalg.solve(np.eye(4) - 0.9 * s[np.ix_(unlabelled, unlabelled)], 0.9 * s[np.ix_(unlabelled, labelled)] @ y_l + 0.1 * prior[unlabelled])
+    np.testing.assert_allclose(f[unlabelled], f_u, atol=1e-5)
     np.testing.assert_array_equal(f[[0, 5]], y_l)  # clamped
     p = distributions(f)
     assert p[1, 0] > p[2, 0] > 0.5 > p[3, 0] > p[4, 0]  # each chain follows its own label
