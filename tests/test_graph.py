@@ -30,7 +30,8 @@ def test_propagation_on_a_hand_checked_six_node_graph():
     s = graph.matrix.toarray()
     unlabelled, labelled = [1, 2, 3, 4], [0, 5]
     y_l = np.array([[1, 0], [0, 1]], dtype=np.float64)
-    f_u = np.linalg.solve(np.eye(4) - 0.9 * s[np.ix_(unlabelled, unlabelled)], 0.9 * s[np.ix_(unlabelled, labelled)] @ y_l + 0.1 * prior[unlabelled])
+    s_uu, s_ul = s[np.ix_(unlabelled, unlabelled)], s[np.ix_(unlabelled, labelled)]
+    f_u = np.linalg.solve(np.eye(4) - 0.9 * s_uu, 0.9 * s_ul @ y_l + 0.1 * prior[unlabelled])
     np.testing.assert_allclose(f[unlabelled], f_u, atol=1e-5)
     np.testing.assert_array_equal(f[[0, 5]], y_l)  # clamped
     p = distributions(f)
