@@ -151,7 +151,8 @@ MODEL_LABELS = {
 def _choice_line(choice: dict[str, str]) -> str:
     source = {"auto": "the language rule", "override": "your choice on Categories & model",
               "setting": "the COLDREC_ENCODER setting", "configured": "the COLDREC_MODEL setting"}[choice["source"]]
-    return f"{source} ({choice['reason']})"
+    # A choice made on the page has no further reason to give ("chosen on Categories & model").
+    return source if choice["source"] == "override" else f"{source} ({choice['reason']})"
 
 
 def model_choice(ws: Workspace) -> None:
@@ -243,15 +244,17 @@ def shorten(frame: pd.DataFrame, columns: tuple[str, ...] = ("title", "descripti
     return out
 
 
-def label_controls(ws: Workspace, item_id: str, predicted: str, key: str) -> None:
-    """Accept the prediction or correct it; both become labels at once."""
+def label_controls(ws: Workspace, item_id: str, predicted: str, key: str, novel: bool = False) -> None:
+    """Accept the prediction or correct it; both become labels at once. For a ``novel`` item (like
+    none of the categories) accepting is not the suggested action: its button is a plain one."""
     categories = ws.catalog.category_names()
     current = ws.catalog.items_by_id([item_id])["category"].get(item_id)
     current = current if isinstance(current, str) else None  # NULL label comes back as NaN
     if current:
         st.success(f"Labelled: {md_escape(current)}", icon="🏷️")
     accept, correct = st.columns([1, 1])
-    if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="primary", width="stretch"):
+    if accept.button(f"Accept: {md_escape(predicted)}", key=f"{key}-accept", type="secondary" if novel else "primary",
+                     width="stretch"):
         _save_label(ws, item_id, predicted, "accepted")
     with correct:
         choice = st.selectbox(

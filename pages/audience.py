@@ -20,7 +20,11 @@ st.caption(
 model = ws.audience.model()
 if model is None:
     # Only what adds the user's own file: no page advises a command that changes their data unasked.
-    st.info("No purchase history yet: import this shop's purchases (user_id, item_id, …) below.")
+    if ws.catalog.stats()["catalog_items"] == 0:  # purchases name catalog items: they come first
+        st.info("No catalog yet: purchases name catalog items, so import the catalog first (Overview, "
+                "“Import a catalog”), or load the demo there; then import this shop's purchases below.")
+    else:
+        st.info("No purchase history yet: import this shop's purchases (user_id, item_id, …) below.")
 with st.expander("Import purchases (CSV, Excel, JSON or Parquet: user_id, item_id, optional timestamp, order_number, quantity)"):
     uploaded = st.file_uploader("Purchases file", type=["csv", "tsv", "xlsx", "json", "jsonl", "parquet"], key="purchases")
     if uploaded is not None and st.button("Import purchases"):

@@ -15,9 +15,9 @@ st.caption("Every label (manual, accepted, bulk, look-alikes, import, undo), imp
 
 choices = audit.audit_filters(ws)
 if not choices["who"]:
-    st.info("Nothing has happened in this database yet: load the demo, import a catalog or upload products, "
+    st.info("Nothing has happened in this database yet: load the demo or import a catalog on **Overview**, "
             "and every action will be listed here.", icon="👋")
-    ui.page_link("pages/upload.py", "Upload & predict", icon="📤")
+    ui.page_link("pages/overview.py", "Overview", icon="🏠")
     st.stop()
 
 ANY = "(any)"

@@ -68,7 +68,7 @@ if raw is not None:
 
 batches = ws.catalog.batch_names()
 if not batches:
-    st.info("Upload a file or paste products to see predictions.")
+    st.info("No predictions yet: upload a file or paste products above, then press **Predict**.")
     st.stop()
 current = st.session_state.get("batch")
 chosen = st.selectbox("Batch", batches, index=batches.index(current) if current in batches else 0)
@@ -118,5 +118,5 @@ if row is None:
 else:
     item_id = table.loc[row, "item_id"]
     st.subheader(ui.md_escape(table.loc[row, "title"]), anchor=False)
-    ui.label_controls(ws, item_id, batch.predictions[row].category, key=f"res-{item_id}")
+    ui.label_controls(ws, item_id, batch.predictions[row].category, key=f"res-{item_id}", novel=batch.predictions[row].novel)
     ui.prediction_detail(ws, batch, row)

@@ -72,7 +72,7 @@ def test_a_rename_is_refused_whole_for_a_taken_name_and_case_only_is_allowed(wor
     from coldrec.errors import StoreError
 
     history = len(workspace.store.label_history())
-    with pytest.raises(StoreError, match="already exists: merge"):
+    with pytest.raises(StoreError, match=r"category 'Footwear' already exists \(names ignore case\): merge"):
         workspace.catalog.rename_category("Cookware", "footwear")
     with pytest.raises(StoreError, match="unknown category"):
         workspace.catalog.rename_category("Kites", "Toys")
@@ -104,3 +104,13 @@ def test_a_viewer_may_not_rename_or_merge(workspace):
     assert workspace.catalog.rename_category("Cookware", "Pots", actor="boss@shop.test") == 4
     labels = workspace.store.labels().set_index("item_id")
     assert labels.loc["C1", "who"] == "boss@shop.test"
+
+
+def test_adding_a_name_that_exists_in_another_case_names_the_existing_category(workspace):
+    from coldrec.errors import StoreError
+
+    with pytest.raises(StoreError, match=r"^category 'Cookware' already exists \(names ignore case\)$"):
+        workspace.catalog.add_category("cookware")
+    with pytest.raises(StoreError, match=r"^category 'Cookware' already exists$"):
+        workspace.catalog.add_category("Cookware")
+    assert workspace.catalog.category_names().count("Cookware") == 1

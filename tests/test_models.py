@@ -129,3 +129,12 @@ def test_predict_of_a_file_applies_the_rule_without_storing_it(workspace, tiny_e
     assert workspace.models.apply_language_rule(extra_texts=titles, store=False) == language.BOTH
     assert workspace.encoder.backend == "pair"
     assert workspace.models.encoder_choice()["choice"] == language.MINILM  # nothing stored
+
+
+def test_the_choice_line_says_a_page_choice_once():
+    from coldrec.ui import _choice_line
+
+    assert _choice_line({"choice": "minilm", "source": "override", "reason": "chosen on Categories & model"}) \
+        == "your choice on Categories & model"
+    assert _choice_line({"choice": "minilm", "source": "auto", "reason": "no items yet: the default"}) \
+        == "the language rule (no items yet: the default)"

@@ -74,6 +74,14 @@ def test_every_page_on_an_empty_database_says_what_to_do_next(empty_env, path):
         assert not any("python -m coldrec" in shown(i.value) for i in at.info)
 
 
+def test_audience_and_audit_on_an_empty_database_send_a_newcomer_to_the_catalog_first(empty_env):
+    at = _page("pages/audience.py")
+    # Purchases name catalog items: importing them first could only fail.
+    assert "import the catalog first" in shown(at.info[0].value)
+    at = _page("pages/audit.py")
+    assert "Overview" in shown(at.info[0].value) and "upload products" not in shown(at.info[0].value)
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_on_the_demo_database_has_something_to_show(demo_env, path):
     at = _page(path)

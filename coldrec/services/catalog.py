@@ -99,8 +99,9 @@ class CatalogService:
             raise StoreError("a category needs a name")
         if len(name) > 100:
             raise StoreError("category names are limited to 100 characters")
-        if name.casefold() in {n.casefold() for n in self.store.category_names()}:
-            raise StoreError(f"category {name!r} already exists")
+        taken = self._taken(name)
+        if taken:
+            raise StoreError(taken)
         parents = " > ".join(p.strip() for p in (path or "").split(">") if p.strip())
         full_path = f"{parents} > {name}" if parents and not parents.endswith(name) else parents or None
         self.store.upsert_categories(
@@ -108,6 +109,14 @@ class CatalogService:
         )
         self.store.record_audit(actor, "category", subject=name, after=full_path or name)
         return name
+
+    def _taken(self, name: str, besides: str | None = None) -> str | None:
+        """The message when another category (``besides`` aside) has ``name``: names ignore case,
+        so it names the one that exists ("'Cookware' already exists", not "'cookware'")."""
+        existing = {n.casefold(): n for n in self.store.category_names() if n != besides}.get(name.casefold())
+        if existing is None:
+            return None
+        return f"category {existing!r} already exists" + ("" if existing == name else " (names ignore case)")
 
     def rename_category(self, old: str, new: str, actor: str | None = None) -> int:
         """Rename a category (admins): its labels, target, stored predictions and the paths below it
@@ -123,8 +132,9 @@ class CatalogService:
             raise StoreError("category names are limited to 100 characters")
         if name == old:
             return 0
-        if name.casefold() in {n.casefold() for n in self.store.category_names() if n != old}:
-            raise StoreError(f"category {name!r} already exists: merge into it instead")
+        taken = self._taken(name, besides=old)
+        if taken:
+            raise StoreError(taken + ": merge into it instead")
         moved = self.store.rename_category(old, name, who=self._access.recorded_as(actor, "local"))
         self.store.record_audit(actor, "category", subject=f"renamed {old}", before=old, after=f"{name} ({moved:,} labels)")
         return moved
