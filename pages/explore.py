@@ -129,7 +129,11 @@ with drift_tab:
         st.info("Drift compares an upload batch with the catalog: upload one on **Upload & predict**.")
     else:
         batch = st.selectbox("Upload batch", batches, key="drift-batch")
-        far_below = st.slider("Far from the catalog: best similarity below", 0.2, 0.9, 0.5, 0.05)
+        rule = explore.far_from_catalog(ws)
+        far_below = st.slider("Far from the catalog: best similarity below", 0.0, 1.0, rule if rule is not None else 0.5, 0.01,
+                              help="The default is this catalog's own spread: 95% of catalog items have a look-alike "
+                                   "in the catalog at least this similar, so an item below it is farther from the "
+                                   "catalog than almost any catalog item is from the rest.")
         report = explore.drift(ws, batch, far_below)
         if report is None:
             st.info("Drift compares a batch with your catalog, and there is no catalog yet: import one "

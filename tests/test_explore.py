@@ -186,6 +186,36 @@ def test_drift_keeps_the_nearest_catalog_items_across_labels(workspace, monkeypa
                                   before.new_category_candidates[["item_id", "nearest_catalog_id"]])
 
 
+def test_far_from_catalog_is_the_catalogs_own_5th_percentile_of_nearest_other_similarity(workspace, monkeypatch):
+    import numpy as np
+
+    from coldrec.estimator import NOVEL_QUANTILE
+    from coldrec.workspace import Workspace
+
+    items, vectors = workspace.vectors.item_vectors()
+    catalog = vectors[(items["source"] == "catalog").to_numpy()]
+    sims = catalog @ catalog.T
+    np.fill_diagonal(sims, -np.inf)
+    expected = round(float(np.quantile(sims.max(axis=1), NOVEL_QUANTILE)), 2)
+    assert explore.far_from_catalog(workspace) == expected
+    # A sample when the catalog is larger than FAR_SAMPLE: the same rule on fewer items.
+    monkeypatch.setattr(explore, "FAR_SAMPLE", 3)
+    picked = np.sort(np.random.default_rng(0).choice(len(catalog), 3, replace=False))
+    sampled = round(float(np.quantile(sims[picked].max(axis=1), NOVEL_QUANTILE)), 2)
+    fresh = Workspace(workspace.store, workspace.encoder, workspace.settings)
+    assert explore.far_from_catalog(fresh) == sampled
+
+
+def test_far_from_catalog_needs_two_catalog_items(tmp_path, tiny_encoder):
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    with Workspace(Store(tmp_path / "one.duckdb"), tiny_encoder) as ws:
+        ws.store.upsert_items(pd.DataFrame({"item_id": ["c1"], "title": ["steel pan"], "description": [""]}),
+                              source="catalog")
+        assert explore.far_from_catalog(ws) is None
+
+
 def test_near_duplicates_run_in_the_background_above_the_exact_size(workspace, monkeypatch):
     import threading
 
