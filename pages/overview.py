@@ -47,9 +47,6 @@ with right:
         placeholder="Enamelled cast iron casserole 24cm\nHolds heat for slow cooking; oven safe to 250°C.",
         height=120,
     )
-    if text.strip():
-        batch = ws.predictor.predict_text(text)
-        ui.prediction_detail(ws, batch, 0)
     st.subheader("Latest uploads", anchor=False)
     batches = ws.catalog.batches()
     if batches.empty:
@@ -57,6 +54,9 @@ with right:
     else:
         st.dataframe(
             batches.head(10), hide_index=True, width="stretch",
-            column_config={"batch": st.column_config.TextColumn("batch", width="large"),
+            column_config={"batch": st.column_config.TextColumn("batch", width="medium"),
                            "added_at": st.column_config.DatetimeColumn("uploaded", format="YYYY-MM-DD HH:mm")},
         )
+if text.strip():  # full width: in the narrow column the tables showed their titles only
+    st.subheader("Tried: " + ui.md_escape(text.strip().partition("\n")[0][:120]), anchor=False)
+    ui.prediction_detail(ws, ws.predictor.predict_text(text), 0)

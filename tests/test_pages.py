@@ -183,6 +183,15 @@ def test_product_text_with_markup_is_shown_as_text(app_env):
     assert shown(heading) == "<img src=x onerror=alert(1)> **Bold** [link](http://evil.example)"
 
 
+def test_a_product_tried_on_the_overview_shows_its_evidence_below_at_full_width(app_env):
+    at = _page("pages/overview.py")
+    at = at.text_area[0].input("steel frying pan **x**\nnon-stick").run()
+    assert not at.exception, at.exception
+    assert shown(at.subheader[-1].value) == "Tried: steel frying pan **x**"  # escaped, after the two columns
+    evidence, similar = at.dataframe[-2].value, at.dataframe[-1].value
+    assert {"title", "label"} <= set(evidence.columns) and {"title", "category"} <= set(similar.columns)
+
+
 def test_large_workspaces_cross_validate_the_labels_only_when_asked(app_env, monkeypatch):
     from coldrec import labelling
 
