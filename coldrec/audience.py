@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .ingest import OPERATOR_FILES, IngestError, Limits, clean_text, format_rows, read_table
+from .ingest import OPERATOR_FILES, IngestError, Limits, clean_text, read_table, row_numbers
 from .neighbours import top_k_cosine
 
 INTERACTION_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -86,13 +86,13 @@ def load_interactions(
     )
     blank = out.index[(out["user_id"] == "") | (out["item_id"] == "")].tolist()
     if blank:
-        raise IngestError(f"{name}: empty user or item id in row(s) {_rows(blank)}")
+        raise IngestError(f"{name}: empty user or item id in row(s) {_rows(blank, name)}")
     if "timestamp" in mapping:
         values = raw[mapping["timestamp"]].replace("", None)
         parsed = pd.to_datetime(values, errors="coerce", format="mixed")
         bad = out.index[parsed.isna() & values.notna()].tolist()
         if bad:
-            raise IngestError(f"{name}: column {mapping['timestamp']!r} is not a date/time in row(s) {_rows(bad)}")
+            raise IngestError(f"{name}: column {mapping['timestamp']!r} is not a date/time in row(s) {_rows(bad, name)}")
         out["timestamp"] = parsed
     for column in ("order_number", "quantity"):
         if column in mapping:
@@ -100,34 +100,35 @@ def load_interactions(
             parsed = pd.to_numeric(values, errors="coerce")
             bad = out.index[parsed.isna() & values.notna()].tolist()
             if bad:
-                raise IngestError(f"{name}: column {mapping[column]!r} is not a number in row(s) {_rows(bad)}")
+                raise IngestError(f"{name}: column {mapping[column]!r} is not a number in row(s) {_rows(bad, name)}")
             parsed = parsed.astype("float64")
             if column == "order_number":
                 fractional = out.index[parsed.notna() & (parsed % 1 != 0)].tolist()
                 if fractional:
-                    raise IngestError(f"{name}: column {mapping[column]!r} must hold whole numbers; row(s) {_rows(fractional)}")
+                    raise IngestError(f"{name}: column {mapping[column]!r} must hold whole numbers; row(s) {_rows(fractional, name)}")
                 # The store keeps order numbers as 32-bit integers.
                 out_of_range = out.index[parsed.notna() & ~parsed.between(0, 2**31 - 1)].tolist()
                 if out_of_range:
                     raise IngestError(
                         f"{name}: column {mapping[column]!r} must hold order numbers from 0 to 2,147,483,647; "
-                        f"row(s) {_rows(out_of_range)}"
+                        f"row(s) {_rows(out_of_range, name)}"
                     )
             else:  # an infinite or negative quantity would give a shopper an infinite or negative weight
                 bad_quantity = out.index[parsed.notna() & ~(np.isfinite(parsed) & (parsed >= 0))].tolist()
                 if bad_quantity:
                     raise IngestError(
                         f"{name}: column {mapping[column]!r} must hold finite quantities of 0 or more; "
-                        f"row(s) {_rows(bad_quantity)}"
+                        f"row(s) {_rows(bad_quantity, name)}"
                     )
             out[column] = parsed
     if known_items is not None:
         unknown = sorted(set(out["item_id"]) - set(map(str, known_items)))
         if unknown:
             shown = ", ".join(repr(i) for i in unknown[:5])
+            where = out.index[out["item_id"].isin(unknown)].tolist()
             raise IngestError(
-                f"{name}: {len(unknown)} item id(s) are not in the catalog: {shown}"
-                + (" …" if len(unknown) > 5 else "")
+                f"{name}: {len(unknown)} item id(s) in column {mapping['item_id']!r} are not in the catalog: {shown}"
+                + (" …" if len(unknown) > 5 else "") + f" (row(s) {_rows(where, name)}); import the catalog first"
             )
     return out
 
@@ -141,8 +142,8 @@ def _id_text(value: object) -> str:
     return clean_text(value, 200)
 
 
-def _rows(indices: list[int]) -> str:
-    return format_rows([i + 1 for i in indices])  # 0-based frame positions -> row numbers
+def _rows(indices: list[int], filename: str) -> str:
+    return row_numbers([i + 1 for i in indices], filename)  # 0-based frame positions -> data rows
 
 
 def history_half_life(interactions: pd.DataFrame) -> float:

@@ -17,7 +17,7 @@ import math
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -356,7 +356,7 @@ class _Reader:
             if len(cell) > limit:
                 column = self.header[position] if position < len(self.header) else f"#{position + 1}"
                 raise IngestError(
-                    f"{self.filename}: row {number}, column {column!r}: {len(cell):,} characters is over the "
+                    f"{self.filename}: row {row_numbers([number], self.filename)}, column {column!r}: {len(cell):,} characters is over the "
                     f"{limit:,}-character limit for one field"
                 )
 
@@ -409,7 +409,7 @@ class _Reader:
             try:
                 cells = next(rows, None)
             except csv.Error as exc:
-                raise IngestError(f"{self.filename}: row {number + 1}: {exc}") from exc
+                raise IngestError(f"{self.filename}: row {row_numbers([number + 1], self.filename)}: {exc}") from exc
             if cells is None:
                 break
             number += 1
@@ -426,11 +426,11 @@ class _Reader:
                 continue
             self.add(cells, number)
         if wrong:
-            detail = ", ".join(f"row {n} has {k}" for n, k in wrong[:10])
+            detail = ", ".join(f"row {shown_row(n, self.filename)} has {k}" for n, k in wrong[:10])
             more = " (and more)" if len(wrong) > 10 else ""
             raise IngestError(
                 f"{self.filename}: the header has {width} fields but {detail}{more} "
-                f"(rows counted from 1 after the header); quote values that contain {_sep_name(sep)}"
+                f"{row_note(self.filename)}; quote values that contain {_sep_name(sep)}"
             )
 
     def excel(self, data: bytes) -> None:
@@ -546,7 +546,7 @@ class _Reader:
                     if not n:
                         self.check_columns(column, "the header spans ")
                     raise IngestError(
-                        f"{self.filename}: row {number:,}, column {get_column_letter(column)} has a value, but that "
+                        f"{self.filename}: row {row_numbers([number], self.filename)}, column {get_column_letter(column)} has a value, but that "
                         "column has no header; give every column a header or delete the stray value"
                     )
                 values[column] = formats.apply(value, cell["style_id"])
@@ -604,7 +604,7 @@ class _Reader:
                     if most is not None and most > self.limits.max_field_chars:
                         row = number + 1 + pc.index(chars, most).as_py()
                         raise IngestError(
-                            f"{self.filename}: row {row}, column {self.header[position]!r}: {most:,} characters "
+                            f"{self.filename}: row {row_numbers([row], self.filename)}, column {self.header[position]!r}: {most:,} characters "
                             f"is over the {self.limits.max_field_chars:,}-character limit for one field"
                         )
             columns = []
@@ -957,7 +957,8 @@ def prepare_items(
     Without an id column, each row gets ``{id_prefix}-<hash of its text>`` (so the same
     product pasted twice is one item, and batches never collide) and repeated rows collapse.
     Rows with neither title nor description are rejected, as are duplicate ids (all named).
-    Row numbers in messages count data rows from 1, as in the file.
+    Row numbers in messages are the file's own (:func:`shown_row`: a spreadsheet's row, the header
+    being row 1), each message saying so.
     """
     mapping = {**guess_mapping(list(frame.columns)), **(mapping or {})}
     mapping = {k: v for k, v in mapping.items() if v}
@@ -974,7 +975,7 @@ def prepare_items(
     numbers = [int(i) + 1 for i in frame.index] if pd.api.types.is_integer_dtype(frame.index) else list(range(1, n + 1))
 
     def rows_at(positions: list[int]) -> str:
-        return format_rows([numbers[p] for p in positions])
+        return row_numbers([numbers[p] for p in positions], filename)
 
     # A spreadsheet coldrec exported escaped cells starting with = + - @ ' (formula injection): undo
     # that, so re-uploading the export gives back the same ids and titles.
@@ -998,7 +999,7 @@ def prepare_items(
         text_cols = " / ".join(mapping[c] for c in TEXT_COLUMNS if c in mapping)
         raise IngestError(
             f"{filename}: {len(empty)} row(s) have no text in column {text_cols}: "
-            f"row(s) {rows_at(empty)} (rows counted from 1 after the header)"
+            f"row(s) {rows_at(empty)}"
         )
     if "item_id" in mapping:
         ids = [clean_text(v, 10 * MAX_ID_CHARS) for v in column(mapping["item_id"])]
@@ -1025,10 +1026,12 @@ def prepare_items(
     if not dup.empty:
         repeated = list(dict.fromkeys(dup.tolist()))
         detail = "; ".join(
-            f"{v!r} in rows {rows_at(out.index[out['item_id'] == v].tolist())}" for v in repeated[:5]
+            f"{v!r} in rows {format_rows([shown_row(numbers[p], filename) for p in out.index[out['item_id'] == v]])}"
+            for v in repeated[:5]
         )
         more = f" (and {len(repeated) - 5} more)" if len(repeated) > 5 else ""
-        raise IngestError(f"{filename}: duplicate ids in column {mapping.get('item_id', 'item_id')!r}: {detail}{more}")
+        raise IngestError(f"{filename}: duplicate ids in column {mapping.get('item_id', 'item_id')!r}: {detail}{more} "
+                          + row_note(filename))
     if "price" in mapping:
         out["price"] = [parse_price(v) for v in frame[mapping["price"]].tolist()]
     else:
@@ -1049,6 +1052,24 @@ def unescape_cell(value: object) -> object:
 def is_spreadsheet(filename: str) -> bool:
     """Whether a file of this name is read as CSV, TSV or Excel (where exports escape cells)."""
     return SUFFIXES.get(Path(filename).suffix.lower()) in ("csv", "tsv", "excel")
+
+
+def shown_row(data_row: int, filename: str) -> int:
+    """The number a message gives a data row (1 = the first row after the header) of ``filename``:
+    in a CSV, TSV or Excel file the spreadsheet's own row number (the header is row 1, so the first
+    data row is row 2: what a user looks up in Excel or LibreOffice); else (JSON, Parquet, pasted
+    text) the record's number from 1."""
+    return data_row + 1 if is_spreadsheet(filename) else data_row
+
+
+def row_note(filename: str) -> str:
+    """What the row numbers in a message about ``filename`` count (see :func:`shown_row`)."""
+    return "(row 1 is the header)" if is_spreadsheet(filename) else "(counting records from 1)"
+
+
+def row_numbers(data_rows: Sequence[int], filename: str) -> str:
+    """Data rows of ``filename`` for a message: their :func:`shown_row` numbers and :func:`row_note`."""
+    return f"{format_rows([shown_row(int(r), filename) for r in data_rows])} {row_note(filename)}"
 
 
 def format_rows(numbers: list[int], shown: int = 10) -> str:

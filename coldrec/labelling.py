@@ -15,7 +15,7 @@ import pandas as pd
 
 from .errors import StoreError
 from .export import from_spreadsheet_safe
-from .ingest import LABEL_UPLOADS, IngestError, Limits, clean_text, format_rows, is_spreadsheet, read_table
+from .ingest import LABEL_UPLOADS, IngestError, Limits, clean_text, is_spreadsheet, read_table, row_numbers
 from .services.state import Depends
 from .workspace import Workspace
 
@@ -335,11 +335,10 @@ def import_labels(ws: Workspace, data: bytes | str | Path, filename: str, who: s
     known_items = set(ws.store.items()["item_id"])
     known_cats = set(ws.store.category_names())
     for column, values, known in (("item_id", ids, known_items), ("category", cats, known_cats)):
-        bad = [r for r, v in enumerate(values, start=2) if v and v not in known or (column == "item_id" and not v)]
+        bad = [r for r, v in enumerate(values, start=1) if v and v not in known or (column == "item_id" and not v)]
         if bad:
             raise IngestError(
-                f"{filename}: unknown {column} in row(s) {format_rows(bad)} (row 1 is the header), "
-                f"e.g. {values.iloc[bad[0] - 2]!r}"
+                f"{filename}: unknown {column} in row(s) {row_numbers(bad, filename)}, e.g. {values.iloc[bad[0] - 1]!r}"
             )
     current = ws.store.labels().set_index("item_id")["category"]
     changed = [(i, c or None) for i, c in zip(ids, cats) if current.get(i) != (c or None)]

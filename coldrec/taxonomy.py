@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataImportError
-from .ingest import IngestError, Limits, _decode, _normalise_header, clean_text, read_file, read_table
+from .ingest import IngestError, Limits, _decode, _normalise_header, clean_text, read_file, read_table, row_numbers
 
 SEPARATOR = " > "
 #: Header names (normalised as in ingest) of a column holding whole paths, preferred in this order.
@@ -86,7 +86,7 @@ def _read_table_paths(data: bytes, filename: str) -> list[tuple[str, ...]]:
     source = next((headers[name] for name in PATH_COLUMNS if name in headers), None)
     if source is not None:
         return [
-            _parse_path(value, f"{filename}: row {number}, column {source!r}")
+            _parse_path(value, f"{filename}: row {row_numbers([number], filename)}, column {source!r}")
             for number, value in zip(numbers, frame[source].tolist())
             if clean_text(value)
         ]
@@ -107,8 +107,9 @@ def _read_table_paths(data: bytes, filename: str) -> list[tuple[str, ...]]:
         depth = max(i for i, cell in enumerate(cells) if cell) + 1
         gap = next((i for i in range(depth) if not cells[i]), None)
         if gap is not None:
-            raise IngestError(f"{filename}: row {number}, column {levels[gap][1]!r}: empty level between filled ones")
-        paths.append(_check_path(tuple(cells[:depth]), f"{filename}: row {number}"))
+            raise IngestError(f"{filename}: row {row_numbers([number], filename)}, column {levels[gap][1]!r}: "
+                              "empty level between filled ones")
+        paths.append(_check_path(tuple(cells[:depth]), f"{filename}: row {row_numbers([number], filename)}"))
     return paths
 
 

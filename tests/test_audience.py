@@ -34,10 +34,10 @@ def test_interactions_are_read_with_synonyms_and_types():
     "data, message",
     [
         (b"user,price\nu1,3\n", "missing column(s) item_id"),
-        (b"user_id,item_id,quantity\nu1,A,two\n", "'quantity' is not a number in row(s) 1"),
-        (b"user_id,item_id,timestamp\nu1,A,yesterday-ish\n", "not a date/time in row(s) 1"),
-        (b"user_id,item_id\nu1,A\nu2,ZZZ\n", "not in the catalog: 'ZZZ'"),
-        (b"user_id,item_id\nu1,\n", "empty user or item id in row(s) 1"),
+        (b"user_id,item_id,quantity\nu1,A,two\n", "'quantity' is not a number in row(s) 2 (row 1 is the header)"),
+        (b"user_id,item_id,timestamp\nu1,A,yesterday-ish\n", "not a date/time in row(s) 2 (row 1 is the header)"),
+        (b"user_id,item_id\nu1,A\nu2,ZZZ\n", "column 'item_id' are not in the catalog: 'ZZZ' (row(s) 3 (row 1 is the header))"),
+        (b"user_id,item_id\nu1,\n", "empty user or item id in row(s) 2 (row 1 is the header)"),
         (b"", "empty"),
     ],
 )

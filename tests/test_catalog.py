@@ -22,7 +22,7 @@ def test_importing_names_only_keeps_descriptions_and_a_cleared_path_is_saved(wor
     [
         (pd.DataFrame({"title": ["x"]}), "needs a 'name' column"),
         (pd.DataFrame({"name": ["Toys", "toys"]}), "repeated category name"),
-        (pd.DataFrame({"name": ["Toys", ""]}), "empty name in row(s) 2"),
+        (pd.DataFrame({"name": ["Toys", ""]}), "empty name in row(s) 3 (row 1 is the header)"),
     ],
 )
 def test_bad_category_files_are_refused_whole(workspace, table, message):

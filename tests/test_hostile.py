@@ -153,8 +153,8 @@ _EXPECTED = {
     "json_distinct_keys": "1,001 columns, over the 1,000-column limit",
     "jsonl_distinct_keys": "1,001 columns, over the 1,000-column limit",
     "csv_wide": "100,000 columns, over the 1,000-column limit",
-    "csv_long_row": "the header has 2 fields but row 1 has 300000",
-    "csv_extra_comma": "the header has 3 fields but row 1 has 4",
+    "csv_long_row": "the header has 2 fields but row 2 has 300000 (row 1 is the header)",
+    "csv_extra_comma": "the header has 3 fields but row 2 has 4 (row 1 is the header)",
 }
 
 _MEASURE = textwrap.dedent(
@@ -205,7 +205,7 @@ def test_a_lone_surrogate_in_json_or_pasted_text_becomes_storable_text():
 def test_the_extra_comma_csv_never_shifts_columns():
     """Pandas made the first column the index and shifted ids into titles; the row is named instead."""
     name, data = hostile_files.csv_extra_comma()
-    with pytest.raises(IngestError, match=r"row 1 has 4"):
+    with pytest.raises(IngestError, match=r"row 2 has 4 \(row 1 is the header\)"):
         load_items(data, name)
     fixed = b'id,title,price\nA1,"Mug, red",12\nA2,Bowl,8\n'
     assert load_items(fixed, "fixed.csv")["item_id"].tolist() == ["A1", "A2"]
@@ -224,7 +224,7 @@ def test_limits_are_configurable_per_call():
     assert len(read_table(data, "ten.csv").columns) == 10
     with pytest.raises(IngestError, match="10 columns, over the 5-column limit"):
         read_table(data, "ten.csv", Limits(max_columns=5))
-    with pytest.raises(IngestError, match="row 1, column 'title': 11 characters"):
+    with pytest.raises(IngestError, match=r"row 2 \(row 1 is the header\), column 'title': 11 characters"):
         read_table(b"title\nxxxxxxxxxxx\n", "long.csv", Limits(max_field_chars=10))
 
 
@@ -241,7 +241,7 @@ def test_out_of_range_purchases_are_refused_naming_file_column_and_row(column, v
     from coldrec.audience import load_interactions
 
     data = f"user_id,item_id,{column}\nu1,a,1\nu1,b,{value}\n".encode()
-    with pytest.raises(IngestError, match=rf"^buys\.csv: column '{column}' must hold {re.escape(message)}.*row\(s\) 2$"):
+    with pytest.raises(IngestError, match=rf"^buys\.csv: column '{column}' must hold {re.escape(message)}.*row\(s\) 3 \(row 1 is the header\)$"):
         load_interactions(data, "buys.csv")
 
 

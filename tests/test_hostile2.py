@@ -33,7 +33,7 @@ _EXPECTED = {
     "xlsx_unclosed_text": "without a tag",
     "xlsx_tab_rows": "more than 200,001 rows, over the 200,000-row limit",
     "xlsx_shared_index_minus_one": "sheet row 2, column A: the cell refers to shared string -1",
-    "xlsx_value_past_header": "row 2, column C has a value, but that column has no header",
+    "xlsx_value_past_header": "row 3 (row 1 is the header), column C has a value, but that column has no header",
 }
 
 
@@ -175,7 +175,7 @@ def test_parse_price_refuses_what_it_cannot_read_whole(text):
 
 def test_an_id_longer_than_200_characters_is_refused_naming_row_and_column():
     data = ("sku,title\nA1,Mug\n" + "B" * 201 + ",Bowl\n").encode()
-    with pytest.raises(IngestError, match=r"^long\.csv: column 'sku' holds ids longer than 200 characters in row\(s\) 2"):
+    with pytest.raises(IngestError, match=r"^long\.csv: column 'sku' holds ids longer than 200 characters in row\(s\) 3 \(row 1 is the header\)"):
         load_items(data, "long.csv")
     assert load_items(("sku,title\n" + "C" * 200 + ",Cup\n").encode(), "ok.csv")["item_id"][0] == "C" * 200
 
@@ -193,7 +193,7 @@ def test_excel_ids_formatted_with_leading_zeros_keep_them():
 @pytest.mark.parametrize("column", ["B", "C", "Z"])
 def test_an_excel_value_past_the_header_is_refused_naming_row_and_column(column):
     name, data = hostile_files.xlsx_value_past_header(column)
-    with pytest.raises(IngestError, match=rf"row 2, column {column} has a value, but that column has no header"):
+    with pytest.raises(IngestError, match=rf"row 3 \(row 1 is the header\), column {column} has a value, but that column has no header"):
         read_table(data, name)
 
 
@@ -247,7 +247,7 @@ def test_parquet_limits_fields_in_characters_not_bytes():
     assert read_table(buffer.getvalue(), "emoji.parquet")["title"].str.len().tolist() == [30_000, 3]
     buffer = io.BytesIO()
     pq.write_table(pa.table({"title": ["😀" * 100_001]}), buffer)
-    with pytest.raises(IngestError, match="row 1, column 'title': 100,001 characters"):
+    with pytest.raises(IngestError, match=r"row 1 \(counting records from 1\), column 'title': 100,001 characters"):
         read_table(buffer.getvalue(), "long.parquet")
 
 

@@ -266,13 +266,13 @@ def test_duplicate_ids_are_named_with_their_rows():
         load_items(data, "dups.csv")
     message = str(err.value)
     assert message.startswith("dups.csv: duplicate ids in column 'id'")
-    assert "'A1' in rows 1, 3" in message
-    assert "'B2' in rows 2, 5" in message
+    assert "'A1' in rows 2, 4" in message  # as a spreadsheet numbers them: the header is row 1
+    assert "'B2' in rows 3, 6" in message and message.endswith("(row 1 is the header)")
     assert "C3" not in message
 
 
 def test_ids_differing_only_in_whitespace_are_duplicates():
-    with pytest.raises(IngestError, match="'A1' in rows 1, 2"):
+    with pytest.raises(IngestError, match="'A1' in rows 2, 3"):
         load_items(b"id,title\nA1,Mug\n  A1 ,Cup\n", "ws.csv")
 
 
@@ -283,7 +283,7 @@ def test_rows_without_text_are_named():
     message = str(err.value)
     assert message.startswith("blank.csv: 2 row(s) have no text")
     assert "title / description" in message
-    assert "row(s) 2, 4" in message
+    assert "row(s) 3, 5 (row 1 is the header)" in message
 
 
 def test_many_rows_without_text_are_summarised():
@@ -291,7 +291,7 @@ def test_many_rows_without_text_are_summarised():
     with pytest.raises(IngestError) as err:
         prepare_items(frame, "many.csv")
     assert "12 row(s)" in str(err.value)
-    assert "row(s) 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 … (2 more)" in str(err.value)
+    assert "row(s) 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 … (2 more) (row 1 is the header)" in str(err.value)
 
 
 def test_byte_limit_is_enforced_for_bytes_and_paths(tmp_path):
@@ -361,7 +361,7 @@ def test_some_ids_blank_is_rejected_naming_rows():
     with pytest.raises(IngestError) as err:
         load_items(b"id,title\nA1,Mug\n,Bowl\nA3,Cup\n ,Pan\n", "partial.csv")
     message = str(err.value)
-    assert message.startswith("partial.csv: column 'id' is empty in row(s) 2, 4")
+    assert message.startswith("partial.csv: column 'id' is empty in row(s) 3, 5 (row 1 is the header)")
 
 
 def test_all_ids_blank_falls_back_to_generated_ids():
@@ -551,8 +551,16 @@ def test_generated_ids_do_not_collide_across_batches_and_repeats_collapse():
 
 def test_row_numbers_in_messages_count_blank_lines_as_in_the_file():
     data = b"title,description,brand\na,x,\n\n,,Acme\nb,y,\n"
-    with pytest.raises(IngestError, match=r"row\(s\) 3\b"):
+    with pytest.raises(IngestError, match=r"row\(s\) 4 \(row 1 is the header\)"):
         load_items(data, "gaps.csv")
+
+
+def test_rows_are_numbered_as_the_user_finds_them_spreadsheet_rows_or_records():
+    # The same bad second record: row 3 of a CSV or Excel sheet (header = row 1), record 2 of a JSON file.
+    with pytest.raises(IngestError, match=r"^t\.csv: 1 row\(s\) have no text .*row\(s\) 3 \(row 1 is the header\)$"):
+        load_items(b"id,title\nA,mug\nB,\n", "t.csv")
+    with pytest.raises(IngestError, match=r"row\(s\) 2 \(counting records from 1\)$"):
+        load_items(b'[{"id": "A", "title": "mug"}, {"id": "B", "title": ""}]', "t.json")
 
 
 # -- found in review: each once failed or lost data --------------------------------------------

@@ -87,13 +87,13 @@ def test_csv_with_level_columns_and_a_gap_error():
     csv = "Level 1,Level 2,Level 3\nHome,Kitchen,Cookware\nHome,Garden,\n"
     assert read_taxonomy(csv.encode(), "levels.csv") == ["Home > Kitchen > Cookware", "Home > Garden"]
     bad = "level1,level2,level3\nHome,Kitchen,Cookware\nHome,,Pans\n"
-    with pytest.raises(IngestError, match=r"^levels\.csv: row 2, column 'level2': empty level"):
+    with pytest.raises(IngestError, match=r"^levels\.csv: row 3 \(row 1 is the header\), column 'level2': empty level"):
         read_taxonomy(bad.encode(), "levels.csv")
 
 
 def test_a_bad_cell_in_a_path_column_names_row_and_column():
     csv = "path\nHome > Kitchen\nHome > > Pans\n"
-    with pytest.raises(IngestError, match=r"^cats\.csv: row 2, column 'path': empty level in path 'Home > > Pans'"):
+    with pytest.raises(IngestError, match=r"^cats\.csv: row 3 \(row 1 is the header\), column 'path': empty level in path 'Home > > Pans'"):
         read_taxonomy(csv.encode(), "cats.csv")
 
 
@@ -256,5 +256,5 @@ def test_an_over_long_path_is_refused_not_truncated():
 
 def test_level_columns_are_checked_for_loops_too():
     data = b"level1,level2,level3\nHome,Kitchen,home\n"
-    with pytest.raises(IngestError, match="row 1: 'home' appears twice"):
+    with pytest.raises(IngestError, match=r"row 2 \(row 1 is the header\): 'home' appears twice"):
         read_taxonomy(data, "levels.csv")

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..access import Access
 from ..errors import IngestError, StoreError
-from ..ingest import clean_text, format_rows, read_table
+from ..ingest import clean_text, read_table, row_numbers
 from ..store import category_name
 from .state import Depends, State
 
@@ -166,10 +166,10 @@ class CatalogService:
                 frame[column] = frame[column].map(lambda v: clean_text(v, 1_000))
         blank = [r for r, n in enumerate(frame["name"], start=1) if not n]
         if blank:
-            raise IngestError(f"{filename}: empty name in row(s) {format_rows(blank)}")
+            raise IngestError(f"{filename}: empty name in row(s) {row_numbers(blank, filename)}")
         long = [r for r, n in enumerate(frame["name"], start=1) if len(n) > 100]
         if long:
-            raise IngestError(f"{filename}: names over 100 characters in row(s) {format_rows(long)}")
+            raise IngestError(f"{filename}: names over 100 characters in row(s) {row_numbers(long, filename)}")
         folded = frame["name"].str.casefold()
         repeated = folded[folded.duplicated(keep=False)]
         if len(repeated):
