@@ -12,6 +12,11 @@ reuses the encoder's own pooling and tokenizer and is ~60 lines):
 - ``lora``: the same loss, but only low-rank adapters on the attention query/value
   projections are trained (``peft``); the saved version is the small adapter.
 
+Training reads labelled items only: adapting the encoder to the catalogue's own titles without
+labels first (unsupervised SimCSE, issue 23) was measured, and every variant tried lost at every
+k from 4 on both Flipkart title sets (BENCHMARKS.md, "Unsupervised adaptation on the workspace's
+texts").
+
 A version is a folder ``<models dir>/<name>/`` (``data/models`` beside the database) with the
 weights or adapter and ``card.json`` (base model, method, labels used, date, held-out accuracy
 before/after). Its encoder's ``name`` -- the embedding-cache key -- ends with ``+<name>``, so
