@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -275,9 +276,17 @@ class VectorIndex:
         their last kept neighbour, and a list that held a retired row is searched again. With
         exact search the table then equals a rebuilt index's (ties aside); with HNSW, new rows
         enter the lists of the rows they found (the reverse search would cost a full pass).
+
+        A kept table narrower than ``k`` (an index saved when the graph took 11 candidates, not
+        :data:`~coldrec.graph.GRAPH_CANDIDATES`) is widened here, once: every row is searched
+        again (its first ``k`` can only come from a search) and the caller saves it. Lazily, not
+        by rebuilding the index: the vectors and the HNSW graph are still right, and the first
+        graph fit after the upgrade (a refit: the predictor state's key names the width) pays it.
         """
         n = len(self.alive)
         if self._knn_rows.shape[1] < k and len(self._knn_rows):
+            logging.getLogger("coldrec").info("the kept neighbour table has %d columns, %d are wanted: searching every"
+                                              " row again", self._knn_rows.shape[1], k)
             self._knn_rows, self._knn_sims = np.zeros((0, 0), dtype=np.int32), np.zeros((0, 0), dtype=np.float32)
         done = len(self._knn_rows)
         if done < n:

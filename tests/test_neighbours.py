@@ -279,3 +279,48 @@ def test_searches_while_rows_are_added_see_a_consistent_index():
     for thread in threads:
         thread.join()
     assert not errors, errors
+
+
+def test_an_index_saved_with_the_older_narrow_table_is_widened_once_and_saved(tmp_path, monkeypatch):
+    """An index saved when the graph took GRAPH_K + 1 candidates keeps working: the first ask for
+    GRAPH_CANDIDATES searches every row again (the vectors and the HNSW graph are kept), equal to
+    a fresh index's table; saved, the next load has the wide table and searches nothing."""
+    import coldrec.neighbours as nb_module
+    from coldrec.graph import GRAPH_CANDIDATES, GRAPH_K
+
+    monkeypatch.setattr(nb_module, "EXACT_MAX_ITEMS", 50)  # the large-workspace path: HNSW
+    rng = np.random.default_rng(8)
+    vectors = _unit(rng, 400)
+    ids = [f"i{i}" for i in range(400)]
+    old = VectorIndex.build(ids, vectors)
+    old.neighbour_table(GRAPH_K + 1)
+    old.save(tmp_path / "ix")
+    loaded = VectorIndex.load(tmp_path / "ix")
+    assert loaded is not None and loaded.kind == "faiss-hnsw" and loaded._knn_rows.shape[1] == GRAPH_K + 1
+    rows, _ = loaded.neighbour_table(GRAPH_CANDIDATES)
+    assert rows.shape == (400, GRAPH_CANDIDATES) and loaded._knn_rows.shape[1] == GRAPH_CANDIDATES
+    fresh = VectorIndex.build(ids, vectors)
+    fresh_rows, _ = fresh.neighbour_table(GRAPH_CANDIDATES)
+    assert float(np.mean(rows == fresh_rows)) > 0.95  # HNSW: the same search up to its recall
+    narrow, _ = loaded.neighbour_table(GRAPH_K + 1)  # a narrower ask reads the wide table's first columns
+    assert (narrow == rows[:, : GRAPH_K + 1]).all()
+    loaded.save(tmp_path / "ix")
+    again = VectorIndex.load(tmp_path / "ix")
+    assert again._knn_rows.shape[1] == GRAPH_CANDIDATES and again.neighbours_searched == 400
+    monkeypatch.setattr(again, "search_rows", lambda *a, **k: pytest.fail("searched again"))
+    again_rows, _ = again.neighbour_table(GRAPH_CANDIDATES)
+    assert (again_rows == rows).all()
+
+
+def test_rows_added_after_the_table_was_kept_get_the_same_width():
+    from coldrec.graph import GRAPH_CANDIDATES
+
+    rng = np.random.default_rng(9)
+    vectors = _unit(rng, 120)
+    index = VectorIndex.build([f"i{i}" for i in range(100)], vectors[:100])
+    index.neighbour_table(GRAPH_CANDIDATES)
+    index.update([f"i{i}" for i in range(100, 120)], vectors[100:])
+    rows, _ = index.neighbour_table(GRAPH_CANDIDATES, rows=np.arange(100, 120))
+    assert rows.shape == (20, GRAPH_CANDIDATES)
+    full_rows, _ = VectorIndex.build([f"i{i}" for i in range(120)], vectors).neighbour_table(GRAPH_CANDIDATES)
+    assert (index.neighbour_table(GRAPH_CANDIDATES)[0] == full_rows).all()  # exact search: equals a rebuild

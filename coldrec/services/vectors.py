@@ -204,7 +204,7 @@ class VectorService:
         database, and store Explore's PCA map. ``coldrec init`` runs it (at a million items it is the nightly job's longest
         step), so the dashboard opens on a prepared workspace. ``progress(step, done, total)``.
         Returns ``{"items", "searched"}`` (items whose neighbours were searched now)."""
-        from ..graph import GRAPH_K
+        from ..graph import GRAPH_CANDIDATES
         from ..projection import stored_projection
 
         def step(name: str) -> ProgressFn | None:
@@ -213,7 +213,7 @@ class VectorService:
         items, vectors = self.item_vectors()
         index = self.item_index(progress=step("building the neighbour index"))
         before = index.neighbours_searched
-        index.neighbour_table(GRAPH_K + 1, progress=step("finding each item's neighbours"))
+        index.neighbour_table(GRAPH_CANDIDATES, progress=step("finding each item's neighbours"))
         if index.neighbours_searched > before:
             self.save_index(index)
         if len(items):  # Explore's map (PCA), stored in the database
