@@ -274,6 +274,11 @@ class VectorIndex:
         """Rows whose neighbours :meth:`neighbour_table` has searched and kept."""
         return len(self._knn_rows)
 
+    @property
+    def table_width(self) -> int:
+        """Neighbours kept per row by :meth:`neighbour_table` (0 before any search)."""
+        return self._knn_rows.shape[1] if len(self._knn_rows) else 0
+
     @_locked
     def neighbour_table(
         self, k: int, rows: np.ndarray | None = None, progress: Callable[[int, int], None] | None = None
@@ -290,10 +295,10 @@ class VectorIndex:
         enter the lists of the rows they found (the reverse search would cost a full pass).
 
         A kept table narrower than ``k`` (an index saved when the graph took 11 candidates, not
-        :data:`~coldrec.graph.GRAPH_CANDIDATES`) is widened here, once: every row is searched
-        again (its first ``k`` can only come from a search) and the caller saves it. Lazily, not
-        by rebuilding the index: the vectors and the HNSW graph are still right, and the first
-        graph fit after the upgrade (a refit: the predictor state's key names the width) pays it.
+        :data:`~coldrec.graph.GRAPH_CANDIDATES`) is widened here: every row is searched again
+        (its first ``k`` can only come from a search); the vectors and the HNSW graph are kept.
+        The workspace does it once, when it loads such an index, and saves it
+        (:meth:`~coldrec.services.vectors.VectorService.item_index`).
         """
         n = len(self.alive)
         if self._knn_rows.shape[1] < k and len(self._knn_rows):
