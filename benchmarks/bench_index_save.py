@@ -3,7 +3,8 @@ the files it replaced, on a COPY of a kept index folder (this writes to it).
 
     python benchmarks/bench_index_save.py COPY/bench.duckdb.index/MODEL [--code CHECKOUT] --json OUT
 
-Loads the index (as a restart does), moves its stamp and saves it back, three times; ``--code``
+Loads the index (as a restart does; ``--read-graph``: and reads its faiss graph, as a running
+dashboard has after its start), moves its stamp and saves it back, three times; ``--code``
 runs another checkout's ``coldrec`` (a paired before/after). Prints figures with the machine and
 load (``benchmarks/_harness.py``).
 """
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", help="a COPY of a saved index folder (it is written to)")
     parser.add_argument("--code", help="run this checkout's coldrec instead")
     parser.add_argument("--binding", help="the binding to save under (default: the manifest's)")
+    parser.add_argument("--read-graph", action="store_true",
+                        help="read the faiss graph before saving (as a running dashboard has, after its start)")
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args(argv)
     if args.code:
@@ -40,11 +43,14 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = Path(args.folder)
     binding = args.binding or json.loads((folder / "manifest.json").read_text()).get("binding", "")
-    record = _harness.result("bench_index_save", folder=str(folder), code=args.code or str(ROOT), saves=[])
+    record = _harness.result("bench_index_save", folder=str(folder), code=args.code or str(ROOT), saves=[],
+                             read_graph=args.read_graph)
     for attempt in range(3):
         index, why = VectorIndex.load_checked(folder, binding=binding)
         if index is None:
             raise SystemExit(f"{folder}: {why}")
+        if args.read_graph:
+            index.load_graph()
         before = _files(folder)
         index.stamp = f"{index.stamp}+{attempt}"
         started = time.perf_counter()
