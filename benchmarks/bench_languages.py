@@ -16,12 +16,16 @@ project (the level-2 label file is written to a temporary folder). Usage:
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py graph-words [--seeds 5]
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py text-view [--seeds 5] [--variants ...]
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py text-view-cost [--items 1000000]
+    OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py large-graph [--seeds 5] [--data ...] [--shots 0,8,16]
 
 ``text-view``: the graph's text view (coldrec/text_features.py, the default since issue 20's second
 round) against the embedding-only graph, same splits, per-seed accuracies; plus the large-workspace
 variant (the index's embedding neighbours re-weighted). ``text-view-cost``: fitting the text view on
 its bounded sample and transforming a catalogue of ``--items`` titles (real JD and Flipkart titles,
 repeated with a distinct number appended), seconds and peak memory, and the fitted model's size.
+``large-graph``: the graph of a workspace above 20,000 items through the real path (HNSW index, the
+graph from its kept candidate table; forced by setting EXACT_MAX_ITEMS to 0), 11 candidates against
+GRAPH_CANDIDATES, the exact search as the reference (``languages_large_graph_seeds<N>.json``).
 
 ``graph-words`` (issue 20's missed 8-shot goal): on JD level 1 and 2 and Flipkart titles level 1 and
 2, each with the encoder the rule picks, the protocol of ``evaluate`` (same splits) for the default
@@ -439,6 +443,99 @@ def text_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def large_graph(args: argparse.Namespace) -> int:
+    """The graph of a workspace above EXACT_MAX_ITEMS through the real path (faiss HNSW index, the
+    estimator's graph from the index's kept table), forced on these catalogues by setting
+    EXACT_MAX_ITEMS to 0: the table's 11 candidates (before) against GRAPH_CANDIDATES (now), with
+    the exact search of a small workspace as the reference; same splits as ``evaluate``, 5 seeds.
+    Also the share of each item's exact mixed-similarity 10 that is among its candidates."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from _harness import finish, result  # noqa: PLC0415
+    from coldrec import estimator as estimator_module, language, neighbours as neighbours_module
+    from coldrec.encoder import bundled_source, load_encoder
+    from coldrec.evaluate import _embed, _shared_graph, expected_calibration_error, load_labelled, make_splits, predictor_proba
+    from coldrec.graph import GRAPH_CANDIDATES, GRAPH_K, centre_vectors, mixed_vectors
+    from coldrec.neighbours import top_k_cosine
+    from coldrec.store import Store
+    from coldrec.text_features import CharTopics
+
+    shots = tuple(int(k) for k in args.shots.split(","))
+    record = result("bench_languages large-graph", seeds=args.seeds, shots=list(shots), test_size=2000,
+                    graph_candidates=GRAPH_CANDIDATES, rows=[], recall=[])
+    cache = Store(CACHE)
+    encoders: dict[str, object] = {}
+
+    def large(width: int, vectors, texts):
+        old = neighbours_module.EXACT_MAX_ITEMS, estimator_module.EXACT_MAX_ITEMS, estimator_module.GRAPH_CANDIDATES
+        neighbours_module.EXACT_MAX_ITEMS = estimator_module.EXACT_MAX_ITEMS = 0
+        estimator_module.GRAPH_CANDIDATES = width
+        try:
+            shared = _shared_graph(vectors, texts)
+            assert shared[0].kind == "faiss-hnsw"
+            return shared
+        finally:
+            neighbours_module.EXACT_MAX_ITEMS, estimator_module.EXACT_MAX_ITEMS, estimator_module.GRAPH_CANDIDATES = old
+
+    with tempfile.TemporaryDirectory() as tmp:
+        catalogues = [("jd_l1", *_jd_file("l1", Path(tmp)), "title"), ("jd_l2", *_jd_file("l2", Path(tmp)), "title"),
+                      ("flipkart_l1_titles", FLIPKART, "category", 10, "title"),
+                      ("flipkart_l2_titles", FLIPKART, "category_l2", 30, "title")]
+        for name, path, label, min_per_class, text in catalogues:
+            if args.data and name not in args.data.split(","):
+                continue
+            data = load_labelled(path, [text], label, min_per_class=min_per_class)
+            choice = language.choose_encoder(data.texts)
+            encoder = encoders.setdefault(choice, load_encoder(bundled_source(choice)))
+            splits = make_splits(data, shots, args.seeds, 2000)
+            vectors, prompts, _ = _embed(data, encoder, [np.arange(len(data.texts))], None, lambda m: None, cache)
+            builders = {
+                "exact search on the mixed similarity (up to 20k items)": lambda: _shared_graph(vectors, data.texts),
+                f"HNSW, the table's {GRAPH_K + 1} candidates (before)": lambda: large(GRAPH_K + 1, vectors, data.texts),
+                f"HNSW, the table's {GRAPH_CANDIDATES} candidates (now)": lambda: large(GRAPH_CANDIDATES, vectors, data.texts),
+            }
+            # How many of each item's exact mixed-similarity GRAPH_K are among the HNSW candidates.
+            centred = centre_vectors(vectors, vectors.mean(axis=0))
+            joined = mixed_vectors(centred, CharTopics.fit(data.texts).transform(data.texts))
+            exact_rows, _ = top_k_cosine(joined, joined, GRAPH_K + 1)
+            del joined
+            for method, build in builders.items():
+                started = time.perf_counter()
+                shared = build()
+                graph_s = time.perf_counter() - started
+                if "HNSW" in method:
+                    width = GRAPH_K + 1 if "before" in method else GRAPH_CANDIDATES
+                    cand, _ = shared[0].neighbour_table(width)
+                    own = exact_rows[:, 1:]
+                    found = np.mean([np.isin(own[i], cand[i]).mean() for i in range(len(own))])
+                    record["recall"].append({"data": name, "method": method, "exact_top10_in_candidates": round(float(found), 4)})  # type: ignore[union-attr]
+                    print(f"{name:20} {method[:50]:50} exact mixed top-{GRAPH_K} among candidates: {found:.3f}",
+                          file=sys.stderr, flush=True)
+                for k in shots:
+                    per_seed = []
+                    for split in splits:
+                        proba = predictor_proba(data, vectors, prompts, split.support[k], np.arange(len(vectors)),
+                                                shared=shared)
+                        proba, y = proba[split.test], data.labels[split.test]
+                        pred = proba.argmax(axis=1)
+                        per_seed.append({"accuracy": float((pred == y).mean()),
+                                         "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro",
+                                                                    zero_division=0)),
+                                         "ece": expected_calibration_error(y, proba)})
+                    row = {"data": name, "classes": len(data.classes), "items": len(data.texts), "encoder": choice,
+                           "method": method, "shots": k, "graph_s": round(graph_s, 2),
+                           **{m: round(float(np.mean([r[m] for r in per_seed])), 4) for m in ("accuracy", "macro_f1", "ece")},
+                           "accuracy_std": round(float(np.std([r["accuracy"] for r in per_seed])), 4),
+                           "accuracy_per_seed": [round(r["accuracy"], 4) for r in per_seed]}
+                    record["rows"].append(row)  # type: ignore[union-attr]
+                    print(f"{name:20} {method[:50]:50} k={k:<2} acc {row['accuracy']:.3f} ± {row['accuracy_std']:.3f}"
+                          f"  F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}", file=sys.stderr, flush=True)
+    cache.close()
+    finish(record, OUT / f"languages_large_graph_seeds{args.seeds}.json")
+    return 0
+
+
 def text_view_cost(args: argparse.Namespace) -> int:
     """Seconds and memory of the text view at scale (see the module docstring)."""
     import numpy as np
@@ -491,6 +588,10 @@ def main() -> int:
     t.add_argument("--data", default="")
     t.add_argument("--variants", default="coldrec,text view")
     t.add_argument("--out", default="text_view")
+    lg = sub.add_parser("large-graph")
+    lg.add_argument("--seeds", type=int, default=5)
+    lg.add_argument("--data", default="")
+    lg.add_argument("--shots", default="0,8,16")
     c = sub.add_parser("text-view-cost")
     c.add_argument("--items", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -500,7 +601,8 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(ROOT))
     return {"quality": quality, "speed": speed, "english": english, "mixed": mixed,
-            "graph-words": graph_words, "text-view": text_view, "text-view-cost": text_view_cost}[args.command](args)
+            "graph-words": graph_words, "text-view": text_view, "large-graph": large_graph,
+            "text-view-cost": text_view_cost}[args.command](args)
 
 
 if __name__ == "__main__":

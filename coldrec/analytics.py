@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from .language import WordTokenizer
 from .errors import NotReadyError
-from .graph import GRAPH_K
+from .graph import GRAPH_CANDIDATES
 from .neighbours import VectorIndex
 from .store import Store
 
@@ -579,7 +579,7 @@ def near_duplicates_indexed(
     best = _BestPairs(threshold, limit)
     live = np.flatnonzero(index.alive)
     most = min(len(live), limit + 1)  # the item itself comes back too
-    kept = GRAPH_K + 1  # the neighbours the item graph already searched and kept (coldrec init)
+    kept = GRAPH_CANDIDATES  # the neighbours the item graph already searched and kept (coldrec init)
     for start in range(0, len(live), _QUERY_BLOCK):
         todo = live[start : start + _QUERY_BLOCK]
         k = min(kept, most)

@@ -15,8 +15,8 @@ What it does, in order (each step measured in BENCHMARKS.md, "Predictor"):
    items' texts, the graph has a second view: a character n-gram LSA fitted on those texts
    (:mod:`coldrec.text_features`), whose cosine is mixed with the embedding's on every edge;
    the neighbours are searched on the mixed similarity up to :data:`~coldrec.neighbours.EXACT_MAX_ITEMS`
-   items, above it the index's embedding neighbours are re-weighted (BENCHMARKS.md, "Catalogues
-   in other languages").
+   items, above it the index's :data:`~coldrec.graph.GRAPH_CANDIDATES` embedding neighbours are
+   re-weighted (BENCHMARKS.md, "Catalogues in other languages").
 3. **Calibration**: probabilities are ``softmax(beta * log F)``. Propagation averages an item's
    distribution with its look-alikes', which flattens it, so ``beta`` > 1 sharpens it again.
    Without labels, ``beta`` is set so that the workspace's mean confidence equals that of each
@@ -57,7 +57,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .classify import Prediction, category_prompt
 from .errors import NotReadyError
-from .graph import (ALPHA, GRAPH_K, TOLERANCE, ItemGraph, build_graph, centre_vectors, distributions, empty_graph, extend_graph,
+from .graph import (ALPHA, GRAPH_CANDIDATES, GRAPH_K, TOLERANCE, ItemGraph, build_graph, centre_vectors, distributions, empty_graph, extend_graph,
                     mixed_vectors, propagate)
 from .neighbours import EXACT_MAX_ITEMS, VectorIndex, top_k_cosine
 from .text_features import CharTopics
@@ -362,7 +362,7 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
             table[live] = live[found]
             return build_graph(vectors, neighbours=(table, None), centre=centre, features=features)  # type: ignore[arg-type]
         # Retired rows (items re-embedded since) come back without neighbours and take no part.
-        return build_graph(vectors, neighbours=index.neighbour_table(GRAPH_K + 1, rows=np.arange(len(vectors))),
+        return build_graph(vectors, neighbours=index.neighbour_table(GRAPH_CANDIDATES, rows=np.arange(len(vectors))),
                            centre=centre, features=features)
 
     def _logits(
@@ -686,7 +686,7 @@ class ColdStartClassifier(ClassifierMixin, BaseEstimator):
         all_vectors = index.vectors
         new_rows = np.arange(n_old, len(all_vectors))
         if self.transductive:
-            nb, _ = index.neighbour_table(GRAPH_K + 1, rows=new_rows)
+            nb, _ = index.neighbour_table(GRAPH_CANDIDATES, rows=new_rows)
             features = None
             if fit.topics is not None:
                 text_of = _row_texts(texts, fit.texts)

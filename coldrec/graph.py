@@ -14,6 +14,8 @@ unit rows of the workspace's character n-gram topics, :mod:`coldrec.text_feature
 cosine is ``(1 - FEATURE_WEIGHT) * cos(embeddings) + FEATURE_WEIGHT * cos(features)`` and the
 exact neighbour search runs on that mixed similarity. After a label only the rows the change reaches
 are updated (:func:`propagate` with ``changed``), warm-started from the previous solution.
+Above the exact search's size the candidates are the :data:`GRAPH_CANDIDATES` embedding
+neighbours the index keeps, re-weighted by the mixed similarity.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ import scipy.sparse as sp
 
 #: Neighbours per item in the graph (Zhou et al. and most label-propagation work use 5–10).
 GRAPH_K = 10
+#: Candidates per item when the graph comes from the neighbour index's kept table (a workspace
+#: above :data:`~coldrec.neighbours.EXACT_MAX_ITEMS`, and every upload): the item itself and its
+#: ``3 * GRAPH_K`` embedding-nearest, re-weighted by the edge similarity (the mixed one with the
+#: text view), of which the ``GRAPH_K`` best are kept. The rule is "three candidates per edge kept":
+#: with ``GRAPH_K + 1`` the text view recovered about half of its gain, with this nearly all of the
+#: exact search's (BENCHMARKS.md, "Large workspaces").
+GRAPH_CANDIDATES = 3 * GRAPH_K + 1
 #: Edge weight = cos^GRAPH_POWER on centred vectors (sharpens towards true look-alikes).
 GRAPH_POWER = 3
 #: Share of an item's distribution that comes from its neighbours (Zhou et al.'s 0.99 smooths
@@ -100,10 +109,15 @@ def build_graph(
         neighbours = top_k_cosine(vectors, vectors, min(n, k + 1))
     elif neighbours is None:
         joined = mixed_vectors(centred, features)
-        neighbours = top_k_cosine(joined, joined, min(n, k + 1))
+        neighbours = (top_k_cosine(joined, joined, min(n, k + 1))[0], None)  # its cosines are the mixed ones
         del joined
     rows_idx = neighbours[0]
-    weights = _edge_weights(centred, centred, rows_idx, features, features)
+    sims = neighbours[1] if len(neighbours) > 1 else None
+    if sims is not None and np.shape(sims) == np.shape(rows_idx):
+        embedding_cos = _centred_cosines(vectors, centre, rows_idx, np.asarray(sims, dtype=np.float32))
+        weights = _edge_weights(centred, centred, rows_idx, features, features, embedding_cos)
+    else:
+        weights = _edge_weights(centred, centred, rows_idx, features, features)
     w = _symmetric(n, rows_idx, weights, k)
     return ItemGraph(_normalise(w), centre, w)
 
@@ -114,24 +128,56 @@ def mixed_vectors(centred: np.ndarray, features: np.ndarray) -> np.ndarray:
     return np.hstack([np.sqrt(1.0 - FEATURE_WEIGHT) * centred, np.sqrt(FEATURE_WEIGHT) * features]).astype(np.float32)
 
 
+def _centred_cosines(vectors: np.ndarray, centre: np.ndarray, neighbour_rows: np.ndarray, sims: np.ndarray) -> np.ndarray:
+    """The cosines on centred vectors of each row and its candidates, from the index's cosines
+    ``sims`` of the raw vectors: ``(x.y - x.c - y.c + c.c) / (|x - c| |y - c|)``. Exact algebra,
+    and no candidate's vector is gathered (at 31 candidates of 384 floats per item, that gather
+    was most of the graph's build)."""
+    centre = centre.astype(np.float32)
+    along = vectors @ centre
+    norms = np.sqrt(np.maximum(np.einsum("ij,ij->i", vectors, vectors) - 2.0 * along + float(centre @ centre), 0.0))
+    targets = np.clip(neighbour_rows, 0, None)
+    with np.errstate(invalid="ignore", over="ignore"):
+        dots = np.where(neighbour_rows >= 0, sims, 0.0) - along[:, None] - along[targets] + float(centre @ centre)
+        denominator = norms[:, None] * norms[targets]
+    return np.where((denominator > 1e-9) & (neighbour_rows >= 0), dots / np.maximum(denominator, 1e-9), 0.0).astype(np.float32)
+
+
 def _edge_weights(
     queries: np.ndarray, centred: np.ndarray, neighbour_rows: np.ndarray,
     query_features: np.ndarray | None = None, features: np.ndarray | None = None,
+    embedding_cos: np.ndarray | None = None,
 ) -> np.ndarray:
     """``max(cos, 0)^GRAPH_POWER`` between each centred query and its candidate rows of
     ``centred``; with ``query_features`` and ``features`` (the second view of the queries and of
-    ``centred``'s rows) the cosine is the mixed one."""
+    ``centred``'s rows) the cosine is the mixed one. ``embedding_cos``: the centred cosines
+    already known (:func:`_centred_cosines`), so only the second view is gathered."""
     out = np.empty(neighbour_rows.shape, dtype=np.float32)
-    for start in range(0, len(neighbour_rows), 20_000):
-        rows = neighbour_rows[start : start + 20_000]
+    gathered = (0 if embedding_cos is not None else centred.shape[1]) + (features.shape[1] if features is not None else 0)
+    step = _rows_per_block(neighbour_rows.shape[1], max(gathered, 1))
+    for start in range(0, len(neighbour_rows), step):
+        rows = neighbour_rows[start : start + step]
         targets = np.clip(rows, 0, None)
-        cos = np.einsum("id,ijd->ij", queries[start : start + len(rows)], centred[targets])
+        if embedding_cos is not None:
+            cos = embedding_cos[start : start + len(rows)]
+        else:
+            cos = np.einsum("id,ijd->ij", queries[start : start + len(rows)], centred[targets])
         if features is not None and query_features is not None:
             cos = (1.0 - FEATURE_WEIGHT) * cos + FEATURE_WEIGHT * np.einsum(
                 "id,ijd->ij", query_features[start : start + len(rows)], features[targets])
         out[start : start + len(rows)] = np.maximum(cos, 0.0) ** GRAPH_POWER
     out[neighbour_rows < 0] = 0.0  # an index returns -1 when it found fewer neighbours
     return out
+
+
+#: Bytes of gathered candidate vectors held at once while edges are weighed (bounds memory: at
+#: 31 candidates a block of 20,000 rows of 384 + 256 floats would be 1.6 GB).
+_GATHER_BUDGET = 256 * 1024 * 1024
+
+
+def _rows_per_block(candidates: int, dims: int) -> int:
+    """Rows whose ``candidates`` gathered vectors of ``dims`` floats fit :data:`_GATHER_BUDGET`."""
+    return max(1, min(20_000, _GATHER_BUDGET // max(4 * candidates * dims, 1)))
 
 
 def _symmetric(n: int, neighbour_rows: np.ndarray, weights: np.ndarray, k: int) -> sp.csr_matrix:
@@ -187,8 +233,9 @@ def extend_graph(
     own = np.arange(n_old, n)
     queries = centre_vectors(vectors[own], graph.centre)
     weights = np.zeros(new_neighbours.shape, dtype=np.float32)
-    for start in range(0, len(own), 20_000):
-        rows = new_neighbours[start : start + 20_000]
+    step = _rows_per_block(new_neighbours.shape[1], vectors.shape[1] + (features.shape[1] if features is not None else 0))
+    for start in range(0, len(own), step):
+        rows = new_neighbours[start : start + step]
         flat = np.clip(rows, 0, None).ravel()
         targets = centre_vectors(vectors[flat], graph.centre).reshape(*rows.shape, -1)
         cos = np.einsum("id,ijd->ij", queries[start : start + len(rows)], targets)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -96,6 +97,14 @@ class VectorIndex:
         self._knn_rows = np.zeros((0, 0), dtype=np.int32)
         self._knn_sims = np.zeros((0, 0), dtype=np.float32)
         self._lock = threading.RLock()
+        # What each file of the folder the index was last loaded from or saved to holds, so that a
+        # save rewrites only what changed (a stamp-only save writes the manifest alone; at a
+        # million items the vectors and the graph are 3.3 GB): file name -> (the array's digest,
+        # or the graph's change count, and the file's inode, size and mtime when it was written or
+        # checked). The graph's change count goes up whenever the graph is replaced or added to.
+        self._files_in: Path | None = None
+        self._files: dict[str, tuple[object, tuple[int, int, int]]] = {}
+        self._graph_changes = 0
         #: What the owner says these rows were indexed from (saved in the manifest, given back by
         #: :meth:`load`; not checked here): the workspace keeps its catalog's fingerprint in it.
         self.stamp = ""
@@ -123,6 +132,7 @@ class VectorIndex:
     @_hnsw.setter
     def _hnsw(self, graph: object | None) -> None:
         self._graph, self._graph_file = graph, None
+        self._graph_changes += 1
 
     @_locked
     def load_graph(self) -> str:
@@ -140,6 +150,7 @@ class VectorIndex:
                 hnsw = _new_hnsw(self.dim)
                 _add_in_chunks(hnsw, self.vectors, None)
             self.graph_notice = f"the saved neighbour graph was not used ({why}); it was rebuilt"
+            self._graph_changes += 1
         self._graph = hnsw
         return why
 
@@ -173,6 +184,7 @@ class VectorIndex:
                 _add_in_chunks(self._hnsw, self.vectors, progress)
             else:
                 _add_in_chunks(self._hnsw, vectors, progress)
+                self._graph_changes += 1
         else:
             self._hnsw = None
 
@@ -224,6 +236,7 @@ class VectorIndex:
             if large and len(self) > EXACT_MAX_ITEMS:
                 self._hnsw = _new_hnsw(self.dim)
                 self._hnsw.add(self.vectors)  # type: ignore[attr-defined]
+                self._graph_changes += 1
         return removed
 
     def row_of(self, item_id: str) -> int | None:
@@ -261,6 +274,11 @@ class VectorIndex:
         """Rows whose neighbours :meth:`neighbour_table` has searched and kept."""
         return len(self._knn_rows)
 
+    @property
+    def table_width(self) -> int:
+        """Neighbours kept per row by :meth:`neighbour_table` (0 before any search)."""
+        return self._knn_rows.shape[1] if len(self._knn_rows) else 0
+
     @_locked
     def neighbour_table(
         self, k: int, rows: np.ndarray | None = None, progress: Callable[[int, int], None] | None = None
@@ -275,9 +293,17 @@ class VectorIndex:
         their last kept neighbour, and a list that held a retired row is searched again. With
         exact search the table then equals a rebuilt index's (ties aside); with HNSW, new rows
         enter the lists of the rows they found (the reverse search would cost a full pass).
+
+        A kept table narrower than ``k`` (an index saved when the graph took 11 candidates, not
+        :data:`~coldrec.graph.GRAPH_CANDIDATES`) is widened here: every row is searched again
+        (its first ``k`` can only come from a search); the vectors and the HNSW graph are kept.
+        The workspace does it once, when it loads such an index, and saves it
+        (:meth:`~coldrec.services.vectors.VectorService.item_index`).
         """
         n = len(self.alive)
         if self._knn_rows.shape[1] < k and len(self._knn_rows):
+            logging.getLogger("coldrec").info("the kept neighbour table has %d columns, %d are wanted: searching every"
+                                              " row again", self._knn_rows.shape[1], k)
             self._knn_rows, self._knn_sims = np.zeros((0, 0), dtype=np.int32), np.zeros((0, 0), dtype=np.float32)
         done = len(self._knn_rows)
         if done < n:
@@ -386,30 +412,56 @@ class VectorIndex:
         """Write the index to ``folder`` (ids, hashes, vectors; the HNSW graph when there is one).
 
         The manifest, written last, holds ``binding`` (the database it belongs to) and a digest of
-        every file but the graph's, so :meth:`load` takes nothing from another workspace or a
-        half-written or altered folder."""
+        every array file, so :meth:`load` takes nothing from another workspace or a half-written
+        or altered folder. Only what changed since the index was loaded from or saved to this
+        folder is written: a file whose array has the same digest, or a graph not changed since,
+        is kept when the file is still the one written or checked then (same inode, size and
+        mtime); so a save after only the stamp moved writes the manifest alone. Each file is
+        written to a temporary name and renamed; the manifest is removed first when any other
+        file is rewritten (the folder is no index until the new manifest is in place)."""
         import faiss
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "manifest.json").unlink(missing_ok=True)  # the folder is not a valid index until the end
-        for name, array in (("vectors", self.vectors), ("alive", self.alive), ("knn_rows", self._knn_rows),
-                            ("knn_sims", self._knn_sims)):
-            tmp = folder / f"{name}.npy.tmp"
-            with open(tmp, "wb") as fh:
-                np.save(fh, array)
-            tmp.replace(folder / f"{name}.npy")
-        if self._graph_file is not None and self._graph_file == folder / "hnsw.faiss":
-            pass  # not read since it was loaded from here, so not changed: the file is the graph
-        elif self._hnsw is not None:
-            faiss.write_index(self._hnsw, str(folder / "hnsw.faiss.tmp"))
-            (folder / "hnsw.faiss.tmp").replace(folder / "hnsw.faiss")
+        here = folder.resolve()
+        known = self._files if self._files_in == here else {}
+        digests = _part_digests(self)
+
+        def kept(name: str, mark: object) -> bool:
+            return name in known and known[name] == (mark, _signature(folder / name))
+
+        arrays = {"vectors.npy": self.vectors, "alive.npy": self.alive, "knn_rows.npy": self._knn_rows,
+                  "knn_sims.npy": self._knn_sims}
+        stale = [name for name in arrays if not kept(name, digests[name])]
+        graph_here = self._graph_file is not None and self._graph_file == folder / "hnsw.faiss"
+        graph = None if graph_here else self._hnsw  # a graph deferred from another folder is read now
+        if graph_here:
+            write_graph = False  # not read since it was loaded from here, so not changed: the file is the graph
+        elif graph is not None:
+            write_graph = not kept("hnsw.faiss", self._graph_changes)
         else:
+            write_graph = (folder / "hnsw.faiss").exists()  # an exact index: no graph file
+        files = dict(known) if known else {}
+        if stale or write_graph:
+            (folder / "manifest.json").unlink(missing_ok=True)  # the folder is not a valid index until the end
+        for name in stale:
+            tmp = folder / f"{name}.tmp"
+            with open(tmp, "wb") as fh:
+                np.save(fh, arrays[name])
+            tmp.replace(folder / name)
+            files[name] = (digests[name], _signature(folder / name))
+        if write_graph and graph is not None:
+            faiss.write_index(graph, str(folder / "hnsw.faiss.tmp"))
+            (folder / "hnsw.faiss.tmp").replace(folder / "hnsw.faiss")
+            files["hnsw.faiss"] = (self._graph_changes, _signature(folder / "hnsw.faiss"))
+        elif write_graph:
             (folder / "hnsw.faiss").unlink(missing_ok=True)
+            files.pop("hnsw.faiss", None)
         manifest = {"dim": self.dim, "ids": self.ids, "hashes": self.hashes, "rows": len(self.ids),
-                    "binding": binding, "stamp": self.stamp, "digest": _digest(self)}
+                    "binding": binding, "stamp": self.stamp, "digests": digests}
         (folder / "manifest.json.tmp").write_text(json.dumps(manifest))
         (folder / "manifest.json.tmp").replace(folder / "manifest.json")
+        self._files_in, self._files = here, files
 
     @classmethod
     def load(cls, folder: str | Path, binding: str | None = None) -> "VectorIndex | None":
@@ -432,6 +484,7 @@ class VectorIndex:
                 return None, "the manifest is not an index manifest"
             # Mapped, not read (a million rows are 1.5 GB): pages load as rows are used, and the
             # mapping is copy-on-write, so nothing done to the arrays in memory reaches the file.
+            signatures = {name: _signature(folder / name) for name in _ARRAY_FILES}  # before reading: see save
             vectors = np.load(folder / "vectors.npy", mmap_mode="c", allow_pickle=False)
             alive = np.load(folder / "alive.npy", allow_pickle=False)
             knn_rows = np.load(folder / "knn_rows.npy", mmap_mode="c", allow_pickle=False)
@@ -460,12 +513,16 @@ class VectorIndex:
         graph_file = folder / "hnsw.faiss"
         # The digest reads every byte (1.6 GB at a million items): in a thread (hashlib releases
         # the GIL) while the checks below run. The graph file is not read here (see load_graph).
+        # A manifest written before the save kept unchanged files holds one digest over everything
+        # ("digest"): still read, and its next save rewrites every file once.
+        parts = manifest.get("digests")
         with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(_digest, index)
+            digest = pool.submit(_part_digests if isinstance(parts, dict) else _legacy_digest, index)
             finite = _finite(index.vectors)
             in_range = not len(knn_rows) or (int(knn_rows.min()) >= -1 and int(knn_rows.max()) < rows)
             index._row_of = {item_id: row for row, item_id in enumerate(index.ids) if index.alive[row]}
-            if manifest.get("digest") != digest.result():
+            expected = parts if isinstance(parts, dict) else manifest.get("digest")
+            if expected != digest.result():
                 return None, "its files do not match its manifest (changed, or mixed from another index)"
         if not finite:
             return None, "it holds vectors that are not numbers"
@@ -473,6 +530,11 @@ class VectorIndex:
             return None, "its neighbour table names rows that do not exist"
         if graph_file.exists() or len(index) > EXACT_MAX_ITEMS:
             index._graph_file = graph_file
+        if isinstance(parts, dict):  # checked: what each file holds, for the next save here
+            index._files_in = folder.resolve()
+            index._files = {name: (parts[name], signatures[name]) for name in _ARRAY_FILES}
+            if graph_file.exists():  # checked when it is read (load_graph); a bad one is rebuilt, which counts as a change
+                index._files["hnsw.faiss"] = (index._graph_changes, _signature(graph_file))
         return index, ""
 
 
@@ -482,16 +544,44 @@ def _finite(vectors: np.ndarray) -> bool:
     return all(bool(np.isfinite(vectors[start : start + step]).all()) for start in range(0, len(vectors), step))
 
 
-def _digest(index: VectorIndex) -> str:
-    """A digest of an index's ids, text hashes, vectors, live rows and neighbour table."""
+#: The index's array files, each with its own digest in the manifest.
+_ARRAY_FILES = ("vectors.npy", "alive.npy", "knn_rows.npy", "knn_sims.npy")
+
+
+def _part_digests(index: VectorIndex) -> dict[str, str]:
+    """A digest of each array file's array (shape and bytes). The ids and text hashes are in the
+    manifest itself, beside these digests, so the files are bound to them."""
     import hashlib
 
-    digest = hashlib.sha256()  # the fastest here: 1.6 GB/s against blake2b's 0.9 (SHA extensions)
+    out = {}
+    for name, array in zip(_ARRAY_FILES, (index.vectors, index.alive, index._knn_rows, index._knn_sims)):
+        digest = hashlib.sha256()  # the fastest here: 1.6 GB/s against blake2b's 0.9 (SHA extensions)
+        digest.update(f"{np.dtype(array.dtype).str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # the bytes, not a copy
+        out[name] = digest.hexdigest()
+    return out
+
+
+def _legacy_digest(index: VectorIndex) -> str:
+    """The one digest a manifest held before :func:`_part_digests` (ids, text hashes, every array)."""
+    import hashlib
+
+    digest = hashlib.sha256()
     digest.update(json.dumps([index.dim, index.ids, index.hashes]).encode("utf-8", "surrogatepass"))
     for array in (index.vectors, index.alive, index._knn_rows, index._knn_sims):
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # the bytes, not a copy
     return digest.hexdigest()
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    """Which file is at ``path`` now (inode, size, modification time; zeros when there is none): a
+    file replaced or written to since has another."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _load_hnsw(path: Path, index: VectorIndex) -> "tuple[object | None, str]":

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .estimator import MIN_LABELS_TO_CALIBRATE, PRIOR_SCALE, PROMPT_WEIGHT, ColdStartClassifier
-from .graph import ALPHA, FEATURE_WEIGHT, GRAPH_K, GRAPH_POWER, TOLERANCE
+from .graph import ALPHA, FEATURE_WEIGHT, GRAPH_CANDIDATES, GRAPH_K, GRAPH_POWER, TOLERANCE
 from . import text_features
 from .neighbours import VectorIndex
 
@@ -72,7 +72,7 @@ class StateKey:
         topics = (bool(char_topics), FEATURE_WEIGHT, text_features.MAX_FIT_TEXTS, text_features.MAX_NGRAMS,
                   text_features.MAX_DIMS, text_features.NGRAM_RANGE, text_features.MIN_DF)
         estimator = repr((bool(transductive), float(alpha), GRAPH_K, GRAPH_POWER, TOLERANCE, PRIOR_SCALE, PROMPT_WEIGHT,
-                          MIN_LABELS_TO_CALIBRATE, topics))
+                          MIN_LABELS_TO_CALIBRATE, topics, GRAPH_CANDIDATES))
         return cls(binding, model, int(dim), items_digest(index, rows), int(rows), int(label_version),
                    _digest(categories), _digest(estimator))
 

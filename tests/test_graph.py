@@ -157,3 +157,78 @@ def test_extending_a_mixed_graph_equals_building_it():
     grown = extend_graph(old, x, nb, k=11, features=features)
     full = build_graph(x, k=11, centre=old.centre, features=features)
     np.testing.assert_allclose(grown.weights.toarray(), full.weights.toarray(), atol=1e-5)
+
+
+def _planted(n: int = 60, planted_rank: int = 20) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Items whose cosine to item 0 is set exactly (0.95 down to 0.55 for items 1 to 30, about 0
+    beyond) and whose features are one-hot and distinct, except the planted item's, which equals
+    item 0's. The planted item is item 0's ``planted_rank``-th embedding neighbour (outside the
+    11 an index kept before, inside 31), and the best edge by the mixed similarity. Twelve decoys
+    close to the planted item (cosine about 0.9, and 0.3 to item 0) fill its own 11 nearest, so
+    without the wide table neither end of the planted edge finds the other."""
+    rng = np.random.default_rng(7)
+    dim = 16
+    cos = np.concatenate([[1.0], np.linspace(0.95, 0.55, 30), np.zeros(n - 31)])
+    rest = rng.standard_normal((n, dim - 1))
+    rest /= np.linalg.norm(rest, axis=1, keepdims=True)
+    x = np.hstack([cos[:, None], np.sqrt(1 - cos[:, None] ** 2) * rest]).astype(np.float32)
+    x[31:] = unit_rows(rng, n - 31, dim)  # unrelated items
+    x[31:, 0] = 0.0
+    x[31:] /= np.linalg.norm(x[31:], axis=1, keepdims=True)
+    decoys = np.arange(31, 43)
+    x[decoys] = 0.3 * np.eye(dim, dtype=np.float32)[0] + 0.95 * np.hstack([[0.0], rest[planted_rank]])
+    x[decoys] += 0.02 * rng.standard_normal((len(decoys), dim)).astype(np.float32)
+    x[decoys] /= np.linalg.norm(x[decoys], axis=1, keepdims=True)
+    features = np.eye(n, dtype=np.float32)
+    features[planted_rank] = features[0]
+    return x, features, planted_rank, float(cos[planted_rank])
+
+
+def test_the_wide_candidate_table_lets_the_mixed_similarity_find_a_planted_neighbour():
+    from coldrec.graph import FEATURE_WEIGHT, GRAPH_CANDIDATES, GRAPH_K, GRAPH_POWER
+    from coldrec.neighbours import VectorIndex
+
+    assert GRAPH_CANDIDATES == 3 * GRAPH_K + 1
+    x, features, planted, planted_cos = _planted()
+    index = VectorIndex.build([str(i) for i in range(len(x))], x)
+    centre = np.zeros(x.shape[1], dtype=np.float32)  # cosines as planted (no centring)
+    narrow = build_graph(x, neighbours=index.neighbour_table(GRAPH_K + 1), centre=centre, features=features)
+    wide = build_graph(x, neighbours=index.neighbour_table(GRAPH_CANDIDATES), centre=centre, features=features)
+    assert narrow.weights[0, planted] == 0  # outside the 11 embedding neighbours: never a candidate
+    expected = ((1 - FEATURE_WEIGHT) * planted_cos + FEATURE_WEIGHT * 1.0) ** GRAPH_POWER
+    assert wide.weights[0, planted] == pytest.approx(expected, rel=1e-5)
+    # Item 0 keeps GRAPH_K edges of its own: the planted one and its 9 nearest by embedding.
+    own = np.argsort(-wide.weights[0].toarray().ravel(), kind="stable")[:GRAPH_K]
+    assert set(own.tolist()) == {planted, *range(1, GRAPH_K)}
+    exact = build_graph(x, centre=centre, features=features)  # the exact search on the mixed similarity
+    np.testing.assert_allclose(wide.weights[0].toarray(), exact.weights[0].toarray(), atol=1e-6)
+
+
+def test_a_large_workspace_graph_and_an_upload_take_the_wide_candidates(monkeypatch):
+    """The estimator's real large-workspace path (faiss HNSW index, graph from its kept table) and
+    an upload extending it both see the planted neighbour."""
+    from coldrec import estimator as estimator_module
+    from coldrec import neighbours as nb_module
+    from coldrec.estimator import ColdStartClassifier
+    from coldrec.graph import extend_graph
+    from coldrec.neighbours import VectorIndex
+
+    monkeypatch.setattr(nb_module, "EXACT_MAX_ITEMS", 0)
+    monkeypatch.setattr(estimator_module, "EXACT_MAX_ITEMS", 0)
+    x, features, planted, _ = _planted()
+    centre = np.zeros(x.shape[1], dtype=np.float32)
+    index = VectorIndex.build([str(i) for i in range(len(x))], x)
+    assert index.kind == "faiss-hnsw"
+    graph = ColdStartClassifier()._graph(x, index, centre, features)
+    assert graph.weights[0, planted] > 0
+    # An upload: item 0 arrives last (the old graph lacks it); its edges come from the same table width.
+    order = np.r_[1 : len(x), 0]
+    x2, f2 = x[order], features[order]
+    grown_index = VectorIndex.build([str(i) for i in order[:-1]], x2[:-1])
+    old = ColdStartClassifier()._graph(x2[:-1], grown_index, centre, f2[:-1])
+    grown_index.update(["0"], x2[-1:])
+    new_row = len(x) - 1
+    nb, _ = grown_index.neighbour_table(estimator_module.GRAPH_CANDIDATES, rows=np.array([new_row]))
+    assert nb.shape[1] == 31
+    grown = extend_graph(old, x2, nb, features=f2)
+    assert grown.weights[new_row, planted - 1] > 0  # the planted item is row planted - 1 after the reorder

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coldrec.neighbours import VectorIndex, _digest
+from coldrec.neighbours import VectorIndex, _part_digests
 
 QUERIES = pd.DataFrame({"item_id": ["Q1", "Q2", "Q3"], "title": ["steel pan for cooking", "leather boot", "dog food"],
                         "description": ""})
@@ -55,7 +55,7 @@ def _forge_digest(folder):
     fake.ids, fake.hashes = manifest["ids"], manifest["hashes"]
     fake.vectors, fake.alive = np.load(folder / "vectors.npy"), np.load(folder / "alive.npy")
     fake._knn_rows, fake._knn_sims = np.load(folder / "knn_rows.npy"), np.load(folder / "knn_sims.npy")
-    _rewrite_manifest(folder, digest=_digest(fake))
+    _rewrite_manifest(folder, digests=_part_digests(fake))
 
 
 def _wrong_dimension(folder):

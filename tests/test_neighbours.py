@@ -279,3 +279,130 @@ def test_searches_while_rows_are_added_see_a_consistent_index():
     for thread in threads:
         thread.join()
     assert not errors, errors
+
+
+def test_an_index_saved_with_the_older_narrow_table_is_widened_once_and_saved(tmp_path, monkeypatch):
+    """An index saved when the graph took GRAPH_K + 1 candidates keeps working: the first ask for
+    GRAPH_CANDIDATES searches every row again (the vectors and the HNSW graph are kept), equal to
+    a fresh index's table; saved, the next load has the wide table and searches nothing."""
+    import coldrec.neighbours as nb_module
+    from coldrec.graph import GRAPH_CANDIDATES, GRAPH_K
+
+    monkeypatch.setattr(nb_module, "EXACT_MAX_ITEMS", 50)  # the large-workspace path: HNSW
+    rng = np.random.default_rng(8)
+    vectors = _unit(rng, 400)
+    ids = [f"i{i}" for i in range(400)]
+    old = VectorIndex.build(ids, vectors)
+    old.neighbour_table(GRAPH_K + 1)
+    old.save(tmp_path / "ix")
+    loaded = VectorIndex.load(tmp_path / "ix")
+    assert loaded is not None and loaded.kind == "faiss-hnsw" and loaded._knn_rows.shape[1] == GRAPH_K + 1
+    rows, _ = loaded.neighbour_table(GRAPH_CANDIDATES)
+    assert rows.shape == (400, GRAPH_CANDIDATES) and loaded._knn_rows.shape[1] == GRAPH_CANDIDATES
+    fresh = VectorIndex.build(ids, vectors)
+    fresh_rows, _ = fresh.neighbour_table(GRAPH_CANDIDATES)
+    assert float(np.mean(rows == fresh_rows)) > 0.95  # HNSW: the same search up to its recall
+    narrow, _ = loaded.neighbour_table(GRAPH_K + 1)  # a narrower ask reads the wide table's first columns
+    assert (narrow == rows[:, : GRAPH_K + 1]).all()
+    loaded.save(tmp_path / "ix")
+    again = VectorIndex.load(tmp_path / "ix")
+    assert again._knn_rows.shape[1] == GRAPH_CANDIDATES and again.neighbours_searched == 400
+    monkeypatch.setattr(again, "search_rows", lambda *a, **k: pytest.fail("searched again"))
+    again_rows, _ = again.neighbour_table(GRAPH_CANDIDATES)
+    assert (again_rows == rows).all()
+
+
+def test_rows_added_after_the_table_was_kept_get_the_same_width():
+    from coldrec.graph import GRAPH_CANDIDATES
+
+    rng = np.random.default_rng(9)
+    vectors = _unit(rng, 120)
+    index = VectorIndex.build([f"i{i}" for i in range(100)], vectors[:100])
+    index.neighbour_table(GRAPH_CANDIDATES)
+    index.update([f"i{i}" for i in range(100, 120)], vectors[100:])
+    rows, _ = index.neighbour_table(GRAPH_CANDIDATES, rows=np.arange(100, 120))
+    assert rows.shape == (20, GRAPH_CANDIDATES)
+    full_rows, _ = VectorIndex.build([f"i{i}" for i in range(120)], vectors).neighbour_table(GRAPH_CANDIDATES)
+    assert (index.neighbour_table(GRAPH_CANDIDATES)[0] == full_rows).all()  # exact search: equals a rebuild
+
+
+def _files(folder):
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def test_a_stamp_only_save_rewrites_only_the_manifest_and_still_loads_checked(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(nb_module, "EXACT_MAX_ITEMS", 50)  # with an HNSW graph file too
+    rng = np.random.default_rng(10)
+    index = VectorIndex.build([f"i{i}" for i in range(300)], _unit(rng, 300))
+    index.neighbour_table(5)
+    folder = tmp_path / "ix"
+    index.save(folder, binding="db")
+    before = _files(folder)
+    index.stamp = "catalog v2"
+    index.save(folder, binding="db")  # in the same process
+    after = _files(folder)
+    assert {n: after[n] for n in after if n != "manifest.json"} == {n: before[n] for n in before if n != "manifest.json"}
+    assert after["manifest.json"] != before["manifest.json"]
+    loaded, why = VectorIndex.load_checked(folder, binding="db")
+    assert why == "" and loaded.stamp == "catalog v2" and loaded.kind == "faiss-hnsw"
+    loaded.stamp = "catalog v3"
+    loaded.save(folder, binding="db")  # after a restart: the graph not even read
+    again = _files(folder)
+    assert {n: again[n] for n in again if n != "manifest.json"} == {n: before[n] for n in before if n != "manifest.json"}
+    reloaded = VectorIndex.load(folder, binding="db")
+    assert reloaded.stamp == "catalog v3" and reloaded.search(index.vectors[:3], k=3) == index.search(index.vectors[:3], k=3)
+    # what did change is written, and only that: a label-free re-search of the table leaves the vectors
+    reloaded.load_graph()
+    reloaded.update(["new"], _unit(rng, 1))
+    reloaded.neighbour_table(5)
+    reloaded.save(folder, binding="db")
+    grown = _files(folder)
+    assert grown["vectors.npy"] != before["vectors.npy"] and grown["knn_rows.npy"] != before["knn_rows.npy"]
+    assert grown["hnsw.faiss"] != before["hnsw.faiss"]
+    assert VectorIndex.load(folder, binding="db").row_of("new") == 300
+    # the digest is still checked after a save that kept files: an altered vector file is refused
+    vectors = np.load(folder / "vectors.npy")
+    vectors[0] = -vectors[0]
+    np.save(folder / "vectors.npy", vectors)
+    assert VectorIndex.load_checked(folder, binding="db")[1].startswith("its files do not match its manifest")
+    assert "digests" in json.loads((folder / "manifest.json").read_text())
+
+
+def test_a_file_changed_behind_the_index_is_rewritten_even_when_its_array_is_the_same(tmp_path):
+    rng = np.random.default_rng(11)
+    index = VectorIndex.build([f"i{i}" for i in range(40)], _unit(rng, 40))
+    folder = tmp_path / "ix"
+    index.save(folder)
+    good = (folder / "vectors.npy").read_bytes()
+    (folder / "vectors.npy").write_bytes(good[: len(good) // 2])  # damaged on disk; the array in memory is right
+    index.stamp = "later"
+    index.save(folder)
+    assert (folder / "vectors.npy").read_bytes() == good
+    assert VectorIndex.load(folder) is not None
+
+
+def test_an_index_saved_with_the_older_single_digest_loads_and_its_next_save_rewrites_it(tmp_path):
+    import json
+
+    from coldrec.neighbours import _legacy_digest
+
+    rng = np.random.default_rng(12)
+    index = VectorIndex.build([f"i{i}" for i in range(40)], _unit(rng, 40))
+    folder = tmp_path / "ix"
+    index.save(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["digests"]
+    manifest["digest"] = _legacy_digest(index)  # as main wrote it before the per-file digests
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    loaded = VectorIndex.load(folder)
+    assert loaded is not None and loaded.ids == index.ids
+    before = _files(folder)
+    loaded.stamp = "moved"
+    loaded.save(folder)
+    assert _files(folder)["vectors.npy"] != before["vectors.npy"]  # not checked file by file: written once
+    assert "digests" in json.loads((folder / "manifest.json").read_text()) and VectorIndex.load(folder).stamp == "moved"
+    manifest["digest"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert VectorIndex.load(folder) is None  # a wrong legacy digest is refused

@@ -261,3 +261,19 @@ def test_labels_given_before_a_close_are_saved_with_the_refit_still_pending(work
     assert propagations == []  # loaded, not fitted again
     assert asked and asked[0][0] is True  # the full propagation the labels left is asked for again
     again.close()
+
+
+def test_a_state_fitted_on_the_older_narrower_candidate_table_is_refitted(workspace, monkeypatch, propagations, caplog):
+    """A large workspace's graph comes from the index's kept candidates: a state saved when they
+    were GRAPH_K + 1 (before the table was widened) is fitted on another graph, so it is not used."""
+    from coldrec.graph import GRAPH_K
+
+    wide = predictor_state.GRAPH_CANDIDATES
+    monkeypatch.setattr(predictor_state, "GRAPH_CANDIDATES", GRAPH_K + 1)  # what a state saved before carried
+    workspace.predictor.current_predictions()
+    monkeypatch.setattr(predictor_state, "GRAPH_CANDIDATES", wide)
+    propagations.clear()
+    with caplog.at_level(logging.INFO, logger="coldrec"), _restart(workspace) as again:
+        again.predictor.current_predictions()
+        assert propagations  # refitted, not restored
+        assert _loads(again)  # and the state saved now is the one the next start uses

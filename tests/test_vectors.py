@@ -95,3 +95,31 @@ def test_a_start_on_an_unchanged_catalog_takes_the_saved_hashes_and_an_edited_on
         _, vectors = again.vectors.item_vectors()
         expected = again.vectors.embed_items(again.catalog.items().iloc[[0]])
         np.testing.assert_allclose(vectors[0], expected[0], atol=1e-5)
+
+
+def test_an_index_saved_with_the_older_narrow_table_is_widened_once_at_the_start_and_saved(workspace, tiny_encoder,
+                                                                                           monkeypatch):
+    """A workspace prepared before the graph took GRAPH_CANDIDATES: its next start searches the kept
+    table again at the new width (vectors kept, nothing re-embedded) and saves it; the start after
+    that searches nothing, and the graph's fit takes the saved wide table."""
+    from coldrec.graph import GRAPH_CANDIDATES, GRAPH_K
+    from coldrec.neighbours import VectorIndex
+    from coldrec.store import Store
+    from coldrec.workspace import Workspace
+
+    index = workspace.vectors.item_index()
+    index.neighbour_table(GRAPH_K + 1)  # what `coldrec init` kept before
+    workspace.vectors.save_index(index)
+    folder = workspace.vectors.index_folder()
+    vectors_file = (folder / "vectors.npy").stat()
+    assert VectorIndex.load(folder).table_width == GRAPH_K + 1
+    path, settings = workspace.store.path, workspace.settings
+    workspace.close()
+    with Workspace(Store(path), tiny_encoder, settings) as again:
+        assert again.vectors.item_index().table_width == GRAPH_CANDIDATES
+    saved = VectorIndex.load(folder)
+    assert saved.table_width == GRAPH_CANDIDATES and saved.neighbours_searched == 12
+    assert (folder / "vectors.npy").stat().st_ino == vectors_file.st_ino  # only the table (and manifest) rewritten
+    monkeypatch.setattr(VectorIndex, "search_rows", lambda *a, **k: (_ for _ in ()).throw(AssertionError("searched")))
+    with Workspace(Store(path), tiny_encoder, settings) as third:
+        assert third.vectors.item_index().table_width == GRAPH_CANDIDATES

@@ -132,11 +132,30 @@ class VectorService:
             gone = set(index.ids) - set(ids) if len(index) != len(ids) or changed else set()
             changed += index.remove(sorted(gone)) if gone else 0
         changed += index.stamp != stamp
+        changed += self._widen_table(index, progress)
         index.stamp = stamp
         if changed:
             self.save_index(index)
         self._state.hold("item_index", (key, index))
         return index
+
+    @staticmethod
+    def _widen_table(index: VectorIndex, progress: ProgressFn | None) -> bool:
+        """Search again, once, the kept neighbour table of an index saved when the graph took
+        fewer candidates than :data:`~coldrec.graph.GRAPH_CANDIDATES` (11 before), so that the
+        wider table is saved with it. Done here, where the index is loaded, rather than left to
+        the first graph fit: a fit's save follows rows searched, not columns, and an upload after
+        a restart would otherwise search every row on the click. The vectors and the faiss graph
+        stay as they are. Returns whether it widened the table."""
+        from ..graph import GRAPH_CANDIDATES
+
+        if not 0 < index.table_width < GRAPH_CANDIDATES:
+            return False
+        logging.getLogger("coldrec").warning(
+            "the saved neighbour index keeps %d neighbours per item, the graph now takes %d: searching them once",
+            index.table_width, GRAPH_CANDIDATES)
+        index.neighbour_table(GRAPH_CANDIDATES, progress=progress)
+        return True
 
     def _index_mismatch(self, index: VectorIndex, items: pd.DataFrame, ids: list[str], hashes: list[str]) -> str:
         """Why a loaded index disagrees with the database ("" when it agrees): its dimension must
@@ -204,7 +223,7 @@ class VectorService:
         database, and store Explore's PCA map. ``coldrec init`` runs it (at a million items it is the nightly job's longest
         step), so the dashboard opens on a prepared workspace. ``progress(step, done, total)``.
         Returns ``{"items", "searched"}`` (items whose neighbours were searched now)."""
-        from ..graph import GRAPH_K
+        from ..graph import GRAPH_CANDIDATES
         from ..projection import stored_projection
 
         def step(name: str) -> ProgressFn | None:
@@ -213,7 +232,7 @@ class VectorService:
         items, vectors = self.item_vectors()
         index = self.item_index(progress=step("building the neighbour index"))
         before = index.neighbours_searched
-        index.neighbour_table(GRAPH_K + 1, progress=step("finding each item's neighbours"))
+        index.neighbour_table(GRAPH_CANDIDATES, progress=step("finding each item's neighbours"))
         if index.neighbours_searched > before:
             self.save_index(index)
         if len(items):  # Explore's map (PCA), stored in the database
