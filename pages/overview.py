@@ -28,9 +28,11 @@ with left:
         st.info("No new arrivals yet: upload a file of new products to see predictions, then label them.")
         ui.page_link("pages/upload.py", "Upload & predict", icon="📤")
     counts = explore.category_overview(ws)
-    if counts.empty:
-        n = ready["categories"]
-        st.caption(f"{n} {'category' if n == 1 else 'categories'}, no items yet.")
+    if counts.empty or not ready["uploaded_items"]:  # the chart counts new arrivals: none to draw yet
+        n, held = ready["categories"], ready["catalog_items"]
+        st.caption(f"{n:,} {'category' if n == 1 else 'categories'}, "
+                   + (f"{held:,} catalog items: the chart of new arrivals by predicted category comes with the first upload."
+                      if held else "no items yet."))
     else:
         st.subheader("New arrivals by predicted category", anchor=False)
         st.caption(

@@ -3,6 +3,7 @@ from an empty database to predictions, labels and a map using only the dashboard
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -262,3 +263,14 @@ def test_one_category_and_no_items_reads_one_category(empty_env):
     assert not at.exception, at.exception
     captions = [shown(c.value) for c in at.caption]
     assert "1 category, no items yet." in captions, captions
+
+
+def test_a_catalog_without_uploads_draws_no_chart_of_new_arrivals(empty_env):
+    ws = _ws()
+    ws.catalog.add_category("Garden Tools", "Spades, rakes and hoses", "")
+    ws.imports.import_catalog(pd.DataFrame({"id": ["G1", "G2"], "title": ["steel spade", "garden rake"],
+                                            "category": ["Garden Tools", ""]}), "c.csv")
+    at = _page("pages/overview.py")
+    assert not at.exception, at.exception
+    assert not any("New arrivals by predicted category" in shown(h.value) for h in at.subheader)
+    assert any(shown(c.value).startswith("1 category, 2 catalog items: the chart of new arrivals") for c in at.caption)
