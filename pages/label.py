@@ -66,6 +66,9 @@ def likely_mistakes() -> None:
     issues = issues[~issues["item_id"].isin(done)]
     if issues.empty:
         st.caption("No label looks wrong right now.")
+    else:
+        st.caption(f"{len(issues):,} label(s) disputed by both the model (without that label) and the nearest "
+                   f"labelled items, most suspect first" + (": the first 10 are shown." if len(issues) > 10 else "."))
     for row in issues.head(10).itertuples(index=False):
         a, b, c = st.columns([3, 2, 1], vertical_alignment="center")
         a.markdown(f"**{ui.md_escape(row.title)}** — labelled {ui.md_escape(row.given)}")

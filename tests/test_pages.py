@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -208,6 +209,19 @@ def test_large_workspaces_cross_validate_the_labels_only_when_asked(app_env, mon
     at = at.switch_page("pages/label.py").run()
     assert not at.exception, at.exception
     assert at.toggle(key="check-labels").value is False
+
+
+def test_likely_mistakes_say_how_many_there_are_and_show_the_first_ten(app_env, monkeypatch):
+    from coldrec import labelling
+
+    disputed = pd.DataFrame({"item_id": [f"i{n}" for n in range(12)], "title": [f"item {n}" for n in range(12)],
+                             "given": ["Cookware"] * 12, "suggested": ["Footwear"] * 12})
+    monkeypatch.setattr(labelling, "label_issues", lambda ws: disputed)
+    at = _page("pages/label.py")
+    assert not at.exception, at.exception
+    assert any(shown(c.value).startswith("12 label(s) disputed") and "first 10 are shown" in shown(c.value)
+               for c in at.caption)
+    assert sum(shown(b.label) == "Change to Footwear" for b in at.button) == 10
 
 
 #: What a page may not reach past the services for: the database, the cache, SQL and the model's libraries.
