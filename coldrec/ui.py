@@ -203,7 +203,8 @@ def prediction_detail(ws: Workspace, batch: PredictionBatch, row: int) -> None:
     levels = batch.levels_of(row)
     if len(levels) > 1:
         st.caption("By level: " + " › ".join(f"{md_escape(node.split(' > ')[-1])} {p:.0%}" for node, p in levels))
-    st.caption(f"Similarity to the category's name and description: {pred.prompt_similarity:.2f}")
+    # + 0.0 turns a -0.00 from rounding into 0.00
+    st.caption(f"Similarity to the category's name and description: {round(pred.prompt_similarity, 2) + 0.0:.2f}")
     if not pred.novel:
         st.plotly_chart(top3_bars(pred.top), width="stretch", config={"displayModeBar": False})
     shown_ids = [e[0] for e in pred.evidence] + [i for i, _ in batch.neighbours[row]]

@@ -135,7 +135,10 @@ a.metric("Device", enc.device)
 b.metric("Dimension", enc.dim)
 c.metric("Items embedded", f"{coverage['embedded']:,} / {coverage['items']:,}")
 d.metric("Cached vectors", f"{stats['cached_vectors']:,}")
-st.caption(f"Model {ui.md_escape(enc.name)} · pooling {getattr(enc, 'pooling', '?')} · max length {getattr(enc, 'max_length', '?')} tokens")
+# Only what this backend has: USE and the pair have no pooling or token limit to show.
+details = [f"pooling {enc.pooling}" if getattr(enc, "pooling", None) else "",
+           f"max length {enc.max_length} tokens" if getattr(enc, "max_length", None) else ""]
+st.caption(" · ".join([f"Model {ui.md_escape(enc.name)}", *filter(None, details)]))
 ui.model_choice(ws)
 st.dataframe(ws.vectors.embedding_counts(), hide_index=True)
 missing = coverage["items"] - coverage["embedded"]

@@ -211,6 +211,19 @@ def test_large_workspaces_cross_validate_the_labels_only_when_asked(app_env, mon
     assert at.toggle(key="check-labels").value is False
 
 
+def test_the_model_line_shows_only_what_the_backend_has(app_env, monkeypatch):
+    from coldrec import ui as ui_module
+
+    at = _page("pages/categories.py")
+    line = next(shown(c.value) for c in at.caption if shown(c.value).startswith("Model "))
+    assert "?" not in line
+    encoder = ui_module._open_workspace().encoder
+    monkeypatch.setattr(encoder, "pooling", None)  # a backend without pooling (USE)
+    at = at.run()
+    line = next(shown(c.value) for c in at.caption if shown(c.value).startswith("Model "))
+    assert "pooling" not in line and "?" not in line
+
+
 def test_likely_mistakes_say_how_many_there_are_and_show_the_first_ten(app_env, monkeypatch):
     from coldrec import labelling
 
