@@ -137,6 +137,10 @@ def _signed_in(browser, url: str, email: str, where: str):
 
 
 def _open(page, name: str, where: str) -> None:
+    # Each person is a page of one headless browser: the one not in front is throttled like a hidden
+    # tab (its connection lapsed while the others worked, about one run in three), so it comes to the
+    # front first, as a person's window would.
+    page.bring_to_front()
     page.locator('[data-testid="stSidebarNav"] a', has_text=re.compile(rf"{re.escape(name)}$")).click()
     expect(page.locator("h1", has_text=re.compile(rf"^{re.escape(name)}$")), f"no {name} page {where}").to_be_visible(
         timeout=60_000)
