@@ -221,7 +221,7 @@ def far_from_catalog(ws: Workspace) -> float | None:
     constant for every model: :data:`~coldrec.estimator.NOVEL_QUANTILE` of the catalog's own items
     are less similar than this to their nearest other catalog item, so a batch item below it is
     farther from the catalog than 95% of the catalog's items are from each other (a fixed 0.5
-    flagged 29 of the demo's 72 arrivals, confident ones among them; this rule flags 5). Measured on
+    flagged 29 of the demo's 72 arrivals, confident ones among them; this rule flags 6). Measured on
     a seeded sample of at most :data:`FAR_SAMPLE` catalog items through the item index; kept until
     the items or the model change. ``None`` with fewer than two catalog items."""
     from .estimator import NOVEL_QUANTILE
