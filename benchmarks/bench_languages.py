@@ -259,12 +259,11 @@ def _char_lsa(texts: list[str], dims: int = 256) -> object:
 def graph_words(args: argparse.Namespace) -> int:
     """Plain label propagation and the char-LSA graph beside the default, on four catalogues."""
     import numpy as np
-    from sklearn.metrics import f1_score
 
     from _harness import finish, result  # noqa: PLC0415
     from coldrec import language
     from coldrec.encoder import bundled_source, load_encoder
-    from coldrec.evaluate import _embed, _shared_graph, expected_calibration_error, load_labelled, make_splits, predictor_proba
+    from coldrec.evaluate import _embed, _shared_graph, load_labelled, make_splits, predictor_proba
     from coldrec.graph import distributions, propagate
     from coldrec.store import Store
 
@@ -312,17 +311,12 @@ def graph_words(args: argparse.Namespace) -> int:
                             break
                         proba, y = proba[split.test], data.labels[split.test]
                         pred = proba.argmax(axis=1)
-                        per_seed.append({"accuracy": float((pred == y).mean()),
-                                         "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro",
-                                                                    zero_division=0)),
-                                         "ece": expected_calibration_error(y, proba)})
+                        per_seed.append(_scores(y, pred, proba))
                     if not per_seed:
                         continue
                     row = {"data": name, "classes": len(data.classes), "items": len(data.texts), "encoder": choice,
                            "method": method, "shots": k,
-                           **{m: round(float(np.mean([r[m] for r in per_seed])), 4) for m in ("accuracy", "macro_f1", "ece")},
-                           "accuracy_std": round(float(np.std([r["accuracy"] for r in per_seed])), 4),
-                           "accuracy_per_seed": [round(r["accuracy"], 4) for r in per_seed]}
+                           **_summary(per_seed)}
                     record["rows"].append(row)  # type: ignore[union-attr]
                     print(f"{name:20} {method:52} k={k:<2} acc {row['accuracy']:.3f} ± {row['accuracy_std']:.3f}"
                           f"  F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}", file=sys.stderr, flush=True)
@@ -375,12 +369,11 @@ def text_view(args: argparse.Namespace) -> int:
     1 and 2 and Flipkart titles level 1 and 2, the protocol of ``evaluate`` (same splits, paired);
     plus how a large workspace builds it (embedding candidates re-weighted)."""
     import numpy as np
-    from sklearn.metrics import f1_score
 
     from _harness import finish, result  # noqa: PLC0415
     from coldrec import language
     from coldrec.encoder import bundled_source, load_encoder
-    from coldrec.evaluate import _embed, _shared_graph, expected_calibration_error, load_labelled, make_splits, predictor_proba
+    from coldrec.evaluate import _embed, _shared_graph, load_labelled, make_splits, predictor_proba
     from coldrec import graph as graph_module, text_features
     from coldrec.graph import GRAPH_K
     from coldrec.neighbours import VectorIndex
@@ -437,21 +430,37 @@ def text_view(args: argparse.Namespace) -> int:
                                                 shared=shared)
                         proba, y = proba[split.test], data.labels[split.test]
                         pred = proba.argmax(axis=1)
-                        per_seed.append({"accuracy": float((pred == y).mean()),
-                                         "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro",
-                                                                    zero_division=0)),
-                                         "ece": expected_calibration_error(y, proba)})
+                        per_seed.append(_scores(y, pred, proba))
                     row = {"data": name, "classes": len(data.classes), "items": len(data.texts), "encoder": choice,
                            "method": method, "shots": k, "graph_s": round(graph_s, 2),
-                           **{m: round(float(np.mean([r[m] for r in per_seed])), 4) for m in ("accuracy", "macro_f1", "ece")},
-                           "accuracy_std": round(float(np.std([r["accuracy"] for r in per_seed])), 4),
-                           "accuracy_per_seed": [round(r["accuracy"], 4) for r in per_seed]}
+                           **_summary(per_seed)}
                     record["rows"].append(row)  # type: ignore[union-attr]
                     print(f"{name:20} {method[:50]:50} k={k:<2} acc {row['accuracy']:.3f} ± {row['accuracy_std']:.3f}"
                           f"  F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}", file=sys.stderr, flush=True)
     cache.close()
     finish(record, OUT / f"languages_{args.out}_seeds{args.seeds}.json")
     return 0
+
+
+def _scores(y, pred, proba) -> dict[str, float]:  # noqa: ANN001 - numpy arrays (imported lazily here)
+    """One seed's accuracy, macro-F1 (over the classes in ``y``) and ECE."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from coldrec.evaluate import expected_calibration_error
+
+    return {"accuracy": float((pred == y).mean()),
+            "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro", zero_division=0)),
+            "ece": expected_calibration_error(y, proba)}
+
+
+def _summary(per_seed: list[dict[str, float]]) -> dict[str, object]:
+    """The mean of each figure over seeds, the accuracy's spread and every seed's accuracy (a result row's part)."""
+    import numpy as np
+
+    return {**{m: round(float(np.mean([r[m] for r in per_seed])), 4) for m in ("accuracy", "macro_f1", "ece")},
+            "accuracy_std": round(float(np.std([r["accuracy"] for r in per_seed])), 4),
+            "accuracy_per_seed": [round(r["accuracy"], 4) for r in per_seed]}
 
 
 def large_graph(args: argparse.Namespace) -> int:
@@ -461,12 +470,11 @@ def large_graph(args: argparse.Namespace) -> int:
     the exact search of a small workspace as the reference; same splits as ``evaluate``, 5 seeds.
     Also the share of each item's exact mixed-similarity 10 that is among its candidates."""
     import numpy as np
-    from sklearn.metrics import f1_score
 
     from _harness import finish, result  # noqa: PLC0415
     from coldrec import estimator as estimator_module, language, neighbours as neighbours_module
     from coldrec.encoder import bundled_source, load_encoder
-    from coldrec.evaluate import _embed, _shared_graph, expected_calibration_error, load_labelled, make_splits, predictor_proba
+    from coldrec.evaluate import _embed, _shared_graph, load_labelled, make_splits, predictor_proba
     from coldrec.graph import GRAPH_CANDIDATES, GRAPH_K, centre_vectors, mixed_vectors
     from coldrec.neighbours import top_k_cosine
     from coldrec.store import Store
@@ -530,15 +538,10 @@ def large_graph(args: argparse.Namespace) -> int:
                                                 shared=shared)
                         proba, y = proba[split.test], data.labels[split.test]
                         pred = proba.argmax(axis=1)
-                        per_seed.append({"accuracy": float((pred == y).mean()),
-                                         "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro",
-                                                                    zero_division=0)),
-                                         "ece": expected_calibration_error(y, proba)})
+                        per_seed.append(_scores(y, pred, proba))
                     row = {"data": name, "classes": len(data.classes), "items": len(data.texts), "encoder": choice,
                            "method": method, "shots": k, "graph_s": round(graph_s, 2),
-                           **{m: round(float(np.mean([r[m] for r in per_seed])), 4) for m in ("accuracy", "macro_f1", "ece")},
-                           "accuracy_std": round(float(np.std([r["accuracy"] for r in per_seed])), 4),
-                           "accuracy_per_seed": [round(r["accuracy"], 4) for r in per_seed]}
+                           **_summary(per_seed)}
                     record["rows"].append(row)  # type: ignore[union-attr]
                     print(f"{name:20} {method[:50]:50} k={k:<2} acc {row['accuracy']:.3f} ± {row['accuracy_std']:.3f}"
                           f"  F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}", file=sys.stderr, flush=True)
@@ -659,13 +662,13 @@ def e5_graph(args: argparse.Namespace) -> int:
     encoder (prior and graph, with the shipped text view); JD level 1 and 2, the splits of
     ``evaluate``; per-seed accuracies and, at k = 8 on level 1, the confusion matrices."""
     import numpy as np
-    from sklearn.metrics import confusion_matrix, f1_score
+    from sklearn.metrics import confusion_matrix
 
     from _harness import finish, result  # noqa: PLC0415
     from coldrec import estimator, language
     from coldrec.classify import category_prompt
     from coldrec.encoder import bundled_source, load_encoder
-    from coldrec.evaluate import _embed, _shared_graph, expected_calibration_error, load_labelled, make_splits, predictor_proba
+    from coldrec.evaluate import _embed, _shared_graph, load_labelled, make_splits, predictor_proba
     from coldrec.store import Store
     from coldrec.text_features import CharTopics
 
@@ -736,17 +739,12 @@ def e5_graph(args: argparse.Namespace) -> int:
                         proba, y = proba[split.test], data.labels[split.test]
                         pred = proba.argmax(axis=1)
                         confusion += confusion_matrix(y, pred, labels=np.arange(len(data.classes)))
-                        per_seed.append({"accuracy": float((pred == y).mean()),
-                                         "macro_f1": float(f1_score(y, pred, labels=np.unique(y), average="macro",
-                                                                    zero_division=0)),
-                                         "ece": expected_calibration_error(y, proba)})
+                        per_seed.append(_scores(y, pred, proba))
                     if k == 8 and level == "l1":
                         record["confusion_k8"][method] = {"classes": data.classes, "matrix": confusion.tolist()}  # type: ignore[index]
                     row = {"data": name, "classes": len(data.classes), "items": len(data.texts), "method": method,
                            "shots": k, "graph_s": round(graph_s, 2),
-                           **{m: round(float(np.mean([r[m] for r in per_seed])), 4) for m in ("accuracy", "macro_f1", "ece")},
-                           "accuracy_std": round(float(np.std([r["accuracy"] for r in per_seed])), 4),
-                           "accuracy_per_seed": [round(r["accuracy"], 4) for r in per_seed],
+                           **_summary(per_seed),
                            "ece_per_seed": [round(r["ece"], 4) for r in per_seed]}
                     record["rows"].append(row)  # type: ignore[union-attr]
                     print(f"{name:7} {method[:58]:58} k={k:<2} acc {row['accuracy']:.3f} ± {row['accuracy_std']:.3f}"
